@@ -1,0 +1,149 @@
+//! The stitched counts array and its NumPy `.npy` encoding.
+
+use std::io::{self, Write};
+
+use crate::geometry::TileId;
+use crate::params::RenderParams;
+
+/// The whole image's escape counts, row-major, row 0 = `ymin`: the notebook's
+/// stitched `image`, `image[row*P:(row+1)*P, col*P:(col+1)*P] = tile(row, col)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CountsImage {
+    width: usize,
+    height: usize,
+    data: Vec<u16>,
+}
+
+impl CountsImage {
+    /// A zeroed image sized for `params`.
+    pub fn for_params(params: &RenderParams) -> Self {
+        let side = params.image_side() as usize;
+        CountsImage::new(side, side)
+    }
+
+    pub fn new(width: usize, height: usize) -> Self {
+        CountsImage {
+            width,
+            height,
+            data: vec![0; width * height],
+        }
+    }
+
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    /// Row-major counts, row 0 = lowest imaginary part.
+    pub fn data(&self) -> &[u16] {
+        &self.data
+    }
+
+    /// One row of counts; row 0 = lowest imaginary part.
+    pub fn row(&self, y: usize) -> &[u16] {
+        &self.data[y * self.width..(y + 1) * self.width]
+    }
+
+    /// Copies one tile's counts (`P*P`, row-major) into place.
+    ///
+    /// # Panics
+    /// If the tile does not fit the image.
+    pub fn place_tile(&mut self, tile_pixels: usize, tile: TileId, counts: &[u16]) {
+        let p = tile_pixels;
+        assert_eq!(counts.len(), p * p, "tile has the wrong number of counts");
+        let (y0, x0) = (tile.row as usize * p, tile.col as usize * p);
+        assert!(
+            y0 + p <= self.height && x0 + p <= self.width,
+            "tile {tile} is outside the image"
+        );
+        for (r, src) in counts.chunks_exact(p).enumerate() {
+            let start = (y0 + r) * self.width + x0;
+            self.data[start..start + p].copy_from_slice(src);
+        }
+    }
+
+    /// Writes the array as NumPy `.npy` (format 1.0, `<u2`, C order, shape
+    /// `(height, width)`), loadable with `np.load`.
+    pub fn write_npy<W: Write>(&self, mut w: W) -> io::Result<()> {
+        w.write_all(&npy_header(self.height, self.width))?;
+        // Write in row chunks so a large image is not copied whole.
+        let mut buf = Vec::with_capacity(self.width * 2);
+        for y in 0..self.height {
+            buf.clear();
+            buf.extend(self.row(y).iter().flat_map(|c| c.to_le_bytes()));
+            w.write_all(&buf)?;
+        }
+        Ok(())
+    }
+
+    /// The `.npy` encoding as bytes.
+    pub fn to_npy(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(128 + self.data.len() * 2);
+        self.write_npy(&mut out)
+            .expect("writing to a Vec cannot fail");
+        out
+    }
+}
+
+/// The `.npy` 1.0 header for a little-endian u16 C-order 2-D array, padded
+/// with spaces and a newline so the data starts on a 64-byte boundary, as
+/// NumPy itself writes it.
+fn npy_header(rows: usize, cols: usize) -> Vec<u8> {
+    let dict = format!("{{'descr': '<u2', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    let unpadded = 10 + dict.len() + 1;
+    let total = unpadded.div_ceil(64) * 64;
+    let mut header = Vec::with_capacity(total);
+    header.extend_from_slice(b"\x93NUMPY\x01\x00");
+    header.extend_from_slice(&((total - 10) as u16).to_le_bytes());
+    header.extend_from_slice(dict.as_bytes());
+    header.resize(total - 1, b' ');
+    header.push(b'\n');
+    header
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tiles_land_where_the_notebook_puts_them() {
+        let mut img = CountsImage::new(4, 4);
+        img.place_tile(2, TileId::new(0, 1), &[1, 2, 3, 4]);
+        img.place_tile(2, TileId::new(1, 0), &[5, 6, 7, 8]);
+        assert_eq!(
+            img.data(),
+            &[0, 0, 1, 2, 0, 0, 3, 4, 5, 6, 0, 0, 7, 8, 0, 0]
+        );
+        assert_eq!(img.row(2), &[5, 6, 0, 0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "outside the image")]
+    fn out_of_range_tile_panics() {
+        CountsImage::new(2, 2).place_tile(2, TileId::new(1, 0), &[0; 4]);
+    }
+
+    #[test]
+    fn npy_layout() {
+        let mut img = CountsImage::new(3, 2);
+        img.place_tile(1, TileId::new(1, 2), &[0x0102]);
+        let npy = img.to_npy();
+        assert_eq!(&npy[..8], b"\x93NUMPY\x01\x00");
+        let hlen = u16::from_le_bytes([npy[8], npy[9]]) as usize;
+        assert_eq!((10 + hlen) % 64, 0);
+        let header = std::str::from_utf8(&npy[10..10 + hlen]).unwrap();
+        assert_eq!(
+            header.trim_end(),
+            "{'descr': '<u2', 'fortran_order': False, 'shape': (2, 3), }"
+        );
+        assert!(header.ends_with('\n'));
+        let data = &npy[10 + hlen..];
+        assert_eq!(data.len(), 12);
+        // Row 1, column 2 is the last element, little-endian.
+        assert_eq!(&data[10..], &[0x02, 0x01]);
+        assert!(data[..10].iter().all(|&b| b == 0));
+    }
+}

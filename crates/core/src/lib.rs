@@ -1,0 +1,32 @@
+//! # mandel-core
+//!
+//! The pure compute core of mandel: no I/O, no async, no clocks. Everything
+//! here is a function of [`RenderParams`], so a tile computed on a laptop, in
+//! a Lambda or in a test gives the same bytes.
+//!
+//! How the types relate:
+//!
+//! - [`RenderParams`] (with its [`Viewport`]) defines a job and validates
+//!   itself into a [`ParamError`] that names the field and the allowed range.
+//! - A job is a grid of [`TileId`]s; [`RenderParams::tile_axes`] gives a tile's
+//!   exact pixel coordinates (the notebook's `np.linspace`).
+//! - [`kernel::render_tile`] turns a tile into `P*P` escape counts; the
+//!   [`kernel::reference`] module is the scalar definition it must equal.
+//! - [`blob`] encodes a tile's counts as the stored bytes (little-endian u16).
+//! - [`CountsImage`] stitches tiles into the notebook's `image` array and
+//!   writes it as `.npy`.
+//! - [`Colormap`] and [`png::encode_png`] turn counts into the picture
+//!   (`log1p`, min–max normalised, `origin="lower"`).
+
+pub mod blob;
+pub mod colormap;
+pub mod counts;
+pub mod geometry;
+pub mod kernel;
+pub mod params;
+pub mod png;
+
+pub use colormap::{Colormap, UnknownColormap};
+pub use counts::CountsImage;
+pub use geometry::{TileAxes, TileId};
+pub use params::{ParamError, RenderParams, Viewport};

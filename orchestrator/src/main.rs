@@ -1,1 +1,101 @@
-fn main() {}
+//! `mandel-orchestrate`: validate a render, fan its tiles out to workers and
+//! write the stitched picture. With no `--bucket` everything runs embedded,
+//! in this process, on every core.
+
+mod cli;
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mandel_core::{CountsImage, png};
+use mandel_pipeline::{PipelineError, render_embedded, stitch::STORED_COLORMAP};
+
+use cli::{Cli, UsageError};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    // Everything the user typed is checked before any work or any write.
+    let request = match cli.request() {
+        Ok(r) => r,
+        Err(e) => return usage_error(&e),
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    match runtime.block_on(run(&request)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => match e.downcast_ref::<PipelineError>() {
+            Some(PipelineError::InvalidParams(p)) => usage_error(&UsageError::from(p.clone())),
+            _ => {
+                eprintln!("mandel-orchestrate: error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn usage_error(e: &UsageError) -> ExitCode {
+    eprintln!("mandel-orchestrate: error: {e}");
+    ExitCode::from(2)
+}
+
+async fn run(req: &cli::Request) -> Result<()> {
+    let started = Instant::now();
+    let bar = progress_bar(req.params.tile_count());
+    let render = render_embedded(&req.params, req.workers, |done| bar.set_position(done)).await?;
+    bar.finish_and_clear();
+
+    let png_bytes = if req.colormap == STORED_COLORMAP {
+        render.png
+    } else {
+        let counts = CountsImage::from_npy(&render.npy).context("reading back the counts")?;
+        png::encode_png(&counts, req.colormap).context("encoding the PNG")?
+    };
+    write(&req.out, &png_bytes)?;
+    if let Some(path) = &req.counts_out {
+        write(path, &render.npy)?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let m = &render.manifest;
+    println!(
+        "rendered {w}x{h} ({tiles} tiles, max_iter {mi}) with {workers} workers in {secs:.2} s: \
+         {mpx:.1} Mpixel/s, {gits:.2} G iterations/s; wrote {out}",
+        w = m.width,
+        h = m.height,
+        tiles = m.tiles,
+        mi = m.params.max_iter,
+        workers = req.workers,
+        mpx = (m.width * m.height) as f64 / secs / 1e6,
+        gits = m.iterations as f64 / secs / 1e9,
+        out = req.out.display(),
+    );
+    Ok(())
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+fn progress_bar(total: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    if std::io::stderr().is_terminal() {
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} tiles (ETA {eta})",
+            )
+            .expect("valid template"),
+        );
+    } else {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar
+}

@@ -88,6 +88,56 @@ impl CountsImage {
     }
 }
 
+/// A `.npy` file that is not what [`CountsImage::write_npy`] writes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a mandel counts .npy: {0}")]
+pub struct NpyError(pub String);
+
+impl CountsImage {
+    /// Reads back what [`write_npy`](Self::write_npy) wrote (format 1.0,
+    /// `<u2`, C order, 2-D); anything else is refused.
+    pub fn from_npy(bytes: &[u8]) -> Result<Self, NpyError> {
+        let err = |m: &str| NpyError(m.to_string());
+        if bytes.len() < 10 || &bytes[..8] != b"\x93NUMPY\x01\x00" {
+            return Err(err("missing the NPY 1.0 magic"));
+        }
+        let hlen = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        let header = bytes
+            .get(10..10 + hlen)
+            .ok_or_else(|| err("truncated header"))?;
+        let header = std::str::from_utf8(header).map_err(|_| err("header is not text"))?;
+        if !header.contains("'descr': '<u2'") || !header.contains("'fortran_order': False") {
+            return Err(err("only little-endian u16 in C order is supported"));
+        }
+        let shape = header
+            .split_once("'shape': (")
+            .and_then(|(_, rest)| rest.split_once(')'))
+            .ok_or_else(|| err("no shape"))?
+            .0;
+        let dims: Vec<usize> = shape
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.trim().parse().map_err(|_| err("bad shape")))
+            .collect::<Result<_, _>>()?;
+        let [height, width] = dims[..] else {
+            return Err(err("shape is not 2-D"));
+        };
+        let data = &bytes[10 + hlen..];
+        if data.len() != width * height * 2 {
+            return Err(err("data size does not match the shape"));
+        }
+        let data = data
+            .chunks_exact(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        Ok(CountsImage {
+            width,
+            height,
+            data,
+        })
+    }
+}
+
 /// The `.npy` 1.0 header for a little-endian u16 C-order 2-D array, padded
 /// with spaces and a newline so the data starts on a 64-byte boundary, as
 /// NumPy itself writes it.
@@ -145,5 +195,8 @@ mod tests {
         // Row 1, column 2 is the last element, little-endian.
         assert_eq!(&data[10..], &[0x02, 0x01]);
         assert!(data[..10].iter().all(|&b| b == 0));
+        assert_eq!(CountsImage::from_npy(&npy).unwrap(), img);
+        assert!(CountsImage::from_npy(&npy[..npy.len() - 1]).is_err());
+        assert!(CountsImage::from_npy(b"not an npy").is_err());
     }
 }

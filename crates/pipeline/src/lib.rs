@@ -1,1 +1,50 @@
-pub fn x() {}
+//! # mandel-pipeline
+//!
+//! The job protocol and the use cases that run it, over two small ports:
+//!
+//! - [`ObjectStore`] (S3 and stand-ins): get, put (overwrite or create-only),
+//!   head, list by prefix. Contract in [`store`].
+//! - [`Queue`] (SQS and stand-ins): send batch, receive batch, delete, with
+//!   at-least-once delivery. Contract in [`queue`].
+//!
+//! Adapters: [`MemoryStore`] and [`MemoryQueue`] (embedded mode, tests) and
+//! [`FsStore`] (a local folder). The S3 and SQS adapters live with the AWS
+//! code and satisfy the same conformance suite.
+//!
+//! The protocol ([`job`]): a [`JobId`] is a content hash of the
+//! [`RenderParams`](mandel_core::RenderParams); the params are written once
+//! to `jobs/<job>/params.json`; one [`TileMessage`] per tile goes on the tiles
+//! queue; each tile's blob is a keyed, deterministic write; the writer of the
+//! last tile sends a [`StitchMessage`]; the stitch publishes `result.json`
+//! last, create-only, so there is exactly one result.
+//!
+//! Use cases, as plain async functions over the ports: [`submit()`] and
+//! [`wait_for_result`] (the client), [`TileWorker`] (the worker),
+//! [`stitch()`] (the stitch function), [`poll()`] (the event-source
+//! mapping), and [`render_embedded`] which wires them all in one process.
+
+pub mod embedded;
+mod error;
+pub mod fs;
+pub mod job;
+pub mod memory;
+mod params_cache;
+pub mod poller;
+pub mod queue;
+pub mod stitch;
+pub mod store;
+pub mod submit;
+pub mod worker;
+
+pub use embedded::{EmbeddedRender, render_embedded};
+pub use error::PipelineError;
+pub use fs::FsStore;
+pub use job::{JobId, ResultManifest, StitchMessage, TileMessage, TileStat};
+pub use memory::{MemoryQueue, MemoryStore};
+pub use params_cache::{ParamsCache, load_params};
+pub use poller::{PollConfig, PollStats, poll};
+pub use queue::{Delivery, Queue, QueueError};
+pub use stitch::{StitchOutcome, stitch};
+pub use store::{Metadata, Object, ObjectMeta, ObjectStore, PutMode, PutOutcome, StoreError};
+pub use submit::{Submitted, submit, wait_for_result};
+pub use worker::{TileOutcome, TileWorker};

@@ -1,0 +1,205 @@
+//! The job protocol: ids, the bucket layout, and the messages.
+//!
+//! ```text
+//! jobs/<job>/params.json          RenderParams, written once (create-only)
+//! jobs/<job>/tiles/<row>-<col>.u16   one tile blob each; metadata: sha256, compute-us, worker
+//! jobs/<job>/image.png            the picture (default colormap)
+//! jobs/<job>/counts.npy           the stitched counts array
+//! jobs/<job>/result.json          ResultManifest, written last, create-only
+//! ```
+//!
+//! The job id is a hash of the params' canonical JSON, so the same render is
+//! the same job wherever and whenever it is submitted.
+
+use std::fmt;
+
+use mandel_core::{RenderParams, TileId};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// A job's id: lowercase letters, digits and `-`, at most 64 characters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct JobId(String);
+
+/// A job id that breaks the naming rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("job id must be 1 to 64 characters of [a-z0-9-], got {0:?}")]
+pub struct InvalidJobId(pub String);
+
+impl JobId {
+    /// The content-addressed id of a render: the first 20 hex digits of the
+    /// SHA-256 of the canonical params JSON.
+    pub fn for_params(params: &RenderParams) -> JobId {
+        JobId(hex(
+            &Sha256::digest(params.canonical_json().as_bytes())[..10]
+        ))
+    }
+
+    pub fn parse(s: &str) -> Result<JobId, InvalidJobId> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(JobId(s.to_string()))
+        } else {
+            Err(InvalidJobId(s.to_string()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn prefix(&self) -> String {
+        format!("jobs/{}/", self.0)
+    }
+
+    pub fn params_key(&self) -> String {
+        format!("{}params.json", self.prefix())
+    }
+
+    pub fn tiles_prefix(&self) -> String {
+        format!("{}tiles/", self.prefix())
+    }
+
+    pub fn tile_key(&self, tile: TileId) -> String {
+        format!("{}{}-{}.u16", self.tiles_prefix(), tile.row, tile.col)
+    }
+
+    /// The tile a key under [`tiles_prefix`](Self::tiles_prefix) names.
+    pub fn tile_of_key(&self, key: &str) -> Option<TileId> {
+        let name = key
+            .strip_prefix(&self.tiles_prefix())?
+            .strip_suffix(".u16")?;
+        let (row, col) = name.split_once('-')?;
+        Some(TileId::new(row.parse().ok()?, col.parse().ok()?))
+    }
+
+    pub fn image_key(&self) -> String {
+        format!("{}image.png", self.prefix())
+    }
+
+    pub fn counts_key(&self) -> String {
+        format!("{}counts.npy", self.prefix())
+    }
+
+    pub fn result_key(&self) -> String {
+        format!("{}result.json", self.prefix())
+    }
+}
+
+impl TryFrom<String> for JobId {
+    type Error = InvalidJobId;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        JobId::parse(&s)
+    }
+}
+
+impl From<JobId> for String {
+    fn from(id: JobId) -> String {
+        id.0
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// "Render this tile": one per tile on the tiles queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TileMessage {
+    pub job: JobId,
+    pub row: u32,
+    pub col: u32,
+}
+
+impl TileMessage {
+    pub fn tile(&self) -> TileId {
+        TileId::new(self.row, self.col)
+    }
+}
+
+/// "All tiles of this job are in": on the stitch queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StitchMessage {
+    pub job: JobId,
+}
+
+/// Per-tile facts recorded by the worker that wrote it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TileStat {
+    pub row: u32,
+    pub col: u32,
+    pub compute_us: u64,
+    pub worker: String,
+}
+
+/// `result.json`: published last, exactly once per job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ResultManifest {
+    pub job: JobId,
+    pub params: RenderParams,
+    pub width: u64,
+    pub height: u64,
+    pub tiles: u64,
+    pub image_key: String,
+    pub counts_key: String,
+    pub colormap: String,
+    /// Iterations a brute-force kernel would run for this image.
+    pub iterations: u64,
+    /// Sum of the workers' kernel times.
+    pub compute_us_total: u64,
+    pub stitch_us: u64,
+    pub tile_stats: Vec<TileStat>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_id_is_a_stable_content_hash() {
+        let a = JobId::for_params(&RenderParams::default());
+        assert_eq!(a.as_str().len(), 20);
+        assert_eq!(a, JobId::for_params(&RenderParams::default()));
+        let other = RenderParams {
+            max_iter: 100,
+            ..RenderParams::default()
+        };
+        assert_ne!(a, JobId::for_params(&other));
+    }
+
+    #[test]
+    fn keys_and_tile_names_round_trip() {
+        let job = JobId::parse("abc").unwrap();
+        assert_eq!(job.tile_key(TileId::new(3, 12)), "jobs/abc/tiles/3-12.u16");
+        assert_eq!(
+            job.tile_of_key("jobs/abc/tiles/3-12.u16"),
+            Some(TileId::new(3, 12))
+        );
+        assert_eq!(job.tile_of_key("jobs/abc/tiles/x.u16"), None);
+        assert_eq!(job.result_key(), "jobs/abc/result.json");
+    }
+
+    #[test]
+    fn bad_ids_and_messages_are_refused() {
+        assert!(JobId::parse("").is_err());
+        assert!(JobId::parse("../x").is_err());
+        assert!(JobId::parse("ABC").is_err());
+        assert!(serde_json::from_str::<TileMessage>(r#"{"job":"a/b","row":0,"col":0}"#).is_err());
+        assert!(serde_json::from_str::<TileMessage>(r#"{"job":"a","row":-1,"col":0}"#).is_err());
+        assert!(serde_json::from_str::<TileMessage>(r#"{"job":"a","row":0}"#).is_err());
+        let m: TileMessage = serde_json::from_str(r#"{"job":"a","row":1,"col":2}"#).unwrap();
+        assert_eq!(m.tile(), TileId::new(1, 2));
+    }
+}

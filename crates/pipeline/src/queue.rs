@@ -1,0 +1,51 @@
+//! The message-queue port (SQS and its stand-ins).
+//!
+//! # Contract
+//!
+//! - Delivery is at least once: a received message stays hidden for the
+//!   queue's visibility timeout; if it is not [`delete`](Queue::delete)d by
+//!   then it is delivered again, with a higher `receive_count`. Consumers
+//!   must therefore be idempotent.
+//! - Order is not guaranteed.
+//! - [`send_batch`](Queue::send_batch) takes any number of bodies; adapters
+//!   split them into the backend's batch size.
+//! - [`receive`](Queue::receive) returns at most `max` messages, waiting up
+//!   to `wait` for the first one (long polling); an empty vector means none
+//!   arrived in time.
+//! - Deleting with a receipt that is no longer valid is not an error.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+use crate::store::BoxError;
+
+/// One received message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    pub message_id: String,
+    /// Handle for [`Queue::delete`]; valid for this delivery only.
+    pub receipt: String,
+    pub body: String,
+    /// 1 on first delivery.
+    pub receive_count: u32,
+}
+
+#[derive(Debug, Error)]
+#[error("queue {queue}: {source}")]
+pub struct QueueError {
+    pub queue: String,
+    #[source]
+    pub source: BoxError,
+    pub transient: bool,
+}
+
+#[async_trait]
+pub trait Queue: std::fmt::Debug + Send + Sync + 'static {
+    async fn send_batch(&self, bodies: &[String]) -> Result<(), QueueError>;
+
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError>;
+
+    async fn delete(&self, receipt: &str) -> Result<(), QueueError>;
+}

@@ -1,0 +1,191 @@
+//! Stitching a finished job: the stitch function's use case.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use mandel_core::{Colormap, CountsImage, RenderParams, TileId, blob, kernel, png};
+use sha2::{Digest, Sha256};
+use tokio::task::JoinSet;
+
+use crate::error::PipelineError;
+use crate::job::{JobId, ResultManifest, StitchMessage, TileStat, hex};
+use crate::params_cache::load_params;
+use crate::store::{Metadata, ObjectStore, PutMode, PutOutcome, StoreError};
+use crate::worker::{META_COMPUTE_US, META_SHA256, META_WORKER};
+
+/// How many tile GETs a stitch keeps in flight.
+const PARALLEL_GETS: usize = 32;
+
+/// The colormap of the stored `image.png`. Other colormaps are applied by
+/// the client from `counts.npy`.
+pub const STORED_COLORMAP: Colormap = Colormap::TwilightShifted;
+
+/// What a stitch did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StitchOutcome {
+    /// This call published the result.
+    Published(ResultManifest),
+    /// A result was already there (a duplicate stitch message); nothing written.
+    AlreadyDone,
+}
+
+/// Parses a stitch-queue message body and stitches its job.
+pub async fn handle_stitch_message(
+    store: &Arc<dyn ObjectStore>,
+    body: &str,
+) -> Result<StitchOutcome, PipelineError> {
+    let msg: StitchMessage = serde_json::from_str(body).map_err(|e| PipelineError::BadMessage {
+        reason: e.to_string(),
+    })?;
+    stitch(store, &msg.job).await
+}
+
+/// Reads every tile, writes `image.png` and `counts.npy`, and publishes
+/// `result.json` last with create-only semantics, so exactly one result is
+/// published however many stitch messages arrive. Idempotent: a job with a
+/// result is left alone.
+pub async fn stitch(
+    store: &Arc<dyn ObjectStore>,
+    job: &JobId,
+) -> Result<StitchOutcome, PipelineError> {
+    if store.head(&job.result_key()).await?.is_some() {
+        return Ok(StitchOutcome::AlreadyDone);
+    }
+    let started = Instant::now();
+    let params = load_params(&**store, job).await?;
+    let (counts, tile_stats) = fetch_tiles(store, job, &params).await?;
+
+    let job_for_encode = job.clone();
+    let (counts, png_bytes, npy_bytes) = tokio::task::spawn_blocking(move || {
+        let png = png::encode_png(&counts, STORED_COLORMAP).map_err(|e| PipelineError::Encode {
+            job: job_for_encode,
+            reason: e.to_string(),
+        })?;
+        let npy = counts.to_npy();
+        Ok::<_, PipelineError>((counts, png, npy))
+    })
+    .await
+    .expect("encoder panicked")?;
+
+    store
+        .put(
+            &job.image_key(),
+            Bytes::from(png_bytes),
+            Metadata::new(),
+            PutMode::Overwrite,
+        )
+        .await?;
+    store
+        .put(
+            &job.counts_key(),
+            Bytes::from(npy_bytes),
+            Metadata::new(),
+            PutMode::Overwrite,
+        )
+        .await?;
+
+    let manifest = ResultManifest {
+        job: job.clone(),
+        params,
+        width: counts.width() as u64,
+        height: counts.height() as u64,
+        tiles: params.tile_count(),
+        image_key: job.image_key(),
+        counts_key: job.counts_key(),
+        colormap: STORED_COLORMAP.name().to_string(),
+        iterations: kernel::brute_force_iterations(counts.data(), params.max_iter),
+        compute_us_total: tile_stats.iter().map(|s| s.compute_us).sum(),
+        stitch_us: started.elapsed().as_micros() as u64,
+        tile_stats,
+    };
+    let body = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
+    match store
+        .put(
+            &job.result_key(),
+            Bytes::from(body),
+            Metadata::new(),
+            PutMode::Create,
+        )
+        .await?
+    {
+        PutOutcome::Written => Ok(StitchOutcome::Published(manifest)),
+        PutOutcome::AlreadyExists => Ok(StitchOutcome::AlreadyDone),
+    }
+}
+
+/// Fetches all tiles with bounded parallelism, checking each blob's size and
+/// recorded checksum, and places them into the counts image.
+async fn fetch_tiles(
+    store: &Arc<dyn ObjectStore>,
+    job: &JobId,
+    params: &RenderParams,
+) -> Result<(CountsImage, Vec<TileStat>), PipelineError> {
+    let mut image = CountsImage::for_params(params);
+    let mut stats = Vec::with_capacity(params.tile_count() as usize);
+    let mut missing = Vec::new();
+    let mut pending = params.tiles();
+    let mut in_flight = JoinSet::new();
+    let spawn = |set: &mut JoinSet<_>, tile: TileId| {
+        let store = Arc::clone(store);
+        let key = job.tile_key(tile);
+        set.spawn(async move { (tile, store.get(&key).await) });
+    };
+    for tile in pending.by_ref().take(PARALLEL_GETS) {
+        spawn(&mut in_flight, tile);
+    }
+    let pixels = params.pixels_per_tile();
+    let mut counts = vec![0u16; pixels];
+    while let Some(joined) = in_flight.join_next().await {
+        let (tile, got) = joined.expect("tile fetch panicked");
+        if let Some(next) = pending.next() {
+            spawn(&mut in_flight, next);
+        }
+        let object = match got {
+            Ok(o) => o,
+            Err(StoreError::NotFound { .. }) => {
+                missing.push(tile);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let corrupt = |reason: String| PipelineError::CorruptTile {
+            job: job.clone(),
+            tile,
+            reason,
+        };
+        blob::decode_into(&object.body, &mut counts).map_err(|e| corrupt(e.to_string()))?;
+        if let Some(expected) = object.metadata.get(META_SHA256) {
+            let actual = hex(&Sha256::digest(&object.body));
+            if &actual != expected {
+                return Err(corrupt(format!(
+                    "sha256 {actual} differs from the recorded {expected}"
+                )));
+            }
+        }
+        image.place_tile(params.tile_pixels as usize, tile, &counts);
+        stats.push(TileStat {
+            row: tile.row,
+            col: tile.col,
+            compute_us: object
+                .metadata
+                .get(META_COMPUTE_US)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
+            worker: object
+                .metadata
+                .get(META_WORKER)
+                .cloned()
+                .unwrap_or_default(),
+        });
+    }
+    if !missing.is_empty() {
+        missing.sort();
+        return Err(PipelineError::MissingTiles {
+            job: job.clone(),
+            missing,
+        });
+    }
+    stats.sort_by_key(|s| (s.row, s.col));
+    Ok((image, stats))
+}

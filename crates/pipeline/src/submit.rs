@@ -1,0 +1,125 @@
+//! The client's use cases: submit a job, and wait for its result.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use mandel_core::RenderParams;
+
+use crate::error::PipelineError;
+use crate::job::{JobId, ResultManifest, StitchMessage, TileMessage};
+use crate::queue::Queue;
+use crate::store::{Metadata, ObjectStore, PutMode, PutOutcome};
+use crate::worker::stored_tiles;
+
+/// What [`submit`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Submitted {
+    pub job: JobId,
+    /// Tile messages sent now.
+    pub enqueued: u64,
+    /// Tiles already stored by an earlier run, not sent again.
+    pub already_stored: u64,
+    /// The job already has a result; nothing was sent.
+    pub finished: bool,
+}
+
+/// Validates `params` (nothing is written if they are invalid), writes
+/// `params.json` once, and enqueues one message per tile not yet stored. A
+/// re-run of the same job therefore resumes it, and a finished job is left
+/// alone. If every tile is stored but no result exists, a stitch message is
+/// sent instead.
+pub async fn submit(
+    store: &dyn ObjectStore,
+    tiles_queue: &dyn Queue,
+    stitch_queue: &dyn Queue,
+    params: &RenderParams,
+    job: Option<JobId>,
+) -> Result<Submitted, PipelineError> {
+    params.validate()?;
+    let job = job.unwrap_or_else(|| JobId::for_params(params));
+    if store.head(&job.result_key()).await?.is_some() {
+        return Ok(Submitted {
+            job,
+            enqueued: 0,
+            already_stored: params.tile_count(),
+            finished: true,
+        });
+    }
+    let body = Bytes::from(params.canonical_json());
+    let key = job.params_key();
+    if store
+        .put(&key, body.clone(), Metadata::new(), PutMode::Create)
+        .await?
+        == PutOutcome::AlreadyExists
+    {
+        let stored = store.get(&key).await?.body;
+        if stored != body {
+            return Err(PipelineError::ParamsConflict { job });
+        }
+    }
+    let stored = stored_tiles(store, &job, params).await?;
+    let messages: Vec<String> = params
+        .tiles()
+        .filter(|t| stored.binary_search(t).is_err())
+        .map(|t| {
+            serde_json::to_string(&TileMessage {
+                job: job.clone(),
+                row: t.row,
+                col: t.col,
+            })
+            .expect("serialises")
+        })
+        .collect();
+    if messages.is_empty() {
+        let body = serde_json::to_string(&StitchMessage { job: job.clone() }).expect("serialises");
+        stitch_queue.send_batch(&[body]).await?;
+    } else {
+        tiles_queue.send_batch(&messages).await?;
+    }
+    Ok(Submitted {
+        job,
+        enqueued: messages.len() as u64,
+        already_stored: stored.len() as u64,
+        finished: false,
+    })
+}
+
+/// Polls the store until the job's result is published, calling `progress`
+/// with the number of stored tiles whenever it changes.
+pub async fn wait_for_result(
+    store: &dyn ObjectStore,
+    job: &JobId,
+    params: &RenderParams,
+    poll_every: Duration,
+    mut progress: impl FnMut(u64),
+) -> Result<ResultManifest, PipelineError> {
+    let mut last = None;
+    loop {
+        if let Some(manifest) = read_result(store, job).await? {
+            progress(params.tile_count());
+            return Ok(manifest);
+        }
+        let done = stored_tiles(store, job, params).await?.len() as u64;
+        if last != Some(done) {
+            progress(done);
+            last = Some(done);
+        }
+        tokio::time::sleep(poll_every).await;
+    }
+}
+
+/// The job's result manifest, if published.
+pub async fn read_result(
+    store: &dyn ObjectStore,
+    job: &JobId,
+) -> Result<Option<ResultManifest>, PipelineError> {
+    match store.get(&job.result_key()).await {
+        Ok(o) => serde_json::from_slice(&o.body)
+            .map(Some)
+            .map_err(|e| PipelineError::BadMessage {
+                reason: format!("result.json of job {job} is unreadable: {e}"),
+            }),
+        Err(crate::store::StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}

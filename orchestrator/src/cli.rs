@@ -1,0 +1,148 @@
+//! Command-line flags and their validation into a [`Request`].
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use mandel_core::{Colormap, ParamError, RenderParams, Viewport};
+
+/// Render the Mandelbrot set by fanning tiles out to workers.
+///
+/// With no --bucket, the whole pipeline (store, queues, workers, stitch)
+/// runs embedded in this process on every core.
+#[derive(Debug, Parser)]
+#[command(name = "mandel-orchestrate", version)]
+pub struct Cli {
+    /// Region of the complex plane: XMIN,XMAX,YMIN,YMAX (real axis, then imaginary).
+    #[arg(
+        long,
+        value_name = "XMIN,XMAX,YMIN,YMAX",
+        default_value = "-0.745,-0.735,0.105,0.115",
+        allow_hyphen_values = true
+    )]
+    pub viewport: String,
+
+    /// Tiles per image side; the job has this many squared tiles [1..=1024].
+    #[arg(long, default_value_t = 16)]
+    pub tiles_per_side: u32,
+
+    /// Pixels per tile side [1..=4096]; the image side is tiles-per-side × tile-pixels (at most 32768).
+    #[arg(long, default_value_t = 256)]
+    pub tile_pixels: u32,
+
+    /// Iteration budget per pixel [1..=65535]; counts are stored as u16.
+    #[arg(long, default_value_t = 2000)]
+    pub max_iter: u32,
+
+    /// Where to write the PNG.
+    #[arg(long, value_name = "PATH", default_value = "mandelbrot.png")]
+    pub out: PathBuf,
+
+    /// Also write the escape counts as NumPy .npy (u16, shape (H, W), row 0 = ymin).
+    #[arg(long, value_name = "PATH")]
+    pub counts_out: Option<PathBuf>,
+
+    /// Colormap: twilight_shifted, viridis, magma or gray.
+    #[arg(long, value_name = "NAME", default_value = "twilight_shifted")]
+    pub colormap: String,
+
+    /// Tile workers to run [default: one per core].
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+}
+
+/// A fully validated render request.
+#[derive(Debug)]
+pub struct Request {
+    pub params: RenderParams,
+    pub out: PathBuf,
+    pub counts_out: Option<PathBuf>,
+    pub colormap: Colormap,
+    pub workers: usize,
+}
+
+/// A flag the user got wrong; printed on one line, exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("--{flag}: {message}")]
+pub struct UsageError {
+    pub flag: String,
+    pub message: String,
+}
+
+impl From<ParamError> for UsageError {
+    fn from(e: ParamError) -> Self {
+        let flag = match e.field() {
+            "tiles_per_side*tile_pixels" => "tiles-per-side/--tile-pixels".to_string(),
+            f => f.replace('_', "-"),
+        };
+        UsageError {
+            flag,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn usage(flag: &str, message: impl Into<String>) -> UsageError {
+    UsageError {
+        flag: flag.to_string(),
+        message: message.into(),
+    }
+}
+
+fn parse_viewport(s: &str) -> Result<Viewport, UsageError> {
+    let bad = || {
+        usage(
+            "viewport",
+            format!("viewport must be four numbers XMIN,XMAX,YMIN,YMAX, got {s:?}"),
+        )
+    };
+    let values: Vec<f64> = s
+        .split(',')
+        .map(|v| v.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
+    let values: [f64; 4] = values.try_into().map_err(|_| bad())?;
+    Ok(Viewport::from(values))
+}
+
+impl Cli {
+    pub fn request(&self) -> Result<Request, UsageError> {
+        let params = RenderParams {
+            viewport: parse_viewport(&self.viewport)?,
+            tiles_per_side: self.tiles_per_side,
+            tile_pixels: self.tile_pixels,
+            max_iter: self.max_iter,
+        };
+        params.validate()?;
+        let colormap: Colormap = self
+            .colormap
+            .parse()
+            .map_err(|e| usage("colormap", format!("{e}")))?;
+        let workers = match self.workers {
+            Some(0) => return Err(usage("workers", "workers must be at least 1, got 0")),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        for (flag, path) in [
+            ("out", Some(&self.out)),
+            ("counts-out", self.counts_out.as_ref()),
+        ] {
+            let Some(path) = path else { continue };
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+            if let Some(dir) = dir
+                && !dir.is_dir()
+            {
+                return Err(usage(
+                    flag,
+                    format!("folder {} does not exist", dir.display()),
+                ));
+            }
+        }
+        Ok(Request {
+            params,
+            out: self.out.clone(),
+            counts_out: self.counts_out.clone(),
+            colormap,
+            workers,
+        })
+    }
+}

@@ -23,6 +23,8 @@
 //! [`stitch()`] (the stitch function), [`poll()`] (the event-source
 //! mapping), and [`render_embedded`] which wires them all in one process.
 
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod embedded;
 mod error;
 pub mod fs;

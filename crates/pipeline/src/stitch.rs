@@ -25,7 +25,7 @@ pub const STORED_COLORMAP: Colormap = Colormap::TwilightShifted;
 #[derive(Clone, Debug, PartialEq)]
 pub enum StitchOutcome {
     /// This call published the result.
-    Published(ResultManifest),
+    Published(Box<ResultManifest>),
     /// A result was already there (a duplicate stitch message); nothing written.
     AlreadyDone,
 }
@@ -109,7 +109,7 @@ pub async fn stitch(
         )
         .await?
     {
-        PutOutcome::Written => Ok(StitchOutcome::Published(manifest)),
+        PutOutcome::Written => Ok(StitchOutcome::Published(Box::new(manifest))),
         PutOutcome::AlreadyExists => Ok(StitchOutcome::AlreadyDone),
     }
 }

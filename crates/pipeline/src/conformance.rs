@@ -1,0 +1,280 @@
+//! The port contracts as executable checks, run against every adapter
+//! (memory, filesystem, S3/SQS on LocalStack). Each function panics on the
+//! first violation. Enabled by the `conformance` feature.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::queue::Queue;
+use crate::store::{Metadata, ObjectStore, PutMode, PutOutcome, StoreError};
+
+fn meta(pairs: &[(&str, &str)]) -> Metadata {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Runs every object-store check under `root` (a prefix no one else uses).
+pub async fn object_store(store: Arc<dyn ObjectStore>, root: &str) {
+    put_get_head_overwrite(&*store, root).await;
+    create_only(&*store, root).await;
+    concurrent_create_has_one_winner(&store, root).await;
+    list_by_prefix(&*store, root).await;
+    invalid_keys_are_refused(&*store).await;
+}
+
+async fn put_get_head_overwrite(store: &dyn ObjectStore, root: &str) {
+    let key = format!("{root}/a/object.bin");
+    assert!(
+        matches!(store.get(&key).await, Err(StoreError::NotFound { .. })),
+        "missing key must be NotFound"
+    );
+    assert_eq!(store.head(&key).await.unwrap(), None);
+
+    let m = meta(&[("sha256", "abc"), ("worker", "w-1")]);
+    let out = store
+        .put(
+            &key,
+            Bytes::from_static(b"first"),
+            m.clone(),
+            PutMode::Overwrite,
+        )
+        .await
+        .unwrap();
+    assert_eq!(out, PutOutcome::Written);
+    let got = store.get(&key).await.unwrap();
+    assert_eq!(&got.body[..], b"first");
+    assert_eq!(got.metadata, m, "metadata must round-trip");
+    assert_eq!(store.head(&key).await.unwrap().unwrap().size, 5);
+
+    store
+        .put(
+            &key,
+            Bytes::from_static(b"second!"),
+            Metadata::new(),
+            PutMode::Overwrite,
+        )
+        .await
+        .unwrap();
+    let got = store.get(&key).await.unwrap();
+    assert_eq!(&got.body[..], b"second!", "overwrite must replace the body");
+    assert!(
+        got.metadata.is_empty(),
+        "overwrite must replace the metadata"
+    );
+    assert_eq!(store.head(&key).await.unwrap().unwrap().size, 7);
+
+    let empty = format!("{root}/a/empty");
+    store
+        .put(&empty, Bytes::new(), Metadata::new(), PutMode::Overwrite)
+        .await
+        .unwrap();
+    assert!(store.get(&empty).await.unwrap().body.is_empty());
+    assert_eq!(store.head(&empty).await.unwrap().unwrap().size, 0);
+}
+
+async fn create_only(store: &dyn ObjectStore, root: &str) {
+    let key = format!("{root}/create/once.json");
+    let first = store
+        .put(
+            &key,
+            Bytes::from_static(b"one"),
+            Metadata::new(),
+            PutMode::Create,
+        )
+        .await
+        .unwrap();
+    assert_eq!(first, PutOutcome::Written);
+    let second = store
+        .put(
+            &key,
+            Bytes::from_static(b"two"),
+            Metadata::new(),
+            PutMode::Create,
+        )
+        .await
+        .unwrap();
+    assert_eq!(second, PutOutcome::AlreadyExists);
+    assert_eq!(
+        &store.get(&key).await.unwrap().body[..],
+        b"one",
+        "a refused create must not write"
+    );
+}
+
+async fn concurrent_create_has_one_winner(store: &Arc<dyn ObjectStore>, root: &str) {
+    let key = format!("{root}/race/result.json");
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..8u8 {
+        let (store, key) = (Arc::clone(store), key.clone());
+        tasks.spawn(async move {
+            let out = store
+                .put(
+                    &key,
+                    Bytes::from(vec![n; 64]),
+                    Metadata::new(),
+                    PutMode::Create,
+                )
+                .await
+                .unwrap();
+            (n, out)
+        });
+    }
+    let mut winners = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        let (n, out) = r.unwrap();
+        if out == PutOutcome::Written {
+            winners.push(n);
+        }
+    }
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one concurrent create must win, got {winners:?}"
+    );
+    assert_eq!(
+        store.get(&key).await.unwrap().body,
+        Bytes::from(vec![winners[0]; 64])
+    );
+}
+
+async fn list_by_prefix(store: &dyn ObjectStore, root: &str) {
+    for k in [
+        "list/x/2",
+        "list/x/1",
+        "list/x/sub/3",
+        "list/xy/4",
+        "list/y/5",
+    ] {
+        let key = format!("{root}/{k}");
+        store
+            .put(
+                &key,
+                Bytes::from(k.as_bytes().to_vec()),
+                Metadata::new(),
+                PutMode::Overwrite,
+            )
+            .await
+            .unwrap();
+    }
+    let keys = |prefix: String| async move {
+        store
+            .list(&prefix)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.key, m.size))
+            .collect::<Vec<_>>()
+    };
+    let got = keys(format!("{root}/list/x/")).await;
+    let want: Vec<(String, u64)> = ["list/x/1", "list/x/2", "list/x/sub/3"]
+        .iter()
+        .map(|k| (format!("{root}/{k}"), k.len() as u64))
+        .collect();
+    assert_eq!(
+        got, want,
+        "list must return every key under the prefix, sorted, with sizes"
+    );
+    let partial = keys(format!("{root}/list/x")).await;
+    assert_eq!(
+        partial.len(),
+        4,
+        "a prefix need not end at a '/': {partial:?}"
+    );
+    assert!(keys(format!("{root}/list/none/")).await.is_empty());
+}
+
+async fn invalid_keys_are_refused(store: &dyn ObjectStore) {
+    for bad in ["", "/abs", "a//b", "a/../b", "a/./b", "sp ace", "tab\t"] {
+        let r = store
+            .put(bad, Bytes::new(), Metadata::new(), PutMode::Overwrite)
+            .await;
+        assert!(
+            matches!(r, Err(StoreError::InvalidKey { .. })),
+            "key {bad:?} must be refused, got {r:?}"
+        );
+    }
+    let r = store
+        .put(
+            "ok",
+            Bytes::new(),
+            meta(&[("Bad Name", "x")]),
+            PutMode::Overwrite,
+        )
+        .await;
+    assert!(
+        matches!(r, Err(StoreError::InvalidKey { .. })),
+        "bad metadata name must be refused"
+    );
+}
+
+/// Runs every queue check. `queue` must be empty and have the given
+/// visibility timeout (keep it short: the checks wait for it).
+pub async fn queue(queue: Arc<dyn Queue>, visibility: Duration) {
+    let bodies: Vec<String> = (0..25).map(|n| format!("{{\"n\":{n}}}")).collect();
+    queue.send_batch(&bodies).await.unwrap();
+
+    let mut seen = HashSet::new();
+    let mut receipts = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.len() < bodies.len() && Instant::now() < deadline {
+        for d in queue.receive(10, Duration::from_millis(500)).await.unwrap() {
+            assert_eq!(
+                d.receive_count, 1,
+                "first delivery must have receive_count 1"
+            );
+            assert!(
+                seen.insert(d.body.clone()),
+                "a message was delivered twice within its visibility timeout"
+            );
+            receipts.push((d.body, d.receipt));
+        }
+    }
+    assert_eq!(
+        seen,
+        bodies.iter().cloned().collect::<HashSet<_>>(),
+        "every sent message must arrive"
+    );
+
+    // Delete all but one; that one must come back after the timeout.
+    let (kept_body, _) = receipts.pop().unwrap();
+    for (_, receipt) in &receipts {
+        queue.delete(receipt).await.unwrap();
+    }
+    let redelivered = {
+        let deadline = Instant::now() + visibility + Duration::from_secs(20);
+        let mut got = Vec::new();
+        while got.is_empty() && Instant::now() < deadline {
+            got = queue.receive(10, Duration::from_millis(500)).await.unwrap();
+        }
+        got
+    };
+    assert_eq!(
+        redelivered.len(),
+        1,
+        "only the undeleted message may come back: {redelivered:?}"
+    );
+    assert_eq!(redelivered[0].body, kept_body);
+    assert!(
+        redelivered[0].receive_count >= 2,
+        "a redelivery must count up"
+    );
+    queue.delete(&redelivered[0].receipt).await.unwrap();
+    // Deleting again with a stale receipt is harmless.
+    queue.delete(&redelivered[0].receipt).await.unwrap();
+
+    let started = Instant::now();
+    let none = queue.receive(10, Duration::from_millis(300)).await.unwrap();
+    assert!(
+        none.is_empty(),
+        "deleted messages must not return: {none:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "an empty receive must wait (long polling)"
+    );
+}

@@ -7,39 +7,90 @@ use mandel_core::{Colormap, CountsImage};
 use sha2::{Digest, Sha256};
 
 fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mandel-orchestrate")).current_dir(dir).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_mandel-orchestrate"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn files_in(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
 }
 
 #[test]
 fn bad_input_exits_2_with_one_line_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let cases: &[(&[&str], &str)] = &[
-        (&["--max-iter", "0"], "--max-iter: max_iter must be in 1..=65535, got 0"),
-        (&["--max-iter", "70000"], "--max-iter: max_iter must be in 1..=65535, got 70000"),
-        (&["--tiles-per-side", "0"], "--tiles-per-side: tiles_per_side must be in 1..=1024, got 0"),
-        (&["--tile-pixels", "0"], "--tile-pixels: tile_pixels must be in 1..=4096, got 0"),
-        (&["--tiles-per-side", "64", "--tile-pixels", "1024"], "must be at most 32768 pixels"),
-        (&["--viewport", "1,0,0,1"], "--viewport: viewport: xmin must be less than xmax"),
+        (
+            &["--max-iter", "0"],
+            "--max-iter: max_iter must be in 1..=65535, got 0",
+        ),
+        (
+            &["--max-iter", "70000"],
+            "--max-iter: max_iter must be in 1..=65535, got 70000",
+        ),
+        (
+            &["--tiles-per-side", "0"],
+            "--tiles-per-side: tiles_per_side must be in 1..=1024, got 0",
+        ),
+        (
+            &["--tile-pixels", "0"],
+            "--tile-pixels: tile_pixels must be in 1..=4096, got 0",
+        ),
+        (
+            &["--tiles-per-side", "64", "--tile-pixels", "1024"],
+            "must be at most 32768 pixels",
+        ),
+        (
+            &["--viewport", "1,0,0,1"],
+            "--viewport: viewport: xmin must be less than xmax",
+        ),
         (&["--viewport", "0,1,2,2"], "ymin must be less than ymax"),
-        (&["--viewport", "nan,1,0,1"], "viewport.xmin must be a finite number"),
-        (&["--viewport", "0,inf,0,1"], "viewport.xmax must be a finite number"),
-        (&["--viewport", "0,1,0"], "viewport must be four numbers XMIN,XMAX,YMIN,YMAX"),
+        (
+            &["--viewport", "nan,1,0,1"],
+            "viewport.xmin must be a finite number",
+        ),
+        (
+            &["--viewport", "0,inf,0,1"],
+            "viewport.xmax must be a finite number",
+        ),
+        (
+            &["--viewport", "0,1,0"],
+            "viewport must be four numbers XMIN,XMAX,YMIN,YMAX",
+        ),
         (&["--viewport", "a,b,c,d"], "viewport must be four numbers"),
-        (&["--colormap", "jet"], "--colormap: colormap must be one of twilight_shifted, viridis, magma, gray"),
+        (
+            &["--colormap", "jet"],
+            "--colormap: colormap must be one of twilight_shifted, viridis, magma, gray",
+        ),
         (&["--workers", "0"], "--workers: workers must be at least 1"),
-        (&["--out", "no/such/dir/x.png"], "--out: folder no/such/dir does not exist"),
+        (
+            &["--out", "no/such/dir/x.png"],
+            "--out: folder no/such/dir does not exist",
+        ),
     ];
     for (args, want) in cases {
         let out = run(dir.path(), args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert_eq!(stderr.lines().count(), 1, "{args:?}: one line expected, got {stderr:?}");
-        assert!(stderr.contains(want), "{args:?}: {stderr:?} does not contain {want:?}");
-        assert!(files_in(dir.path()).is_empty(), "{args:?} wrote {:?}", files_in(dir.path()));
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{args:?}: one line expected, got {stderr:?}"
+        );
+        assert!(
+            stderr.contains(want),
+            "{args:?}: {stderr:?} does not contain {want:?}"
+        );
+        assert!(
+            files_in(dir.path()).is_empty(),
+            "{args:?} wrote {:?}",
+            files_in(dir.path())
+        );
     }
     // clap's own parse errors (a negative count) also exit 2 and write nothing.
     let out = run(dir.path(), &["--max-iter", "-5"]);
@@ -63,7 +114,15 @@ fn help_documents_every_flag_with_its_default() {
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
-    for default in ["-0.745,-0.735,0.105,0.115", "[default: 16]", "[default: 256]", "[default: 2000]", "mandelbrot.png", "twilight_shifted", "one per core"] {
+    for default in [
+        "-0.745,-0.735,0.105,0.115",
+        "[default: 16]",
+        "[default: 256]",
+        "[default: 2000]",
+        "mandelbrot.png",
+        "twilight_shifted",
+        "one per core",
+    ] {
         assert!(help.contains(default), "--help lacks the default {default}");
     }
 }
@@ -93,22 +152,40 @@ fn png_is_the_counts_flipped_with_ymax_on_top() {
             "2",
         ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let summary = String::from_utf8_lossy(&out.stdout);
-    assert!(summary.contains("rendered 60x60 (9 tiles, max_iter 50)"), "{summary}");
-    assert!(summary.contains("Mpixel/s") && summary.contains("G iterations/s"), "{summary}");
+    assert!(
+        summary.contains("rendered 60x60 (9 tiles, max_iter 50)"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("Mpixel/s") && summary.contains("G iterations/s"),
+        "{summary}"
+    );
 
-    let counts = CountsImage::from_npy(&std::fs::read(dir.path().join("counts.npy")).unwrap()).unwrap();
+    let counts =
+        CountsImage::from_npy(&std::fs::read(dir.path().join("counts.npy")).unwrap()).unwrap();
     assert_eq!((counts.width(), counts.height()), (60, 60));
     let png = image::open(dir.path().join("pic.png")).unwrap().to_rgb8();
     assert_eq!(png.dimensions(), (60, 60));
 
-    let (lo, hi) = counts.data().iter().fold((u16::MAX, 0), |(a, b), &c| (a.min(c), b.max(c)));
+    let (lo, hi) = counts
+        .data()
+        .iter()
+        .fold((u16::MAX, 0), |(a, b), &c| (a.min(c), b.max(c)));
     let palette = Colormap::Gray.palette(lo, hi);
     for y in 0..60 {
         for x in 0..60 {
             let c = counts.row(59 - y)[x];
-            assert_eq!(png.get_pixel(x as u32, y as u32).0, palette[c as usize], "pixel ({x},{y})");
+            assert_eq!(
+                png.get_pixel(x as u32, y as u32).0,
+                palette[c as usize],
+                "pixel ({x},{y})"
+            );
         }
     }
     // Independent of the palette: the bottom edge (Im = 0) crosses the
@@ -124,14 +201,24 @@ fn png_is_the_counts_flipped_with_ymax_on_top() {
 fn default_render_matches_the_notebook_image() {
     let dir = tempfile::tempdir().unwrap();
     let out = run(dir.path(), &["--counts-out", "counts.npy"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let npy = std::fs::read(dir.path().join("counts.npy")).unwrap();
     let counts = CountsImage::from_npy(&npy).unwrap();
     assert_eq!((counts.width(), counts.height()), (4096, 4096));
     let raw: Vec<u8> = counts.data().iter().flat_map(|c| c.to_le_bytes()).collect();
-    let sha: String = Sha256::digest(&raw).iter().map(|b| format!("{b:02x}")).collect();
+    let sha: String = Sha256::digest(&raw)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     // reference.json's image_sha256 (crates/core/tests/fixtures/default-job).
-    assert_eq!(sha, "5bc91c43bc5de67549a179791f84233679045c9503d6ce611b4675d27b89a432");
+    assert_eq!(
+        sha,
+        "5bc91c43bc5de67549a179791f84233679045c9503d6ce611b4675d27b89a432"
+    );
     let png = image::open(dir.path().join("mandelbrot.png")).unwrap();
     assert_eq!((png.width(), png.height()), (4096, 4096));
 }

@@ -1,12 +1,10 @@
-//! The fast kernel: f64 lanes with lane refill, several vectors in flight,
-//! exact interior shortcuts and exact periodicity detection.
+//! The fast kernel: f64 vector lanes with lane refill, several vectors in
+//! flight, exact interior shortcuts and exact periodicity detection.
 //!
-//! The per-step arithmetic is written once, over `[f64; W]` arrays, and
-//! instantiated inside `#[target_feature]` functions (AVX-512, AVX2+FMA,
-//! NEON); LLVM turns the fixed-width lane loops into vector instructions.
-//! Rust never contracts `a * b + c` into an FMA on its own, and `mul_add`
-//! is always fused, so every instantiation computes the same roundings as
-//! [`reference`](super::reference).
+//! The step is written once over the [`Simd`] operations and instantiated
+//! per instruction set inside `#[target_feature]` functions (see `isa` in
+//! `mod.rs`). Each operation is the same IEEE operation as in
+//! [`reference`](super::reference), so every level gives the same bytes.
 //!
 //! Lane refill: lanes advance in blocks of up to [`BLOCK`] steps. After a
 //! block, each lane whose pixel escaped, reached `max_iter` or was proven
@@ -15,12 +13,16 @@
 //! can pass `max_iter`, which keeps the per-step work free of that check.
 
 use super::shortcut;
+use super::simd::Simd;
 
 /// Steps per block between refills.
-pub(super) const BLOCK: u32 = 24;
+const BLOCK: u32 = 16;
 
 /// The first periodicity checkpoint, in iterations; later ones double.
 const FIRST_CHECKPOINT: f64 = 32.0;
+
+/// Lanes across all vectors in flight, at most (8 lanes × 4 vectors).
+const MAX_LANES: usize = 32;
 
 /// Options that change the work done but never the bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,28 +42,29 @@ impl Default for Tuning {
     }
 }
 
-/// Lane state for `V` vectors of `W` lanes.
-struct Lanes<const W: usize, const V: usize> {
-    cr: [[f64; W]; V],
-    ci: [[f64; W]; V],
-    zr: [[f64; W]; V],
-    zi: [[f64; W]; V],
+/// Per-lane state, stored flat: lane `l` of vector `v` is index `v*W + l`.
+struct Lanes {
+    cr: [f64; MAX_LANES],
+    ci: [f64; MAX_LANES],
+    zr: [f64; MAX_LANES],
+    zi: [f64; MAX_LANES],
     /// `zi * zi` from the last escape test, reused by the next step.
-    zi2: [[f64; W]; V],
+    zi2: [f64; MAX_LANES],
     /// Completed non-escaping steps: the count if the lane escapes now.
-    k: [[f64; W]; V],
+    k: [f64; MAX_LANES],
     /// 1.0 while the lane's pixel has not escaped, else 0.0.
-    active: [[f64; W]; V],
-    /// Periodicity checkpoint: saved orbit point and when to save next.
-    saved_r: [[f64; W]; V],
-    saved_i: [[f64; W]; V],
-    next_save: [[f64; W]; V],
+    active: [f64; MAX_LANES],
+    /// Periodicity checkpoint: a saved orbit point and when to save next.
+    saved_r: [f64; MAX_LANES],
+    saved_i: [f64; MAX_LANES],
+    next_save: [f64; MAX_LANES],
     /// Output index of the lane's pixel, or `usize::MAX` for an idle lane.
-    pixel: [[usize; W]; V],
+    pixel: [usize; MAX_LANES],
 }
 
-/// Feeds pixels to lanes in order, writing shortcut pixels directly.
+/// Hands out pixels in order, writing shortcut pixels directly.
 struct Feed<'a> {
+    width: usize,
     xs: &'a [f64],
     ys: &'a [f64],
     /// Pixels proven interior; empty when the shortcut is off.
@@ -74,33 +77,35 @@ impl Feed<'_> {
     /// The next pixel that needs iterating: (index, cr, ci).
     #[inline(always)]
     fn next_pixel(&mut self, out: &mut [u16]) -> Option<(usize, f64, f64)> {
-        let n = self.xs.len();
         while self.next < out.len() {
             let idx = self.next;
             self.next += 1;
-            let (cr, ci) = (self.xs[idx % n], self.ys[idx / n]);
             if !self.interior.is_empty() && self.interior[idx] {
                 out[idx] = self.max_iter;
                 continue;
             }
-            return Some((idx, cr, ci));
+            return Some((idx, self.xs[idx % self.width], self.ys[idx / self.width]));
         }
         None
     }
 }
 
-/// Renders the pixels `xs × ys` into `out` (row-major, one row per `y`).
+/// Renders the pixels `xs × ys` into `out` (row-major, one row per `y`) with
+/// `VN` vectors of `S::W` lanes in flight, and returns the iterations
+/// executed.
 ///
-/// Always inlined, so that each `#[target_feature]` caller gets its own
-/// vector instructions.
+/// # Safety
+/// The CPU supports `S`'s instruction set.
 #[inline(always)]
-pub(super) fn fill<const W: usize, const V: usize>(
+pub(super) unsafe fn fill<S: Simd, const VN: usize>(
     xs: &[f64],
     ys: &[f64],
     max_iter: u32,
     tuning: Tuning,
     out: &mut [u16],
-) {
+) -> u64 {
+    let lanes = S::W * VN;
+    assert!(lanes <= MAX_LANES);
     debug_assert_eq!(out.len(), xs.len() * ys.len());
     let mut interior = Vec::new();
     if tuning.interior_shortcut {
@@ -108,127 +113,146 @@ pub(super) fn fill<const W: usize, const V: usize>(
         shortcut::mark_interior(xs, ys, &mut interior);
     }
     let mut feed = Feed {
+        width: xs.len(),
         xs,
         ys,
         interior: &interior,
         next: 0,
         max_iter: max_iter as u16,
     };
-    let zero = [[0.0; W]; V];
-    let mut s = Lanes::<W, V> {
-        cr: zero,
-        ci: zero,
-        zr: zero,
-        zi: zero,
-        zi2: zero,
-        k: zero,
-        active: zero,
-        saved_r: zero,
-        saved_i: zero,
-        next_save: zero,
-        pixel: [[usize::MAX; W]; V],
+    let mut s = Lanes {
+        cr: [0.0; MAX_LANES],
+        ci: [0.0; MAX_LANES],
+        zr: [0.0; MAX_LANES],
+        zi: [0.0; MAX_LANES],
+        zi2: [0.0; MAX_LANES],
+        k: [0.0; MAX_LANES],
+        active: [0.0; MAX_LANES],
+        saved_r: [0.0; MAX_LANES],
+        saved_i: [0.0; MAX_LANES],
+        next_save: [0.0; MAX_LANES],
+        pixel: [usize::MAX; MAX_LANES],
     };
     let max = f64::from(max_iter);
+    // Iterations spent on pixels (the escaping step counts as one).
+    let mut executed = 0u64;
     let mut live = 0usize;
-    for v in 0..V {
-        for l in 0..W {
-            if load(&mut s, v, l, &mut feed, out) {
-                live += 1;
-            }
-        }
+    for l in 0..lanes {
+        live += usize::from(load(&mut s, l, &mut feed, out));
     }
     while live > 0 {
         // Cut the block so the most advanced lane stops exactly at max_iter.
         let mut max_k = 0.0f64;
-        for v in 0..V {
-            for l in 0..W {
-                if s.pixel[v][l] != usize::MAX {
-                    max_k = max_k.max(s.k[v][l]);
-                }
+        for l in 0..lanes {
+            if s.pixel[l] != usize::MAX {
+                max_k = max_k.max(s.k[l]);
             }
         }
         let steps = (max - max_k).min(f64::from(BLOCK)) as u32;
-        for _ in 0..steps {
-            step(&mut s);
-        }
+        // SAFETY: the caller guarantees the instruction set.
+        unsafe { block::<S, VN>(&mut s, steps) };
         // Retire and refill.
-        for v in 0..V {
-            for l in 0..W {
-                let idx = s.pixel[v][l];
-                if idx == usize::MAX {
-                    continue;
-                }
-                let escaped = s.active[v][l] == 0.0;
-                let exhausted = s.k[v][l] >= max;
-                let periodic = tuning.periodicity
-                    && !escaped
-                    && s.zr[v][l] == s.saved_r[v][l]
-                    && s.zi[v][l] == s.saved_i[v][l];
-                if escaped || exhausted || periodic {
-                    out[idx] = if periodic {
-                        max_iter as u16
-                    } else {
-                        s.k[v][l] as u16
-                    };
-                    if !load(&mut s, v, l, &mut feed, out) {
-                        live -= 1;
-                    }
-                } else if tuning.periodicity && s.k[v][l] >= s.next_save[v][l] {
-                    s.saved_r[v][l] = s.zr[v][l];
-                    s.saved_i[v][l] = s.zi[v][l];
-                    s.next_save[v][l] *= 2.0;
-                }
+        for l in 0..lanes {
+            let idx = s.pixel[l];
+            if idx == usize::MAX {
+                continue;
+            }
+            let escaped = s.active[l] == 0.0;
+            let exhausted = s.k[l] >= max;
+            let periodic = tuning.periodicity
+                && !escaped
+                && s.zr[l] == s.saved_r[l]
+                && s.zi[l] == s.saved_i[l];
+            if escaped || exhausted || periodic {
+                out[idx] = if periodic {
+                    max_iter as u16
+                } else {
+                    s.k[l] as u16
+                };
+                executed += s.k[l] as u64 + u64::from(escaped);
+                live -= usize::from(!load(&mut s, l, &mut feed, out));
+            } else if tuning.periodicity && s.k[l] >= s.next_save[l] {
+                s.saved_r[l] = s.zr[l];
+                s.saved_i[l] = s.zi[l];
+                s.next_save[l] *= 2.0;
             }
         }
     }
+    executed
 }
 
-/// Puts the next pixel into lane `(v, l)`; false (and an idle lane) if none.
+/// Puts the next pixel into lane `l`; false (and an idle lane) if none.
 #[inline(always)]
-fn load<const W: usize, const V: usize>(
-    s: &mut Lanes<W, V>,
-    v: usize,
-    l: usize,
-    feed: &mut Feed<'_>,
-    out: &mut [u16],
-) -> bool {
+fn load(s: &mut Lanes, l: usize, feed: &mut Feed<'_>, out: &mut [u16]) -> bool {
     let next = feed.next_pixel(out);
     let (idx, cr, ci) = next.unwrap_or((usize::MAX, 0.0, 0.0));
-    s.pixel[v][l] = idx;
-    s.cr[v][l] = cr;
-    s.ci[v][l] = ci;
-    s.active[v][l] = if next.is_some() { 1.0 } else { 0.0 };
-    s.zr[v][l] = 0.0;
-    s.zi[v][l] = 0.0;
-    s.zi2[v][l] = 0.0;
-    s.k[v][l] = 0.0;
+    s.pixel[l] = idx;
+    s.cr[l] = cr;
+    s.ci[l] = ci;
+    s.active[l] = if next.is_some() { 1.0 } else { 0.0 };
+    s.zr[l] = 0.0;
+    s.zi[l] = 0.0;
+    s.zi2[l] = 0.0;
+    s.k[l] = 0.0;
     // NaN equals nothing: no periodicity is claimed before the first checkpoint.
-    s.saved_r[v][l] = f64::NAN;
-    s.saved_i[v][l] = f64::NAN;
-    s.next_save[v][l] = FIRST_CHECKPOINT;
+    s.saved_r[l] = f64::NAN;
+    s.saved_i[l] = f64::NAN;
+    s.next_save[l] = FIRST_CHECKPOINT;
     next.is_some()
 }
 
-/// One iteration of every lane: the contract's formula, then the escape
-/// test; `k` counts the steps a lane survived.
+/// `steps` iterations of every lane, in registers: the contract's formula,
+/// then the escape test; `k` counts the steps a lane survived.
 #[inline(always)]
-fn step<const W: usize, const V: usize>(s: &mut Lanes<W, V>) {
-    for v in 0..V {
-        for l in 0..W {
-            let (zr, zi) = (s.zr[v][l], s.zi[v][l]);
-            let nzr = zr.mul_add(zr, -s.zi2[v][l]) + s.cr[v][l];
-            let p = zr * zi;
-            // (zr*zi + zi*zr) + ci: both products are the same rounded value.
-            let nzi = (p + p) + s.ci[v][l];
-            let zr2 = nzr * nzr;
-            let zi2 = nzi * nzi;
-            let escaped = zr2 + zi2 > 4.0;
-            s.zr[v][l] = nzr;
-            s.zi[v][l] = nzi;
-            s.zi2[v][l] = zi2;
-            let active = if escaped { 0.0 } else { s.active[v][l] };
-            s.active[v][l] = active;
-            s.k[v][l] += active;
+unsafe fn block<S: Simd, const VN: usize>(s: &mut Lanes, steps: u32) {
+    let w = S::W;
+    unsafe {
+        let four = S::splat(4.0);
+        let two = S::splat(2.0);
+        let mut cr = [S::splat(0.0); VN];
+        let mut ci = cr;
+        let mut zr = cr;
+        let mut zi = cr;
+        let mut zi2 = cr;
+        let mut k = cr;
+        let mut active = cr;
+        for v in 0..VN {
+            let at = v * w;
+            cr[v] = S::load(&s.cr[at..]);
+            ci[v] = S::load(&s.ci[at..]);
+            zr[v] = S::load(&s.zr[at..]);
+            zi[v] = S::load(&s.zi[at..]);
+            zi2[v] = S::load(&s.zi2[at..]);
+            k[v] = S::load(&s.k[at..]);
+            active[v] = S::load(&s.active[at..]);
+        }
+        for _ in 0..steps {
+            for v in 0..VN {
+                // zr' = fma(zr, zr, -(zi*zi)) + cr
+                let nzr = S::add(S::fmsub(zr[v], zr[v], zi2[v]), cr[v]);
+                // zi' = (zr*zi + zi*zr) + ci. Both products are the same
+                // rounded p, and p + p = 2p is exact (an active lane has
+                // |z| <= 2, so no overflow), hence (p + p) + ci rounds once,
+                // exactly as fma(p, 2, ci) does, with one latency fewer.
+                let p = S::mul(zr[v], zi[v]);
+                let nzi = S::fmadd(p, two, ci[v]);
+                // escaped when zr'*zr' + zi'*zi' > 4
+                let sq_i = S::mul(nzi, nzi);
+                let mag = S::add(S::mul(nzr, nzr), sq_i);
+                active[v] = S::clear_where_gt(active[v], mag, four);
+                k[v] = S::add(k[v], active[v]);
+                zr[v] = nzr;
+                zi[v] = nzi;
+                zi2[v] = sq_i;
+            }
+        }
+        for v in 0..VN {
+            let at = v * w;
+            S::store(zr[v], &mut s.zr[at..]);
+            S::store(zi[v], &mut s.zi[at..]);
+            S::store(zi2[v], &mut s.zi2[at..]);
+            S::store(k[v], &mut s.k[at..]);
+            S::store(active[v], &mut s.active[at..]);
         }
     }
 }

@@ -23,6 +23,7 @@ use crate::params::RenderParams;
 
 mod fast;
 mod shortcut;
+mod simd;
 
 pub use fast::Tuning;
 pub use shortcut::{MARGIN as INTERIOR_MARGIN, surely_interior};
@@ -106,7 +107,8 @@ pub fn render_tile_into(params: &RenderParams, tile: TileId, out: &mut [u16]) {
 }
 
 /// Renders one tile at a given level and tuning; every combination gives
-/// the same bytes.
+/// the same bytes. Returns the iterations executed (shortcut pixels cost
+/// none, a periodic orbit stops early), for benchmarks.
 ///
 /// # Panics
 /// If `level` is not [available](Level::available) on this CPU, or
@@ -117,7 +119,7 @@ pub fn render_tile_with(
     params: &RenderParams,
     tile: TileId,
     out: &mut [u16],
-) {
+) -> u64 {
     let n = params.tile_pixels as usize;
     assert_eq!(
         out.len(),
@@ -138,7 +140,8 @@ pub fn render_tile_with(
         Level::Avx2 => unsafe { isa::avx2(xs, ys, max_iter, tuning, out) },
         #[cfg(target_arch = "aarch64")]
         Level::Neon => unsafe { isa::neon(xs, ys, max_iter, tuning, out) },
-        Level::Scalar => fast::fill::<1, 4>(xs, ys, max_iter, tuning, out),
+        // SAFETY: scalar code needs no special instructions.
+        Level::Scalar => unsafe { fast::fill::<simd::Scalar, 4>(xs, ys, max_iter, tuning, out) },
         #[allow(unreachable_patterns)]
         _ => unreachable!("level {level:?} is not available on this architecture"),
     }
@@ -146,7 +149,7 @@ pub fn render_tile_with(
 
 /// The `#[target_feature]` instantiations of the fast kernel.
 mod isa {
-    use super::{Tuning, fast};
+    use super::{Tuning, fast, simd};
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx2,fma")]
@@ -156,8 +159,8 @@ mod isa {
         max_iter: u32,
         tuning: Tuning,
         out: &mut [u16],
-    ) {
-        fast::fill::<8, 4>(xs, ys, max_iter, tuning, out)
+    ) -> u64 {
+        unsafe { fast::fill::<simd::Avx512, 4>(xs, ys, max_iter, tuning, out) }
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -168,8 +171,8 @@ mod isa {
         max_iter: u32,
         tuning: Tuning,
         out: &mut [u16],
-    ) {
-        fast::fill::<4, 4>(xs, ys, max_iter, tuning, out)
+    ) -> u64 {
+        unsafe { fast::fill::<simd::Avx2, 2>(xs, ys, max_iter, tuning, out) }
     }
 
     #[cfg(target_arch = "aarch64")]
@@ -180,8 +183,8 @@ mod isa {
         max_iter: u32,
         tuning: Tuning,
         out: &mut [u16],
-    ) {
-        fast::fill::<2, 4>(xs, ys, max_iter, tuning, out)
+    ) -> u64 {
+        unsafe { fast::fill::<simd::Neon, 4>(xs, ys, max_iter, tuning, out) }
     }
 }
 

@@ -1,0 +1,322 @@
+//! `mandel-bench`: prints the numbers behind the README's performance table.
+//!
+//! Usage: `mandel-bench [--quick] [--python PATH]`. Numbers, never
+//! assertions: compare them with the targets yourself.
+
+use std::io::Cursor;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use image::ImageEncoder;
+use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+use mandel_core::kernel::{self, Level, Tuning};
+use mandel_core::{Colormap, CountsImage, RenderParams, TileId};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let python = args
+        .windows(2)
+        .find(|w| w[0] == "--python")
+        .map(|w| w[1].clone());
+    let p = RenderParams::default();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    println!(
+        "# mandel-bench ({} cores, kernel levels: {})",
+        cores,
+        names(&Level::available())
+    );
+    println!("# default job: {:?}", p);
+
+    section("per-tile kernel time (one core, best of 3)");
+    println!(
+        "{:<8} {:<10} {:<9} {:>10} {:>14} {:>16}",
+        "level", "tile", "kind", "ms", "exec Git/s", "brute Git/s"
+    );
+    let tiles = [
+        ((0, 0), "exterior"),
+        ((3, 7), "interior"),
+        ((8, 8), "interior"),
+        ((5, 11), "boundary"),
+        ((12, 4), "boundary"),
+        ((15, 15), "corner"),
+    ];
+    for level in Level::available() {
+        for ((row, col), kind) in tiles {
+            let tile = TileId::new(row, col);
+            let (t, executed, counts) = best_of(3, || render(level, Tuning::default(), &p, tile));
+            let brute = kernel::brute_force_iterations(&counts, p.max_iter);
+            println!(
+                "{:<8} {:<10} {:<9} {:>10.2} {:>14.2} {:>16.2}",
+                level.name(),
+                format!("r{row:02}-c{col:02}"),
+                kind,
+                t.as_secs_f64() * 1e3,
+                executed as f64 / t.as_secs_f64() / 1e9,
+                brute as f64 / t.as_secs_f64() / 1e9
+            );
+        }
+    }
+
+    section("boundary tile r05-c11 without shortcuts (pure iteration rate)");
+    for level in Level::available() {
+        let plain = Tuning {
+            interior_shortcut: false,
+            periodicity: false,
+        };
+        let (t, executed, _) = best_of(10, || render(level, plain, &p, TileId::new(5, 11)));
+        println!(
+            "{:<8} {:>8.2} ms {:>8.2} G iterations/s",
+            level.name(),
+            t.as_secs_f64() * 1e3,
+            executed as f64 / t.as_secs_f64() / 1e9
+        );
+    }
+
+    section("whole default job, kernel only");
+    let best = Level::available()[0];
+    let tunings: &[(&str, Tuning)] = if quick {
+        &[(
+            "all shortcuts",
+            Tuning {
+                interior_shortcut: true,
+                periodicity: true,
+            },
+        )]
+    } else {
+        &[
+            (
+                "all shortcuts",
+                Tuning {
+                    interior_shortcut: true,
+                    periodicity: true,
+                },
+            ),
+            (
+                "no periodicity",
+                Tuning {
+                    interior_shortcut: true,
+                    periodicity: false,
+                },
+            ),
+            (
+                "no shortcuts",
+                Tuning {
+                    interior_shortcut: false,
+                    periodicity: false,
+                },
+            ),
+        ]
+    };
+    let mut one_core_secs = 0.0;
+    let mut brute_total = 0u64;
+    for &(name, tuning) in tunings {
+        for threads in [1, cores] {
+            let (t, executed, brute) = whole_job(best, tuning, &p, threads);
+            brute_total = brute;
+            if threads == 1 && name == "all shortcuts" {
+                one_core_secs = t.as_secs_f64();
+            }
+            println!(
+                "{:<8} {:<15} {} thread(s): {:>7.3} s  executed {:>6.2} G it ({:.2} G/s/core)  brute-force-equivalent {:.2} G it/s",
+                best.name(),
+                name,
+                threads,
+                t.as_secs_f64(),
+                executed as f64 / 1e9,
+                executed as f64 / t.as_secs_f64() / 1e9 / threads as f64,
+                brute as f64 / t.as_secs_f64() / 1e9
+            );
+        }
+    }
+
+    section("PNG encoding of the default image (twilight_shifted)");
+    let counts = stitched(&p);
+    let t = Instant::now();
+    let default_png = mandel_core::png::encode_png(&counts, Colormap::TwilightShifted)?;
+    println!(
+        "encode_png (the product's settings): {:.3} s, {:.1} MB",
+        t.elapsed().as_secs_f64(),
+        default_png.len() as f64 / 1e6
+    );
+    if !quick {
+        let rgb = rgb_of(&counts);
+        for (cname, c) in [
+            ("fast", CompressionType::Fast),
+            ("default", CompressionType::Default),
+            ("best", CompressionType::Best),
+        ] {
+            for (fname, f) in [
+                ("none", FilterType::NoFilter),
+                ("sub", FilterType::Sub),
+                ("adaptive", FilterType::Adaptive),
+            ] {
+                let t = Instant::now();
+                let mut out = Vec::new();
+                PngEncoder::new_with_quality(Cursor::new(&mut out), c, f).write_image(
+                    &rgb,
+                    4096,
+                    4096,
+                    image::ExtendedColorType::Rgb8,
+                )?;
+                println!(
+                    "  compression {cname:<8} filter {fname:<9} {:>7.3} s {:>7.1} MB",
+                    t.elapsed().as_secs_f64(),
+                    out.len() as f64 / 1e6
+                );
+            }
+        }
+    }
+
+    section("embedded pipeline, whole default job (render_embedded, PNG included)");
+    let rt = tokio::runtime::Runtime::new()?;
+    for workers in [1, cores] {
+        let t = Instant::now();
+        rt.block_on(mandel_pipeline::render_embedded(&p, workers, |_| {}))?;
+        println!("{workers} worker(s): {:.3} s", t.elapsed().as_secs_f64());
+    }
+
+    section("numpy baseline (the notebook's kernel, one core)");
+    match numpy_rate(python.as_deref(), quick) {
+        Ok((rate, tiles, secs)) => {
+            let numpy_job = brute_total as f64 / rate;
+            println!(
+                "numpy: {:.1} M iterations/s on {tiles} sample tiles ({secs:.1} s)",
+                rate / 1e6
+            );
+            println!("numpy default job on one core (extrapolated): {numpy_job:.0} s");
+            println!(
+                "mandel one core vs numpy one core: {:.0}x",
+                numpy_job / one_core_secs
+            );
+        }
+        Err(e) => println!("numpy baseline skipped: {e:#}"),
+    }
+    Ok(())
+}
+
+fn names(levels: &[Level]) -> String {
+    levels
+        .iter()
+        .map(|l| l.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn section(title: &str) {
+    println!("\n## {title}");
+}
+
+fn render(level: Level, tuning: Tuning, p: &RenderParams, tile: TileId) -> (u64, Vec<u16>) {
+    let mut out = vec![0u16; p.pixels_per_tile()];
+    let executed = kernel::render_tile_with(level, tuning, p, tile, &mut out);
+    (executed, out)
+}
+
+fn best_of<T>(n: usize, mut f: impl FnMut() -> (u64, T)) -> (Duration, u64, T) {
+    let mut best: Option<(Duration, u64, T)> = None;
+    for _ in 0..n {
+        let t = Instant::now();
+        let (executed, value) = f();
+        let elapsed = t.elapsed();
+        if best.as_ref().is_none_or(|b| elapsed < b.0) {
+            best = Some((elapsed, executed, value));
+        }
+    }
+    best.expect("n > 0")
+}
+
+/// Renders every tile on `threads` threads; returns wall time, executed and
+/// brute-force-equivalent iterations.
+fn whole_job(
+    level: Level,
+    tuning: Tuning,
+    p: &RenderParams,
+    threads: usize,
+) -> (Duration, u64, u64) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let tiles: Vec<TileId> = p.tiles().collect();
+    let t = Instant::now();
+    let totals: Vec<(u64, u64)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let (mut executed, mut brute) = (0, 0);
+                    let mut out = vec![0u16; p.pixels_per_tile()];
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&tile) = tiles.get(i) else { break };
+                        executed += kernel::render_tile_with(level, tuning, p, tile, &mut out);
+                        brute += kernel::brute_force_iterations(&out, p.max_iter);
+                    }
+                    (executed, brute)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let elapsed = t.elapsed();
+    (
+        elapsed,
+        totals.iter().map(|t| t.0).sum(),
+        totals.iter().map(|t| t.1).sum(),
+    )
+}
+
+fn stitched(p: &RenderParams) -> CountsImage {
+    let mut img = CountsImage::for_params(p);
+    for tile in p.tiles() {
+        img.place_tile(p.tile_pixels as usize, tile, &kernel::render_tile(p, tile));
+    }
+    img
+}
+
+fn rgb_of(counts: &CountsImage) -> Vec<u8> {
+    let (lo, hi) = counts
+        .data()
+        .iter()
+        .fold((u16::MAX, 0), |(a, b), &c| (a.min(c), b.max(c)));
+    let palette = Colormap::TwilightShifted.palette(lo, hi);
+    (0..counts.height())
+        .rev()
+        .flat_map(|y| counts.row(y).iter().flat_map(|&c| palette[c as usize]))
+        .collect()
+}
+
+/// numpy's brute-force iterations per second on a sample of tiles.
+fn numpy_rate(python: Option<&str>, quick: bool) -> Result<(f64, usize, f64)> {
+    let python = python.map(str::to_string).unwrap_or_else(|| {
+        let venv = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv-bench/bin/python");
+        if std::path::Path::new(venv).exists() {
+            venv.to_string()
+        } else {
+            "python3".to_string()
+        }
+    });
+    // Every 32nd tile (quick: every 64th) samples exterior, boundary and interior.
+    let step = if quick { 64 } else { 32 };
+    let tiles: Vec<String> = (0..256)
+        .step_by(step)
+        .map(|i| format!("{},{}", i / 16, i % 16))
+        .collect();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/numpy_kernel.py");
+    let out = Command::new(&python)
+        .arg(script)
+        .args(&tiles)
+        .output()
+        .with_context(|| format!("running {python}"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{python}: {}",
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .unwrap_or("")
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let secs = v["seconds"].as_f64().context("seconds")?;
+    let iterations = v["iterations"].as_f64().context("iterations")?;
+    Ok((iterations / secs, tiles.len(), secs))
+}

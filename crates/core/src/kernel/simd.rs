@@ -1,0 +1,233 @@
+//! The handful of f64 vector operations the kernel needs, per instruction
+//! set. Every method is `#[inline(always)]` and only ever called from inside
+//! a `#[target_feature]` function of the matching level (see `isa` in
+//! `mod.rs`), so the intrinsics inline into straight vector code.
+//!
+//! `fmsub` must be a fused multiply-subtract (one rounding): it is the `fma`
+//! of the contract. Everything else is a plain IEEE operation.
+
+/// A vector of `W` f64 lanes.
+pub(super) trait Simd {
+    const W: usize;
+    type V: Copy;
+
+    /// # Safety
+    /// The CPU supports the level (true of every method).
+    unsafe fn splat(x: f64) -> Self::V;
+    /// Loads `W` values from `src[..W]`.
+    unsafe fn load(src: &[f64]) -> Self::V;
+    /// Stores `W` values to `dst[..W]`.
+    unsafe fn store(v: Self::V, dst: &mut [f64]);
+    unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
+    unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
+    /// `a * b - c` with a single rounding.
+    unsafe fn fmsub(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// `a * b + c` with a single rounding.
+    unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// `active` where `mag > limit` is false, 0.0 where it is true.
+    unsafe fn clear_where_gt(active: Self::V, mag: Self::V, limit: Self::V) -> Self::V;
+}
+
+/// One lane, plain Rust. `mul_add` is a hardware FMA where the target has
+/// one and an exact libm call otherwise.
+pub(super) struct Scalar;
+
+impl Simd for Scalar {
+    const W: usize = 1;
+    type V = f64;
+
+    #[inline(always)]
+    unsafe fn splat(x: f64) -> f64 {
+        x
+    }
+    #[inline(always)]
+    unsafe fn load(src: &[f64]) -> f64 {
+        src[0]
+    }
+    #[inline(always)]
+    unsafe fn store(v: f64, dst: &mut [f64]) {
+        dst[0] = v;
+    }
+    #[inline(always)]
+    unsafe fn add(a: f64, b: f64) -> f64 {
+        a + b
+    }
+    #[inline(always)]
+    unsafe fn mul(a: f64, b: f64) -> f64 {
+        a * b
+    }
+    #[inline(always)]
+    unsafe fn fmsub(a: f64, b: f64, c: f64) -> f64 {
+        a.mul_add(b, -c)
+    }
+    #[inline(always)]
+    unsafe fn fmadd(a: f64, b: f64, c: f64) -> f64 {
+        a.mul_add(b, c)
+    }
+    #[inline(always)]
+    unsafe fn clear_where_gt(active: f64, mag: f64, limit: f64) -> f64 {
+        if mag > limit { 0.0 } else { active }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(super) use x86::{Avx2, Avx512};
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::Simd;
+
+    /// AVX2 + FMA, 4 lanes.
+    pub(in super::super) struct Avx2;
+
+    impl Simd for Avx2 {
+        const W: usize = 4;
+        type V = __m256d;
+
+        #[inline(always)]
+        unsafe fn splat(x: f64) -> __m256d {
+            unsafe { _mm256_set1_pd(x) }
+        }
+        #[inline(always)]
+        unsafe fn load(src: &[f64]) -> __m256d {
+            assert!(src.len() >= 4);
+            unsafe { _mm256_loadu_pd(src.as_ptr()) }
+        }
+        #[inline(always)]
+        unsafe fn store(v: __m256d, dst: &mut [f64]) {
+            assert!(dst.len() >= 4);
+            unsafe { _mm256_storeu_pd(dst.as_mut_ptr(), v) }
+        }
+        #[inline(always)]
+        unsafe fn add(a: __m256d, b: __m256d) -> __m256d {
+            unsafe { _mm256_add_pd(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn mul(a: __m256d, b: __m256d) -> __m256d {
+            unsafe { _mm256_mul_pd(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn fmsub(a: __m256d, b: __m256d, c: __m256d) -> __m256d {
+            unsafe { _mm256_fmsub_pd(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn fmadd(a: __m256d, b: __m256d, c: __m256d) -> __m256d {
+            unsafe { _mm256_fmadd_pd(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn clear_where_gt(active: __m256d, mag: __m256d, limit: __m256d) -> __m256d {
+            // Ordered, quiet greater-than: NaN compares false, like `>` in Rust.
+            unsafe { _mm256_andnot_pd(_mm256_cmp_pd::<_CMP_GT_OQ>(mag, limit), active) }
+        }
+    }
+
+    /// AVX-512F, 8 lanes.
+    pub(in super::super) struct Avx512;
+
+    impl Simd for Avx512 {
+        const W: usize = 8;
+        type V = __m512d;
+
+        #[inline(always)]
+        unsafe fn splat(x: f64) -> __m512d {
+            unsafe { _mm512_set1_pd(x) }
+        }
+        #[inline(always)]
+        unsafe fn load(src: &[f64]) -> __m512d {
+            assert!(src.len() >= 8);
+            unsafe { _mm512_loadu_pd(src.as_ptr()) }
+        }
+        #[inline(always)]
+        unsafe fn store(v: __m512d, dst: &mut [f64]) {
+            assert!(dst.len() >= 8);
+            unsafe { _mm512_storeu_pd(dst.as_mut_ptr(), v) }
+        }
+        #[inline(always)]
+        unsafe fn add(a: __m512d, b: __m512d) -> __m512d {
+            unsafe { _mm512_add_pd(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn mul(a: __m512d, b: __m512d) -> __m512d {
+            unsafe { _mm512_mul_pd(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn fmsub(a: __m512d, b: __m512d, c: __m512d) -> __m512d {
+            unsafe { _mm512_fmsub_pd(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn fmadd(a: __m512d, b: __m512d, c: __m512d) -> __m512d {
+            unsafe { _mm512_fmadd_pd(a, b, c) }
+        }
+        #[inline(always)]
+        unsafe fn clear_where_gt(active: __m512d, mag: __m512d, limit: __m512d) -> __m512d {
+            unsafe {
+                let escaped = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(mag, limit);
+                _mm512_maskz_mov_pd(!escaped, active)
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+pub(super) use arm::Neon;
+
+#[cfg(target_arch = "aarch64")]
+mod arm {
+    use std::arch::aarch64::*;
+
+    use super::Simd;
+
+    /// NEON, 2 lanes.
+    pub(in super::super) struct Neon;
+
+    impl Simd for Neon {
+        const W: usize = 2;
+        type V = float64x2_t;
+
+        #[inline(always)]
+        unsafe fn splat(x: f64) -> float64x2_t {
+            unsafe { vdupq_n_f64(x) }
+        }
+        #[inline(always)]
+        unsafe fn load(src: &[f64]) -> float64x2_t {
+            assert!(src.len() >= 2);
+            unsafe { vld1q_f64(src.as_ptr()) }
+        }
+        #[inline(always)]
+        unsafe fn store(v: float64x2_t, dst: &mut [f64]) {
+            assert!(dst.len() >= 2);
+            unsafe { vst1q_f64(dst.as_mut_ptr(), v) }
+        }
+        #[inline(always)]
+        unsafe fn add(a: float64x2_t, b: float64x2_t) -> float64x2_t {
+            unsafe { vaddq_f64(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn mul(a: float64x2_t, b: float64x2_t) -> float64x2_t {
+            unsafe { vmulq_f64(a, b) }
+        }
+        #[inline(always)]
+        unsafe fn fmsub(a: float64x2_t, b: float64x2_t, c: float64x2_t) -> float64x2_t {
+            // vfmaq_f64(x, y, z) = x + y*z, fused: (-c) + a*b.
+            unsafe { vfmaq_f64(vnegq_f64(c), a, b) }
+        }
+        #[inline(always)]
+        unsafe fn fmadd(a: float64x2_t, b: float64x2_t, c: float64x2_t) -> float64x2_t {
+            // vfmaq_f64(x, y, z) = x + y*z, fused.
+            unsafe { vfmaq_f64(c, a, b) }
+        }
+        #[inline(always)]
+        unsafe fn clear_where_gt(
+            active: float64x2_t,
+            mag: float64x2_t,
+            limit: float64x2_t,
+        ) -> float64x2_t {
+            unsafe {
+                let escaped = vcgtq_f64(mag, limit);
+                vreinterpretq_f64_u64(vbicq_u64(vreinterpretq_u64_f64(active), escaped))
+            }
+        }
+    }
+}

@@ -15,8 +15,12 @@
 use super::shortcut;
 use super::simd::Simd;
 
-/// Steps per block between refills.
-const BLOCK: u32 = 16;
+/// The longest block, in steps.
+const BLOCK: u32 = 64;
+
+/// A block ends early, at a multiple of this many steps, once a lane has
+/// escaped, so that lane is refilled without idling long.
+const CHECK_EVERY: u32 = 4;
 
 /// The first periodicity checkpoint, in iterations; later ones double.
 const FIRST_CHECKPOINT: f64 = 32.0;
@@ -150,32 +154,40 @@ pub(super) unsafe fn fill<S: Simd, const VN: usize>(
         }
         let steps = (max - max_k).min(f64::from(BLOCK)) as u32;
         // SAFETY: the caller guarantees the instruction set.
-        unsafe { block::<S, VN>(&mut s, steps) };
-        // Retire and refill.
-        for l in 0..lanes {
-            let idx = s.pixel[l];
-            if idx == usize::MAX {
-                continue;
+        let escaped = unsafe { block::<S, VN>(&mut s, steps) };
+        // Retire the escaped lanes; only a block that ran its full length
+        // can have exhausted a lane, and only then (no lane escaped for a
+        // while) is the periodicity checkpoint worth its scan.
+        let mut retire = escaped;
+        if escaped == 0 {
+            for l in 0..lanes {
+                if s.pixel[l] == usize::MAX {
+                    continue;
+                }
+                let periodic =
+                    tuning.periodicity && s.zr[l] == s.saved_r[l] && s.zi[l] == s.saved_i[l];
+                if s.k[l] >= max || periodic {
+                    retire |= 1 << l;
+                } else if tuning.periodicity && s.k[l] >= s.next_save[l] {
+                    s.saved_r[l] = s.zr[l];
+                    s.saved_i[l] = s.zi[l];
+                    s.next_save[l] *= 2.0;
+                }
             }
-            let escaped = s.active[l] == 0.0;
-            let exhausted = s.k[l] >= max;
-            let periodic = tuning.periodicity
-                && !escaped
-                && s.zr[l] == s.saved_r[l]
-                && s.zi[l] == s.saved_i[l];
-            if escaped || exhausted || periodic {
-                out[idx] = if periodic {
-                    max_iter as u16
-                } else {
-                    s.k[l] as u16
-                };
-                executed += s.k[l] as u64 + u64::from(escaped);
-                live -= usize::from(!load(&mut s, l, &mut feed, out));
-            } else if tuning.periodicity && s.k[l] >= s.next_save[l] {
-                s.saved_r[l] = s.zr[l];
-                s.saved_i[l] = s.zi[l];
-                s.next_save[l] *= 2.0;
-            }
+        }
+        while retire != 0 {
+            let l = retire.trailing_zeros() as usize;
+            retire &= retire - 1;
+            let lane_escaped = escaped & (1 << l) != 0;
+            // An escaped lane's k is its count; any other retired lane never
+            // escapes (exhausted, or proven periodic).
+            out[s.pixel[l]] = if lane_escaped {
+                s.k[l] as u16
+            } else {
+                max_iter as u16
+            };
+            executed += s.k[l] as u64 + u64::from(lane_escaped);
+            live -= usize::from(!load(&mut s, l, &mut feed, out));
         }
     }
     executed
@@ -201,10 +213,22 @@ fn load(s: &mut Lanes, l: usize, feed: &mut Feed<'_>, out: &mut [u16]) -> bool {
     next.is_some()
 }
 
-/// `steps` iterations of every lane, in registers: the contract's formula,
-/// then the escape test; `k` counts the steps a lane survived.
+/// Lanes that are 0.0, over all `VN` vectors.
 #[inline(always)]
-unsafe fn block<S: Simd, const VN: usize>(s: &mut Lanes, steps: u32) {
+unsafe fn zero_bits<S: Simd, const VN: usize>(v: &[S::V; VN]) -> u32 {
+    let mut bits = 0;
+    for (i, x) in v.iter().enumerate() {
+        bits |= unsafe { S::zero_lanes(*x) } << (i * S::W);
+    }
+    bits
+}
+
+/// Up to `steps` iterations of every lane, in registers: the contract's formula,
+/// then the escape test; `k` counts the steps a lane survived. Stops early
+/// (at a multiple of [`CHECK_EVERY`]) once some lane has escaped, and
+/// returns the bits of the lanes that escaped.
+#[inline(always)]
+unsafe fn block<S: Simd, const VN: usize>(s: &mut Lanes, steps: u32) -> u32 {
     let w = S::W;
     unsafe {
         let four = S::splat(4.0);
@@ -226,24 +250,35 @@ unsafe fn block<S: Simd, const VN: usize>(s: &mut Lanes, steps: u32) {
             k[v] = S::load(&s.k[at..]);
             active[v] = S::load(&s.active[at..]);
         }
-        for _ in 0..steps {
-            for v in 0..VN {
-                // zr' = fma(zr, zr, -(zi*zi)) + cr
-                let nzr = S::add(S::fmsub(zr[v], zr[v], zi2[v]), cr[v]);
-                // zi' = (zr*zi + zi*zr) + ci. Both products are the same
-                // rounded p, and p + p = 2p is exact (an active lane has
-                // |z| <= 2, so no overflow), hence (p + p) + ci rounds once,
-                // exactly as fma(p, 2, ci) does, with one latency fewer.
-                let p = S::mul(zr[v], zi[v]);
-                let nzi = S::fmadd(p, two, ci[v]);
-                // escaped when zr'*zr' + zi'*zi' > 4
-                let sq_i = S::mul(nzi, nzi);
-                let mag = S::add(S::mul(nzr, nzr), sq_i);
-                active[v] = S::clear_where_gt(active[v], mag, four);
-                k[v] = S::add(k[v], active[v]);
-                zr[v] = nzr;
-                zi[v] = nzi;
-                zi2[v] = sq_i;
+        // Lanes idle (no pixel) at the start; any other zero lane escaped.
+        let idle = zero_bits::<S, VN>(&active);
+        let mut escaped = 0;
+        let mut done = 0;
+        while done < steps {
+            for _ in 0..CHECK_EVERY.min(steps - done) {
+                for v in 0..VN {
+                    // zr' = fma(zr, zr, -(zi*zi)) + cr
+                    let nzr = S::add(S::fmsub(zr[v], zr[v], zi2[v]), cr[v]);
+                    // zi' = (zr*zi + zi*zr) + ci. Both products are the same
+                    // rounded p, and p + p = 2p is exact (an active lane has
+                    // |z| <= 2, so no overflow), hence (p + p) + ci rounds once,
+                    // exactly as fma(p, 2, ci) does, with one latency fewer.
+                    let p = S::mul(zr[v], zi[v]);
+                    let nzi = S::fmadd(p, two, ci[v]);
+                    // escaped when zr'*zr' + zi'*zi' > 4
+                    let sq_i = S::mul(nzi, nzi);
+                    let mag = S::add(S::mul(nzr, nzr), sq_i);
+                    active[v] = S::clear_where_gt(active[v], mag, four);
+                    k[v] = S::add(k[v], active[v]);
+                    zr[v] = nzr;
+                    zi[v] = nzi;
+                    zi2[v] = sq_i;
+                }
+            }
+            done += CHECK_EVERY;
+            escaped = zero_bits::<S, VN>(&active) & !idle;
+            if escaped != 0 {
+                break;
             }
         }
         for v in 0..VN {
@@ -254,5 +289,6 @@ unsafe fn block<S: Simd, const VN: usize>(s: &mut Lanes, steps: u32) {
             S::store(k[v], &mut s.k[at..]);
             S::store(active[v], &mut s.active[at..]);
         }
+        escaped
     }
 }

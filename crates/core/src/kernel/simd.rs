@@ -26,6 +26,8 @@ pub(super) trait Simd {
     unsafe fn fmadd(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
     /// `active` where `mag > limit` is false, 0.0 where it is true.
     unsafe fn clear_where_gt(active: Self::V, mag: Self::V, limit: Self::V) -> Self::V;
+    /// Bit `l` set where lane `l` is exactly 0.0.
+    unsafe fn zero_lanes(v: Self::V) -> u32;
 }
 
 /// One lane, plain Rust. `mul_add` is a hardware FMA where the target has
@@ -67,6 +69,10 @@ impl Simd for Scalar {
     #[inline(always)]
     unsafe fn clear_where_gt(active: f64, mag: f64, limit: f64) -> f64 {
         if mag > limit { 0.0 } else { active }
+    }
+    #[inline(always)]
+    unsafe fn zero_lanes(v: f64) -> u32 {
+        u32::from(v == 0.0)
     }
 }
 
@@ -121,6 +127,12 @@ mod x86 {
             // Ordered, quiet greater-than: NaN compares false, like `>` in Rust.
             unsafe { _mm256_andnot_pd(_mm256_cmp_pd::<_CMP_GT_OQ>(mag, limit), active) }
         }
+        #[inline(always)]
+        unsafe fn zero_lanes(v: __m256d) -> u32 {
+            unsafe {
+                _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_EQ_OQ>(v, _mm256_setzero_pd())) as u32
+            }
+        }
     }
 
     /// AVX-512F, 8 lanes.
@@ -166,6 +178,10 @@ mod x86 {
                 let escaped = _mm512_cmp_pd_mask::<_CMP_GT_OQ>(mag, limit);
                 _mm512_maskz_mov_pd(!escaped, active)
             }
+        }
+        #[inline(always)]
+        unsafe fn zero_lanes(v: __m512d) -> u32 {
+            unsafe { u32::from(_mm512_cmp_pd_mask::<_CMP_EQ_OQ>(v, _mm512_setzero_pd())) }
         }
     }
 }
@@ -227,6 +243,13 @@ mod arm {
             unsafe {
                 let escaped = vcgtq_f64(mag, limit);
                 vreinterpretq_f64_u64(vbicq_u64(vreinterpretq_u64_f64(active), escaped))
+            }
+        }
+        #[inline(always)]
+        unsafe fn zero_lanes(v: float64x2_t) -> u32 {
+            unsafe {
+                let z = vceqq_f64(v, vdupq_n_f64(0.0));
+                (vgetq_lane_u64::<0>(z) & 1) as u32 | ((vgetq_lane_u64::<1>(z) & 1) as u32) << 1
             }
         }
     }

@@ -64,7 +64,6 @@ fn main() -> Result<()> {
     for level in Level::available() {
         let plain = Tuning {
             interior_shortcut: false,
-            periodicity: false,
         };
         let (t, executed, _) = best_of(10, || render(level, plain, &p, TileId::new(5, 11)));
         println!(
@@ -79,33 +78,23 @@ fn main() -> Result<()> {
     let best = Level::available()[0];
     let tunings: &[(&str, Tuning)] = if quick {
         &[(
-            "all shortcuts",
+            "shortcut",
             Tuning {
                 interior_shortcut: true,
-                periodicity: true,
             },
         )]
     } else {
         &[
             (
-                "all shortcuts",
+                "shortcut",
                 Tuning {
                     interior_shortcut: true,
-                    periodicity: true,
                 },
             ),
             (
-                "no periodicity",
-                Tuning {
-                    interior_shortcut: true,
-                    periodicity: false,
-                },
-            ),
-            (
-                "no shortcuts",
+                "no shortcut",
                 Tuning {
                     interior_shortcut: false,
-                    periodicity: false,
                 },
             ),
         ]
@@ -116,7 +105,7 @@ fn main() -> Result<()> {
         for threads in [1, cores] {
             let (t, executed, brute) = whole_job(best, tuning, &p, threads);
             brute_total = brute;
-            if threads == 1 && name == "all shortcuts" {
+            if threads == 1 && name == "shortcut" {
                 one_core_secs = t.as_secs_f64();
             }
             println!(
@@ -137,7 +126,7 @@ fn main() -> Result<()> {
     let t = Instant::now();
     let default_png = mandel_core::png::encode_png(&counts, Colormap::TwilightShifted)?;
     println!(
-        "encode_png (the product's settings): {:.3} s, {:.1} MB",
+        "encode_png (the product settings): {:.3} s, {:.1} MB",
         t.elapsed().as_secs_f64(),
         default_png.len() as f64 / 1e6
     );

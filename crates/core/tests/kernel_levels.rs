@@ -4,22 +4,12 @@ use mandel_core::kernel::{self, Level, Tuning, reference};
 use mandel_core::{RenderParams, TileId, Viewport, blob};
 use proptest::prelude::*;
 
-const TUNINGS: [Tuning; 4] = [
+const TUNINGS: [Tuning; 2] = [
     Tuning {
         interior_shortcut: false,
-        periodicity: false,
     },
     Tuning {
         interior_shortcut: true,
-        periodicity: false,
-    },
-    Tuning {
-        interior_shortcut: false,
-        periodicity: true,
-    },
-    Tuning {
-        interior_shortcut: true,
-        periodicity: true,
     },
 ];
 

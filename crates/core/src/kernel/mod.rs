@@ -33,7 +33,7 @@ pub use shortcut::{MARGIN as INTERIOR_MARGIN, surely_interior};
 pub enum Level {
     /// x86-64 AVX-512F: 8 f64 lanes, 4 vectors in flight.
     Avx512,
-    /// x86-64 AVX2 + FMA: 4 lanes, 4 vectors in flight.
+    /// x86-64 AVX2 + FMA: 4 lanes, 2 vectors in flight (16 registers).
     Avx2,
     /// aarch64 NEON: 2 lanes, 4 vectors in flight.
     Neon,

@@ -21,13 +21,19 @@ pub fn encode_png(counts: &CountsImage, colormap: Colormap) -> Result<Vec<u8>, i
         .iter()
         .fold((u16::MAX, u16::MIN), |(lo, hi), &c| (lo.min(c), hi.max(c)));
     let palette = colormap.palette(min, max);
-    let mut rgb = Vec::with_capacity(w * h * 3);
-    for y in (0..h).rev() {
-        rgb.extend(counts.row(y).iter().flat_map(|&c| palette[usize::from(c)]));
+    let mut rgb = vec![0u8; w * h * 3];
+    for (dst, y) in rgb.chunks_exact_mut(w * 3).zip((0..h).rev()) {
+        for (px, &c) in dst.chunks_exact_mut(3).zip(counts.row(y)) {
+            px.copy_from_slice(&palette[usize::from(c)]);
+        }
     }
     let mut out = Vec::new();
-    PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Sub)
-        .write_image(&rgb, w as u32, h as u32, image::ExtendedColorType::Rgb8)?;
+    PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Sub).write_image(
+        &rgb,
+        w as u32,
+        h as u32,
+        image::ExtendedColorType::Rgb8,
+    )?;
     Ok(out)
 }
 

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use mandel_core::{Colormap, CountsImage, RenderParams, TileId, blob, kernel, png};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
+use tracing::debug;
 
 use crate::error::PipelineError;
 use crate::job::{JobId, ResultManifest, StitchMessage, TileStat, hex};
@@ -55,19 +56,28 @@ pub async fn stitch(
     let started = Instant::now();
     let params = load_params(&**store, job).await?;
     let (counts, tile_stats) = fetch_tiles(store, job, &params).await?;
+    let fetched = started.elapsed();
 
     let job_for_encode = job.clone();
     let (counts, png_bytes, npy_bytes) = tokio::task::spawn_blocking(move || {
-        let png = png::encode_png(&counts, STORED_COLORMAP).map_err(|e| PipelineError::Encode {
+        // The two encodings are independent: run them side by side.
+        let (png, npy) = std::thread::scope(|s| {
+            let npy = s.spawn(|| counts.to_npy());
+            (
+                png::encode_png(&counts, STORED_COLORMAP),
+                npy.join().expect("npy encoder panicked"),
+            )
+        });
+        let png = png.map_err(|e| PipelineError::Encode {
             job: job_for_encode,
             reason: e.to_string(),
         })?;
-        let npy = counts.to_npy();
         Ok::<_, PipelineError>((counts, png, npy))
     })
     .await
     .expect("encoder panicked")?;
 
+    let encoded = started.elapsed();
     store
         .put(
             &job.image_key(),
@@ -99,6 +109,7 @@ pub async fn stitch(
         stitch_us: started.elapsed().as_micros() as u64,
         tile_stats,
     };
+    debug!(%job, ?fetched, ?encoded, total = ?started.elapsed(), "stitched");
     let body = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
     match store
         .put(

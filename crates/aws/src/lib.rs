@@ -1,0 +1,23 @@
+//! # mandel-aws
+//!
+//! The AWS adapters for the ports of `mandel-pipeline`:
+//!
+//! - [`S3Store`]: [`ObjectStore`](mandel_pipeline::ObjectStore) on one S3
+//!   bucket. Create-only puts use `If-None-Match: *`; metadata is S3 user
+//!   metadata (`x-amz-meta-*`).
+//! - [`SqsQueue`]: [`Queue`](mandel_pipeline::Queue) on one SQS queue,
+//!   sending in batches of 10 with several calls in flight.
+//! - [`AwsClients`]: the SDK clients from the environment. When an endpoint
+//!   override is set (`AWS_ENDPOINT_URL`, as for LocalStack) S3 uses
+//!   path-style addressing and checksums only where required.
+//!
+//! Both adapters pass the same conformance suite as the in-memory and
+//! filesystem ones (`tests/conformance_localstack.rs`).
+
+mod config;
+mod s3;
+mod sqs;
+
+pub use config::AwsClients;
+pub use s3::S3Store;
+pub use sqs::SqsQueue;

@@ -1,0 +1,195 @@
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use bytes::Bytes;
+use mandel_pipeline::store::{validate_key, validate_metadata};
+use mandel_pipeline::{Metadata, Object, ObjectMeta, ObjectStore, PutMode, PutOutcome, StoreError};
+
+/// An [`ObjectStore`] on one S3 bucket.
+#[derive(Clone, Debug)]
+pub struct S3Store {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl S3Store {
+    pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+        S3Store {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+}
+
+/// Throttling, timeouts, dispatch failures and 5xx are worth a retry.
+fn transient<E, R>(err: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(e) => {
+            matches!(
+                e.err().code(),
+                Some("SlowDown" | "InternalError" | "ServiceUnavailable" | "RequestTimeout")
+            )
+        }
+        _ => false,
+    }
+}
+
+fn status<E, R: HttpStatus>(err: &SdkError<E, R>) -> Option<u16> {
+    err.raw_response().map(|r| r.status_code())
+}
+
+trait HttpStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HttpStatus for aws_sdk_s3::config::http::HttpResponse {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+fn backend<E>(key: &str, err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let is_transient = transient(&err);
+    StoreError::backend(
+        key,
+        aws_sdk_s3::error::DisplayErrorContext(err).to_string(),
+        is_transient,
+    )
+}
+
+#[async_trait]
+impl ObjectStore for S3Store {
+    async fn get(&self, key: &str) -> Result<Object, StoreError> {
+        validate_key(key)?;
+        let resp = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(r) => r,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                return Err(StoreError::NotFound {
+                    key: key.to_string(),
+                });
+            }
+            Err(e) => return Err(backend(key, e)),
+        };
+        let metadata: Metadata = resp
+            .metadata()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        let body = resp
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::backend(key, format!("reading the body: {e}"), true))?
+            .into_bytes();
+        Ok(Object { body, metadata })
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        metadata: Metadata,
+        mode: PutMode,
+    ) -> Result<PutOutcome, StoreError> {
+        validate_key(key)?;
+        validate_metadata(key, &metadata)?;
+        let metadata: HashMap<String, String> = metadata.into_iter().collect();
+        // A conditional write racing another on the same key may get 409
+        // ConditionalRequestConflict: try again until one outcome is final.
+        for attempt in 0.. {
+            let mut req = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .body(ByteStream::from(body.clone()))
+                .set_metadata(Some(metadata.clone()));
+            if mode == PutMode::Create {
+                req = req.if_none_match("*");
+            }
+            match req.send().await {
+                Ok(_) => return Ok(PutOutcome::Written),
+                Err(e) if mode == PutMode::Create && status(&e) == Some(412) => {
+                    return Ok(PutOutcome::AlreadyExists);
+                }
+                Err(e) if mode == PutMode::Create && status(&e) == Some(409) && attempt < 10 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt.min(5)))
+                        .await;
+                }
+                Err(e) => return Err(backend(key, e)),
+            }
+        }
+        unreachable!("the loop returns")
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+        validate_key(key)?;
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(r) => Ok(Some(ObjectMeta {
+                key: key.to_string(),
+                size: r.content_length().unwrap_or(0).max(0) as u64,
+            })),
+            Err(e)
+                if e.as_service_error().is_some_and(|s| s.is_not_found())
+                    || status(&e) == Some(404) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(backend(key, e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| backend(prefix, e))?;
+            for obj in page.contents() {
+                if let Some(key) = obj.key() {
+                    out.push(ObjectMeta {
+                        key: key.to_string(),
+                        size: obj.size().unwrap_or(0).max(0) as u64,
+                    });
+                }
+            }
+        }
+        // S3 lists in UTF-8 binary order, which for ASCII keys is sorted;
+        // sort anyway so the contract does not rest on that.
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+}

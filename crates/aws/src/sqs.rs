@@ -1,0 +1,166 @@
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_sqs::error::{DisplayErrorContext, SdkError};
+use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
+use mandel_pipeline::{Delivery, Queue, QueueError};
+use tokio::task::JoinSet;
+
+/// SQS's limit on messages per batch call.
+const BATCH: usize = 10;
+/// Batch sends kept in flight at once.
+const PARALLEL_SENDS: usize = 8;
+
+/// A [`Queue`] on one SQS queue.
+#[derive(Clone, Debug)]
+pub struct SqsQueue {
+    client: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl SqsQueue {
+    pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
+        SqsQueue {
+            client,
+            url: url.into(),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn error(&self, source: impl std::fmt::Display, transient: bool) -> QueueError {
+        QueueError {
+            queue: self.url.clone(),
+            source: source.to_string().into(),
+            transient,
+        }
+    }
+
+    async fn send_chunk(&self, bodies: Vec<String>) -> Result<(), QueueError> {
+        let entries = bodies
+            .into_iter()
+            .enumerate()
+            .map(|(i, body)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body)
+                    .build()
+                    .expect("id and body are set")
+            })
+            .collect::<Vec<_>>();
+        let mut pending = entries;
+        for attempt in 0..5u32 {
+            let resp = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(pending.clone()))
+                .send()
+                .await
+                .map_err(|e| self.error(DisplayErrorContext(&e), is_transient(&e)))?;
+            if resp.failed().is_empty() {
+                return Ok(());
+            }
+            // Resend only the entries SQS refused, if the refusal was theirs
+            // to retry (sender_fault == false).
+            if resp.failed().iter().any(|f| f.sender_fault()) {
+                let why: Vec<String> = resp
+                    .failed()
+                    .iter()
+                    .map(|f| format!("{}: {:?}", f.code(), f.message()))
+                    .collect();
+                return Err(self.error(format!("batch entries refused: {}", why.join("; ")), false));
+            }
+            let failed: Vec<&str> = resp.failed().iter().map(|f| f.id()).collect();
+            pending.retain(|e| failed.contains(&e.id()));
+            tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+        }
+        Err(self.error(
+            format!(
+                "{} batch entries still failing after retries",
+                pending.len()
+            ),
+            true,
+        ))
+    }
+}
+
+fn is_transient<E, R>(err: &SdkError<E, R>) -> bool {
+    matches!(
+        err,
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
+    )
+}
+
+#[async_trait]
+impl Queue for SqsQueue {
+    async fn send_batch(&self, bodies: &[String]) -> Result<(), QueueError> {
+        let mut chunks = bodies.chunks(BATCH).map(|c| c.to_vec());
+        let mut in_flight = JoinSet::new();
+        for chunk in chunks.by_ref().take(PARALLEL_SENDS) {
+            let this = self.clone();
+            in_flight.spawn(async move { this.send_chunk(chunk).await });
+        }
+        while let Some(done) = in_flight.join_next().await {
+            done.expect("send task panicked")?;
+            if let Some(chunk) = chunks.next() {
+                let this = self.clone();
+                in_flight.spawn(async move { this.send_chunk(chunk).await });
+            }
+        }
+        Ok(())
+    }
+
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
+        // SQS long-polls in whole seconds, 0 to 20.
+        let wait_secs = wait.as_secs_f64().ceil().clamp(0.0, 20.0) as i32;
+        let resp = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(max.clamp(1, BATCH) as i32)
+            .wait_time_seconds(wait_secs)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(|e| self.error(DisplayErrorContext(&e), is_transient(&e)))?;
+        Ok(resp
+            .messages()
+            .iter()
+            .map(|m| Delivery {
+                message_id: m.message_id().unwrap_or_default().to_string(),
+                receipt: m.receipt_handle().unwrap_or_default().to_string(),
+                body: m.body().unwrap_or_default().to_string(),
+                receive_count: m
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1),
+            })
+            .collect())
+    }
+
+    async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
+        match self
+            .client
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(receipt)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            // A stale receipt (the message was redelivered or already
+            // deleted) is not an error in the port's contract.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_receipt_handle_is_invalid()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(self.error(DisplayErrorContext(&e), is_transient(&e))),
+        }
+    }
+}

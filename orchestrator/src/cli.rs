@@ -45,9 +45,26 @@ pub struct Cli {
     #[arg(long, value_name = "NAME", default_value = "twilight_shifted")]
     pub colormap: String,
 
-    /// Tile workers to run [default: one per core].
+    /// Tile workers to run [default: one per core]. Embedded mode only.
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+
+    /// Render through this S3 bucket and its queues (found in the bucket's
+    /// deployment record) instead of embedded.
+    #[arg(long, value_name = "BUCKET")]
+    pub bucket: Option<String>,
+
+    /// With --bucket: submit, print the job id and exit.
+    #[arg(long)]
+    pub no_wait: bool,
+
+    /// With --bucket: give up waiting after this many seconds, listing the missing tiles.
+    #[arg(long, value_name = "SECS", default_value_t = 900)]
+    pub timeout: u64,
+
+    /// With --bucket: a new job id instead of the content hash of the params.
+    #[arg(long)]
+    pub fresh: bool,
 }
 
 /// A fully validated render request.
@@ -58,6 +75,10 @@ pub struct Request {
     pub counts_out: Option<PathBuf>,
     pub colormap: Colormap,
     pub workers: usize,
+    pub bucket: Option<String>,
+    pub no_wait: bool,
+    pub timeout: std::time::Duration,
+    pub fresh: bool,
 }
 
 /// A flag the user got wrong; printed on one line, exit code 2.
@@ -137,12 +158,22 @@ impl Cli {
                 ));
             }
         }
+        if self.bucket.as_deref() == Some("") {
+            return Err(usage("bucket", "bucket must not be empty"));
+        }
+        if self.timeout == 0 {
+            return Err(usage("timeout", "timeout must be at least 1 second, got 0"));
+        }
         Ok(Request {
             params,
             out: self.out.clone(),
             counts_out: self.counts_out.clone(),
             colormap,
             workers,
+            bucket: self.bucket.clone(),
+            no_wait: self.no_wait,
+            timeout: std::time::Duration::from_secs(self.timeout),
+            fresh: self.fresh,
         })
     }
 }

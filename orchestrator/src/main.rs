@@ -3,6 +3,7 @@
 //! in this process, on every core.
 
 mod cli;
+mod cloud;
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -51,21 +52,38 @@ fn usage_error(e: &UsageError) -> ExitCode {
 async fn run(req: &cli::Request) -> Result<()> {
     let started = Instant::now();
     let bar = progress_bar(req.params.tile_count());
-    let render = render_embedded(&req.params, req.workers, |done| bar.set_position(done)).await?;
+    let (manifest, png, npy) = match &req.bucket {
+        None => {
+            let r =
+                render_embedded(&req.params, req.workers, |done| bar.set_position(done)).await?;
+            (r.manifest, Some(r.png), Some(r.npy))
+        }
+        Some(bucket) => match cloud::render(req, bucket, &bar).await? {
+            Some(done) => done,
+            None => return Ok(()), // --no-wait
+        },
+    };
     bar.finish_and_clear();
 
-    let png_bytes = if req.colormap == STORED_COLORMAP {
-        render.png
-    } else {
-        let counts = CountsImage::from_npy(&render.npy).context("reading back the counts")?;
-        png::encode_png(&counts, req.colormap).context("encoding the PNG")?
+    let png_bytes = match (req.colormap == STORED_COLORMAP, png) {
+        (true, Some(png)) => png,
+        _ => {
+            let npy = npy.as_deref().context("counts were not downloaded")?;
+            let counts = CountsImage::from_npy(npy).context("reading back the counts")?;
+            png::encode_png(&counts, req.colormap).context("encoding the PNG")?
+        }
     };
     write(&req.out, &png_bytes)?;
     if let Some(path) = &req.counts_out {
-        write(path, &render.npy)?;
+        write(path, npy.as_deref().context("counts were not downloaded")?)?;
     }
     let secs = started.elapsed().as_secs_f64();
-    let m = &render.manifest;
+    let m = &manifest;
+    let workers = if req.bucket.is_some() {
+        "remote".to_string()
+    } else {
+        req.workers.to_string()
+    };
     println!(
         "rendered {w}x{h} ({tiles} tiles, max_iter {mi}) with {workers} workers in {secs:.2} s: \
          {mpx:.1} Mpixel/s, {gits:.2} G iterations/s; wrote {out}",
@@ -73,7 +91,6 @@ async fn run(req: &cli::Request) -> Result<()> {
         h = m.height,
         tiles = m.tiles,
         mi = m.params.max_iter,
-        workers = req.workers,
         mpx = (m.width * m.height) as f64 / secs / 1e6,
         gits = m.iterations as f64 / secs / 1e9,
         out = req.out.display(),
@@ -85,7 +102,7 @@ fn write(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
-fn progress_bar(total: u64) -> ProgressBar {
+pub(crate) fn progress_bar(total: u64) -> ProgressBar {
     let bar = ProgressBar::new(total);
     if std::io::stderr().is_terminal() {
         bar.set_style(

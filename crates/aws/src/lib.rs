@@ -11,13 +11,20 @@
 //!   override is set (`AWS_ENDPOINT_URL`, as for LocalStack) S3 uses
 //!   path-style addressing and checksums only where required.
 //!
+//! - [`Cloud`]: a deployment's store and queues, found from the bucket's
+//!   deployment record; [`lambda::handle_batch`] adapts a message handler
+//!   to Lambda's SQS trigger.
+//!
 //! Both adapters pass the same conformance suite as the in-memory and
 //! filesystem ones (`tests/conformance_localstack.rs`).
 
+mod cloud;
 mod config;
+pub mod lambda;
 mod s3;
 mod sqs;
 
+pub use cloud::{Cloud, bucket_from};
 pub use config::AwsClients;
 pub use s3::S3Store;
 pub use sqs::SqsQueue;

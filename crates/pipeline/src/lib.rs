@@ -25,6 +25,7 @@
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod deployment;
 pub mod embedded;
 mod error;
 pub mod fs;
@@ -38,6 +39,7 @@ pub mod store;
 pub mod submit;
 pub mod worker;
 
+pub use deployment::{DEPLOYMENT_KEY, Deployment};
 pub use embedded::{EmbeddedRender, render_embedded};
 pub use error::PipelineError;
 pub use fs::FsStore;

@@ -1,0 +1,48 @@
+//! `mandel-worker`: renders tiles. Runs as a Lambda on the tiles queue, or
+//! with `--poll` as a local event-source mapping (same handler).
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use clap::Parser;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use mandel_aws::lambda::{handle_batch, poll_until_signal};
+use mandel_aws::{AwsClients, Cloud, bucket_from};
+use mandel_pipeline::TileWorker;
+
+/// Render tiles from the tiles queue (a Lambda unless --poll is given).
+#[derive(Parser)]
+#[command(version)]
+struct Args {
+    /// Long-poll the tiles queue from this machine instead of serving Lambda.
+    #[arg(long)]
+    poll: bool,
+    /// The deployment's bucket [default: $MANDEL_BUCKET].
+    #[arg(long)]
+    bucket: Option<String>,
+    /// Messages per receive when polling (1 to 10).
+    #[arg(long, default_value_t = 10)]
+    batch: usize,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let args = Args::parse();
+    lambda_runtime::tracing::init_default_subscriber();
+    let cloud = Cloud::connect(&AwsClients::from_env().await, &bucket_from(args.bucket)?).await?;
+    let id = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME")
+        .unwrap_or_else(|_| format!("poller-{}", std::process::id()));
+    let worker = Arc::new(TileWorker::new(cloud.store, cloud.stitch, id));
+    let handle = |body: String| {
+        let worker = Arc::clone(&worker);
+        async move { worker.handle_message(&body).await.map(drop) }
+    };
+    if args.poll {
+        poll_until_signal(&*cloud.tiles, args.batch, handle).await?;
+        return Ok(());
+    }
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
+        Ok::<_, Error>(handle_batch(event.payload, handle).await)
+    }))
+    .await
+}

@@ -1,0 +1,115 @@
+//! `--bucket`: the same job through S3 and SQS, rendered by remote workers.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, bail};
+use indicatif::ProgressBar;
+use mandel_aws::{AwsClients, Cloud};
+use mandel_pipeline::stitch::STORED_COLORMAP;
+use mandel_pipeline::{JobId, ResultManifest, submit, wait_for_result, worker::stored_tiles};
+
+use crate::cli::Request;
+
+/// Submits the job and waits for its result. `None` with `--no-wait`.
+pub async fn render(
+    req: &Request,
+    bucket: &str,
+    bar: &ProgressBar,
+) -> Result<Option<(ResultManifest, Option<Vec<u8>>, Option<Vec<u8>>)>> {
+    let cloud = Cloud::connect(&AwsClients::from_env().await, bucket).await?;
+    let job = req.fresh.then(|| {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        JobId::parse(&format!("{}-{:x}", JobId::for_params(&req.params), nanos)).expect("valid id")
+    });
+    let submitted = submit(
+        &*cloud.store,
+        &*cloud.tiles,
+        &*cloud.stitch,
+        &req.params,
+        job,
+    )
+    .await?;
+    let job = submitted.job.clone();
+    if req.no_wait {
+        println!("{job}");
+        return Ok(None);
+    }
+    bar.suspend(|| {
+        eprintln!(
+            "job {job} in s3://{bucket}: {} tiles enqueued, {} already stored{}",
+            submitted.enqueued,
+            submitted.already_stored,
+            if submitted.finished {
+                ", already finished"
+            } else {
+                ""
+            }
+        )
+    });
+    let waited = tokio::time::timeout(
+        req.timeout,
+        wait_for_result(
+            &*cloud.store,
+            &job,
+            &req.params,
+            Duration::from_millis(250),
+            |n| bar.set_position(n),
+        ),
+    )
+    .await;
+    let manifest = match waited {
+        Ok(r) => r?,
+        Err(_) => {
+            let stored = stored_tiles(&*cloud.store, &job, &req.params).await?;
+            let missing: Vec<String> = req
+                .params
+                .tiles()
+                .filter(|t| stored.binary_search(t).is_err())
+                .map(|t| t.to_string())
+                .collect();
+            let shown = missing
+                .iter()
+                .take(16)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            bail!(
+                "timed out after {} s waiting for job {job}: {} of {} tiles missing ({shown}{}); \\
+                 re-run the same command to resume",
+                req.timeout.as_secs(),
+                missing.len(),
+                req.params.tile_count(),
+                if missing.len() > 16 { ", ..." } else { "" }
+            );
+        }
+    };
+    let png = if req.colormap == STORED_COLORMAP {
+        Some(
+            cloud
+                .store
+                .get(&manifest.image_key)
+                .await
+                .context("downloading the PNG")?
+                .body
+                .to_vec(),
+        )
+    } else {
+        None
+    };
+    let npy = if req.counts_out.is_some() || png.is_none() {
+        Some(
+            cloud
+                .store
+                .get(&manifest.counts_key)
+                .await
+                .context("downloading the counts")?
+                .body
+                .to_vec(),
+        )
+    } else {
+        None
+    };
+    Ok(Some((manifest, png, npy)))
+}

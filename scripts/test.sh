@@ -8,4 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(localstack/up.sh)"
+# The end-to-end tests run the workspace's binaries, which `cargo test`
+# alone does not build for packages without integration tests.
+cargo build --release --workspace --bins
 cargo test --release --workspace --all-targets "$@"

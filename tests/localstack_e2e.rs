@@ -86,3 +86,84 @@ fn default_job_through_pollers_matches_the_reference_and_embedded_mode() {
         "the PNG from the bucket differs from the embedded one"
     );
 }
+
+/// Two jobs submitted at once to one bucket, served by the same pollers,
+/// each get exactly their own counts.
+#[test]
+fn two_jobs_at_once_stay_isolated() {
+    let bucket = bucket();
+    let _workers: Vec<Running> = (0..2)
+        .map(|_| {
+            Running::spawn(
+                Command::new(binary("mandel-worker")).args(["--poll", "--bucket", &bucket]),
+            )
+        })
+        .collect();
+    let _stitch =
+        Running::spawn(Command::new(binary("mandel-stitch")).args(["--poll", "--bucket", &bucket]));
+
+    let dir = tempfile::tempdir().unwrap();
+    let jobs = [("a", "-2,0.5,-1.25,1.25"), ("b", "-0.8,-0.7,0.05,0.15")];
+    let children: Vec<_> = jobs
+        .iter()
+        .map(|(name, viewport)| {
+            Command::new(binary("mandel-orchestrate"))
+                .current_dir(dir.path())
+                .args(["--bucket", &bucket, "--fresh", "--timeout", "120"])
+                .args([
+                    "--viewport",
+                    viewport,
+                    "--tiles-per-side",
+                    "4",
+                    "--tile-pixels",
+                    "32",
+                    "--max-iter",
+                    "300",
+                ])
+                .args([
+                    "--out",
+                    &format!("{name}.png"),
+                    "--counts-out",
+                    &format!("{name}.npy"),
+                ])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    for (name, viewport) in jobs {
+        let cloud =
+            CountsImage::from_npy(&std::fs::read(dir.path().join(format!("{name}.npy"))).unwrap())
+                .unwrap();
+        let out = orchestrate(
+            dir.path(),
+            &[
+                "--viewport",
+                viewport,
+                "--tiles-per-side",
+                "4",
+                "--tile-pixels",
+                "32",
+                "--max-iter",
+                "300",
+            ]
+            .iter()
+            .copied()
+            .chain(["--out", "local.png", "--counts-out", "local.npy"])
+            .collect::<Vec<_>>(),
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let local =
+            CountsImage::from_npy(&std::fs::read(dir.path().join("local.npy")).unwrap()).unwrap();
+        assert!(
+            cloud == local,
+            "job {name} through the bucket differs from the same job embedded"
+        );
+    }
+}

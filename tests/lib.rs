@@ -15,7 +15,7 @@ pub fn binary(name: &str) -> PathBuf {
         .join(name);
     assert!(
         path.exists(),
-        "{} is not built; run the tests with --workspace (./scripts/test.sh does)",
+        "{} is not built; run the tests with --workspace (bash scripts/test.sh does)",
         path.display()
     );
     path

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 fn bucket() -> String {
     assert!(
         std::env::var("AWS_ENDPOINT_URL").is_ok_and(|e| !e.is_empty()),
-        "AWS_ENDPOINT_URL is not set: run with ./scripts/test.sh (it starts LocalStack)"
+        "AWS_ENDPOINT_URL is not set: run with bash scripts/test.sh (it starts LocalStack)"
     );
     std::env::var("MANDEL_BUCKET").expect("MANDEL_BUCKET from localstack/up.sh")
 }

@@ -13,7 +13,7 @@ fn require_localstack() -> String {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
     assert!(
         !endpoint.is_empty(),
-        "AWS_ENDPOINT_URL is not set: these tests need LocalStack; run them with ./scripts/test.sh \
+        "AWS_ENDPOINT_URL is not set: these tests need LocalStack; run them with bash scripts/test.sh \
          (or eval \"$(localstack/up.sh)\" first)"
     );
     endpoint

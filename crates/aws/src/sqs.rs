@@ -2,7 +2,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::error::{DisplayErrorContext, SdkError};
-use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, SendMessageBatchRequestEntry,
+};
 use mandel_pipeline::{Delivery, Queue, QueueError};
 use tokio::task::JoinSet;
 
@@ -142,25 +144,42 @@ impl Queue for SqsQueue {
             .collect())
     }
 
-    async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
-        match self
-            .client
-            .delete_message()
-            .queue_url(&self.url)
-            .receipt_handle(receipt)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
+    async fn delete(&self, receipts: &[String]) -> Result<(), QueueError> {
+        for chunk in receipts.chunks(BATCH) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, receipt)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(receipt)
+                        .build()
+                        .expect("id and receipt are set")
+                })
+                .collect();
+            let resp = self
+                .client
+                .delete_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| self.error(DisplayErrorContext(&e), is_transient(&e)))?;
             // A stale receipt (the message was redelivered or already
             // deleted) is not an error in the port's contract.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_receipt_handle_is_invalid()) =>
-            {
-                Ok(())
+            let refused: Vec<String> = resp
+                .failed()
+                .iter()
+                .filter(|f| f.code() != "ReceiptHandleIsInvalid")
+                .map(|f| format!("{}: {:?}", f.code(), f.message()))
+                .collect();
+            if !refused.is_empty() {
+                return Err(self.error(
+                    format!("delete entries refused: {}", refused.join("; ")),
+                    false,
+                ));
             }
-            Err(e) => Err(self.error(DisplayErrorContext(&e), is_transient(&e))),
         }
+        Ok(())
     }
 }

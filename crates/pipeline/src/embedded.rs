@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use crate::error::PipelineError;
 use crate::job::ResultManifest;
 use crate::memory::{MemoryQueue, MemoryStore};
-use crate::poller::{PollConfig, poll};
+use crate::poller::{PollConfig, one_at_a_time, poll};
 use crate::queue::Queue;
 use crate::stitch::handle_stitch_message;
 use crate::store::ObjectStore;
@@ -54,9 +54,9 @@ pub async fn render_embedded(
         ));
         let (tiles, shutdown) = (Arc::clone(&tiles), shutdown.clone());
         tasks.spawn(async move {
-            poll(&*tiles, PollConfig::default(), shutdown, |d| {
+            poll(&*tiles, PollConfig::default(), shutdown, |batch| {
                 let worker = Arc::clone(&worker);
-                async move { worker.handle_message(&d.body).await.map(drop) }
+                async move { worker.handle_batch(&batch).await }
             })
             .await
         });
@@ -64,9 +64,11 @@ pub async fn render_embedded(
     {
         let (store, stitches) = (Arc::clone(&store), Arc::clone(&stitches));
         tasks.spawn(async move {
-            poll(&*stitches, PollConfig::default(), shutdown, |d| {
-                let store = Arc::clone(&store);
-                async move { handle_stitch_message(&store, &d.body).await.map(drop) }
+            poll(&*stitches, PollConfig::default(), shutdown, |batch| {
+                one_at_a_time(batch, |d| {
+                    let store = Arc::clone(&store);
+                    async move { handle_stitch_message(&store, &d.body).await }
+                })
             })
             .await
         });

@@ -23,7 +23,6 @@
 //! [`stitch()`] (the stitch function), [`poll()`] (the event-source
 //! mapping), and [`render_embedded`] which wires them all in one process.
 
-#[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod deployment;
 pub mod embedded;
@@ -46,7 +45,7 @@ pub use fs::FsStore;
 pub use job::{JobId, ResultManifest, StitchMessage, TileMessage, TileStat};
 pub use memory::{MemoryQueue, MemoryStore};
 pub use params_cache::{ParamsCache, load_params};
-pub use poller::{PollConfig, PollStats, poll};
+pub use poller::{PollConfig, PollStats, one_at_a_time, poll};
 pub use queue::{Delivery, Queue, QueueError};
 pub use stitch::{StitchOutcome, stitch};
 pub use store::{Metadata, Object, ObjectMeta, ObjectStore, PutMode, PutOutcome, StoreError};

@@ -202,9 +202,12 @@ impl Queue for MemoryQueue {
         }
     }
 
-    async fn delete(&self, receipt: &str) -> Result<(), QueueError> {
+    async fn delete(&self, receipts: &[String]) -> Result<(), QueueError> {
         // Like SQS, deleting with a stale receipt is not an error.
-        self.state.lock().unwrap().in_flight.remove(receipt);
+        let mut state = self.state.lock().unwrap();
+        for receipt in receipts {
+            state.in_flight.remove(receipt);
+        }
         Ok(())
     }
 }

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use tokio::sync::watch;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use crate::error::PipelineError;
 use crate::queue::{Delivery, Queue};
@@ -35,8 +35,10 @@ pub struct PollStats {
     pub failed: u64,
 }
 
-/// Receives from `queue` and calls `handle` on each message until
-/// `shutdown` turns true. Returns early only on a queue error.
+/// Receives from `queue` and calls `handle` on each batch until `shutdown`
+/// turns true. `handle` returns the ids of the messages that failed, as a
+/// Lambda with `ReportBatchItemFailures` does; the others are deleted.
+/// Returns early only on a queue error.
 pub async fn poll<F, Fut>(
     queue: &dyn Queue,
     config: PollConfig,
@@ -44,8 +46,8 @@ pub async fn poll<F, Fut>(
     handle: F,
 ) -> Result<PollStats, PipelineError>
 where
-    F: Fn(Delivery) -> Fut,
-    Fut: Future<Output = Result<(), PipelineError>>,
+    F: Fn(Vec<Delivery>) -> Fut,
+    Fut: Future<Output = Vec<String>>,
 {
     let mut stats = PollStats::default();
     while !*shutdown.borrow() {
@@ -53,20 +55,47 @@ where
             got = queue.receive(config.batch, config.wait) => got?,
             _ = shutdown.changed() => break,
         };
-        for delivery in batch {
-            let receipt = delivery.receipt.clone();
-            let id = delivery.message_id.clone();
-            match handle(delivery).await {
-                Ok(()) => {
-                    queue.delete(&receipt).await?;
-                    stats.succeeded += 1;
-                }
-                Err(e) => {
-                    warn!(message_id = %id, error = %e, "message failed; leaving it for redelivery");
-                    stats.failed += 1;
-                }
-            }
+        if batch.is_empty() {
+            continue;
         }
+        let receipts: Vec<(String, String)> = batch
+            .iter()
+            .map(|d| (d.message_id.clone(), d.receipt.clone()))
+            .collect();
+        let started = std::time::Instant::now();
+        let failed = handle(batch).await;
+        debug!(
+            messages = receipts.len(),
+            failed = failed.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "batch handled"
+        );
+        let succeeded: Vec<String> = receipts
+            .into_iter()
+            .filter(|(id, _)| !failed.contains(id))
+            .map(|(_, receipt)| receipt)
+            .collect();
+        stats.failed += failed.len() as u64;
+        stats.succeeded += succeeded.len() as u64;
+        queue.delete(&succeeded).await?;
     }
     Ok(stats)
+}
+
+/// Adapts a one-message handler to a batch handler: runs it on each
+/// message in turn and collects the ids of those that failed, logging why.
+pub async fn one_at_a_time<F, Fut, T>(batch: Vec<Delivery>, handle: F) -> Vec<String>
+where
+    F: Fn(Delivery) -> Fut,
+    Fut: Future<Output = Result<T, PipelineError>>,
+{
+    let mut failed = Vec::new();
+    for delivery in batch {
+        let id = delivery.message_id.clone();
+        if let Err(e) = handle(delivery).await {
+            warn!(message_id = %id, error = %e, "message failed; leaving it for redelivery");
+            failed.push(id);
+        }
+    }
+    failed
 }

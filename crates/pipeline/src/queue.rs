@@ -12,7 +12,9 @@
 //! - [`receive`](Queue::receive) returns at most `max` messages, waiting up
 //!   to `wait` for the first one (long polling); an empty vector means none
 //!   arrived in time.
-//! - Deleting with a receipt that is no longer valid is not an error.
+//! - [`delete`](Queue::delete) takes any number of receipts (adapters split
+//!   them into the backend's batch size). Deleting with a receipt that is no
+//!   longer valid is not an error.
 
 use std::time::Duration;
 
@@ -47,5 +49,5 @@ pub trait Queue: std::fmt::Debug + Send + Sync + 'static {
 
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError>;
 
-    async fn delete(&self, receipt: &str) -> Result<(), QueueError>;
+    async fn delete(&self, receipts: &[String]) -> Result<(), QueueError>;
 }

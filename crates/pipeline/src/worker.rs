@@ -1,16 +1,26 @@
-//! Rendering one tile: the worker's use case.
+//! Rendering tiles: the worker's use case.
+//!
+//! A worker takes a batch of tile messages (up to 10 from SQS), renders
+//! them on a blocking pool bounded by the cores it has, uploads each blob as
+//! soon as it is computed (so uploads overlap the remaining compute), and
+//! then checks each job of the batch for completion with one listing. The
+//! last check after the last upload of a job sees every tile (S3 listing is
+//! read-after-write consistent), so the stitch message is always sent.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use mandel_core::{TileId, blob, kernel};
+use mandel_core::{RenderParams, TileId, blob, kernel};
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use tracing::warn;
 
 use crate::error::PipelineError;
 use crate::job::{JobId, StitchMessage, TileMessage, hex};
 use crate::params_cache::ParamsCache;
-use crate::queue::Queue;
+use crate::queue::{Delivery, Queue};
 use crate::store::{Metadata, ObjectStore, PutMode};
 
 /// Metadata names written with every tile blob.
@@ -28,6 +38,14 @@ pub struct TileOutcome {
     pub completed_job: bool,
 }
 
+/// A tile computed and stored, not yet checked for job completion.
+struct Stored {
+    job: JobId,
+    params: RenderParams,
+    tile: TileId,
+    compute_us: u64,
+}
+
 /// Renders tiles of any job: stateless apart from the params cache.
 #[derive(Debug)]
 pub struct TileWorker {
@@ -35,36 +53,82 @@ pub struct TileWorker {
     stitch_queue: Arc<dyn Queue>,
     params: ParamsCache,
     worker_id: String,
+    /// Kernel runs at once: one per core, so a batch keeps every core busy
+    /// while finished tiles upload.
+    compute: Semaphore,
 }
 
 impl TileWorker {
+    /// A worker that computes as many tiles at once as the machine has cores.
     pub fn new(
         store: Arc<dyn ObjectStore>,
         stitch_queue: Arc<dyn Queue>,
         worker_id: impl Into<String>,
     ) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         TileWorker {
             store,
             stitch_queue,
             params: ParamsCache::new(),
             worker_id: worker_id.into(),
+            compute: Semaphore::new(cores),
         }
+    }
+
+    /// Handles a batch of tiles-queue messages and returns the ids of those
+    /// that failed (Lambda's `ReportBatchItemFailures`). A bad message fails
+    /// only itself; a failed completion check fails the job's messages of
+    /// this batch, so their redelivery repeats the check.
+    pub async fn handle_batch(&self, batch: &[Delivery]) -> Vec<String> {
+        let stored =
+            futures::future::join_all(batch.iter().map(|d| self.parse_and_store(&d.body))).await;
+        let mut failed = Vec::new();
+        let mut jobs: BTreeMap<JobId, (RenderParams, Vec<&str>)> = BTreeMap::new();
+        for (d, result) in batch.iter().zip(stored) {
+            match result {
+                Ok(s) => jobs
+                    .entry(s.job)
+                    .or_insert_with(|| (s.params, Vec::new()))
+                    .1
+                    .push(&d.message_id),
+                Err(e) => {
+                    warn!(message_id = %d.message_id, error = %e, "tile message failed");
+                    failed.push(d.message_id.clone());
+                }
+            }
+        }
+        for (job, (params, ids)) in jobs {
+            if let Err(e) = self.complete_if_done(&job, &params).await {
+                warn!(job = %job, error = %e, "completion check failed");
+                failed.extend(ids.into_iter().map(String::from));
+            }
+        }
+        failed
     }
 
     /// Parses a tiles-queue message body and renders its tile.
     pub async fn handle_message(&self, body: &str) -> Result<TileOutcome, PipelineError> {
+        let s = self.parse_and_store(body).await?;
+        let completed_job = self.complete_if_done(&s.job, &s.params).await?;
+        Ok(TileOutcome {
+            job: s.job,
+            tile: s.tile,
+            compute_us: s.compute_us,
+            completed_job,
+        })
+    }
+
+    async fn parse_and_store(&self, body: &str) -> Result<Stored, PipelineError> {
         let msg: TileMessage =
             serde_json::from_str(body).map_err(|e| PipelineError::BadMessage {
                 reason: e.to_string(),
             })?;
-        self.render(&msg).await
+        self.store_tile(&msg).await
     }
 
-    /// Computes the tile, stores its blob (a keyed overwrite with the same
-    /// bytes, so a redelivery is harmless), then checks whether the job is
-    /// complete. S3 listing is read-after-write consistent, so whoever writes
-    /// the last tile sees all of them and sends the stitch message.
-    pub async fn render(&self, msg: &TileMessage) -> Result<TileOutcome, PipelineError> {
+    /// Computes the tile and stores its blob: a keyed overwrite with the
+    /// same bytes, so a redelivery is harmless.
+    async fn store_tile(&self, msg: &TileMessage) -> Result<Stored, PipelineError> {
         let params = self.params.get(&*self.store, &msg.job).await?;
         let tile = msg.tile();
         if !params.contains(tile) {
@@ -74,14 +138,17 @@ impl TileWorker {
                 tiles_per_side: params.tiles_per_side,
             });
         }
-        let (bytes, compute_us) = tokio::task::spawn_blocking(move || {
-            let started = Instant::now();
-            let counts = kernel::render_tile(&params, tile);
-            let compute_us = started.elapsed().as_micros() as u64;
-            (blob::encode(&counts), compute_us)
-        })
-        .await
-        .expect("tile kernel panicked");
+        let (bytes, compute_us) = {
+            let _core = self.compute.acquire().await.expect("never closed");
+            tokio::task::spawn_blocking(move || {
+                let started = Instant::now();
+                let counts = kernel::render_tile(&params, tile);
+                let compute_us = started.elapsed().as_micros() as u64;
+                (blob::encode(&counts), compute_us)
+            })
+            .await
+            .expect("tile kernel panicked")
+        };
         let metadata = Metadata::from([
             (META_SHA256.to_string(), hex(&Sha256::digest(&bytes))),
             (META_COMPUTE_US.to_string(), compute_us.to_string()),
@@ -95,32 +162,29 @@ impl TileWorker {
                 PutMode::Overwrite,
             )
             .await?;
-
-        let done = count_tiles(&*self.store, &msg.job, &params).await?;
-        let completed_job = done == params.tile_count();
-        if completed_job {
-            let body = serde_json::to_string(&StitchMessage {
-                job: msg.job.clone(),
-            })
-            .expect("serialises");
-            self.stitch_queue.send_batch(&[body]).await?;
-        }
-        Ok(TileOutcome {
+        Ok(Stored {
             job: msg.job.clone(),
+            params,
             tile,
             compute_us,
-            completed_job,
         })
     }
-}
 
-/// How many of the job's tiles are stored.
-pub async fn count_tiles(
-    store: &dyn ObjectStore,
-    job: &JobId,
-    params: &mandel_core::RenderParams,
-) -> Result<u64, PipelineError> {
-    Ok(stored_tiles(store, job, params).await?.len() as u64)
+    /// Lists the job's tiles and, if all are stored, sends the stitch
+    /// message. Returns whether the job is complete.
+    async fn complete_if_done(
+        &self,
+        job: &JobId,
+        params: &RenderParams,
+    ) -> Result<bool, PipelineError> {
+        let done = stored_tiles(&*self.store, job, params).await?.len() as u64;
+        if done < params.tile_count() {
+            return Ok(false);
+        }
+        let body = serde_json::to_string(&StitchMessage { job: job.clone() }).expect("serialises");
+        self.stitch_queue.send_batch(&[body]).await?;
+        Ok(true)
+    }
 }
 
 /// The job's tiles that are stored, sorted.

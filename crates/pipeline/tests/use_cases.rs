@@ -56,10 +56,9 @@ async fn drain(q: &MemoryQueue) -> Vec<String> {
         if got.is_empty() {
             return out;
         }
-        for d in got {
-            q.delete(&d.receipt).await.unwrap();
-            out.push(d.body);
-        }
+        let receipts: Vec<String> = got.iter().map(|d| d.receipt.clone()).collect();
+        q.delete(&receipts).await.unwrap();
+        out.extend(got.into_iter().map(|d| d.body));
     }
 }
 
@@ -298,4 +297,59 @@ fn image_dims(png: &[u8]) -> (u32, u32) {
     let w = u32::from_be_bytes(png[16..20].try_into().unwrap());
     let h = u32::from_be_bytes(png[20..24].try_into().unwrap());
     (w, h)
+}
+
+/// A batch as the SQS trigger delivers it: good messages, a malformed one
+/// and an out-of-range tile. Only the two bad ones are reported failed, the
+/// good tiles are stored, and the batch that stores the last tile sends
+/// exactly one stitch message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_reports_only_its_bad_messages() {
+    let r = rig();
+    let p = small();
+    let job = submit(&*r.store, &*r.tiles, &*r.stitches, &p, None)
+        .await
+        .unwrap()
+        .job;
+    let delivery = |id: &str, body: String| mandel_pipeline::Delivery {
+        message_id: id.to_string(),
+        receipt: format!("r-{id}"),
+        body,
+        receive_count: 1,
+    };
+    let mut bodies = drain(&r.tiles).await;
+    let last = bodies.split_off(5);
+    let first: Vec<_> = bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| delivery(&format!("ok{i}"), b))
+        .chain([
+            delivery("garbage", "{not json".to_string()),
+            delivery(
+                "outside",
+                serde_json::to_string(&TileMessage {
+                    job: job.clone(),
+                    row: 3,
+                    col: 0,
+                })
+                .unwrap(),
+            ),
+        ])
+        .collect();
+    let mut failed = r.worker.handle_batch(&first).await;
+    failed.sort();
+    assert_eq!(failed, ["garbage", "outside"]);
+    assert!(drain(&r.stitches).await.is_empty(), "job not complete yet");
+
+    let rest: Vec<_> = last
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| delivery(&format!("late{i}"), b))
+        .collect();
+    assert!(r.worker.handle_batch(&rest).await.is_empty());
+    assert_eq!(drain(&r.stitches).await.len(), 1, "one stitch message");
+    match stitch(&r.store, &job).await.unwrap() {
+        StitchOutcome::Published(m) => assert_eq!(m.tiles, 9),
+        other => panic!("{other:?}"),
+    }
 }

@@ -7,6 +7,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use mandel_aws::lambda::{handle_batch, poll_until_signal};
 use mandel_aws::{AwsClients, Cloud, bucket_from};
 use mandel_pipeline::stitch::handle_stitch_message;
+use mandel_pipeline::{Delivery, one_at_a_time};
 
 /// Stitch jobs from the stitch queue (a Lambda unless --poll is given).
 #[derive(Parser)]
@@ -26,9 +27,11 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let cloud = Cloud::connect(&AwsClients::from_env().await, &bucket_from(args.bucket)?).await?;
     let store = cloud.store;
-    let handle = |body: String| {
-        let store = store.clone();
-        async move { handle_stitch_message(&store, &body).await.map(drop) }
+    let handle = |batch: Vec<Delivery>| {
+        one_at_a_time(batch, |d| {
+            let store = store.clone();
+            async move { handle_stitch_message(&store, &d.body).await }
+        })
     };
     if args.poll {
         poll_until_signal(&*cloud.stitch, 1, handle).await?;

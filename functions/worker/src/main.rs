@@ -8,7 +8,7 @@ use clap::Parser;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use mandel_aws::lambda::{handle_batch, poll_until_signal};
 use mandel_aws::{AwsClients, Cloud, bucket_from};
-use mandel_pipeline::TileWorker;
+use mandel_pipeline::{Delivery, TileWorker};
 
 /// Render tiles from the tiles queue (a Lambda unless --poll is given).
 #[derive(Parser)]
@@ -33,9 +33,9 @@ async fn main() -> Result<(), Error> {
     let id = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME")
         .unwrap_or_else(|_| format!("poller-{}", std::process::id()));
     let worker = Arc::new(TileWorker::new(cloud.store, cloud.stitch, id));
-    let handle = |body: String| {
+    let handle = |batch: Vec<Delivery>| {
         let worker = Arc::clone(&worker);
-        async move { worker.handle_message(&body).await.map(drop) }
+        async move { worker.handle_batch(&batch).await }
     };
     if args.poll {
         poll_until_signal(&*cloud.tiles, args.batch, handle).await?;

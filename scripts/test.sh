@@ -2,12 +2,16 @@
 # Runs every test of the project: the README's test command.
 #
 # Starts LocalStack (S3 + SQS on 127.0.0.1:4566; installed on first use by
-# localstack/up.sh) because the AWS adapters are tested against it; those
-# tests fail, never skip, if it is not there. One build profile (release)
+# localstack/up.sh) because the AWS adapters are tested against it, and
+# installs cargo-lambda and checkov (infra/tools.sh); the tests that need
+# them fail, never skip, if they are not there. One build profile (release)
 # for everything, so the kernel tests run fast and nothing compiles twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(localstack/up.sh)"
+# cargo-lambda (the Lambda emulator of the Lambda end-to-end test) and
+# checkov, from infra/'s pinned lock.
+eval "$(infra/tools.sh)"
 # The end-to-end tests run the workspace's binaries, which `cargo test`
 # alone does not build for packages without integration tests.
 cargo build --release --workspace --bins

@@ -1,8 +1,17 @@
-//! Helpers for the end-to-end tests: find the workspace's binaries and run
-//! them as child processes that are killed when dropped.
+//! Helpers for the end-to-end tests: find the workspace's binaries, run them
+//! as child processes that are killed when dropped, and the LocalStack
+//! environment they share.
 
-use std::path::PathBuf;
-use std::process::{Child, Command};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use sha2::{Digest, Sha256};
+
+/// SHA-256 of the default job's counts as little-endian u16: the
+/// notebook's `image` (`image_sha256` of the reference data in
+/// `crates/core/tests/fixtures/default-job/reference.json`).
+pub const REFERENCE_IMAGE_SHA256: &str =
+    "5bc91c43bc5de67549a179791f84233679045c9503d6ce611b4675d27b89a432";
 
 /// The path of a binary built in the same profile as the running test.
 pub fn binary(name: &str) -> PathBuf {
@@ -19,6 +28,51 @@ pub fn binary(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// Runs `mandel-orchestrate` in `dir` to completion.
+pub fn orchestrate(dir: &Path, args: &[&str]) -> Output {
+    Command::new(binary("mandel-orchestrate"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("running mandel-orchestrate")
+}
+
+/// SHA-256 of the counts in a `.npy` file, as little-endian u16.
+pub fn counts_sha256(npy: &Path) -> String {
+    let bytes = std::fs::read(npy).expect("reading the counts");
+    let counts = mandel_core::CountsImage::from_npy(&bytes).expect("a counts .npy");
+    let raw: Vec<u8> = counts.data().iter().flat_map(|c| c.to_le_bytes()).collect();
+    Sha256::digest(&raw)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The bucket of the LocalStack environment from `localstack/up.sh`.
+/// Panics (the test fails, never skips) when that environment is missing.
+pub fn localstack_bucket() -> String {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok_and(|e| !e.is_empty()),
+        "AWS_ENDPOINT_URL is not set: run with bash scripts/test.sh (it starts LocalStack)"
+    );
+    std::env::var("MANDEL_BUCKET").expect("MANDEL_BUCKET from localstack/up.sh")
+}
+
+/// `workers` worker pollers and one stitch poller on `bucket`.
+pub fn start_pollers(bucket: &str, workers: usize) -> Vec<Running> {
+    let poller = |name| {
+        Running::spawn(
+            Command::new(binary(name))
+                .args(["--poll", "--bucket", bucket])
+                .stdout(Stdio::null()),
+        )
+    };
+    (0..workers)
+        .map(|_| poller("mandel-worker"))
+        .chain([poller("mandel-stitch")])
+        .collect()
 }
 
 /// A child process killed (SIGKILL) when dropped.

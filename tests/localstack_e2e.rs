@@ -2,43 +2,17 @@
 //! talking to S3 and SQS. Needs the environment from `localstack/up.sh`
 //! (the README's test command provides it); fails without it.
 
-use std::path::Path;
-use std::process::Command;
-
 use mandel_core::CountsImage;
-use mandel_e2e::{Running, binary};
-use sha2::{Digest, Sha256};
-
-fn bucket() -> String {
-    assert!(
-        std::env::var("AWS_ENDPOINT_URL").is_ok_and(|e| !e.is_empty()),
-        "AWS_ENDPOINT_URL is not set: run with bash scripts/test.sh (it starts LocalStack)"
-    );
-    std::env::var("MANDEL_BUCKET").expect("MANDEL_BUCKET from localstack/up.sh")
-}
-
-fn orchestrate(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(binary("mandel-orchestrate"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
+use mandel_e2e::{
+    REFERENCE_IMAGE_SHA256, counts_sha256, localstack_bucket, orchestrate, start_pollers,
+};
 
 /// The default job through 2 worker pollers and 1 stitch poller: the counts
 /// equal the notebook's image and the PNG equals the embedded mode's.
 #[test]
 fn default_job_through_pollers_matches_the_reference_and_embedded_mode() {
-    let bucket = bucket();
-    let _workers: Vec<Running> = (0..2)
-        .map(|_| {
-            Running::spawn(
-                Command::new(binary("mandel-worker")).args(["--poll", "--bucket", &bucket]),
-            )
-        })
-        .collect();
-    let _stitch =
-        Running::spawn(Command::new(binary("mandel-stitch")).args(["--poll", "--bucket", &bucket]));
+    let bucket = localstack_bucket();
+    let _pollers = start_pollers(&bucket, 2);
 
     let dir = tempfile::tempdir().unwrap();
     let out = orchestrate(
@@ -60,17 +34,9 @@ fn default_job_through_pollers_matches_the_reference_and_embedded_mode() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let counts =
-        CountsImage::from_npy(&std::fs::read(dir.path().join("cloud.npy")).unwrap()).unwrap();
-    let raw: Vec<u8> = counts.data().iter().flat_map(|c| c.to_le_bytes()).collect();
-    let sha: String = Sha256::digest(&raw)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    // reference.json's image_sha256 (crates/core/tests/fixtures/default-job).
     assert_eq!(
-        sha,
-        "5bc91c43bc5de67549a179791f84233679045c9503d6ce611b4675d27b89a432"
+        counts_sha256(&dir.path().join("cloud.npy")),
+        REFERENCE_IMAGE_SHA256
     );
 
     let out = orchestrate(dir.path(), &["--out", "embedded.png"]);
@@ -91,23 +57,15 @@ fn default_job_through_pollers_matches_the_reference_and_embedded_mode() {
 /// each get exactly their own counts.
 #[test]
 fn two_jobs_at_once_stay_isolated() {
-    let bucket = bucket();
-    let _workers: Vec<Running> = (0..2)
-        .map(|_| {
-            Running::spawn(
-                Command::new(binary("mandel-worker")).args(["--poll", "--bucket", &bucket]),
-            )
-        })
-        .collect();
-    let _stitch =
-        Running::spawn(Command::new(binary("mandel-stitch")).args(["--poll", "--bucket", &bucket]));
+    let bucket = localstack_bucket();
+    let _pollers = start_pollers(&bucket, 2);
 
     let dir = tempfile::tempdir().unwrap();
     let jobs = [("a", "-2,0.5,-1.25,1.25"), ("b", "-0.8,-0.7,0.05,0.15")];
     let children: Vec<_> = jobs
         .iter()
         .map(|(name, viewport)| {
-            Command::new(binary("mandel-orchestrate"))
+            std::process::Command::new(mandel_e2e::binary("mandel-orchestrate"))
                 .current_dir(dir.path())
                 .args(["--bucket", &bucket, "--fresh", "--timeout", "120"])
                 .args([

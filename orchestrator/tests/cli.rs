@@ -4,7 +4,6 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use mandel_core::{Colormap, CountsImage};
-use sha2::{Digest, Sha256};
 
 fn run(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mandel-orchestrate"))
@@ -209,15 +208,9 @@ fn default_render_matches_the_notebook_image() {
     let npy = std::fs::read(dir.path().join("counts.npy")).unwrap();
     let counts = CountsImage::from_npy(&npy).unwrap();
     assert_eq!((counts.width(), counts.height()), (4096, 4096));
-    let raw: Vec<u8> = counts.data().iter().flat_map(|c| c.to_le_bytes()).collect();
-    let sha: String = Sha256::digest(&raw)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    // reference.json's image_sha256 (crates/core/tests/fixtures/default-job).
     assert_eq!(
-        sha,
-        "5bc91c43bc5de67549a179791f84233679045c9503d6ce611b4675d27b89a432"
+        mandel_e2e::counts_sha256(&dir.path().join("counts.npy")),
+        mandel_e2e::REFERENCE_IMAGE_SHA256
     );
     let png = image::open(dir.path().join("mandelbrot.png")).unwrap();
     assert_eq!((png.width(), png.height()), (4096, 4096));

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use mandel_pipeline::{Deployment, ObjectStore, PipelineError, Queue};
+use mandel_pipeline::{BUCKET_ENV, Deployment, ObjectStore, PipelineError, Queue};
 
 use crate::{AwsClients, S3Store, SqsQueue};
 
@@ -45,7 +45,7 @@ impl Cloud {
 
 /// The bucket from `--bucket` or else `MANDEL_BUCKET`.
 pub fn bucket_from(flag: Option<String>) -> Result<String, String> {
-    flag.or_else(|| std::env::var("MANDEL_BUCKET").ok())
+    flag.or_else(|| std::env::var(BUCKET_ENV).ok())
         .filter(|b| !b.is_empty())
-        .ok_or_else(|| "no bucket: pass --bucket or set MANDEL_BUCKET".to_string())
+        .ok_or_else(|| format!("no bucket: pass --bucket or set {BUCKET_ENV}"))
 }

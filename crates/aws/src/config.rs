@@ -7,6 +7,8 @@ use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation}
 pub struct AwsClients {
     pub s3: aws_sdk_s3::Client,
     pub sqs: aws_sdk_sqs::Client,
+    /// The shared configuration, for other services' clients.
+    pub config: SdkConfig,
 }
 
 impl AwsClients {
@@ -28,6 +30,7 @@ impl AwsClients {
         AwsClients {
             s3: aws_sdk_s3::Client::from_conf(s3.build()),
             sqs: aws_sdk_sqs::Client::new(config),
+            config: config.clone(),
         }
     }
 }

@@ -11,6 +11,10 @@ use crate::store::{ObjectStore, StoreError};
 /// Where the record lives in the bucket.
 pub const DEPLOYMENT_KEY: &str = ".mandel/deployment.json";
 
+/// The environment variable that names the bucket, in the functions (set by
+/// Terraform) and for the pollers and the CLI.
+pub const BUCKET_ENV: &str = "MANDEL_BUCKET";
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deployment {
     pub version: u32,

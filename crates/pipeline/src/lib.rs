@@ -38,7 +38,7 @@ pub mod store;
 pub mod submit;
 pub mod worker;
 
-pub use deployment::{DEPLOYMENT_KEY, Deployment};
+pub use deployment::{BUCKET_ENV, DEPLOYMENT_KEY, Deployment};
 pub use embedded::{EmbeddedRender, render_embedded};
 pub use error::PipelineError;
 pub use fs::FsStore;

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use mandel_core::{Colormap, CountsImage, RenderParams, TileId, blob, kernel, png};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
-use tracing::debug;
+use tracing::info;
 
 use crate::error::PipelineError;
 use crate::job::{JobId, ResultManifest, StitchMessage, TileStat, hex};
@@ -109,7 +109,6 @@ pub async fn stitch(
         stitch_us: started.elapsed().as_micros() as u64,
         tile_stats,
     };
-    debug!(%job, ?fetched, ?encoded, total = ?started.elapsed(), "stitched");
     let body = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
     match store
         .put(
@@ -120,7 +119,10 @@ pub async fn stitch(
         )
         .await?
     {
-        PutOutcome::Written => Ok(StitchOutcome::Published(Box::new(manifest))),
+        PutOutcome::Written => {
+            info!(%job, ?fetched, ?encoded, total = ?started.elapsed(), "stitched");
+            Ok(StitchOutcome::Published(Box::new(manifest)))
+        }
         PutOutcome::AlreadyExists => Ok(StitchOutcome::AlreadyDone),
     }
 }

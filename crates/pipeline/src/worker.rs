@@ -15,7 +15,7 @@ use bytes::Bytes;
 use mandel_core::{RenderParams, TileId, blob, kernel};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::error::PipelineError;
 use crate::job::{JobId, StitchMessage, TileMessage, hex};
@@ -80,6 +80,7 @@ impl TileWorker {
     /// only itself; a failed completion check fails the job's messages of
     /// this batch, so their redelivery repeats the check.
     pub async fn handle_batch(&self, batch: &[Delivery]) -> Vec<String> {
+        let started = Instant::now();
         let stored =
             futures::future::join_all(batch.iter().map(|d| self.parse_and_store(&d.body))).await;
         let mut failed = Vec::new();
@@ -103,6 +104,12 @@ impl TileWorker {
                 failed.extend(ids.into_iter().map(String::from));
             }
         }
+        info!(
+            tiles = batch.len() - failed.len(),
+            failed = failed.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "tile batch done"
+        );
         failed
     }
 

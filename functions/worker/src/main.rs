@@ -30,8 +30,11 @@ async fn main() -> Result<(), Error> {
     let args = Args::parse();
     lambda_runtime::tracing::init_default_subscriber();
     let cloud = Cloud::connect(&AwsClients::from_env().await, &bucket_from(args.bucket)?).await?;
-    let id = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME")
-        .unwrap_or_else(|_| format!("poller-{}", std::process::id()));
+    // Which process rendered each tile is recorded in result.json.
+    let id = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|_| {
+        let mode = if args.poll { "poller" } else { "lambda" };
+        format!("{mode}-{}", std::process::id())
+    });
     let worker = Arc::new(TileWorker::new(cloud.store, cloud.stitch, id));
     let handle = |batch: Vec<Delivery>| {
         let worker = Arc::clone(&worker);

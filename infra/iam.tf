@@ -1,0 +1,127 @@
+# One role per function, allowing only what its code does.
+
+data "aws_iam_policy_document" "assume_lambda" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "function" {
+  for_each           = local.functions
+  name               = "${var.name_prefix}-${each.key}"
+  assume_role_policy = data.aws_iam_policy_document.assume_lambda.json
+}
+
+locals {
+  bucket_arn = aws_s3_bucket.jobs.arn
+  # Both functions read the deployment record when they start.
+  deployment_record_arn = "${aws_s3_bucket.jobs.arn}/.mandel/deployment.json"
+  consume_queue = [
+    "sqs:ReceiveMessage",
+    "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueAttributes",
+  ]
+}
+
+# Worker: read params, write tiles, list its job's tiles, consume the tiles
+# queue, send to the stitch queue.
+data "aws_iam_policy_document" "worker" {
+  statement {
+    sid     = "ReadParams"
+    actions = ["s3:GetObject"]
+    resources = [
+      local.deployment_record_arn,
+      "${local.bucket_arn}/jobs/*/params.json",
+    ]
+  }
+  statement {
+    sid       = "WriteTiles"
+    actions   = ["s3:PutObject"]
+    resources = ["${local.bucket_arn}/jobs/*/tiles/*"]
+  }
+  statement {
+    sid       = "ListJobTiles"
+    actions   = ["s3:ListBucket"]
+    resources = [local.bucket_arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["jobs/*/tiles/"]
+    }
+  }
+  statement {
+    sid       = "ConsumeTiles"
+    actions   = local.consume_queue
+    resources = [aws_sqs_queue.tiles.arn]
+  }
+  statement {
+    sid       = "SendStitch"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.stitch.arn]
+  }
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.function["worker"].arn}:*"]
+  }
+}
+
+# Stitch: read tiles and params, write the results, consume the stitch
+# queue. ListBucket lets S3 answer 404 rather than 403 for a result that
+# does not exist yet, which is how the stitch knows it has work to do.
+data "aws_iam_policy_document" "stitch" {
+  statement {
+    sid     = "ReadJob"
+    actions = ["s3:GetObject"]
+    resources = [
+      local.deployment_record_arn,
+      "${local.bucket_arn}/jobs/*/params.json",
+      "${local.bucket_arn}/jobs/*/tiles/*",
+      "${local.bucket_arn}/jobs/*/result.json",
+    ]
+  }
+  statement {
+    sid     = "WriteResults"
+    actions = ["s3:PutObject"]
+    resources = [
+      "${local.bucket_arn}/jobs/*/image.png",
+      "${local.bucket_arn}/jobs/*/counts.npy",
+      "${local.bucket_arn}/jobs/*/result.json",
+    ]
+  }
+  statement {
+    sid       = "KnowMissingObjects"
+    actions   = ["s3:ListBucket"]
+    resources = [local.bucket_arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["jobs/*"]
+    }
+  }
+  statement {
+    sid       = "ConsumeStitch"
+    actions   = local.consume_queue
+    resources = [aws_sqs_queue.stitch.arn]
+  }
+  statement {
+    sid       = "Logs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.function["stitch"].arn}:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "function" {
+  for_each = local.functions
+  name     = "${var.name_prefix}-${each.key}"
+  role     = aws_iam_role.function[each.key].id
+  policy = {
+    worker = data.aws_iam_policy_document.worker.json
+    stitch = data.aws_iam_policy_document.stitch.json
+  }[each.key]
+}

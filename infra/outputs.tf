@@ -1,0 +1,30 @@
+output "bucket" {
+  description = "The jobs bucket."
+  value       = aws_s3_bucket.jobs.id
+}
+
+output "tiles_queue_url" {
+  value = aws_sqs_queue.tiles.url
+}
+
+output "tiles_dlq_url" {
+  value = aws_sqs_queue.tiles_dlq.url
+}
+
+output "stitch_queue_url" {
+  value = aws_sqs_queue.stitch.url
+}
+
+output "stitch_dlq_url" {
+  value = aws_sqs_queue.stitch_dlq.url
+}
+
+output "functions" {
+  description = "The function names."
+  value       = { for k, f in aws_lambda_function.function : k => f.function_name }
+}
+
+output "render_command" {
+  description = "Renders the default image on this deployment."
+  value       = "AWS_REGION=${var.region} mandel-orchestrate --bucket ${aws_s3_bucket.jobs.id}"
+}

@@ -1,0 +1,380 @@
+//! The Terraform in `infra/` and the code agree. No `terraform` binary can
+//! run here, so the HCL is parsed with a real parser (hcl-rs) and checked
+//! against the code's own constants: the functions' handler and runtime,
+//! the environment variable they read, the queue wiring of the triggers,
+//! the deployment record's fields, and the IAM policies against the object
+//! keys each function really reads and writes. `checkov` then scans it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use hcl::{Block, Body, Expression};
+use mandel_core::TileId;
+use mandel_pipeline::{BUCKET_ENV, DEPLOYMENT_KEY, Deployment, JobId};
+
+fn infra_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra")
+}
+
+/// Every `.tf` file of `infra/`, parsed, as one body.
+fn terraform() -> Body {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(infra_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tf"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "infra/ has only {files:?}");
+    let mut all = Body::builder();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let body =
+            hcl::parse(&text).unwrap_or_else(|e| panic!("{} does not parse: {e}", file.display()));
+        all = all.add_blocks(body.into_blocks());
+    }
+    all.build()
+}
+
+/// The block `kind "label0" "label1"` (e.g. resource, type, name).
+fn block<'a>(tf: &'a Body, kind: &str, labels: &[&str]) -> &'a Block {
+    tf.blocks()
+        .find(|b| {
+            b.identifier() == kind
+                && b.labels()
+                    .iter()
+                    .map(|l| l.as_str())
+                    .eq(labels.iter().copied())
+        })
+        .unwrap_or_else(|| panic!("no {kind} {labels:?} in infra/"))
+}
+
+fn attr<'a>(body: &'a Body, key: &str) -> &'a Expression {
+    body.attributes()
+        .find(|a| a.key() == key)
+        .map(|a| a.expr())
+        .unwrap_or_else(|| panic!("no attribute {key}"))
+}
+
+/// An attribute as HCL source text (strings keep their quotes).
+fn text(body: &Body, key: &str) -> String {
+    attr(body, key).to_string()
+}
+
+/// A local value, from whichever `locals` block defines it.
+fn local<'a>(tf: &'a Body, name: &str) -> &'a Expression {
+    tf.blocks()
+        .filter(|b| b.identifier() == "locals")
+        .flat_map(|b| b.body().attributes())
+        .find(|a| a.key() == name)
+        .map(|a| a.expr())
+        .unwrap_or_else(|| panic!("no local {name}"))
+}
+
+fn nested<'a>(body: &'a Body, kind: &str) -> &'a Body {
+    body.blocks()
+        .find(|b| b.identifier() == kind)
+        .map(|b| b.body())
+        .unwrap_or_else(|| panic!("no {kind} block"))
+}
+
+fn object_keys(expr: &Expression) -> BTreeSet<String> {
+    let object = match expr {
+        Expression::Object(o) => o,
+        Expression::FuncCall(f) => match &f.args[..] {
+            [Expression::Object(o)] => o,
+            other => panic!("expected one object argument, got {other:?}"),
+        },
+        other => panic!("expected an object, got {other}"),
+    };
+    object
+        .keys()
+        .map(|k| k.to_string().trim_matches('"').to_string())
+        .collect()
+}
+
+fn strings(expr: &Expression) -> Vec<String> {
+    match expr {
+        Expression::Array(items) => items.iter().map(|i| i.to_string()).collect(),
+        other => vec![other.to_string()],
+    }
+}
+
+#[test]
+fn functions_match_the_binaries_and_the_environment_they_read() {
+    let tf = terraform();
+    let function = block(&tf, "resource", &["aws_lambda_function", "function"]).body();
+    assert_eq!(text(function, "runtime"), "\"provided.al2023\"");
+    // cargo-lambda names the executable in the zip `bootstrap`.
+    assert_eq!(text(function, "handler"), "\"bootstrap\"");
+    assert_eq!(
+        text(function, "filename"),
+        "\"${local.zip_dir}/${each.value.binary}/bootstrap.zip\""
+    );
+    let env = attr(nested(function, "environment"), "variables");
+    assert_eq!(object_keys(env), BTreeSet::from([BUCKET_ENV.to_string()]));
+    assert_eq!(
+        text(nested(function, "logging_config"), "log_format"),
+        "\"JSON\""
+    );
+
+    // The zips are the workspace's two function binaries.
+    let functions = local(&tf, "functions").to_string();
+    for (key, binary, manifest) in [
+        ("worker", "mandel-worker", "functions/worker/Cargo.toml"),
+        ("stitch", "mandel-stitch", "functions/stitch/Cargo.toml"),
+    ] {
+        assert!(
+            functions.contains(&format!("binary = \"{binary}\"")),
+            "{key}: {functions}"
+        );
+        let cargo = std::fs::read_to_string(infra_dir().join("..").join(manifest)).unwrap();
+        assert!(
+            cargo.contains(&format!("name = \"{binary}\"")),
+            "{manifest}"
+        );
+    }
+}
+
+#[test]
+fn triggers_wire_each_queue_to_its_function_with_partial_batch_failures() {
+    let tf = terraform();
+    for (mapping, queue, function) in [("tiles", "tiles", "worker"), ("stitch", "stitch", "stitch")]
+    {
+        let m = block(
+            &tf,
+            "resource",
+            &["aws_lambda_event_source_mapping", mapping],
+        )
+        .body();
+        assert_eq!(
+            text(m, "event_source_arn"),
+            format!("aws_sqs_queue.{queue}.arn")
+        );
+        assert_eq!(
+            text(m, "function_name"),
+            format!("aws_lambda_function.function[\"{function}\"].arn")
+        );
+        assert_eq!(
+            strings(attr(m, "function_response_types")),
+            ["\"ReportBatchItemFailures\""]
+        );
+        attr(nested(m, "scaling_config"), "maximum_concurrency");
+
+        // Visibility 6x the consumer's timeout; a DLQ after several tries.
+        let q = block(&tf, "resource", &["aws_sqs_queue", queue]).body();
+        assert_eq!(
+            text(q, "visibility_timeout_seconds"),
+            format!("6 * var.{function}_timeout_seconds")
+        );
+        let redrive = attr(q, "redrive_policy");
+        assert_eq!(
+            object_keys(redrive),
+            BTreeSet::from(["deadLetterTargetArn".into(), "maxReceiveCount".into()])
+        );
+        assert!(
+            redrive
+                .to_string()
+                .contains(&format!("aws_sqs_queue.{queue}_dlq.arn"))
+        );
+    }
+    let max_receive = block(&tf, "variable", &["max_receive_count"]).body();
+    assert!(text(max_receive, "default").parse::<u32>().unwrap() >= 3);
+}
+
+#[test]
+fn deployment_record_has_exactly_the_fields_the_code_reads() {
+    let tf = terraform();
+    let record = block(&tf, "resource", &["aws_s3_object", "deployment"]).body();
+    assert_eq!(text(record, "key"), format!("\"{DEPLOYMENT_KEY}\""));
+    let example = Deployment {
+        version: 1,
+        bucket: String::new(),
+        region: String::new(),
+        tiles_queue_url: String::new(),
+        tiles_dlq_url: String::new(),
+        stitch_queue_url: String::new(),
+        stitch_dlq_url: String::new(),
+    };
+    let fields: BTreeSet<String> = serde_json::to_value(&example)
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(object_keys(attr(record, "content")), fields);
+}
+
+/// IAM's `*` matches any run of characters, `/` included.
+fn glob(pattern: &str, key: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == key,
+        Some((head, rest)) => {
+            key.starts_with(head)
+                && (0..=key.len() - head.len()).any(|i| glob(rest, &key[head.len() + i..]))
+        }
+    }
+}
+
+/// A function's policy: for each action, the object-key patterns it allows.
+fn policy(tf: &Body, name: &str) -> BTreeMap<String, Vec<String>> {
+    let doc = block(tf, "data", &["aws_iam_policy_document", name]).body();
+    let mut allowed: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for statement in doc.blocks().filter(|b| b.identifier() == "statement") {
+        let s = statement.body();
+        let mut resources: Vec<String> = strings(attr(s, "resources"))
+            .into_iter()
+            .map(|r| match r.strip_prefix("local.") {
+                Some(name) => local(tf, name).to_string(),
+                None => r,
+            })
+            .map(|r| {
+                r.trim_matches('"')
+                    .replace("${local.bucket_arn}", "BUCKET")
+                    .replace("${aws_s3_bucket.jobs.arn}", "BUCKET")
+                    .replace("local.bucket_arn", "BUCKET")
+            })
+            .collect();
+        // A listing is allowed on the bucket for the prefixes in its condition.
+        if let Some(condition) = s.blocks().find(|b| b.identifier() == "condition") {
+            assert_eq!(text(condition.body(), "variable"), "\"s3:prefix\"");
+            resources = strings(attr(condition.body(), "values"))
+                .into_iter()
+                .map(|p| format!("BUCKET/{}", p.trim_matches('"')))
+                .collect();
+        }
+        let actions = match attr(s, "actions") {
+            Expression::Traversal(_) => strings(local(tf, "consume_queue")),
+            other => strings(other),
+        };
+        for action in actions {
+            allowed
+                .entry(action.trim_matches('"').to_string())
+                .or_default()
+                .extend(resources.iter().cloned());
+        }
+    }
+    allowed
+}
+
+fn allows(policy: &BTreeMap<String, Vec<String>>, action: &str, key: &str) -> bool {
+    let key = format!("BUCKET/{key}");
+    policy
+        .get(action)
+        .is_some_and(|patterns| patterns.iter().any(|p| glob(p, &key)))
+}
+
+#[test]
+fn each_role_allows_what_its_function_does_and_no_more() {
+    let tf = terraform();
+    let job = JobId::parse("0123456789abcdef0123").unwrap();
+    let tile = job.tile_key(TileId::new(3, 4));
+    let worker = policy(&tf, "worker");
+    let stitch = policy(&tf, "stitch");
+
+    // The worker reads the record and params, writes tiles, lists its tiles.
+    assert!(allows(&worker, "s3:GetObject", DEPLOYMENT_KEY));
+    assert!(allows(&worker, "s3:GetObject", &job.params_key()));
+    assert!(allows(&worker, "s3:PutObject", &tile));
+    assert!(allows(&worker, "s3:ListBucket", &job.tiles_prefix()));
+    for key in [
+        job.params_key(),
+        job.result_key(),
+        job.image_key(),
+        job.counts_key(),
+    ] {
+        assert!(
+            !allows(&worker, "s3:PutObject", &key),
+            "worker may write {key}"
+        );
+    }
+    assert!(!allows(&worker, "s3:GetObject", &job.result_key()));
+    assert_eq!(worker["sqs:SendMessage"], ["aws_sqs_queue.stitch.arn"]);
+    assert_eq!(worker["sqs:ReceiveMessage"], ["aws_sqs_queue.tiles.arn"]);
+
+    // The stitch reads tiles, params and results, writes the three outputs.
+    for key in [DEPLOYMENT_KEY, &job.params_key(), &tile, &job.result_key()] {
+        assert!(
+            allows(&stitch, "s3:GetObject", key),
+            "stitch cannot read {key}"
+        );
+    }
+    for key in [job.image_key(), job.counts_key(), job.result_key()] {
+        assert!(
+            allows(&stitch, "s3:PutObject", &key),
+            "stitch cannot write {key}"
+        );
+    }
+    assert!(!allows(&stitch, "s3:PutObject", &tile));
+    assert!(!allows(&stitch, "s3:PutObject", &job.params_key()));
+    assert!(!stitch.contains_key("sqs:SendMessage"));
+    assert_eq!(stitch["sqs:ReceiveMessage"], ["aws_sqs_queue.stitch.arn"]);
+
+    // Nobody gets a wildcard action.
+    for (name, p) in [("worker", &worker), ("stitch", &stitch)] {
+        assert!(p.keys().all(|a| !a.contains('*')), "{name}: {:?}", p.keys());
+    }
+}
+
+#[test]
+fn variables_cover_the_knobs_and_outputs_give_the_render_command() {
+    let tf = terraform();
+    for name in [
+        "region",
+        "name_prefix",
+        "architecture",
+        "worker_memory_mb",
+        "worker_timeout_seconds",
+        "stitch_memory_mb",
+        "stitch_timeout_seconds",
+        "worker_max_concurrency",
+        "job_retention_days",
+    ] {
+        block(&tf, "variable", &[name]);
+    }
+    let arch = block(&tf, "variable", &["architecture"]).body();
+    assert_eq!(text(arch, "default"), "\"x86_64\"");
+    let command = text(block(&tf, "output", &["render_command"]).body(), "value");
+    assert!(command.contains("mandel-orchestrate --bucket ${aws_s3_bucket.jobs.id}"));
+}
+
+/// checkov passes, with every skipped check justified beside it.
+#[test]
+fn checkov_passes() {
+    let out = Command::new("checkov")
+        .args(["-d", infra_dir().to_str().unwrap()])
+        .args([
+            "--framework",
+            "terraform",
+            "--compact",
+            "--skip-download",
+            "-o",
+            "json",
+        ])
+        .output()
+        .expect(
+            "checkov is not on PATH: run with bash scripts/test.sh (infra/tools.sh installs it)",
+        );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "checkov output: {e}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let summary = &report["summary"];
+    assert_eq!(
+        summary["failed"], 0,
+        "{:#}",
+        report["results"]["failed_checks"]
+    );
+    assert_eq!(summary["parsing_errors"], 0);
+    assert!(summary["passed"].as_u64().unwrap() > 50, "{summary}");
+    for skipped in report["results"]["skipped_checks"].as_array().unwrap() {
+        let reason = skipped["check_result"]["suppress_comment"]
+            .as_str()
+            .unwrap_or("");
+        assert!(reason.len() > 20, "unjustified skip: {skipped:#}");
+    }
+    assert!(out.status.success());
+}

@@ -1,0 +1,141 @@
+//! The functions as real Lambda functions. `cargo lambda watch` emulates
+//! the Lambda service (runtime API and Invoke API); `mandel-worker` and
+//! `mandel-stitch` run in Lambda mode against its runtime API, exactly as
+//! the `bootstrap` in their zips does in AWS; `mandel-trigger` plays the SQS
+//! event-source mapping, invoking them through the Invoke API with batches
+//! from the LocalStack queues. Needs LocalStack and cargo-lambda (the
+//! README's test command provides both); fails without them.
+
+use std::fs::File;
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use mandel_e2e::{
+    REFERENCE_IMAGE_SHA256, Running, binary, counts_sha256, localstack_bucket, orchestrate,
+};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `cargo lambda watch` serving only the Lambda APIs on `port`.
+fn start_lambda_emulator(port: u16, log: &Path) -> Running {
+    let cargo_lambda = std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("cargo-lambda"))
+                .find(|p| p.exists())
+        })
+        .expect("cargo-lambda is not on PATH: run with bash scripts/test.sh (it installs it)");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let emulator = Running::spawn(
+        Command::new(cargo_lambda)
+            .current_dir(workspace)
+            .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1"])
+            .args(["-P", &port.to_string()])
+            .stdout(File::create(log).unwrap())
+            .stderr(Stdio::inherit()),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "cargo lambda watch did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    emulator
+}
+
+/// A function binary in Lambda mode, as Lambda starts a `bootstrap`, with
+/// JSON logs (the format Terraform configures) written to `log`.
+fn start_function(name: &str, port: u16, bucket: &str, log: &Path) -> Running {
+    Running::spawn(
+        Command::new(binary(name))
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/.rt/{name}"),
+            )
+            .env("AWS_LAMBDA_FUNCTION_NAME", name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "2048")
+            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+            .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
+            .env("MANDEL_BUCKET", bucket)
+            .stdout(File::create(log).unwrap()),
+    )
+}
+
+fn start_trigger(queue: &str, function: &str, port: u16, bucket: &str) -> Running {
+    Running::spawn(
+        Command::new(binary("mandel-trigger"))
+            .args(["--queue", queue, "--function", function, "--bucket", bucket])
+            .args(["--concurrency", "2"])
+            .env(
+                "AWS_ENDPOINT_URL_LAMBDA",
+                format!("http://127.0.0.1:{port}"),
+            ),
+    )
+}
+
+/// The JSON log lines of a function whose message is `message`.
+fn log_events(log: &Path, message: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == message)
+        .collect()
+}
+
+#[test]
+fn default_job_through_lambda_functions_under_cargo_lambda_watch() {
+    let bucket = localstack_bucket();
+    let dir = tempfile::tempdir().unwrap();
+    let log = |name: &str| dir.path().join(format!("{name}.log"));
+    let port = free_port();
+    let _emulator = start_lambda_emulator(port, &log("watch"));
+    let _worker = start_function("mandel-worker", port, &bucket, &log("worker"));
+    let _stitch = start_function("mandel-stitch", port, &bucket, &log("stitch"));
+    let _triggers = [
+        start_trigger("tiles", "mandel-worker", port, &bucket),
+        start_trigger("stitch", "mandel-stitch", port, &bucket),
+    ];
+
+    let out = orchestrate(
+        dir.path(),
+        &[
+            "--bucket",
+            &bucket,
+            "--fresh",
+            "--timeout",
+            "300",
+            "--counts-out",
+            "counts.npy",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        counts_sha256(&dir.path().join("counts.npy")),
+        REFERENCE_IMAGE_SHA256
+    );
+    // The work really went through the Lambda functions: every tile was
+    // rendered in an invocation of the worker, and the stitch function
+    // published the result.
+    let tiles: u64 = log_events(&log("worker"), "tile batch done")
+        .iter()
+        .map(|e| e["fields"]["tiles"].as_u64().unwrap())
+        .sum();
+    assert!(tiles >= 256, "the worker function rendered {tiles} tiles");
+    assert_eq!(log_events(&log("stitch"), "stitched").len(), 1);
+}

@@ -17,6 +17,21 @@ case "${1:-}" in
 esac
 cargo lambda build --release --output-format zip "${arch[@]}" \
   --package mandel-worker --package mandel-stitch
+# cargo-lambda stamps the zip entry with the build time; pin it, so a
+# rebuild of unchanged code yields the same zip and the same
+# source_code_hash in Terraform.
 for f in mandel-worker mandel-stitch; do
+  python3 - "target/lambda/$f/bootstrap.zip" <<'PY'
+import sys, zipfile
+path = sys.argv[1]
+with zipfile.ZipFile(path) as z:
+    entries = [(i.filename, z.read(i)) for i in z.infolist()]
+with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as z:
+    for name, data in entries:
+        info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+        info.external_attr = 0o100755 << 16
+        info.compress_type = zipfile.ZIP_DEFLATED
+        z.writestr(info, data, compresslevel=6)
+PY
   sha256sum "target/lambda/$f/bootstrap.zip"
 done

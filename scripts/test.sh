@@ -15,4 +15,7 @@ eval "$(infra/tools.sh)"
 # The end-to-end tests run the workspace's binaries, which `cargo test`
 # alone does not build for packages without integration tests.
 cargo build --release --workspace --bins
+# The Lambda zips (target/lambda/<binary>/bootstrap.zip), whose bootstrap
+# the Lambda end-to-end test runs.
+infra/package.sh
 cargo test --release --workspace --all-targets "$@"

@@ -25,19 +25,27 @@ fn free_port() -> u16 {
 }
 
 /// `cargo lambda watch` serving only the Lambda APIs on `port`.
-fn start_lambda_emulator(port: u16, log: &Path) -> Running {
-    let cargo_lambda = std::env::var_os("PATH")
+fn workspace() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+fn cargo_lambda() -> Command {
+    let exe = std::env::var_os("PATH")
         .and_then(|paths| {
             std::env::split_paths(&paths)
                 .map(|dir| dir.join("cargo-lambda"))
                 .find(|p| p.exists())
         })
         .expect("cargo-lambda is not on PATH: run with bash scripts/test.sh (it installs it)");
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut cmd = Command::new(exe);
+    cmd.current_dir(workspace()).arg("lambda");
+    cmd
+}
+
+fn start_lambda_emulator(port: u16, log: &Path) -> Running {
     let emulator = Running::spawn(
-        Command::new(cargo_lambda)
-            .current_dir(workspace)
-            .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1"])
+        cargo_lambda()
+            .args(["watch", "--only-lambda-apis", "-A", "127.0.0.1"])
             .args(["-P", &port.to_string()])
             .stdout(File::create(log).unwrap())
             .stderr(Stdio::inherit()),
@@ -55,9 +63,9 @@ fn start_lambda_emulator(port: u16, log: &Path) -> Running {
 
 /// A function binary in Lambda mode, as Lambda starts a `bootstrap`, with
 /// JSON logs (the format Terraform configures) written to `log`.
-fn start_function(name: &str, port: u16, bucket: &str, log: &Path) -> Running {
+fn start_function(exe: &Path, name: &str, port: u16, bucket: &str, log: &Path) -> Running {
     Running::spawn(
-        Command::new(binary(name))
+        Command::new(exe)
             .env(
                 "AWS_LAMBDA_RUNTIME_API",
                 format!("http://127.0.0.1:{port}/.rt/{name}"),
@@ -101,8 +109,20 @@ fn default_job_through_lambda_functions_under_cargo_lambda_watch() {
     let log = |name: &str| dir.path().join(format!("{name}.log"));
     let port = free_port();
     let _emulator = start_lambda_emulator(port, &log("watch"));
-    let _worker = start_function("mandel-worker", port, &bucket, &log("worker"));
-    let _stitch = start_function("mandel-stitch", port, &bucket, &log("stitch"));
+    let _worker = start_function(
+        &binary("mandel-worker"),
+        "mandel-worker",
+        port,
+        &bucket,
+        &log("worker"),
+    );
+    let _stitch = start_function(
+        &binary("mandel-stitch"),
+        "mandel-stitch",
+        port,
+        &bucket,
+        &log("stitch"),
+    );
     let _triggers = [
         start_trigger("tiles", "mandel-worker", port, &bucket),
         start_trigger("stitch", "mandel-stitch", port, &bucket),
@@ -138,4 +158,108 @@ fn default_job_through_lambda_functions_under_cargo_lambda_watch() {
         .sum();
     assert!(tiles >= 256, "the worker function rendered {tiles} tiles");
     assert_eq!(log_events(&log("stitch"), "stitched").len(), 1);
+}
+
+/// The zip `infra/package.sh` builds for Lambda holds one executable,
+/// `bootstrap`, which starts in the Lambda environment and serves an SQS
+/// event: a real tile of a submitted job succeeds, a malformed message
+/// beside it is the only failure reported.
+#[test]
+fn packaged_worker_zip_serves_an_sqs_event() {
+    let bucket = localstack_bucket();
+    let dir = tempfile::tempdir().unwrap();
+    let zip_path = workspace().join("target/lambda/mandel-worker/bootstrap.zip");
+    let zip = File::open(&zip_path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; build it with infra/package.sh (bash scripts/test.sh does)",
+            zip_path.display()
+        )
+    });
+    let mut archive = zip::ZipArchive::new(zip).unwrap();
+    assert_eq!(archive.file_names().collect::<Vec<_>>(), ["bootstrap"]);
+    let bootstrap = dir.path().join("bootstrap");
+    std::io::copy(
+        &mut archive.by_name("bootstrap").unwrap(),
+        &mut File::create(&bootstrap).unwrap(),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &bootstrap,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+
+    // A one-tile job in the bucket, for a real tile message.
+    let out = orchestrate(
+        dir.path(),
+        &[
+            "--bucket",
+            &bucket,
+            "--fresh",
+            "--no-wait",
+            "--tiles-per-side",
+            "1",
+            "--tile-pixels",
+            "16",
+            "--max-iter",
+            "50",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let job = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let record = |id: &str, body: String| {
+        serde_json::json!({
+            "messageId": id,
+            "receiptHandle": format!("receipt-{id}"),
+            "body": body,
+            "attributes": { "ApproximateReceiveCount": "1" },
+            "eventSource": "aws:sqs",
+        })
+    };
+    let event = serde_json::json!({ "Records": [
+        record("good", serde_json::json!({ "job": job, "row": 0, "col": 0 }).to_string()),
+        record("bad", "{not json".to_string()),
+    ]});
+    let event_file = dir.path().join("event.json");
+    std::fs::write(&event_file, event.to_string()).unwrap();
+
+    let port = free_port();
+    let _emulator = start_lambda_emulator(port, &dir.path().join("watch.log"));
+    let _function = start_function(
+        &bootstrap,
+        "packaged-worker",
+        port,
+        &bucket,
+        &dir.path().join("function.log"),
+    );
+    let out = cargo_lambda()
+        .args(["invoke", "packaged-worker", "--invoke-address", "127.0.0.1"])
+        .args([
+            "--invoke-port",
+            &port.to_string(),
+            "--output-format",
+            "json",
+        ])
+        .arg("--data-file")
+        .arg(&event_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let response: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(
+        response,
+        serde_json::json!({ "batchItemFailures": [{ "itemIdentifier": "bad" }] })
+    );
+    let done = log_events(&dir.path().join("function.log"), "tile batch done");
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0]["fields"]["tiles"], 1);
 }

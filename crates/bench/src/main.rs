@@ -26,7 +26,7 @@ fn main() -> Result<()> {
     println!(
         "# mandel-bench ({} cores, kernel levels: {})",
         cores,
-        names(&Level::available())
+        names(Level::available())
     );
     println!("# default job: {:?}", p);
 
@@ -43,7 +43,7 @@ fn main() -> Result<()> {
         ((12, 4), "boundary"),
         ((15, 15), "corner"),
     ];
-    for level in Level::available() {
+    for &level in Level::available() {
         for ((row, col), kind) in tiles {
             let tile = TileId::new(row, col);
             let (t, executed, counts) = best_of(3, || render(level, Tuning::default(), &p, tile));
@@ -61,7 +61,7 @@ fn main() -> Result<()> {
     }
 
     section("boundary tile r05-c11 without shortcuts (pure iteration rate)");
-    for level in Level::available() {
+    for &level in Level::available() {
         let plain = Tuning {
             interior_shortcut: false,
         };

@@ -16,7 +16,7 @@ const TUNINGS: [Tuning; 2] = [
 fn check_all_levels(params: &RenderParams, tile: TileId) {
     let expected = reference::render_tile(params, tile);
     let mut got = vec![0u16; params.pixels_per_tile()];
-    for level in Level::available() {
+    for &level in Level::available() {
         for tuning in TUNINGS {
             got.fill(u16::MAX);
             kernel::render_tile_with(level, tuning, params, tile, &mut got);
@@ -141,7 +141,7 @@ fn every_level_matches_the_raw_reference_tiles() {
         let bytes = std::fs::read(dir.join(format!("r{row:02}-c{col:02}.u16"))).unwrap();
         let expected = blob::decode(&bytes, p.pixels_per_tile()).unwrap();
         let mut got = vec![0u16; p.pixels_per_tile()];
-        for level in Level::available() {
+        for &level in Level::available() {
             for tuning in TUNINGS {
                 kernel::render_tile_with(level, tuning, &p, TileId::new(row, col), &mut got);
                 assert!(

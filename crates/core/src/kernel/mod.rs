@@ -53,7 +53,13 @@ impl Level {
     }
 
     /// Every level this CPU can run, best first.
-    pub fn available() -> Vec<Level> {
+    pub fn available() -> &'static [Level] {
+        // Detected once: the renderer asserts the level on every tile.
+        static AVAILABLE: OnceLock<Vec<Level>> = OnceLock::new();
+        AVAILABLE.get_or_init(Level::detect)
+    }
+
+    fn detect() -> Vec<Level> {
         let mut levels = Vec::new();
         #[cfg(target_arch = "x86_64")]
         {

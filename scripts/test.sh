@@ -13,8 +13,10 @@ eval "$(localstack/up.sh)"
 # checkov, from infra/'s pinned lock.
 eval "$(infra/tools.sh)"
 # The end-to-end tests run the workspace's binaries, which `cargo test`
-# alone does not build for packages without integration tests.
-cargo build --release --workspace --bins
+# alone does not build for packages without integration tests. Building
+# --all-targets (not just --bins) resolves features exactly as the test run
+# does (dev-dependencies included), so the AWS SDK is compiled once.
+cargo build --release --workspace --all-targets
 # The Lambda zips (target/lambda/<binary>/bootstrap.zip), whose bootstrap
 # the Lambda end-to-end test runs.
 infra/package.sh

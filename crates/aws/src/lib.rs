@@ -10,10 +10,12 @@
 //! - [`AwsClients`]: the SDK clients from the environment. When an endpoint
 //!   override is set (`AWS_ENDPOINT_URL`, as for LocalStack) S3 uses
 //!   path-style addressing and checksums only where required.
-//!
 //! - [`Cloud`]: a deployment's store and queues, found from the bucket's
-//!   deployment record; [`lambda::handle_batch`] adapts a message handler
-//!   to Lambda's SQS trigger.
+//!   deployment record.
+//! - [`lambda`]: a batch handler (messages in, failed ids out) served to
+//!   Lambda's SQS trigger ([`lambda::handle_batch`]), or fed from a queue on
+//!   this machine ([`lambda::poll_until_signal`]); [`lambda::sqs_event`]
+//!   builds the event Lambda would deliver, for `mandel-trigger`.
 //!
 //! Both adapters pass the same conformance suite as the in-memory and
 //! filesystem ones (`tests/conformance_localstack.rs`).

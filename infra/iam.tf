@@ -28,8 +28,9 @@ locals {
   ]
 }
 
-# Worker: read params, write tiles, list its job's tiles, consume the tiles
-# queue, send to the stitch queue.
+# Worker: read params and the cancel marker, write tiles and failure
+# records, list its job's tiles, consume the tiles queue, send to the stitch
+# queue.
 data "aws_iam_policy_document" "worker" {
   statement {
     sid     = "ReadParams"
@@ -37,12 +38,16 @@ data "aws_iam_policy_document" "worker" {
     resources = [
       local.deployment_record_arn,
       "${local.bucket_arn}/jobs/*/params.json",
+      "${local.bucket_arn}/jobs/*/cancelled",
     ]
   }
   statement {
-    sid       = "WriteTiles"
-    actions   = ["s3:PutObject"]
-    resources = ["${local.bucket_arn}/jobs/*/tiles/*"]
+    sid     = "WriteTiles"
+    actions = ["s3:PutObject"]
+    resources = [
+      "${local.bucket_arn}/jobs/*/tiles/*",
+      "${local.bucket_arn}/jobs/*/failed/*",
+    ]
   }
   statement {
     sid       = "ListJobTiles"
@@ -71,8 +76,8 @@ data "aws_iam_policy_document" "worker" {
   }
 }
 
-# Stitch: read tiles and params, write the results, consume the stitch
-# queue. ListBucket lets S3 answer 404 rather than 403 for a result that
+# Stitch: read tiles, params and the cancel marker, write the results (and
+# a failure record, and tiles it rendered again), consume the stitch queue. ListBucket lets S3 answer 404 rather than 403 for a result that
 # does not exist yet, which is how the stitch knows it has work to do.
 data "aws_iam_policy_document" "stitch" {
   statement {
@@ -83,8 +88,10 @@ data "aws_iam_policy_document" "stitch" {
       "${local.bucket_arn}/jobs/*/params.json",
       "${local.bucket_arn}/jobs/*/tiles/*",
       "${local.bucket_arn}/jobs/*/result.json",
+      "${local.bucket_arn}/jobs/*/cancelled",
     ]
   }
+  # Tiles: a corrupt blob is rendered again and put back.
   statement {
     sid     = "WriteResults"
     actions = ["s3:PutObject"]
@@ -92,6 +99,8 @@ data "aws_iam_policy_document" "stitch" {
       "${local.bucket_arn}/jobs/*/image.png",
       "${local.bucket_arn}/jobs/*/counts.npy",
       "${local.bucket_arn}/jobs/*/result.json",
+      "${local.bucket_arn}/jobs/*/tiles/*",
+      "${local.bucket_arn}/jobs/*/failed/stitch.json",
     ]
   }
   statement {

@@ -11,7 +11,7 @@ use std::process::Command;
 
 use hcl::{Block, Body, Expression};
 use mandel_core::TileId;
-use mandel_pipeline::{BUCKET_ENV, DEPLOYMENT_KEY, Deployment, JobId};
+use mandel_pipeline::{BUCKET_ENV, DEPLOYMENT_KEY, Deployment, Failed, JobId};
 
 fn infra_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra")
@@ -273,16 +273,22 @@ fn each_role_allows_what_its_function_does_and_no_more() {
     let worker = policy(&tf, "worker");
     let stitch = policy(&tf, "stitch");
 
-    // The worker reads the record and params, writes tiles, lists its tiles.
+    // The worker reads the record, params and cancel marker, writes tiles
+    // and failure records, lists its tiles.
     assert!(allows(&worker, "s3:GetObject", DEPLOYMENT_KEY));
     assert!(allows(&worker, "s3:GetObject", &job.params_key()));
+    assert!(allows(&worker, "s3:GetObject", &job.cancelled_key()));
     assert!(allows(&worker, "s3:PutObject", &tile));
+    for what in [Failed::Tile(TileId::new(3, 4)), Failed::Job, Failed::Stitch] {
+        assert!(allows(&worker, "s3:PutObject", &job.failed_key(what)));
+    }
     assert!(allows(&worker, "s3:ListBucket", &job.tiles_prefix()));
     for key in [
         job.params_key(),
         job.result_key(),
         job.image_key(),
         job.counts_key(),
+        job.cancelled_key(),
     ] {
         assert!(
             !allows(&worker, "s3:PutObject", &key),
@@ -293,21 +299,42 @@ fn each_role_allows_what_its_function_does_and_no_more() {
     assert_eq!(worker["sqs:SendMessage"], ["aws_sqs_queue.stitch.arn"]);
     assert_eq!(worker["sqs:ReceiveMessage"], ["aws_sqs_queue.tiles.arn"]);
 
-    // The stitch reads tiles, params and results, writes the three outputs.
-    for key in [DEPLOYMENT_KEY, &job.params_key(), &tile, &job.result_key()] {
+    // The stitch reads tiles, params, results and the cancel marker, writes
+    // the three outputs, re-rendered tiles and its failure record.
+    for key in [
+        DEPLOYMENT_KEY,
+        &job.params_key(),
+        &tile,
+        &job.result_key(),
+        &job.cancelled_key(),
+    ] {
         assert!(
             allows(&stitch, "s3:GetObject", key),
             "stitch cannot read {key}"
         );
     }
-    for key in [job.image_key(), job.counts_key(), job.result_key()] {
+    for key in [
+        job.image_key(),
+        job.counts_key(),
+        job.result_key(),
+        tile.clone(),
+        job.failed_key(Failed::Stitch),
+    ] {
         assert!(
             allows(&stitch, "s3:PutObject", &key),
             "stitch cannot write {key}"
         );
     }
-    assert!(!allows(&stitch, "s3:PutObject", &tile));
-    assert!(!allows(&stitch, "s3:PutObject", &job.params_key()));
+    for key in [
+        job.params_key(),
+        job.cancelled_key(),
+        job.failed_key(Failed::Tile(TileId::new(3, 4))),
+    ] {
+        assert!(
+            !allows(&stitch, "s3:PutObject", &key),
+            "stitch may write {key}"
+        );
+    }
     assert!(!stitch.contains_key("sqs:SendMessage"));
     assert_eq!(stitch["sqs:ReceiveMessage"], ["aws_sqs_queue.stitch.arn"]);
 

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use mandel_core::{Colormap, ParamError, RenderParams, Viewport};
+use mandel_pipeline::JobId;
 
 /// Render the Mandelbrot set by fanning tiles out to workers.
 ///
@@ -65,6 +66,12 @@ pub struct Cli {
     /// With --bucket: a new job id instead of the content hash of the params.
     #[arg(long)]
     pub fresh: bool,
+
+    /// With --bucket: cancel the job with this id (printed when it was
+    /// submitted) and exit. Workers skip its remaining tiles; running the
+    /// job's command again resumes it.
+    #[arg(long, value_name = "JOB")]
+    pub cancel: Option<String>,
 }
 
 /// A fully validated render request.
@@ -79,6 +86,7 @@ pub struct Request {
     pub no_wait: bool,
     pub timeout: std::time::Duration,
     pub fresh: bool,
+    pub cancel: Option<JobId>,
 }
 
 /// A flag the user got wrong; printed on one line, exit code 2.
@@ -161,6 +169,16 @@ impl Cli {
         if self.bucket.as_deref() == Some("") {
             return Err(usage("bucket", "bucket must not be empty"));
         }
+        let cancel = match &self.cancel {
+            None => None,
+            Some(_) if self.bucket.is_none() => {
+                return Err(usage(
+                    "cancel",
+                    "--cancel needs --bucket (embedded jobs stop with Ctrl-C)",
+                ));
+            }
+            Some(id) => Some(JobId::parse(id).map_err(|e| usage("cancel", e.to_string()))?),
+        };
         if self.timeout == 0 {
             return Err(usage("timeout", "timeout must be at least 1 second, got 0"));
         }
@@ -174,6 +192,7 @@ impl Cli {
             no_wait: self.no_wait,
             timeout: std::time::Duration::from_secs(self.timeout),
             fresh: self.fresh,
+            cancel,
         })
     }
 }

@@ -6,7 +6,10 @@ use anyhow::{Context, Result, bail};
 use indicatif::ProgressBar;
 use mandel_aws::{AwsClients, Cloud};
 use mandel_pipeline::stitch::STORED_COLORMAP;
-use mandel_pipeline::{JobId, ResultManifest, submit, wait_for_result, worker::stored_tiles};
+use mandel_pipeline::{
+    CancelOutcome, JobId, PipelineError, ResultManifest, cancel, submit, wait_for_result,
+    worker::stored_tiles,
+};
 
 use crate::cli::Request;
 
@@ -60,6 +63,11 @@ pub async fn render(
     )
     .await;
     let manifest = match waited {
+        Ok(Err(e @ PipelineError::JobFailed { .. })) => bail!(
+            "{e}\nthe failed messages are moved to the dead-letter queue {}; \
+             fix the cause, then re-run the same command to retry what is missing",
+            cloud.deployment.tiles_dlq_url
+        ),
         Ok(r) => r?,
         Err(_) => {
             let stored = stored_tiles(&*cloud.store, &job, &req.params).await?;
@@ -112,4 +120,16 @@ pub async fn render(
         None
     };
     Ok(Some((manifest, png, npy)))
+}
+
+/// `--cancel JOB`.
+pub async fn cancel_job(bucket: &str, job: &JobId) -> Result<()> {
+    let cloud = Cloud::connect(&AwsClients::from_env().await, bucket).await?;
+    match cancel(&*cloud.store, job).await? {
+        CancelOutcome::Cancelled => println!(
+            "cancelled job {job}; workers skip its remaining tiles (re-run its command to resume)"
+        ),
+        CancelOutcome::AlreadyFinished => println!("job {job} already finished; nothing to cancel"),
+    }
+    Ok(())
 }

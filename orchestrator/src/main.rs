@@ -50,6 +50,9 @@ fn usage_error(e: &UsageError) -> ExitCode {
 }
 
 async fn run(req: &cli::Request) -> Result<()> {
+    if let (Some(job), Some(bucket)) = (&req.cancel, &req.bucket) {
+        return cloud::cancel_job(bucket, job).await;
+    }
     let started = Instant::now();
     let bar = progress_bar(req.params.tile_count());
     let (manifest, png, npy) = match &req.bucket {

@@ -1,16 +1,21 @@
 use std::sync::Arc;
 
-use mandel_pipeline::{BUCKET_ENV, Deployment, ObjectStore, PipelineError, Queue};
+use mandel_pipeline::{
+    BUCKET_ENV, Deployment, ObjectStore, PipelineError, Queue, RetryPolicy, Retrying,
+};
 
 use crate::{AwsClients, S3Store, SqsQueue};
 
-/// The store and queues of one deployment, found from its bucket.
+/// The store and queues of one deployment, found from its bucket. The
+/// store and queues retry transient errors ([`Retrying`]).
 #[derive(Clone, Debug)]
 pub struct Cloud {
     pub deployment: Deployment,
     pub store: Arc<dyn ObjectStore>,
     pub tiles: Arc<dyn Queue>,
     pub stitch: Arc<dyn Queue>,
+    tiles_sqs: SqsQueue,
+    stitch_sqs: SqsQueue,
 }
 
 impl Cloud {
@@ -18,7 +23,11 @@ impl Cloud {
     /// can be overridden with `MANDEL_TILES_QUEUE_URL` and
     /// `MANDEL_STITCH_QUEUE_URL`.
     pub async fn connect(clients: &AwsClients, bucket: &str) -> Result<Cloud, PipelineError> {
-        let store: Arc<dyn ObjectStore> = Arc::new(S3Store::new(clients.s3.clone(), bucket));
+        let policy = RetryPolicy::default();
+        let store: Arc<dyn ObjectStore> = Arc::new(Retrying::new(
+            S3Store::new(clients.s3.clone(), bucket),
+            policy,
+        ));
         let mut deployment = Deployment::load(&*store).await?;
         if let Ok(url) = std::env::var("MANDEL_TILES_QUEUE_URL") {
             deployment.tiles_queue_url = url;
@@ -26,20 +35,25 @@ impl Cloud {
         if let Ok(url) = std::env::var("MANDEL_STITCH_QUEUE_URL") {
             deployment.stitch_queue_url = url;
         }
-        let tiles = Arc::new(SqsQueue::new(
-            clients.sqs.clone(),
-            &deployment.tiles_queue_url,
-        ));
-        let stitch = Arc::new(SqsQueue::new(
-            clients.sqs.clone(),
-            &deployment.stitch_queue_url,
-        ));
+        let tiles_sqs = SqsQueue::new(clients.sqs.clone(), &deployment.tiles_queue_url);
+        let stitch_sqs = SqsQueue::new(clients.sqs.clone(), &deployment.stitch_queue_url);
         Ok(Cloud {
             deployment,
             store,
-            tiles,
-            stitch,
+            tiles: Arc::new(Retrying::new(tiles_sqs.clone(), policy)),
+            stitch: Arc::new(Retrying::new(stitch_sqs.clone(), policy)),
+            tiles_sqs,
+            stitch_sqs,
         })
+    }
+
+    /// The tiles and the stitch queue's `maxReceiveCount`: the delivery
+    /// whose failure is final, which the functions record as a failure.
+    pub async fn max_receive_counts(&self) -> Result<(Option<u32>, Option<u32>), PipelineError> {
+        Ok((
+            self.tiles_sqs.max_receive_count().await?,
+            self.stitch_sqs.max_receive_count().await?,
+        ))
     }
 }
 

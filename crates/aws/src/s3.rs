@@ -192,4 +192,17 @@ impl ObjectStore for S3Store {
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
     }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        validate_key(key)?;
+        // S3 answers 204 whether or not the key existed.
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| backend(key, e))?;
+        Ok(())
+    }
 }

@@ -3,7 +3,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_sqs::error::{DisplayErrorContext, SdkError};
 use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, SendMessageBatchRequestEntry,
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+    SendMessageBatchRequestEntry,
 };
 use mandel_pipeline::{Delivery, Queue, QueueError};
 use tokio::task::JoinSet;
@@ -30,6 +31,34 @@ impl SqsQueue {
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The queue's `maxReceiveCount` (from its redrive policy): the
+    /// delivery after which a failing message moves to the dead-letter
+    /// queue. `None` if the queue has no dead-letter queue.
+    pub async fn max_receive_count(&self) -> Result<Option<u32>, QueueError> {
+        let resp = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(QueueAttributeName::RedrivePolicy)
+            .send()
+            .await
+            .map_err(|e| self.error(DisplayErrorContext(&e), is_transient(&e)))?;
+        let Some(policy) = resp
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
+        else {
+            return Ok(None);
+        };
+        let policy: serde_json::Value = serde_json::from_str(policy)
+            .map_err(|e| self.error(format!("unreadable RedrivePolicy: {e}"), false))?;
+        // SQS writes the count as a string or a number, depending on who set it.
+        Ok(match &policy["maxReceiveCount"] {
+            serde_json::Value::Number(n) => n.as_u64().map(|n| n as u32),
+            serde_json::Value::String(s) => s.parse().ok(),
+            _ => None,
+        })
     }
 
     fn error(&self, source: impl std::fmt::Display, transient: bool) -> QueueError {

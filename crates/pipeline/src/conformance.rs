@@ -24,6 +24,7 @@ pub async fn object_store(store: Arc<dyn ObjectStore>, root: &str) {
     create_only(&*store, root).await;
     concurrent_create_has_one_winner(&store, root).await;
     list_by_prefix(&*store, root).await;
+    delete_is_idempotent(&*store, root).await;
     invalid_keys_are_refused(&*store).await;
 }
 
@@ -186,6 +187,55 @@ async fn list_by_prefix(store: &dyn ObjectStore, root: &str) {
         "a prefix need not end at a '/': {partial:?}"
     );
     assert!(keys(format!("{root}/list/none/")).await.is_empty());
+}
+
+async fn delete_is_idempotent(store: &dyn ObjectStore, root: &str) {
+    let key = format!("{root}/delete/me");
+    let sibling = format!("{root}/delete/mee");
+    for k in [&key, &sibling] {
+        store
+            .put(
+                k,
+                Bytes::from_static(b"x"),
+                Metadata::new(),
+                PutMode::Overwrite,
+            )
+            .await
+            .unwrap();
+    }
+    store.delete(&key).await.unwrap();
+    assert!(
+        matches!(store.get(&key).await, Err(StoreError::NotFound { .. })),
+        "a deleted key must be NotFound"
+    );
+    assert_eq!(store.head(&key).await.unwrap(), None);
+    let listed: Vec<String> = store
+        .list(&format!("{root}/delete/"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.key)
+        .collect();
+    assert_eq!(listed, vec![sibling], "delete must remove only its key");
+    store
+        .delete(&key)
+        .await
+        .expect("deleting a missing key is not an error");
+    // A key freed by delete can be created again.
+    let out = store
+        .put(
+            &key,
+            Bytes::from_static(b"y"),
+            Metadata::new(),
+            PutMode::Create,
+        )
+        .await
+        .unwrap();
+    assert_eq!(out, PutOutcome::Written);
+    assert!(matches!(
+        store.delete("a/../b").await,
+        Err(StoreError::InvalidKey { .. })
+    ));
 }
 
 async fn invalid_keys_are_refused(store: &dyn ObjectStore) {

@@ -1,7 +1,7 @@
 use mandel_core::{ParamError, TileId};
 use thiserror::Error;
 
-use crate::job::JobId;
+use crate::job::{Failure, JobId};
 use crate::queue::QueueError;
 use crate::store::StoreError;
 
@@ -28,16 +28,34 @@ pub enum PipelineError {
         tile: TileId,
         tiles_per_side: u32,
     },
-    #[error("job {job}: tile {tile} is corrupt: {reason}")]
-    CorruptTile {
-        job: JobId,
-        tile: TileId,
-        reason: String,
-    },
     #[error("job {job}: {} tiles missing, e.g. {}", missing.len(), list_some(missing))]
     MissingTiles { job: JobId, missing: Vec<TileId> },
     #[error("job {job}: encoding the image failed: {reason}")]
     Encode { job: JobId, reason: String },
+    #[error(
+        "job {job} failed: {}{}",
+        failures.iter().take(8).map(|f| f.to_string()).collect::<Vec<_>>().join("; "),
+        if failures.len() > 8 { format!("; and {} more", failures.len() - 8) } else { String::new() }
+    )]
+    JobFailed { job: JobId, failures: Vec<Failure> },
+    #[error("job {job} was cancelled")]
+    Cancelled { job: JobId },
+}
+
+impl PipelineError {
+    /// Whether retrying the same message can never succeed: the message or
+    /// what it points at is wrong, not the weather.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            PipelineError::InvalidParams(_)
+                | PipelineError::BadMessage { .. }
+                | PipelineError::UnknownJob { .. }
+                | PipelineError::BadStoredParams { .. }
+                | PipelineError::ParamsConflict { .. }
+                | PipelineError::TileOutOfRange { .. }
+        )
+    }
 }
 
 fn list_some(tiles: &[TileId]) -> String {

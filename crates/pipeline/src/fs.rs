@@ -212,4 +212,14 @@ impl ObjectStore for FsStore {
         })
         .await
     }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        let key = key.to_string();
+        blocking(move || match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(&key, e)),
+            _ => Ok(()),
+        })
+        .await
+    }
 }

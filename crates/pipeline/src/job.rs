@@ -6,7 +6,14 @@
 //! jobs/<job>/image.png            the picture (default colormap)
 //! jobs/<job>/counts.npy           the stitched counts array
 //! jobs/<job>/result.json          ResultManifest, written last, create-only
+//! jobs/<job>/failed/<row>-<col>.json  Failure: a tile that failed its last attempt
+//! jobs/<job>/failed/job.json      Failure: params.json unreadable, no tile can render
+//! jobs/<job>/failed/stitch.json   Failure: the stitch failed its last attempt
+//! jobs/<job>/cancelled            marker: workers skip the job's messages
 //! ```
+//!
+//! Failure records and the cancel marker are cleared when the job is
+//! submitted again, which is how a re-run retries what failed.
 //!
 //! The job id is a hash of the params' canonical JSON, so the same render is
 //! the same job wherever and whenever it is submitted.
@@ -87,6 +94,64 @@ impl JobId {
 
     pub fn result_key(&self) -> String {
         format!("{}result.json", self.prefix())
+    }
+
+    pub fn failed_prefix(&self) -> String {
+        format!("{}failed/", self.prefix())
+    }
+
+    /// Where the failure of `what` is recorded.
+    pub fn failed_key(&self, what: Failed) -> String {
+        match what {
+            Failed::Tile(t) => format!("{}{}-{}.json", self.failed_prefix(), t.row, t.col),
+            Failed::Job => format!("{}job.json", self.failed_prefix()),
+            Failed::Stitch => format!("{}stitch.json", self.failed_prefix()),
+        }
+    }
+
+    pub fn cancelled_key(&self) -> String {
+        format!("{}cancelled", self.prefix())
+    }
+}
+
+/// What part of a job failed for good.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Failed {
+    Tile(TileId),
+    /// The whole job: its params cannot be read.
+    Job,
+    Stitch,
+}
+
+impl fmt::Display for Failed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failed::Tile(t) => write!(f, "tile {t}"),
+            Failed::Job => f.write_str("params.json"),
+            Failed::Stitch => f.write_str("stitch"),
+        }
+    }
+}
+
+/// `failed/*.json`: why part of a job gave up; its message is on its way to
+/// the dead-letter queue (or, for [`Failed::Job`], will follow).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub what: Failed,
+    pub reason: String,
+    /// Deliveries of the message so far (SQS `ApproximateReceiveCount`).
+    pub attempts: u32,
+    pub worker: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (attempt {}, {}): {}",
+            self.what, self.attempts, self.worker, self.reason
+        )
     }
 }
 
@@ -189,6 +254,14 @@ mod tests {
         );
         assert_eq!(job.tile_of_key("jobs/abc/tiles/x.u16"), None);
         assert_eq!(job.result_key(), "jobs/abc/result.json");
+        assert_eq!(
+            job.failed_key(Failed::Tile(TileId::new(3, 12))),
+            "jobs/abc/failed/3-12.json"
+        );
+        assert_eq!(job.failed_key(Failed::Job), "jobs/abc/failed/job.json");
+        assert_eq!(job.cancelled_key(), "jobs/abc/cancelled");
+        // A failure record under failed/ is never mistaken for a tile.
+        assert_eq!(job.tile_of_key("jobs/abc/failed/3-12.json"), None);
     }
 
     #[test]

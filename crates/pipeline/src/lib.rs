@@ -9,17 +9,22 @@
 //!
 //! Adapters: [`MemoryStore`] and [`MemoryQueue`] (embedded mode, tests) and
 //! [`FsStore`] (a local folder). The S3 and SQS adapters live with the AWS
-//! code and satisfy the same conformance suite.
+//! code and satisfy the same conformance suite. Wrappers over any adapter:
+//! [`Retrying`] (transient errors retried with jittered exponential
+//! backoff; the cloud adapters are always used through it) and
+//! [`faults::Flaky`] (injects transient errors, for tests).
 //!
 //! The protocol ([`job`]): a [`JobId`] is a content hash of the
 //! [`RenderParams`](mandel_core::RenderParams); the params are written once
 //! to `jobs/<job>/params.json`; one [`TileMessage`] per tile goes on the tiles
 //! queue; each tile's blob is a keyed, deterministic write; the writer of the
 //! last tile sends a [`StitchMessage`]; the stitch publishes `result.json`
-//! last, create-only, so there is exactly one result.
+//! last, create-only, so there is exactly one result. A message that fails
+//! its last delivery leaves a [`Failure`] record under the job, which the
+//! waiting client reports; a `cancelled` marker makes workers skip a job.
 //!
-//! Use cases, as plain async functions over the ports: [`submit()`] and
-//! [`wait_for_result`] (the client), [`TileWorker`] (the worker),
+//! Use cases, as plain async functions over the ports: [`submit()`],
+//! [`wait_for_result`] and [`cancel()`] (the client), [`TileWorker`] (the worker),
 //! [`stitch()`] (the stitch function), [`poll()`] (the event-source
 //! mapping), and [`render_embedded`] which wires them all in one process.
 
@@ -27,12 +32,14 @@ pub mod conformance;
 pub mod deployment;
 pub mod embedded;
 mod error;
+pub mod faults;
 pub mod fs;
 pub mod job;
 pub mod memory;
 mod params_cache;
 pub mod poller;
 pub mod queue;
+pub mod retry;
 pub mod stitch;
 pub mod store;
 pub mod submit;
@@ -42,12 +49,13 @@ pub use deployment::{BUCKET_ENV, DEPLOYMENT_KEY, Deployment};
 pub use embedded::{EmbeddedRender, render_embedded};
 pub use error::PipelineError;
 pub use fs::FsStore;
-pub use job::{JobId, ResultManifest, StitchMessage, TileMessage, TileStat};
+pub use job::{Failed, Failure, JobId, ResultManifest, StitchMessage, TileMessage, TileStat};
 pub use memory::{MemoryQueue, MemoryStore};
 pub use params_cache::{ParamsCache, load_params};
 pub use poller::{PollConfig, PollStats, one_at_a_time, poll};
 pub use queue::{Delivery, Queue, QueueError};
-pub use stitch::{StitchOutcome, stitch};
+pub use retry::{RetryPolicy, Retrying};
+pub use stitch::{StitchOutcome, handle_stitch_delivery, stitch};
 pub use store::{Metadata, Object, ObjectMeta, ObjectStore, PutMode, PutOutcome, StoreError};
-pub use submit::{Submitted, submit, wait_for_result};
+pub use submit::{CancelOutcome, Submitted, cancel, read_failures, submit, wait_for_result};
 pub use worker::{TileOutcome, TileWorker};

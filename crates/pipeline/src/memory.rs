@@ -79,6 +79,12 @@ impl ObjectStore for MemoryStore {
             })
             .collect())
     }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        validate_key(key)?;
+        self.objects.lock().unwrap().remove(key);
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone)]

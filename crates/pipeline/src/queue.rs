@@ -51,3 +51,19 @@ pub trait Queue: std::fmt::Debug + Send + Sync + 'static {
 
     async fn delete(&self, receipts: &[String]) -> Result<(), QueueError>;
 }
+
+/// A shared queue is a queue (so wrappers can hold an `Arc<dyn Queue>`).
+#[async_trait]
+impl<T: Queue + ?Sized> Queue for std::sync::Arc<T> {
+    async fn send_batch(&self, bodies: &[String]) -> Result<(), QueueError> {
+        (**self).send_batch(bodies).await
+    }
+
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
+        (**self).receive(max, wait).await
+    }
+
+    async fn delete(&self, receipts: &[String]) -> Result<(), QueueError> {
+        (**self).delete(receipts).await
+    }
+}

@@ -7,13 +7,14 @@ use bytes::Bytes;
 use mandel_core::{Colormap, CountsImage, RenderParams, TileId, blob, kernel, png};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::error::PipelineError;
-use crate::job::{JobId, ResultManifest, StitchMessage, TileStat, hex};
+use crate::job::{Failed, Failure, JobId, ResultManifest, StitchMessage, TileStat, hex};
 use crate::params_cache::load_params;
+use crate::queue::Delivery;
 use crate::store::{Metadata, ObjectStore, PutMode, PutOutcome, StoreError};
-use crate::worker::{META_COMPUTE_US, META_SHA256, META_WORKER};
+use crate::worker::{META_COMPUTE_US, META_SHA256, META_WORKER, record_failure};
 
 /// How many tile GETs a stitch keeps in flight.
 const PARALLEL_GETS: usize = 32;
@@ -29,6 +30,8 @@ pub enum StitchOutcome {
     Published(Box<ResultManifest>),
     /// A result was already there (a duplicate stitch message); nothing written.
     AlreadyDone,
+    /// The job is cancelled; nothing written.
+    Cancelled,
 }
 
 /// Parses a stitch-queue message body and stitches its job.
@@ -42,6 +45,33 @@ pub async fn handle_stitch_message(
     stitch(store, &msg.job).await
 }
 
+/// [`handle_stitch_message`] for a queue delivery: if it fails on the
+/// delivery that is the queue's last (`max_receive_count`), a
+/// [`Failed::Stitch`] record tells the waiting client.
+pub async fn handle_stitch_delivery(
+    store: &Arc<dyn ObjectStore>,
+    delivery: &Delivery,
+    max_receive_count: Option<u32>,
+) -> Result<StitchOutcome, PipelineError> {
+    let result = handle_stitch_message(store, &delivery.body).await;
+    if let Err(e) = &result
+        && max_receive_count.is_some_and(|max| delivery.receive_count >= max)
+        && let Ok(msg) = serde_json::from_str::<StitchMessage>(&delivery.body)
+        && !e.is_permanent()
+    {
+        let failure = Failure {
+            what: Failed::Stitch,
+            reason: e.to_string(),
+            attempts: delivery.receive_count,
+            worker: "stitch".to_string(),
+        };
+        if let Err(e) = record_failure(&**store, &msg.job, &failure).await {
+            warn!(job = %msg.job, error = %e, "could not record the failure");
+        }
+    }
+    result
+}
+
 /// Reads every tile, writes `image.png` and `counts.npy`, and publishes
 /// `result.json` last with create-only semantics, so exactly one result is
 /// published however many stitch messages arrive. Idempotent: a job with a
@@ -52,6 +82,9 @@ pub async fn stitch(
 ) -> Result<StitchOutcome, PipelineError> {
     if store.head(&job.result_key()).await?.is_some() {
         return Ok(StitchOutcome::AlreadyDone);
+    }
+    if store.head(&job.cancelled_key()).await?.is_some() {
+        return Ok(StitchOutcome::Cancelled);
     }
     let started = Instant::now();
     let params = load_params(&**store, job).await?;
@@ -149,6 +182,7 @@ async fn fetch_tiles(
     }
     let pixels = params.pixels_per_tile();
     let mut counts = vec![0u16; pixels];
+    let mut rerendered = Vec::new();
     while let Some(joined) = in_flight.join_next().await {
         let (tile, got) = joined.expect("tile fetch panicked");
         if let Some(next) = pending.next() {
@@ -162,19 +196,23 @@ async fn fetch_tiles(
             }
             Err(e) => return Err(e.into()),
         };
-        let corrupt = |reason: String| PipelineError::CorruptTile {
-            job: job.clone(),
-            tile,
-            reason,
+        let problem = match blob::decode_into(&object.body, &mut counts) {
+            Err(e) => Some(e.to_string()),
+            Ok(()) => object
+                .metadata
+                .get(META_SHA256)
+                .map(|expected| (expected, hex(&Sha256::digest(&object.body))))
+                .filter(|(expected, actual)| actual != *expected)
+                .map(|(expected, actual)| {
+                    format!("sha256 {actual} differs from the recorded {expected}")
+                }),
         };
-        blob::decode_into(&object.body, &mut counts).map_err(|e| corrupt(e.to_string()))?;
-        if let Some(expected) = object.metadata.get(META_SHA256) {
-            let actual = hex(&Sha256::digest(&object.body));
-            if &actual != expected {
-                return Err(corrupt(format!(
-                    "sha256 {actual} differs from the recorded {expected}"
-                )));
-            }
+        if let Some(reason) = problem {
+            // Never stitch a damaged blob: render the tile again here and
+            // put the good bytes back in its place.
+            warn!(%job, %tile, %reason, "corrupt tile; rendering it again");
+            counts = rerender(store, job, params, tile).await?;
+            rerendered.push(tile);
         }
         image.place_tile(params.tile_pixels as usize, tile, &counts);
         stats.push(TileStat {
@@ -185,11 +223,15 @@ async fn fetch_tiles(
                 .get(META_COMPUTE_US)
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0),
-            worker: object
-                .metadata
-                .get(META_WORKER)
-                .cloned()
-                .unwrap_or_default(),
+            worker: if rerendered.last() == Some(&tile) {
+                "stitch".to_string()
+            } else {
+                object
+                    .metadata
+                    .get(META_WORKER)
+                    .cloned()
+                    .unwrap_or_default()
+            },
         });
     }
     if !missing.is_empty() {
@@ -201,4 +243,31 @@ async fn fetch_tiles(
     }
     stats.sort_by_key(|s| (s.row, s.col));
     Ok((image, stats))
+}
+
+/// Renders `tile` again and overwrites its blob with the good bytes.
+async fn rerender(
+    store: &Arc<dyn ObjectStore>,
+    job: &JobId,
+    params: &RenderParams,
+    tile: TileId,
+) -> Result<Vec<u16>, PipelineError> {
+    let params = *params;
+    let counts = tokio::task::spawn_blocking(move || kernel::render_tile(&params, tile))
+        .await
+        .expect("tile kernel panicked");
+    let bytes = blob::encode(&counts);
+    let metadata = Metadata::from([
+        (META_SHA256.to_string(), hex(&Sha256::digest(&bytes))),
+        (META_WORKER.to_string(), "stitch".to_string()),
+    ]);
+    store
+        .put(
+            &job.tile_key(tile),
+            Bytes::from(bytes),
+            metadata,
+            PutMode::Overwrite,
+        )
+        .await?;
+    Ok(counts)
 }

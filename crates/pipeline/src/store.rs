@@ -18,6 +18,8 @@
 //!   write; a missing key is [`StoreError::NotFound`].
 //! - [`list`](ObjectStore::list) is strongly consistent (read-after-write, as
 //!   S3 is) and returns every key under the prefix, sorted, with its size.
+//! - [`delete`](ObjectStore::delete) removes the object; deleting a key
+//!   that has no object is not an error (so a retried delete is harmless).
 //! - Errors that a retry may cure are marked [`StoreError::is_transient`].
 
 use std::collections::BTreeMap;
@@ -120,6 +122,39 @@ pub trait ObjectStore: Debug + Send + Sync + 'static {
 
     /// Every object whose key starts with `prefix`, sorted by key.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError>;
+
+    /// Removes the object, if there is one.
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// A shared store is a store (so wrappers can hold an `Arc<dyn ObjectStore>`).
+#[async_trait]
+impl<T: ObjectStore + ?Sized> ObjectStore for std::sync::Arc<T> {
+    async fn get(&self, key: &str) -> Result<Object, StoreError> {
+        (**self).get(key).await
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        metadata: Metadata,
+        mode: PutMode,
+    ) -> Result<PutOutcome, StoreError> {
+        (**self).put(key, body, metadata, mode).await
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+        (**self).head(key).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        (**self).list(prefix).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        (**self).delete(key).await
+    }
 }
 
 /// Checks a key against the contract's rules.

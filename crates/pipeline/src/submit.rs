@@ -1,4 +1,4 @@
-//! The client's use cases: submit a job, and wait for its result.
+//! The client's use cases: submit a job, wait for its result, cancel it.
 
 use std::time::Duration;
 
@@ -6,9 +6,9 @@ use bytes::Bytes;
 use mandel_core::RenderParams;
 
 use crate::error::PipelineError;
-use crate::job::{JobId, ResultManifest, StitchMessage, TileMessage};
+use crate::job::{Failure, JobId, ResultManifest, StitchMessage, TileMessage};
 use crate::queue::Queue;
-use crate::store::{Metadata, ObjectStore, PutMode, PutOutcome};
+use crate::store::{Metadata, ObjectStore, PutMode, PutOutcome, StoreError};
 use crate::worker::stored_tiles;
 
 /// What [`submit`] did.
@@ -27,7 +27,8 @@ pub struct Submitted {
 /// `params.json` once, and enqueues one message per tile not yet stored. A
 /// re-run of the same job therefore resumes it, and a finished job is left
 /// alone. If every tile is stored but no result exists, a stitch message is
-/// sent instead.
+/// sent instead. A re-run also clears the job's failure records and cancel
+/// marker: it is a fresh attempt at what is missing.
 pub async fn submit(
     store: &dyn ObjectStore,
     tiles_queue: &dyn Queue,
@@ -57,6 +58,8 @@ pub async fn submit(
             return Err(PipelineError::ParamsConflict { job });
         }
     }
+    clear_failures(store, &job).await?;
+    store.delete(&job.cancelled_key()).await?;
     let stored = stored_tiles(store, &job, params).await?;
     let messages: Vec<String> = params
         .tiles()
@@ -84,8 +87,70 @@ pub async fn submit(
     })
 }
 
+async fn clear_failures(store: &dyn ObjectStore, job: &JobId) -> Result<(), PipelineError> {
+    for record in store.list(&job.failed_prefix()).await? {
+        store.delete(&record.key).await?;
+    }
+    Ok(())
+}
+
+/// Marks the job cancelled: workers acknowledge its remaining messages
+/// without rendering, the stitch skips it, and a client waiting for it
+/// stops with [`PipelineError::Cancelled`]. Submitting the job again
+/// resumes it. A finished job cannot be cancelled (its result stays).
+pub async fn cancel(store: &dyn ObjectStore, job: &JobId) -> Result<CancelOutcome, PipelineError> {
+    if store.head(&job.params_key()).await?.is_none() {
+        return Err(PipelineError::UnknownJob { job: job.clone() });
+    }
+    if store.head(&job.result_key()).await?.is_some() {
+        return Ok(CancelOutcome::AlreadyFinished);
+    }
+    store
+        .put(
+            &job.cancelled_key(),
+            Bytes::new(),
+            Metadata::new(),
+            PutMode::Overwrite,
+        )
+        .await?;
+    Ok(CancelOutcome::Cancelled)
+}
+
+/// What [`cancel`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CancelOutcome {
+    Cancelled,
+    /// The job has its result; nothing to cancel.
+    AlreadyFinished,
+}
+
+/// The job's failure records, if any.
+pub async fn read_failures(
+    store: &dyn ObjectStore,
+    job: &JobId,
+) -> Result<Vec<Failure>, PipelineError> {
+    let mut failures = Vec::new();
+    for record in store.list(&job.failed_prefix()).await? {
+        let body = match store.get(&record.key).await {
+            Ok(o) => o.body,
+            // Cleared by a re-run between the list and the get.
+            Err(StoreError::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        failures.push(
+            serde_json::from_slice(&body).map_err(|e| PipelineError::BadMessage {
+                reason: format!("failure record {} is unreadable: {e}", record.key),
+            })?,
+        );
+    }
+    Ok(failures)
+}
+
 /// Polls the store until the job's result is published, calling `progress`
-/// with the number of stored tiles whenever it changes.
+/// with the number of stored tiles whenever it changes. Stops with
+/// [`PipelineError::JobFailed`] as soon as a worker records a final failure
+/// (the job cannot finish without help) and with
+/// [`PipelineError::Cancelled`] if the job is cancelled.
 pub async fn wait_for_result(
     store: &dyn ObjectStore,
     job: &JobId,
@@ -98,6 +163,16 @@ pub async fn wait_for_result(
         if let Some(manifest) = read_result(store, job).await? {
             progress(params.tile_count());
             return Ok(manifest);
+        }
+        let failures = read_failures(store, job).await?;
+        if !failures.is_empty() {
+            return Err(PipelineError::JobFailed {
+                job: job.clone(),
+                failures,
+            });
+        }
+        if store.head(&job.cancelled_key()).await?.is_some() {
+            return Err(PipelineError::Cancelled { job: job.clone() });
         }
         let done = stored_tiles(store, job, params).await?.len() as u64;
         if last != Some(done) {

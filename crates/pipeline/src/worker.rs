@@ -6,8 +6,13 @@
 //! then checks each job of the batch for completion with one listing. The
 //! last check after the last upload of a job sees every tile (S3 listing is
 //! read-after-write consistent), so the stitch message is always sent.
+//!
+//! Messages of a cancelled job are acknowledged without work. A message
+//! that fails on its last delivery (the queue's `maxReceiveCount`, after
+//! which SQS moves it to the dead-letter queue) leaves a [`Failure`] record
+//! in the job, so the client waiting for the job can stop and say why.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,7 +23,7 @@ use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::error::PipelineError;
-use crate::job::{JobId, StitchMessage, TileMessage, hex};
+use crate::job::{Failed, Failure, JobId, StitchMessage, TileMessage, hex};
 use crate::params_cache::ParamsCache;
 use crate::queue::{Delivery, Queue};
 use crate::store::{Metadata, ObjectStore, PutMode};
@@ -56,6 +61,9 @@ pub struct TileWorker {
     /// Kernel runs at once: one per core, so a batch keeps every core busy
     /// while finished tiles upload.
     compute: Semaphore,
+    /// The tiles queue's `maxReceiveCount`: a failure on this delivery is
+    /// final. `None`: the queue has no dead-letter queue and retries forever.
+    max_receive_count: Option<u32>,
 }
 
 impl TileWorker {
@@ -72,7 +80,15 @@ impl TileWorker {
             params: ParamsCache::new(),
             worker_id: worker_id.into(),
             compute: Semaphore::new(cores),
+            max_receive_count: None,
         }
+    }
+
+    /// Records a [`Failure`] when a message fails its `n`th delivery, the
+    /// last before the dead-letter queue.
+    pub fn with_max_receive_count(mut self, n: Option<u32>) -> Self {
+        self.max_receive_count = n;
+        self
     }
 
     /// Handles a batch of tiles-queue messages and returns the ids of those
@@ -81,36 +97,121 @@ impl TileWorker {
     /// this batch, so their redelivery repeats the check.
     pub async fn handle_batch(&self, batch: &[Delivery]) -> Vec<String> {
         let started = Instant::now();
-        let stored =
-            futures::future::join_all(batch.iter().map(|d| self.parse_and_store(&d.body))).await;
+        let cancelled = self.cancelled_jobs(batch).await;
+        let results =
+            futures::future::join_all(batch.iter().map(|d| self.render_delivery(d, &cancelled)))
+                .await;
         let mut failed = Vec::new();
-        let mut jobs: BTreeMap<JobId, (RenderParams, Vec<&str>)> = BTreeMap::new();
-        for (d, result) in batch.iter().zip(stored) {
+        let mut skipped = 0;
+        let mut jobs: BTreeMap<JobId, (RenderParams, Vec<&Delivery>)> = BTreeMap::new();
+        for (d, result) in batch.iter().zip(results) {
             match result {
-                Ok(s) => jobs
+                Ok(Some(s)) => jobs
                     .entry(s.job)
                     .or_insert_with(|| (s.params, Vec::new()))
                     .1
-                    .push(&d.message_id),
-                Err(e) => {
-                    warn!(message_id = %d.message_id, error = %e, "tile message failed");
-                    failed.push(d.message_id.clone());
-                }
+                    .push(d),
+                Ok(None) => skipped += 1,
+                Err(()) => failed.push(d.message_id.clone()),
             }
         }
-        for (job, (params, ids)) in jobs {
+        for (job, (params, deliveries)) in jobs {
             if let Err(e) = self.complete_if_done(&job, &params).await {
                 warn!(job = %job, error = %e, "completion check failed");
-                failed.extend(ids.into_iter().map(String::from));
+                // The tiles are stored; only the stitch trigger is lost if
+                // this was the last try. Say so, so a re-run re-triggers it.
+                if let Some(last) = deliveries.iter().find(|d| self.is_last(d)) {
+                    self.record(&job, Failed::Stitch, last, &e).await;
+                }
+                failed.extend(deliveries.iter().map(|d| d.message_id.clone()));
             }
         }
         info!(
-            tiles = batch.len() - failed.len(),
+            tiles = batch.len() - failed.len() - skipped,
+            skipped,
             failed = failed.len(),
             ms = started.elapsed().as_millis() as u64,
             "tile batch done"
         );
         failed
+    }
+
+    fn is_last(&self, d: &Delivery) -> bool {
+        self.max_receive_count
+            .is_some_and(|max| d.receive_count >= max)
+    }
+
+    /// The jobs of the batch that are cancelled: one HEAD per job. If the
+    /// check itself fails the tile is rendered anyway (harmless).
+    async fn cancelled_jobs(&self, batch: &[Delivery]) -> BTreeSet<JobId> {
+        let jobs: BTreeSet<JobId> = batch
+            .iter()
+            .filter_map(|d| parse(&d.body).ok().map(|m| m.job))
+            .collect();
+        let mut cancelled = BTreeSet::new();
+        for job in jobs {
+            match self.store.head(&job.cancelled_key()).await {
+                Ok(Some(_)) => {
+                    cancelled.insert(job);
+                }
+                Ok(None) => {}
+                Err(e) => warn!(%job, error = %e, "cancel check failed; rendering anyway"),
+            }
+        }
+        cancelled
+    }
+
+    /// Renders and stores one message's tile: `Ok(None)` if its job is
+    /// cancelled. A failure is logged and, if final, recorded in the job.
+    async fn render_delivery(
+        &self,
+        d: &Delivery,
+        cancelled: &BTreeSet<JobId>,
+    ) -> Result<Option<Stored>, ()> {
+        let msg = match parse(&d.body) {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(message_id = %d.message_id, error = %e, "tile message failed");
+                return Err(());
+            }
+        };
+        if cancelled.contains(&msg.job) {
+            return Ok(None);
+        }
+        match self.store_tile(&msg).await {
+            Ok(s) => Ok(Some(s)),
+            Err(e) => {
+                warn!(message_id = %d.message_id, job = %msg.job, tile = %msg.tile(), error = %e,
+                      attempt = d.receive_count, "tile message failed");
+                match &e {
+                    // No tile of the job can render: say so at once.
+                    PipelineError::BadStoredParams { .. } => {
+                        self.record(&msg.job, Failed::Job, d, &e).await
+                    }
+                    // An unknown job or a tile outside the grid: nobody
+                    // waits for it, and nothing is written for it.
+                    e if e.is_permanent() => {}
+                    _ if self.is_last(d) => {
+                        self.record(&msg.job, Failed::Tile(msg.tile()), d, &e).await
+                    }
+                    _ => {}
+                }
+                Err(())
+            }
+        }
+    }
+
+    /// Writes a failure record; best effort (the message fails either way).
+    async fn record(&self, job: &JobId, what: Failed, d: &Delivery, e: &PipelineError) {
+        let failure = Failure {
+            what,
+            reason: e.to_string(),
+            attempts: d.receive_count,
+            worker: self.worker_id.clone(),
+        };
+        if let Err(e) = record_failure(&*self.store, job, &failure).await {
+            warn!(%job, error = %e, "could not record the failure");
+        }
     }
 
     /// Parses a tiles-queue message body and renders its tile.
@@ -126,11 +227,7 @@ impl TileWorker {
     }
 
     async fn parse_and_store(&self, body: &str) -> Result<Stored, PipelineError> {
-        let msg: TileMessage =
-            serde_json::from_str(body).map_err(|e| PipelineError::BadMessage {
-                reason: e.to_string(),
-            })?;
-        self.store_tile(&msg).await
+        self.store_tile(&parse(body)?).await
     }
 
     /// Computes the tile and stores its blob: a keyed overwrite with the
@@ -194,15 +291,43 @@ impl TileWorker {
     }
 }
 
-/// The job's tiles that are stored, sorted.
+fn parse(body: &str) -> Result<TileMessage, PipelineError> {
+    serde_json::from_str(body).map_err(|e| PipelineError::BadMessage {
+        reason: e.to_string(),
+    })
+}
+
+/// Writes `failure` under the job's `failed/` prefix (overwriting: the
+/// latest reason wins).
+pub async fn record_failure(
+    store: &dyn ObjectStore,
+    job: &JobId,
+    failure: &Failure,
+) -> Result<(), PipelineError> {
+    let body = serde_json::to_vec_pretty(failure).expect("failure serialises");
+    store
+        .put(
+            &job.failed_key(failure.what),
+            Bytes::from(body),
+            Metadata::new(),
+            PutMode::Overwrite,
+        )
+        .await?;
+    Ok(())
+}
+
+/// The job's tiles that are stored whole, sorted. A blob of the wrong size
+/// (truncated or padded) does not count, so it is rendered again.
 pub async fn stored_tiles(
     store: &dyn ObjectStore,
     job: &JobId,
     params: &mandel_core::RenderParams,
 ) -> Result<Vec<TileId>, PipelineError> {
     let listed = store.list(&job.tiles_prefix()).await?;
+    let size = 2 * params.pixels_per_tile() as u64; // u16 counts
     let mut tiles: Vec<TileId> = listed
         .iter()
+        .filter(|m| m.size == size)
         .filter_map(|m| job.tile_of_key(&m.key))
         .filter(|t| params.contains(*t))
         .collect();

@@ -6,9 +6,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mandel_core::{CountsImage, RenderParams, TileId, Viewport, kernel};
+use mandel_pipeline::faults::Flaky;
 use mandel_pipeline::{
-    JobId, MemoryQueue, MemoryStore, Metadata, ObjectStore, PipelineError, PutMode, Queue,
-    StitchOutcome, TileMessage, TileWorker, render_embedded, stitch, submit,
+    CancelOutcome, Delivery, Failed, JobId, MemoryQueue, MemoryStore, Metadata, ObjectStore,
+    PipelineError, PutMode, Queue, RetryPolicy, Retrying, StitchOutcome, TileMessage, TileWorker,
+    cancel, read_failures, render_embedded, stitch, submit, wait_for_result,
 };
 
 fn small() -> RenderParams {
@@ -129,6 +131,7 @@ async fn a_job_runs_once_even_with_duplicate_messages() {
                 assert!(m.tile_stats.iter().all(|s| s.worker == "test-worker"));
             }
             StitchOutcome::AlreadyDone => {}
+            StitchOutcome::Cancelled => panic!("not cancelled"),
         }
     }
     assert_eq!(published, 1, "exactly one result");
@@ -237,7 +240,7 @@ async fn hand_edited_params_are_refused() {
 }
 
 #[tokio::test]
-async fn stitch_refuses_missing_and_corrupt_tiles() {
+async fn stitch_refuses_missing_tiles_and_renders_corrupt_ones_again() {
     let r = rig();
     let p = small();
     let job = submit(&*r.store, &*r.tiles, &*r.stitches, &p, None)
@@ -253,24 +256,326 @@ async fn stitch_refuses_missing_and_corrupt_tiles() {
         e => panic!("expected MissingTiles, got {e}"),
     }
     r.worker.handle_message(&messages[0]).await.unwrap();
-    // Flip one byte of a stored tile, keeping its recorded checksum.
-    let key = job.tile_key(TileId::new(1, 1));
-    let obj = r.store.get(&key).await.unwrap();
+    // Flip one byte of a tile, keeping its recorded checksum; cut another short.
+    let flipped = job.tile_key(TileId::new(1, 1));
+    let obj = r.store.get(&flipped).await.unwrap();
     let mut body = obj.body.to_vec();
     body[0] ^= 1;
     r.store
-        .put(&key, Bytes::from(body), obj.metadata, PutMode::Overwrite)
+        .put(
+            &flipped,
+            Bytes::from(body),
+            obj.metadata,
+            PutMode::Overwrite,
+        )
         .await
         .unwrap();
-    let err = stitch(&r.store, &job).await.unwrap_err();
+    let cut = job.tile_key(TileId::new(2, 0));
+    let obj = r.store.get(&cut).await.unwrap();
+    r.store
+        .put(&cut, obj.body.slice(..50), obj.metadata, PutMode::Overwrite)
+        .await
+        .unwrap();
+    // A truncated blob does not count as stored: a re-run would send it again.
+    let stored = mandel_pipeline::worker::stored_tiles(&*r.store, &job, &p)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 8);
+    assert!(!stored.contains(&TileId::new(2, 0)));
+
+    let StitchOutcome::Published(m) = stitch(&r.store, &job).await.unwrap() else {
+        panic!("published")
+    };
+    let npy = r.store.get(&job.counts_key()).await.unwrap().body;
+    assert_eq!(
+        CountsImage::from_npy(&npy).unwrap(),
+        expected_counts(&p),
+        "damaged tiles must never reach the image"
+    );
+    let redone: Vec<(u32, u32)> = m
+        .tile_stats
+        .iter()
+        .filter(|s| s.worker == "stitch")
+        .map(|s| (s.row, s.col))
+        .collect();
+    assert_eq!(redone, [(1, 1), (2, 0)]);
+    // The good bytes are back in place.
+    for (key, tile) in [(flipped, TileId::new(1, 1)), (cut, TileId::new(2, 0))] {
+        let blob = r.store.get(&key).await.unwrap().body;
+        assert_eq!(
+            blob,
+            mandel_core::blob::encode(&kernel::reference::render_tile(&p, tile))
+        );
+    }
+}
+
+fn delivery(id: &str, body: String, receive_count: u32) -> Delivery {
+    Delivery {
+        message_id: id.to_string(),
+        receipt: format!("r-{id}"),
+        body,
+        receive_count,
+    }
+}
+
+fn tile_body(job: &JobId, row: u32, col: u32) -> String {
+    serde_json::to_string(&TileMessage {
+        job: job.clone(),
+        row,
+        col,
+    })
+    .unwrap()
+}
+
+/// A cancelled job's messages are acknowledged without work, its stitch is
+/// skipped, a waiting client is told, and submitting it again resumes it.
+#[tokio::test]
+async fn a_cancelled_job_is_skipped_and_resumes_when_submitted_again() {
+    let r = rig();
+    let p = small();
+    let job = submit(&*r.store, &*r.tiles, &*r.stitches, &p, None)
+        .await
+        .unwrap()
+        .job;
+    let bodies = drain(&r.tiles).await;
+    let first: Vec<_> = bodies[..3]
+        .iter()
+        .enumerate()
+        .map(|(i, b)| delivery(&i.to_string(), b.clone(), 1))
+        .collect();
+    assert!(r.worker.handle_batch(&first).await.is_empty());
+
+    assert_eq!(
+        cancel(&*r.store, &job).await.unwrap(),
+        CancelOutcome::Cancelled
+    );
+    let rest: Vec<_> = bodies[3..]
+        .iter()
+        .enumerate()
+        .map(|(i, b)| delivery(&format!("rest{i}"), b.clone(), 1))
+        .collect();
     assert!(
-        matches!(err, PipelineError::CorruptTile { tile, .. } if tile == TileId::new(1, 1)),
+        r.worker.handle_batch(&rest).await.is_empty(),
+        "skipped messages succeed, so they are deleted"
+    );
+    let stored = mandel_pipeline::worker::stored_tiles(&*r.store, &job, &p)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 3, "nothing rendered after the cancel");
+    assert_eq!(
+        stitch(&r.store, &job).await.unwrap(),
+        StitchOutcome::Cancelled
+    );
+    let err = wait_for_result(&*r.store, &job, &p, Duration::from_millis(1), |_| {})
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PipelineError::Cancelled { .. }), "{err}");
+    assert!(matches!(
+        cancel(&*r.store, &JobId::parse("nosuchjob").unwrap()).await,
+        Err(PipelineError::UnknownJob { .. })
+    ));
+
+    let resumed = submit(&*r.store, &*r.tiles, &*r.stitches, &p, None)
+        .await
+        .unwrap();
+    assert_eq!((resumed.enqueued, resumed.already_stored), (6, 3));
+    for body in drain(&r.tiles).await {
+        r.worker.handle_message(&body).await.unwrap();
+    }
+    for body in drain(&r.stitches).await {
+        mandel_pipeline::stitch::handle_stitch_message(&r.store, &body)
+            .await
+            .unwrap();
+    }
+    let m = wait_for_result(&*r.store, &job, &p, Duration::from_millis(1), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(m.tiles, 9);
+    assert_eq!(
+        cancel(&*r.store, &job).await.unwrap(),
+        CancelOutcome::AlreadyFinished
+    );
+}
+
+/// A tile that fails on the queue's last delivery leaves a failure record;
+/// earlier deliveries do not. The waiting client stops and names the tile;
+/// submitting again clears the record and re-sends the tile.
+#[tokio::test]
+async fn a_final_failure_is_recorded_reported_and_retried_by_a_rerun() {
+    let r = rig();
+    let p = small();
+    let job = submit(&*r.store, &*r.tiles, &*r.stitches, &p, None)
+        .await
+        .unwrap()
+        .job;
+    drain(&r.tiles).await;
+    // The first two store calls of each worker (its cancel check and its
+    // params fetch) fail.
+    let flaky_worker = |name: &str| {
+        TileWorker::new(
+            Arc::new(Flaky::new(Arc::clone(&r.store), 1, 2)),
+            r.stitches.clone() as Arc<dyn Queue>,
+            name,
+        )
+        .with_max_receive_count(Some(3))
+    };
+    let body = tile_body(&job, 2, 1);
+    let failed = flaky_worker("w2")
+        .handle_batch(&[delivery("m", body.clone(), 2)])
+        .await;
+    assert_eq!(failed, ["m"]);
+    assert!(read_failures(&*r.store, &job).await.unwrap().is_empty());
+
+    let failed = flaky_worker("w3")
+        .handle_batch(&[delivery("m", body.clone(), 3)])
+        .await;
+    assert_eq!(failed, ["m"]);
+    let failures = read_failures(&*r.store, &job).await.unwrap();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].what, Failed::Tile(TileId::new(2, 1)));
+    assert_eq!((failures[0].attempts, &*failures[0].worker), (3, "w3"));
+    assert!(
+        failures[0].reason.contains("injected fault"),
+        "{failures:?}"
+    );
+
+    let err = wait_for_result(&*r.store, &job, &p, Duration::from_millis(1), |_| {})
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, PipelineError::JobFailed { .. }), "{text}");
+    assert!(
+        text.contains("tile 2-1") && text.contains("attempt 3"),
+        "{text}"
+    );
+
+    let again = submit(&*r.store, &*r.tiles, &*r.stitches, &p, None)
+        .await
+        .unwrap();
+    assert_eq!(again.enqueued, 9);
+    assert!(read_failures(&*r.store, &job).await.unwrap().is_empty());
+}
+
+/// A hand-edited, invalid params.json fails every tile of the job at once
+/// with a job-level record that says what is wrong.
+#[tokio::test]
+async fn a_hand_edited_params_json_fails_the_job_with_its_reason() {
+    let r = rig();
+    let p = small();
+    let job = submit(&*r.store, &*r.tiles, &*r.stitches, &p, None)
+        .await
+        .unwrap()
+        .job;
+    let edited = p
+        .canonical_json()
+        .replace("\"max_iter\":200", "\"max_iter\":0");
+    assert_ne!(edited, p.canonical_json());
+    r.store
+        .put(
+            &job.params_key(),
+            Bytes::from(edited),
+            Metadata::new(),
+            PutMode::Overwrite,
+        )
+        .await
+        .unwrap();
+    let worker = TileWorker::new(
+        Arc::clone(&r.store),
+        r.stitches.clone() as Arc<dyn Queue>,
+        "w",
+    )
+    .with_max_receive_count(Some(3));
+    let failed = worker
+        .handle_batch(&[delivery("a", tile_body(&job, 0, 0), 1)])
+        .await;
+    assert_eq!(failed, ["a"]);
+    assert!(
+        r.store.list(&job.tiles_prefix()).await.unwrap().is_empty(),
+        "no tile written"
+    );
+    let err = wait_for_result(&*r.store, &job, &p, Duration::from_millis(1), |_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("params.json") && err.contains("max_iter"),
         "{err}"
     );
+}
+
+/// Every store and queue call of a job fails now and then (every 3rd, as a
+/// flaky network would); through [`Retrying`] the job still comes out exact.
+/// Without it the same faults fail messages, which proves they are real.
+#[tokio::test]
+async fn transient_faults_are_retried_to_an_exact_result() {
+    let p = small();
+    let memory: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
+    let fast = RetryPolicy {
+        attempts: 5,
+        base: Duration::from_millis(1),
+        cap: Duration::from_millis(5),
+    };
+    let flaky_store = Arc::new(Flaky::new(Arc::clone(&memory), 3, u64::MAX));
+    let store: Arc<dyn ObjectStore> = Arc::new(Retrying::new(Arc::clone(&flaky_store), fast));
+    let tiles_mem = Arc::new(MemoryQueue::new(Duration::from_millis(100)));
+    let flaky_tiles = Arc::new(Flaky::new(Arc::clone(&tiles_mem), 3, u64::MAX));
+    let tiles = Retrying::new(Arc::clone(&flaky_tiles), fast);
+    let stitches: Arc<dyn Queue> = Arc::new(Retrying::new(
+        Flaky::new(MemoryQueue::new(Duration::from_millis(100)), 3, u64::MAX),
+        fast,
+    ));
+    let job = submit(&*store, &tiles, &*stitches, &p, None)
+        .await
+        .unwrap()
+        .job;
+    let worker = TileWorker::new(Arc::clone(&store), Arc::clone(&stitches), "w");
+    loop {
+        let batch = tiles.receive(10, Duration::from_millis(10)).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        assert!(worker.handle_batch(&batch).await.is_empty());
+        let receipts: Vec<String> = batch.into_iter().map(|d| d.receipt).collect();
+        tiles.delete(&receipts).await.unwrap();
+    }
+    let stitch_msg = stitches
+        .receive(1, Duration::from_millis(10))
+        .await
+        .unwrap();
+    mandel_pipeline::stitch::handle_stitch_message(&store, &stitch_msg[0].body)
+        .await
+        .unwrap();
+    let m = wait_for_result(&*store, &job, &p, Duration::from_millis(1), |_| {})
+        .await
+        .unwrap();
+    let npy = store.get(&m.counts_key).await.unwrap().body;
+    assert_eq!(CountsImage::from_npy(&npy).unwrap(), expected_counts(&p));
     assert!(
-        r.store.head(&job.result_key()).await.unwrap().is_none(),
-        "nothing published"
+        flaky_store.injected() > 10 && flaky_tiles.injected() >= 2,
+        "faults injected: store {}, tiles queue {}",
+        flaky_store.injected(),
+        flaky_tiles.injected()
     );
+
+    // The same faults without retries fail messages.
+    let bare = rig();
+    let job = submit(&*bare.store, &*bare.tiles, &*bare.stitches, &p, None)
+        .await
+        .unwrap()
+        .job;
+    let flaky = TileWorker::new(
+        Arc::new(Flaky::new(Arc::clone(&bare.store), 3, u64::MAX)),
+        bare.stitches.clone() as Arc<dyn Queue>,
+        "w",
+    );
+    let batch: Vec<_> = drain(&bare.tiles)
+        .await
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| delivery(&i.to_string(), b, 1))
+        .collect();
+    assert!(!flaky.handle_batch(&batch).await.is_empty());
+    let _ = job;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

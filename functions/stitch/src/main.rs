@@ -6,8 +6,7 @@ use clap::Parser;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use mandel_aws::lambda::{handle_batch, poll_until_signal};
 use mandel_aws::{AwsClients, Cloud, bucket_from};
-use mandel_pipeline::stitch::handle_stitch_message;
-use mandel_pipeline::{Delivery, one_at_a_time};
+use mandel_pipeline::{Delivery, handle_stitch_delivery, one_at_a_time};
 
 /// Stitch jobs from the stitch queue (a Lambda unless --poll is given).
 #[derive(Parser)]
@@ -26,11 +25,13 @@ async fn main() -> Result<(), Error> {
     let args = Args::parse();
     lambda_runtime::tracing::init_default_subscriber();
     let cloud = Cloud::connect(&AwsClients::from_env().await, &bucket_from(args.bucket)?).await?;
-    let store = cloud.store;
+    // A failure on the queue's last delivery is recorded for the client.
+    let (_, max_receives) = cloud.max_receive_counts().await?;
+    let store = cloud.store.clone();
     let handle = |batch: Vec<Delivery>| {
         one_at_a_time(batch, |d| {
             let store = store.clone();
-            async move { handle_stitch_message(&store, &d.body).await }
+            async move { handle_stitch_delivery(&store, &d, max_receives).await }
         })
     };
     if args.poll {

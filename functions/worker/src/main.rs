@@ -35,7 +35,12 @@ async fn main() -> Result<(), Error> {
         let mode = if args.poll { "poller" } else { "lambda" };
         format!("{mode}-{}", std::process::id())
     });
-    let worker = Arc::new(TileWorker::new(cloud.store, cloud.stitch, id));
+    // A failure on the queue's last delivery is recorded for the client.
+    let (max_receives, _) = cloud.max_receive_counts().await?;
+    let worker = Arc::new(
+        TileWorker::new(cloud.store.clone(), cloud.stitch.clone(), id)
+            .with_max_receive_count(max_receives),
+    );
     let handle = |batch: Vec<Delivery>| {
         let worker = Arc::clone(&worker);
         async move { worker.handle_batch(&batch).await }

@@ -1,0 +1,125 @@
+//! Fault injection for tests: [`Flaky`] wraps a store or queue and fails
+//! some of its calls with a transient error before they reach the backend,
+//! the way a dropped connection or a throttled request looks to a caller.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::queue::{Delivery, Queue, QueueError};
+use crate::store::{Metadata, Object, ObjectMeta, ObjectStore, PutMode, PutOutcome, StoreError};
+
+/// Fails every `every`th call (the 1st, `every+1`th, …) until `budget`
+/// calls have failed; the others go through.
+#[derive(Debug)]
+pub struct Flaky<T> {
+    inner: T,
+    every: u64,
+    budget: u64,
+    calls: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl<T> Flaky<T> {
+    pub fn new(inner: T, every: u64, budget: u64) -> Self {
+        Flaky {
+            inner,
+            every: every.max(1),
+            budget,
+            calls: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+        }
+    }
+
+    /// Calls failed so far.
+    pub fn injected(&self) -> u64 {
+        self.failed.load(Ordering::SeqCst)
+    }
+
+    fn should_fail(&self) -> bool {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        n % self.every == 0
+            && self
+                .failed
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| {
+                    (f < self.budget).then_some(f + 1)
+                })
+                .is_ok()
+    }
+
+    fn store_fault(&self, key: &str) -> Result<(), StoreError> {
+        if self.should_fail() {
+            return Err(StoreError::backend(
+                key,
+                "injected fault: connection reset",
+                true,
+            ));
+        }
+        Ok(())
+    }
+
+    fn queue_fault(&self) -> Result<(), QueueError> {
+        if self.should_fail() {
+            return Err(QueueError {
+                queue: "flaky".to_string(),
+                source: "injected fault: connection reset".into(),
+                transient: true,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<S: ObjectStore> ObjectStore for Flaky<S> {
+    async fn get(&self, key: &str) -> Result<Object, StoreError> {
+        self.store_fault(key)?;
+        self.inner.get(key).await
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        metadata: Metadata,
+        mode: PutMode,
+    ) -> Result<PutOutcome, StoreError> {
+        self.store_fault(key)?;
+        self.inner.put(key, body, metadata, mode).await
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+        self.store_fault(key)?;
+        self.inner.head(key).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        self.store_fault(prefix)?;
+        self.inner.list(prefix).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.store_fault(key)?;
+        self.inner.delete(key).await
+    }
+}
+
+#[async_trait]
+impl<Q: Queue> Queue for Flaky<Q> {
+    async fn send_batch(&self, bodies: &[String]) -> Result<(), QueueError> {
+        self.queue_fault()?;
+        self.inner.send_batch(bodies).await
+    }
+
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
+        self.queue_fault()?;
+        self.inner.receive(max, wait).await
+    }
+
+    async fn delete(&self, receipts: &[String]) -> Result<(), QueueError> {
+        self.queue_fault()?;
+        self.inner.delete(receipts).await
+    }
+}

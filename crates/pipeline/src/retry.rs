@@ -1,0 +1,158 @@
+//! Retrying transient failures: [`Retrying`] wraps any [`ObjectStore`] or
+//! [`Queue`] and repeats a call that failed with an error its adapter marks
+//! transient, waiting an exponentially growing, fully jittered delay between
+//! attempts (so a fleet of workers hit by the same outage does not retry in
+//! lockstep). Permanent errors (not found, invalid key, a refused message)
+//! are returned at once.
+//!
+//! Every call of both ports is safe to repeat: puts are keyed and
+//! deterministic, create-only puts report `AlreadyExists` on the repeat,
+//! deletes of what is gone are not errors, and a repeated send is just one
+//! more at-least-once delivery.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tracing::warn;
+
+use crate::queue::{Delivery, Queue, QueueError};
+use crate::store::{Metadata, Object, ObjectMeta, ObjectStore, PutMode, PutOutcome, StoreError};
+
+/// How many times and how patiently to retry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    /// The ceiling of the first delay; it doubles per attempt...
+    pub base: Duration,
+    /// ...up to this ceiling. Each delay is uniform in `0..ceiling`.
+    pub cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 8 attempts, delays up to 0.1, 0.2, 0.4 … 5 s: rides out about ten
+    /// seconds of outage (on top of the AWS SDK's own quick retries).
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 8,
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn delay(&self, retry: u32) -> Duration {
+        let ceiling = self.base.saturating_mul(1 << retry.min(20)).min(self.cap);
+        ceiling.mul_f64(fastrand::f64())
+    }
+
+    /// Runs `call` until it succeeds, fails permanently, or attempts run out.
+    pub async fn run<T, E, F, Fut>(
+        &self,
+        what: &str,
+        transient: impl Fn(&E) -> bool,
+        call: F,
+    ) -> Result<T, E>
+    where
+        E: std::fmt::Display,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let mut retry = 0;
+        loop {
+            match call().await {
+                Err(e) if transient(&e) && retry + 1 < self.attempts => {
+                    let delay = self.delay(retry);
+                    warn!(what, error = %e, attempt = retry + 1, ?delay, "transient error; retrying");
+                    tokio::time::sleep(delay).await;
+                    retry += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+}
+
+/// A store or queue whose transient failures are retried.
+#[derive(Debug)]
+pub struct Retrying<T> {
+    inner: T,
+    policy: RetryPolicy,
+}
+
+impl<T> Retrying<T> {
+    pub fn new(inner: T, policy: RetryPolicy) -> Self {
+        Retrying { inner, policy }
+    }
+}
+
+#[async_trait]
+impl<S: ObjectStore> ObjectStore for Retrying<S> {
+    async fn get(&self, key: &str) -> Result<Object, StoreError> {
+        self.policy
+            .run("get", StoreError::is_transient, || self.inner.get(key))
+            .await
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        metadata: Metadata,
+        mode: PutMode,
+    ) -> Result<PutOutcome, StoreError> {
+        self.policy
+            .run("put", StoreError::is_transient, || {
+                self.inner.put(key, body.clone(), metadata.clone(), mode)
+            })
+            .await
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+        self.policy
+            .run("head", StoreError::is_transient, || self.inner.head(key))
+            .await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        self.policy
+            .run("list", StoreError::is_transient, || self.inner.list(prefix))
+            .await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.policy
+            .run("delete", StoreError::is_transient, || {
+                self.inner.delete(key)
+            })
+            .await
+    }
+}
+
+fn queue_transient(e: &QueueError) -> bool {
+    e.transient
+}
+
+#[async_trait]
+impl<Q: Queue> Queue for Retrying<Q> {
+    async fn send_batch(&self, bodies: &[String]) -> Result<(), QueueError> {
+        self.policy
+            .run("send", queue_transient, || self.inner.send_batch(bodies))
+            .await
+    }
+
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
+        self.policy
+            .run("receive", queue_transient, || self.inner.receive(max, wait))
+            .await
+    }
+
+    async fn delete(&self, receipts: &[String]) -> Result<(), QueueError> {
+        self.policy
+            .run("delete", queue_transient, || self.inner.delete(receipts))
+            .await
+    }
+}

@@ -40,7 +40,7 @@ impl<T> Flaky<T> {
 
     fn should_fail(&self) -> bool {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
-        n % self.every == 0
+        n.is_multiple_of(self.every)
             && self
                 .failed
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |f| {

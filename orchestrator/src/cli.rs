@@ -67,6 +67,12 @@ pub struct Cli {
     #[arg(long)]
     pub fresh: bool,
 
+    /// With --bucket: submit under this job id (as printed by an earlier
+    /// run) instead of the params' content hash: resumes or waits for a
+    /// --fresh job. The params must be the job's own.
+    #[arg(long, value_name = "JOB", conflicts_with = "fresh")]
+    pub job: Option<String>,
+
     /// With --bucket: cancel the job with this id (printed when it was
     /// submitted) and exit. Workers skip its remaining tiles; running the
     /// job's command again resumes it.
@@ -87,6 +93,7 @@ pub struct Request {
     pub timeout: std::time::Duration,
     pub fresh: bool,
     pub cancel: Option<JobId>,
+    pub job: Option<JobId>,
 }
 
 /// A flag the user got wrong; printed on one line, exit code 2.
@@ -169,16 +176,18 @@ impl Cli {
         if self.bucket.as_deref() == Some("") {
             return Err(usage("bucket", "bucket must not be empty"));
         }
-        let cancel = match &self.cancel {
-            None => None,
-            Some(_) if self.bucket.is_none() => {
-                return Err(usage(
-                    "cancel",
-                    "--cancel needs --bucket (embedded jobs stop with Ctrl-C)",
-                ));
-            }
-            Some(id) => Some(JobId::parse(id).map_err(|e| usage("cancel", e.to_string()))?),
+        let job_flag = |flag: &str, id: &Option<String>| match id {
+            None => Ok(None),
+            Some(_) if self.bucket.is_none() => Err(usage(
+                flag,
+                format!("--{flag} needs --bucket (embedded jobs live only as long as the command)"),
+            )),
+            Some(id) => JobId::parse(id)
+                .map(Some)
+                .map_err(|e| usage(flag, e.to_string())),
         };
+        let cancel = job_flag("cancel", &self.cancel)?;
+        let job = job_flag("job", &self.job)?;
         if self.timeout == 0 {
             return Err(usage("timeout", "timeout must be at least 1 second, got 0"));
         }
@@ -193,6 +202,7 @@ impl Cli {
             timeout: std::time::Duration::from_secs(self.timeout),
             fresh: self.fresh,
             cancel,
+            job,
         })
     }
 }

@@ -20,11 +20,14 @@ pub async fn render(
     bar: &ProgressBar,
 ) -> Result<Option<(ResultManifest, Option<Vec<u8>>, Option<Vec<u8>>)>> {
     let cloud = Cloud::connect(&AwsClients::from_env().await, bucket).await?;
-    let job = req.fresh.then(|| {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        JobId::parse(&format!("{}-{:x}", JobId::for_params(&req.params), nanos)).expect("valid id")
+    let job = req.job.clone().or_else(|| {
+        req.fresh.then(|| {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            JobId::parse(&format!("{}-{:x}", JobId::for_params(&req.params), nanos))
+                .expect("valid id")
+        })
     });
     let submitted = submit(
         &*cloud.store,

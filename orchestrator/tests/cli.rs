@@ -71,6 +71,21 @@ fn bad_input_exits_2_with_one_line_and_writes_nothing() {
             &["--out", "no/such/dir/x.png"],
             "--out: folder no/such/dir does not exist",
         ),
+        (&["--cancel", "abc"], "--cancel: --cancel needs --bucket"),
+        (&["--job", "abc"], "--job: --job needs --bucket"),
+        (
+            &["--bucket", "b", "--job", "../etc"],
+            "--job: job id must be 1 to 64 characters of [a-z0-9-]",
+        ),
+        (
+            &["--bucket", "b", "--cancel", "UPPER"],
+            "--cancel: job id must be 1 to 64 characters of [a-z0-9-]",
+        ),
+        (&["--bucket", ""], "--bucket: bucket must not be empty"),
+        (
+            &["--bucket", "b", "--timeout", "0"],
+            "--timeout: timeout must be at least 1 second",
+        ),
     ];
     for (args, want) in cases {
         let out = run(dir.path(), args);

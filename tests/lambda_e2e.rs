@@ -13,7 +13,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mandel_e2e::{
-    REFERENCE_IMAGE_SHA256, Running, binary, counts_sha256, localstack_bucket, orchestrate,
+    REFERENCE_IMAGE_SHA256, Running, binary, counts_sha256, localstack_bucket, log_events,
+    orchestrate,
 };
 
 fn free_port() -> u16 {
@@ -90,16 +91,6 @@ fn start_trigger(queue: &str, function: &str, port: u16, bucket: &str) -> Runnin
                 format!("http://127.0.0.1:{port}"),
             ),
     )
-}
-
-/// The JSON log lines of a function whose message is `message`.
-fn log_events(log: &Path, message: &str) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(log)
-        .unwrap()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|v| v["fields"]["message"] == message)
-        .collect()
 }
 
 #[test]

@@ -7,6 +7,9 @@ use std::process::{Child, Command, Output, Stdio};
 
 use sha2::{Digest, Sha256};
 
+pub mod lane;
+pub use lane::log_events;
+
 /// SHA-256 of the default job's counts as little-endian u16: the
 /// notebook's `image` (`image_sha256` of the reference data in
 /// `crates/core/tests/fixtures/default-job/reference.json`).

@@ -289,18 +289,19 @@ fn a_rerun_resumes_an_interrupted_job_and_returns_a_finished_one_at_once() {
     assert_ne!(other, job, "--fresh is a new job");
 }
 
-/// `(enqueued, already stored)` from "job … N tiles enqueued, M already stored".
+/// `(enqueued, already stored)` from the orchestrator's submit line.
 fn enqueue_counts(stderr: &str) -> (u64, u64) {
     let line = stderr
         .lines()
         .find(|l| l.contains(" tiles enqueued, "))
         .unwrap_or_else(|| panic!("no submit line in {stderr}"));
-    let numbers: Vec<u64> = line
+    // "job <id> in s3://<bucket>: N tiles enqueued, M already stored ..."
+    let counts = line.split_once(": ").expect("a colon").1;
+    let numbers: Vec<u64> = counts
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|w| w.parse().ok())
         .collect();
-    // The job id may hold digits too; the counts are the last two numbers.
-    (numbers[numbers.len() - 2], numbers[numbers.len() - 1])
+    (numbers[0], numbers[1])
 }
 
 /// `--cancel`: the waiting orchestrator stops with a clear message, workers

@@ -29,6 +29,7 @@ pub async fn render(
                 .expect("valid id")
         })
     });
+    let submit_started = std::time::Instant::now();
     let submitted = submit(
         &*cloud.store,
         &*cloud.tiles,
@@ -44,14 +45,15 @@ pub async fn render(
     }
     bar.suspend(|| {
         eprintln!(
-            "job {job} in s3://{bucket}: {} tiles enqueued, {} already stored{}",
+            "job {job} in s3://{bucket}: {} tiles enqueued, {} already stored{} ({:.1} s)",
             submitted.enqueued,
             submitted.already_stored,
             if submitted.finished {
                 ", already finished"
             } else {
                 ""
-            }
+            },
+            submit_started.elapsed().as_secs_f64()
         )
     });
     let waited = tokio::time::timeout(

@@ -87,9 +87,12 @@ async fn run(req: &cli::Request) -> Result<()> {
     } else {
         req.workers.to_string()
     };
+    let peak = mandel_pipeline::process::peak_rss_bytes()
+        .map(|b| format!(", peak memory {} MiB", b >> 20))
+        .unwrap_or_default();
     println!(
         "rendered {w}x{h} ({tiles} tiles, max_iter {mi}) with {workers} workers in {secs:.2} s: \
-         {mpx:.1} Mpixel/s, {gits:.2} G iterations/s; wrote {out}",
+         {mpx:.1} Mpixel/s, {gits:.2} G iterations/s{peak}; wrote {out}",
         w = m.width,
         h = m.height,
         tiles = m.tiles,

@@ -38,6 +38,7 @@ pub mod job;
 pub mod memory;
 mod params_cache;
 pub mod poller;
+pub mod process;
 pub mod queue;
 pub mod retry;
 pub mod stitch;

@@ -153,7 +153,8 @@ pub async fn stitch(
         .await?
     {
         PutOutcome::Written => {
-            info!(%job, ?fetched, ?encoded, total = ?started.elapsed(), "stitched");
+            let peak_rss_mib = crate::process::peak_rss_bytes().map(|b| b >> 20);
+            info!(%job, ?fetched, ?encoded, total = ?started.elapsed(), peak_rss_mib, "stitched");
             Ok(StitchOutcome::Published(Box::new(manifest)))
         }
         PutOutcome::AlreadyExists => Ok(StitchOutcome::AlreadyDone),

@@ -9,8 +9,8 @@ use mandel_core::{CountsImage, RenderParams, TileId, Viewport, kernel};
 use mandel_pipeline::faults::Flaky;
 use mandel_pipeline::{
     CancelOutcome, Delivery, Failed, JobId, MemoryQueue, MemoryStore, Metadata, ObjectStore,
-    PipelineError, PutMode, Queue, RetryPolicy, Retrying, StitchOutcome, TileMessage, TileWorker,
-    cancel, read_failures, render_embedded, stitch, submit, wait_for_result,
+    PipelineError, PutMode, Queue, RetryPolicy, Retrying, StitchOutcome, Submitted, TileMessage,
+    TileWorker, cancel, read_failures, render_embedded, stitch, submit, wait_for_result,
 };
 
 fn small() -> RenderParams {
@@ -32,6 +32,14 @@ struct Rig {
     tiles: Arc<MemoryQueue>,
     stitches: Arc<MemoryQueue>,
     worker: TileWorker,
+}
+
+impl Rig {
+    async fn submit(&self, p: &RenderParams) -> Submitted {
+        submit(&*self.store, &*self.tiles, &*self.stitches, p, None)
+            .await
+            .unwrap()
+    }
 }
 
 fn rig() -> Rig {
@@ -95,9 +103,7 @@ async fn invalid_params_write_nothing() {
 async fn a_job_runs_once_even_with_duplicate_messages() {
     let r = rig();
     let p = small();
-    let submitted = submit(&*r.store, &*r.tiles, &*r.stitches, &p, None)
-        .await
-        .unwrap();
+    let submitted = r.submit(&p).await;
     assert_eq!(submitted.enqueued, 9);
     assert_eq!(submitted.job, JobId::for_params(&p));
     assert_eq!(
@@ -139,9 +145,7 @@ async fn a_job_runs_once_even_with_duplicate_messages() {
     assert_eq!(CountsImage::from_npy(&npy).unwrap(), expected_counts(&p));
 
     // A finished job is not run again.
-    let again = submit(&*r.store, &*r.tiles, &*r.stitches, &p, None)
-        .await
-        .unwrap();
+    let again = r.submit(&p).await;
     assert!(again.finished);
     assert!(r.tiles.is_empty());
 }
@@ -150,17 +154,12 @@ async fn a_job_runs_once_even_with_duplicate_messages() {
 async fn resubmitting_enqueues_only_missing_tiles() {
     let r = rig();
     let p = small();
-    let job = submit(&*r.store, &*r.tiles, &*r.stitches, &p, None)
-        .await
-        .unwrap()
-        .job;
+    let job = r.submit(&p).await.job;
     let messages = drain(&r.tiles).await;
     for body in &messages[..4] {
         r.worker.handle_message(body).await.unwrap();
     }
-    let resumed = submit(&*r.store, &*r.tiles, &*r.stitches, &p, None)
-        .await
-        .unwrap();
+    let resumed = r.submit(&p).await;
     assert_eq!(
         (resumed.job, resumed.enqueued, resumed.already_stored),
         (job, 5, 4)
@@ -172,10 +171,7 @@ async fn resubmitting_enqueues_only_missing_tiles() {
 async fn bad_messages_fail_alone_and_write_nothing() {
     let r = rig();
     let p = small();
-    let job = submit(&*r.store, &*r.tiles, &*r.stitches, &p, None)
-        .await
-        .unwrap()
-        .job;
+    let job = r.submit(&p).await.job;
     let before = r.store.list("").await.unwrap();
     let cases = [
         ("not json".to_string(), "malformed message"),
@@ -243,10 +239,7 @@ async fn hand_edited_params_are_refused() {
 async fn stitch_refuses_missing_tiles_and_renders_corrupt_ones_again() {
     let r = rig();
     let p = small();
-    let job = submit(&*r.store, &*r.tiles, &*r.stitches, &p, None)
-        .await
-        .unwrap()
-        .job;
+    let job = r.submit(&p).await.job;
     let messages = drain(&r.tiles).await;
     for body in &messages[1..] {
         r.worker.handle_message(body).await.unwrap();
@@ -333,10 +326,7 @@ fn tile_body(job: &JobId, row: u32, col: u32) -> String {
 async fn a_cancelled_job_is_skipped_and_resumes_when_submitted_again() {
     let r = rig();
     let p = small();
-    let job = submit(&*r.store, &*r.tiles, &*r.stitches, &p, None)
-        .await
-        .unwrap()
-        .job;
+    let job = r.submit(&p).await.job;
     let bodies = drain(&r.tiles).await;
     let first: Vec<_> = bodies[..3]
         .iter()
@@ -375,9 +365,7 @@ async fn a_cancelled_job_is_skipped_and_resumes_when_submitted_again() {
         Err(PipelineError::UnknownJob { .. })
     ));
 
-    let resumed = submit(&*r.store, &*r.tiles, &*r.stitches, &p, None)
-        .await
-        .unwrap();
+    let resumed = r.submit(&p).await;
     assert_eq!((resumed.enqueued, resumed.already_stored), (6, 3));
     for body in drain(&r.tiles).await {
         r.worker.handle_message(&body).await.unwrap();
@@ -404,10 +392,7 @@ async fn a_cancelled_job_is_skipped_and_resumes_when_submitted_again() {
 async fn a_final_failure_is_recorded_reported_and_retried_by_a_rerun() {
     let r = rig();
     let p = small();
-    let job = submit(&*r.store, &*r.tiles, &*r.stitches, &p, None)
-        .await
-        .unwrap()
-        .job;
+    let job = r.submit(&p).await.job;
     drain(&r.tiles).await;
     // The first two store calls of each worker (its cancel check and its
     // params fetch) fail.
@@ -449,9 +434,7 @@ async fn a_final_failure_is_recorded_reported_and_retried_by_a_rerun() {
         "{text}"
     );
 
-    let again = submit(&*r.store, &*r.tiles, &*r.stitches, &p, None)
-        .await
-        .unwrap();
+    let again = r.submit(&p).await;
     assert_eq!(again.enqueued, 9);
     assert!(read_failures(&*r.store, &job).await.unwrap().is_empty());
 }
@@ -462,10 +445,7 @@ async fn a_final_failure_is_recorded_reported_and_retried_by_a_rerun() {
 async fn a_hand_edited_params_json_fails_the_job_with_its_reason() {
     let r = rig();
     let p = small();
-    let job = submit(&*r.store, &*r.tiles, &*r.stitches, &p, None)
-        .await
-        .unwrap()
-        .job;
+    let job = r.submit(&p).await.job;
     let edited = p
         .canonical_json()
         .replace("\"max_iter\":200", "\"max_iter\":0");
@@ -612,10 +592,7 @@ fn image_dims(png: &[u8]) -> (u32, u32) {
 async fn a_batch_reports_only_its_bad_messages() {
     let r = rig();
     let p = small();
-    let job = submit(&*r.store, &*r.tiles, &*r.stitches, &p, None)
-        .await
-        .unwrap()
-        .job;
+    let job = r.submit(&p).await.job;
     let delivery = |id: &str, body: String| mandel_pipeline::Delivery {
         message_id: id.to_string(),
         receipt: format!("r-{id}"),

@@ -56,7 +56,8 @@ data "aws_iam_policy_document" "worker" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["jobs/*/tiles/"]
+      # The whole job's tiles, and one row's (jobs/<job>/tiles/<row>-).
+      values = ["jobs/*/tiles/", "jobs/*/tiles/*-"]
     }
   }
   statement {

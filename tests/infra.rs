@@ -283,6 +283,8 @@ fn each_role_allows_what_its_function_does_and_no_more() {
         assert!(allows(&worker, "s3:PutObject", &job.failed_key(what)));
     }
     assert!(allows(&worker, "s3:ListBucket", &job.tiles_prefix()));
+    assert!(allows(&worker, "s3:ListBucket", &job.row_prefix(12)));
+    assert!(!allows(&worker, "s3:ListBucket", "jobs/"));
     for key in [
         job.params_key(),
         job.result_key(),

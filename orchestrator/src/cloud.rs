@@ -62,7 +62,9 @@ pub async fn render(
             &*cloud.store,
             &job,
             &req.params,
-            Duration::from_millis(250),
+            // One listing page holds 1000 tiles: poll a big job less often,
+            // so progress costs about one request per 250 ms whatever its size.
+            Duration::from_millis(250 * req.params.tile_count().div_ceil(1000)),
             |n| bar.set_position(n),
         ),
     )

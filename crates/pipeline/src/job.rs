@@ -71,6 +71,12 @@ impl JobId {
         format!("{}tiles/", self.prefix())
     }
 
+    /// The prefix of one row's tiles (`tiles/<row>-`; the `-` keeps row 1
+    /// from matching row 10).
+    pub fn row_prefix(&self, row: u32) -> String {
+        format!("{}{row}-", self.tiles_prefix())
+    }
+
     pub fn tile_key(&self, tile: TileId) -> String {
         format!("{}{}-{}.u16", self.tiles_prefix(), tile.row, tile.col)
     }
@@ -253,6 +259,14 @@ mod tests {
             Some(TileId::new(3, 12))
         );
         assert_eq!(job.tile_of_key("jobs/abc/tiles/x.u16"), None);
+        assert!(
+            job.tile_key(TileId::new(1, 5))
+                .starts_with(&job.row_prefix(1))
+        );
+        assert!(
+            !job.tile_key(TileId::new(10, 5))
+                .starts_with(&job.row_prefix(1))
+        );
         assert_eq!(job.result_key(), "jobs/abc/result.json");
         assert_eq!(
             job.failed_key(Failed::Tile(TileId::new(3, 12))),

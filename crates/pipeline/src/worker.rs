@@ -3,9 +3,12 @@
 //! A worker takes a batch of tile messages (up to 10 from SQS), renders
 //! them on a blocking pool bounded by the cores it has, uploads each blob as
 //! soon as it is computed (so uploads overlap the remaining compute), and
-//! then checks each job of the batch for completion with one listing. The
-//! last check after the last upload of a job sees every tile (S3 listing is
-//! read-after-write consistent), so the stitch message is always sent.
+//! then checks each job of the batch for completion: it lists the rows its
+//! tiles belong to, and only if all of those are complete, the whole job.
+//! The check after the last upload of a job sees every tile (S3 listing is
+//! read-after-write consistent), so the stitch message is always sent; and
+//! the job-wide listing, which grows with the job, runs about once per
+//! completed row instead of once per batch.
 //!
 //! Messages of a cancelled job are acknowledged without work. A message
 //! that fails on its last delivery (the queue's `maxReceiveCount`, after
@@ -41,6 +44,13 @@ pub struct TileOutcome {
     pub compute_us: u64,
     /// This tile was the last one missing, and a stitch message was sent.
     pub completed_job: bool,
+}
+
+/// What a batch stored for one job: where to look for completion.
+struct Touched<'a> {
+    params: RenderParams,
+    rows: BTreeSet<u32>,
+    deliveries: Vec<&'a Delivery>,
 }
 
 /// A tile computed and stored, not yet checked for job completion.
@@ -103,20 +113,32 @@ impl TileWorker {
                 .await;
         let mut failed = Vec::new();
         let mut skipped = 0;
-        let mut jobs: BTreeMap<JobId, (RenderParams, Vec<&Delivery>)> = BTreeMap::new();
+        let mut jobs: BTreeMap<JobId, Touched> = BTreeMap::new();
         for (d, result) in batch.iter().zip(results) {
             match result {
-                Ok(Some(s)) => jobs
-                    .entry(s.job)
-                    .or_insert_with(|| (s.params, Vec::new()))
-                    .1
-                    .push(d),
+                Ok(Some(s)) => {
+                    let touched = jobs.entry(s.job).or_insert_with(|| Touched {
+                        params: s.params,
+                        rows: BTreeSet::new(),
+                        deliveries: Vec::new(),
+                    });
+                    touched.rows.insert(s.tile.row);
+                    touched.deliveries.push(d);
+                }
                 Ok(None) => skipped += 1,
                 Err(()) => failed.push(d.message_id.clone()),
             }
         }
-        for (job, (params, deliveries)) in jobs {
-            if let Err(e) = self.complete_if_done(&job, &params).await {
+        for (
+            job,
+            Touched {
+                params,
+                rows,
+                deliveries,
+            },
+        ) in jobs
+        {
+            if let Err(e) = self.complete_if_done(&job, &params, &rows).await {
                 warn!(job = %job, error = %e, "completion check failed");
                 // The tiles are stored; only the stitch trigger is lost if
                 // this was the last try. Say so, so a re-run re-triggers it.
@@ -217,7 +239,9 @@ impl TileWorker {
     /// Parses a tiles-queue message body and renders its tile.
     pub async fn handle_message(&self, body: &str) -> Result<TileOutcome, PipelineError> {
         let s = self.parse_and_store(body).await?;
-        let completed_job = self.complete_if_done(&s.job, &s.params).await?;
+        let completed_job = self
+            .complete_if_done(&s.job, &s.params, &BTreeSet::from([s.tile.row]))
+            .await?;
         Ok(TileOutcome {
             job: s.job,
             tile: s.tile,
@@ -274,13 +298,28 @@ impl TileWorker {
         })
     }
 
-    /// Lists the job's tiles and, if all are stored, sends the stitch
-    /// message. Returns whether the job is complete.
+    /// If the `rows` just written to are complete, lists the job's tiles
+    /// and, if all are stored, sends the stitch message. Returns whether the
+    /// job is complete.
     async fn complete_if_done(
         &self,
         job: &JobId,
         params: &RenderParams,
+        rows: &BTreeSet<u32>,
     ) -> Result<bool, PipelineError> {
+        let size = blob_size(params);
+        for &row in rows {
+            let listed = self.store.list(&job.row_prefix(row)).await?;
+            let whole = listed
+                .iter()
+                .filter(|m| m.size == size)
+                .filter_map(|m| job.tile_of_key(&m.key))
+                .filter(|t| t.row == row && params.contains(*t))
+                .count();
+            if whole < params.tiles_per_side as usize {
+                return Ok(false);
+            }
+        }
         let done = stored_tiles(&*self.store, job, params).await?.len() as u64;
         if done < params.tile_count() {
             return Ok(false);
@@ -289,6 +328,11 @@ impl TileWorker {
         self.stitch_queue.send_batch(&[body]).await?;
         Ok(true)
     }
+}
+
+/// The bytes of a whole tile blob: P×P u16 counts.
+fn blob_size(params: &RenderParams) -> u64 {
+    2 * params.pixels_per_tile() as u64
 }
 
 fn parse(body: &str) -> Result<TileMessage, PipelineError> {
@@ -324,7 +368,7 @@ pub async fn stored_tiles(
     params: &mandel_core::RenderParams,
 ) -> Result<Vec<TileId>, PipelineError> {
     let listed = store.list(&job.tiles_prefix()).await?;
-    let size = 2 * params.pixels_per_tile() as u64; // u16 counts
+    let size = blob_size(params);
     let mut tiles: Vec<TileId> = listed
         .iter()
         .filter(|m| m.size == size)

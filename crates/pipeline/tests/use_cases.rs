@@ -635,3 +635,35 @@ async fn a_batch_reports_only_its_bad_messages() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Tiles arriving in any order, two per batch: no stitch message until the
+/// batch that stores the last tile, which sends one (the completion check
+/// looks at the batch's rows first, then at the whole job).
+#[tokio::test]
+async fn completion_is_detected_exactly_at_the_last_tile_in_any_order() {
+    let r = rig();
+    let p = small();
+    r.submit(&p).await;
+    let mut bodies = drain(&r.tiles).await;
+    // Column-major and backwards: rows complete only near the end.
+    bodies.sort_by_key(|b| {
+        let m: TileMessage = serde_json::from_str(b).unwrap();
+        std::cmp::Reverse((m.col, m.row))
+    });
+    let batches: Vec<Vec<Delivery>> = bodies
+        .chunks(2)
+        .map(|c| {
+            c.iter()
+                .enumerate()
+                .map(|(i, b)| delivery(&i.to_string(), b.clone(), 1))
+                .collect()
+        })
+        .collect();
+    let (last, before) = batches.split_last().unwrap();
+    for batch in before {
+        assert!(r.worker.handle_batch(batch).await.is_empty());
+        assert!(drain(&r.stitches).await.is_empty(), "stitch sent too early");
+    }
+    assert!(r.worker.handle_batch(last).await.is_empty());
+    assert_eq!(drain(&r.stitches).await.len(), 1);
+}

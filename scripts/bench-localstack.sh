@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
 eval "$(localstack/up.sh)"
-cargo build --release --quiet --bins
+# --all-targets: the same feature resolution as the test command, so nothing rebuilds.
+cargo build --release --quiet --workspace --all-targets
 bin=target/release
 work=$(mktemp -d)
 pids=()

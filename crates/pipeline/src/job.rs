@@ -59,7 +59,8 @@ impl JobId {
         &self.0
     }
 
-    fn prefix(&self) -> String {
+    /// Everything of the job: `jobs/<job>/`.
+    pub fn prefix(&self) -> String {
         format!("jobs/{}/", self.0)
     }
 

@@ -159,22 +159,37 @@ pub async fn wait_for_result(
     mut progress: impl FnMut(u64),
 ) -> Result<ResultManifest, PipelineError> {
     let mut last = None;
+    let size = 2 * params.pixels_per_tile() as u64;
     loop {
-        if let Some(manifest) = read_result(store, job).await? {
+        // One listing of the whole job answers every question of a poll:
+        // result, failures, cancel, progress.
+        let listed = store.list(&job.prefix()).await?;
+        let has = |key: &str| listed.iter().any(|m| m.key == key);
+        if has(&job.result_key())
+            && let Some(manifest) = read_result(store, job).await?
+        {
             progress(params.tile_count());
             return Ok(manifest);
         }
-        let failures = read_failures(store, job).await?;
-        if !failures.is_empty() {
-            return Err(PipelineError::JobFailed {
-                job: job.clone(),
-                failures,
-            });
+        let failed_prefix = job.failed_prefix();
+        if listed.iter().any(|m| m.key.starts_with(&failed_prefix)) {
+            let failures = read_failures(store, job).await?;
+            if !failures.is_empty() {
+                return Err(PipelineError::JobFailed {
+                    job: job.clone(),
+                    failures,
+                });
+            }
         }
-        if store.head(&job.cancelled_key()).await?.is_some() {
+        if has(&job.cancelled_key()) {
             return Err(PipelineError::Cancelled { job: job.clone() });
         }
-        let done = stored_tiles(store, job, params).await?.len() as u64;
+        let done = listed
+            .iter()
+            .filter(|m| m.size == size)
+            .filter_map(|m| job.tile_of_key(&m.key))
+            .filter(|t| params.contains(*t))
+            .count() as u64;
         if last != Some(done) {
             progress(done);
             last = Some(done);

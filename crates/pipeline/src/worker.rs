@@ -3,8 +3,9 @@
 //! A worker takes a batch of tile messages (up to 10 from SQS), renders
 //! them on a blocking pool bounded by the cores it has, uploads each blob as
 //! soon as it is computed (so uploads overlap the remaining compute), and
-//! then checks each job of the batch for completion: it lists the rows its
-//! tiles belong to, and only if all of those are complete, the whole job.
+//! then checks each job of the batch for completion: it lists the job's
+//! tiles (for a job of over 1000 tiles, first the rows the batch wrote to,
+//! and the whole job only if those are complete).
 //! The check after the last upload of a job sees every tile (S3 listing is
 //! read-after-write consistent), so the stitch message is always sent; and
 //! the job-wide listing, which grows with the job, runs about once per
@@ -308,6 +309,14 @@ impl TileWorker {
         rows: &BTreeSet<u32>,
     ) -> Result<bool, PipelineError> {
         let size = blob_size(params);
+        // A job that fits in one listing page is checked whole at once;
+        // a bigger one row by row first, so the job-wide listing (pages
+        // that grow with the job) runs only when the batch's rows are done.
+        let rows = if params.tile_count() <= LIST_PAGE {
+            &BTreeSet::new()
+        } else {
+            rows
+        };
         for &row in rows {
             let listed = self.store.list(&job.row_prefix(row)).await?;
             let whole = listed
@@ -329,6 +338,9 @@ impl TileWorker {
         Ok(true)
     }
 }
+
+/// Keys per S3 listing page.
+const LIST_PAGE: u64 = 1000;
 
 /// The bytes of a whole tile blob: P×P u16 counts.
 fn blob_size(params: &RenderParams) -> u64 {

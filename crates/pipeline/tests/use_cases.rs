@@ -636,14 +636,25 @@ async fn a_batch_reports_only_its_bad_messages() {
     }
 }
 
-/// Tiles arriving in any order, two per batch: no stitch message until the
-/// batch that stores the last tile, which sends one (the completion check
-/// looks at the batch's rows first, then at the whole job).
+/// Tiles arriving in any order: no stitch message until the batch that
+/// stores the last tile, which sends one. Both ways of checking: a small
+/// job is listed whole; one of over 1000 tiles row by row first.
 #[tokio::test]
 async fn completion_is_detected_exactly_at_the_last_tile_in_any_order() {
+    for (tiles_per_side, batch) in [(3, 2), (33, 10)] {
+        let p = RenderParams {
+            tiles_per_side,
+            tile_pixels: 2,
+            max_iter: 20,
+            ..small()
+        };
+        completes_at_the_last_tile(&p, batch).await;
+    }
+}
+
+async fn completes_at_the_last_tile(p: &RenderParams, batch: usize) {
     let r = rig();
-    let p = small();
-    r.submit(&p).await;
+    r.submit(p).await;
     let mut bodies = drain(&r.tiles).await;
     // Column-major and backwards: rows complete only near the end.
     bodies.sort_by_key(|b| {
@@ -651,7 +662,7 @@ async fn completion_is_detected_exactly_at_the_last_tile_in_any_order() {
         std::cmp::Reverse((m.col, m.row))
     });
     let batches: Vec<Vec<Delivery>> = bodies
-        .chunks(2)
+        .chunks(batch)
         .map(|c| {
             c.iter()
                 .enumerate()

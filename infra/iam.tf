@@ -50,15 +50,13 @@ data "aws_iam_policy_document" "worker" {
     ]
   }
   statement {
+    # Lists a job's tiles and one row's (jobs/<job>/tiles/<row>-). Not
+    # narrowed by an s3:prefix condition: S3 answers a HEAD of a missing
+    # object (the cancel marker) with 404 only to a caller that may list
+    # the bucket, and a HEAD carries no prefix; without it, 403.
     sid       = "ListJobTiles"
     actions   = ["s3:ListBucket"]
     resources = [local.bucket_arn]
-    condition {
-      test     = "StringLike"
-      variable = "s3:prefix"
-      # The whole job's tiles, and one row's (jobs/<job>/tiles/<row>-).
-      values = ["jobs/*/tiles/", "jobs/*/tiles/*-"]
-    }
   }
   statement {
     sid       = "ConsumeTiles"
@@ -105,14 +103,11 @@ data "aws_iam_policy_document" "stitch" {
     ]
   }
   statement {
+    # As for the worker: 404, not 403, for the result and cancel marker
+    # that do not exist yet (a HEAD carries no s3:prefix to condition on).
     sid       = "KnowMissingObjects"
     actions   = ["s3:ListBucket"]
     resources = [local.bucket_arn]
-    condition {
-      test     = "StringLike"
-      variable = "s3:prefix"
-      values   = ["jobs/*"]
-    }
   }
   statement {
     sid       = "ConsumeStitch"

@@ -32,8 +32,8 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// 8 attempts, delays up to 0.1, 0.2, 0.4 … 5 s: rides out about ten
-    /// seconds of outage (on top of the AWS SDK's own quick retries).
+    /// 8 attempts, delays up to 0.1, 0.2, 0.4 … 5 s: at most about 11 s of
+    /// waiting in all (on top of the AWS SDK's own quick retries).
     fn default() -> Self {
         RetryPolicy {
             attempts: 8,

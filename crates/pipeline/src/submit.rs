@@ -9,7 +9,7 @@ use crate::error::PipelineError;
 use crate::job::{Failure, JobId, ResultManifest, StitchMessage, TileMessage};
 use crate::queue::Queue;
 use crate::store::{Metadata, ObjectStore, PutMode, PutOutcome, StoreError};
-use crate::worker::stored_tiles;
+use crate::worker::{stored_tiles, whole_tiles};
 
 /// What [`submit`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -159,7 +159,6 @@ pub async fn wait_for_result(
     mut progress: impl FnMut(u64),
 ) -> Result<ResultManifest, PipelineError> {
     let mut last = None;
-    let size = 2 * params.pixels_per_tile() as u64;
     loop {
         // One listing of the whole job answers every question of a poll:
         // result, failures, cancel, progress.
@@ -184,12 +183,7 @@ pub async fn wait_for_result(
         if has(&job.cancelled_key()) {
             return Err(PipelineError::Cancelled { job: job.clone() });
         }
-        let done = listed
-            .iter()
-            .filter(|m| m.size == size)
-            .filter_map(|m| job.tile_of_key(&m.key))
-            .filter(|t| params.contains(*t))
-            .count() as u64;
+        let done = whole_tiles(&listed, job, params).count() as u64;
         if last != Some(done) {
             progress(done);
             last = Some(done);

@@ -30,7 +30,7 @@ use crate::error::PipelineError;
 use crate::job::{Failed, Failure, JobId, StitchMessage, TileMessage, hex};
 use crate::params_cache::ParamsCache;
 use crate::queue::{Delivery, Queue};
-use crate::store::{Metadata, ObjectStore, PutMode};
+use crate::store::{Metadata, ObjectMeta, ObjectStore, PutMode};
 
 /// Metadata names written with every tile blob.
 pub const META_SHA256: &str = "sha256";
@@ -108,10 +108,15 @@ impl TileWorker {
     /// this batch, so their redelivery repeats the check.
     pub async fn handle_batch(&self, batch: &[Delivery]) -> Vec<String> {
         let started = Instant::now();
-        let cancelled = self.cancelled_jobs(batch).await;
-        let results =
-            futures::future::join_all(batch.iter().map(|d| self.render_delivery(d, &cancelled)))
-                .await;
+        let parsed: Vec<_> = batch.iter().map(|d| parse(&d.body)).collect();
+        let cancelled = self.cancelled_jobs(&parsed).await;
+        let results = futures::future::join_all(
+            batch
+                .iter()
+                .zip(&parsed)
+                .map(|(d, msg)| self.render_delivery(d, msg, &cancelled)),
+        )
+        .await;
         let mut failed = Vec::new();
         let mut skipped = 0;
         let mut jobs: BTreeMap<JobId, Touched> = BTreeMap::new();
@@ -166,16 +171,16 @@ impl TileWorker {
 
     /// The jobs of the batch that are cancelled: one HEAD per job. If the
     /// check itself fails the tile is rendered anyway (harmless).
-    async fn cancelled_jobs(&self, batch: &[Delivery]) -> BTreeSet<JobId> {
-        let jobs: BTreeSet<JobId> = batch
-            .iter()
-            .filter_map(|d| parse(&d.body).ok().map(|m| m.job))
-            .collect();
+    async fn cancelled_jobs(
+        &self,
+        parsed: &[Result<TileMessage, PipelineError>],
+    ) -> BTreeSet<JobId> {
+        let jobs: BTreeSet<&JobId> = parsed.iter().flatten().map(|m| &m.job).collect();
         let mut cancelled = BTreeSet::new();
         for job in jobs {
             match self.store.head(&job.cancelled_key()).await {
                 Ok(Some(_)) => {
-                    cancelled.insert(job);
+                    cancelled.insert(job.clone());
                 }
                 Ok(None) => {}
                 Err(e) => warn!(%job, error = %e, "cancel check failed; rendering anyway"),
@@ -189,9 +194,10 @@ impl TileWorker {
     async fn render_delivery(
         &self,
         d: &Delivery,
+        msg: &Result<TileMessage, PipelineError>,
         cancelled: &BTreeSet<JobId>,
     ) -> Result<Option<Stored>, ()> {
-        let msg = match parse(&d.body) {
+        let msg = match msg {
             Ok(m) => m,
             Err(e) => {
                 warn!(message_id = %d.message_id, error = %e, "tile message failed");
@@ -201,7 +207,7 @@ impl TileWorker {
         if cancelled.contains(&msg.job) {
             return Ok(None);
         }
-        match self.store_tile(&msg).await {
+        match self.store_tile(msg).await {
             Ok(s) => Ok(Some(s)),
             Err(e) => {
                 warn!(message_id = %d.message_id, job = %msg.job, tile = %msg.tile(), error = %e,
@@ -308,7 +314,6 @@ impl TileWorker {
         params: &RenderParams,
         rows: &BTreeSet<u32>,
     ) -> Result<bool, PipelineError> {
-        let size = blob_size(params);
         // A job that fits in one listing page is checked whole at once;
         // a bigger one row by row first, so the job-wide listing (pages
         // that grow with the job) runs only when the batch's rows are done.
@@ -319,11 +324,8 @@ impl TileWorker {
         };
         for &row in rows {
             let listed = self.store.list(&job.row_prefix(row)).await?;
-            let whole = listed
-                .iter()
-                .filter(|m| m.size == size)
-                .filter_map(|m| job.tile_of_key(&m.key))
-                .filter(|t| t.row == row && params.contains(*t))
+            let whole = whole_tiles(&listed, job, params)
+                .filter(|t| t.row == row)
                 .count();
             if whole < params.tiles_per_side as usize {
                 return Ok(false);
@@ -341,11 +343,6 @@ impl TileWorker {
 
 /// Keys per S3 listing page.
 const LIST_PAGE: u64 = 1000;
-
-/// The bytes of a whole tile blob: P×P u16 counts.
-fn blob_size(params: &RenderParams) -> u64 {
-    2 * params.pixels_per_tile() as u64
-}
 
 fn parse(body: &str) -> Result<TileMessage, PipelineError> {
     serde_json::from_str(body).map_err(|e| PipelineError::BadMessage {
@@ -380,13 +377,22 @@ pub async fn stored_tiles(
     params: &mandel_core::RenderParams,
 ) -> Result<Vec<TileId>, PipelineError> {
     let listed = store.list(&job.tiles_prefix()).await?;
-    let size = blob_size(params);
-    let mut tiles: Vec<TileId> = listed
-        .iter()
-        .filter(|m| m.size == size)
-        .filter_map(|m| job.tile_of_key(&m.key))
-        .filter(|t| params.contains(*t))
-        .collect();
+    let mut tiles: Vec<TileId> = whole_tiles(&listed, job, params).collect();
     tiles.sort();
     Ok(tiles)
+}
+
+/// The tiles of `job` in a listing whose blobs are whole: a blob of the
+/// wrong size (truncated or padded) does not count, so it is rendered again.
+pub fn whole_tiles<'a>(
+    listed: &'a [ObjectMeta],
+    job: &'a JobId,
+    params: &'a RenderParams,
+) -> impl Iterator<Item = TileId> + 'a {
+    let size = 2 * params.pixels_per_tile() as u64; // u16 counts
+    listed
+        .iter()
+        .filter(move |m| m.size == size)
+        .filter_map(|m| job.tile_of_key(&m.key))
+        .filter(|t| params.contains(*t))
 }

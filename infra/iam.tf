@@ -130,3 +130,55 @@ resource "aws_iam_role_policy" "function" {
     stitch = data.aws_iam_policy_document.stitch.json
   }[each.key]
 }
+
+# The laptop user's policy: what `mandel-orchestrate --bucket` does to
+# submit a job, wait for it, download it, cancel it and resume it. Attach
+# the managed policy (output `client_policy_arn`) to the IAM user or role
+# you render with; nothing more is needed.
+data "aws_iam_policy_document" "client" {
+  statement {
+    # The deployment record, params (to check a conflicting job id),
+    # result, image, counts and failure records.
+    sid     = "ReadJobs"
+    actions = ["s3:GetObject"]
+    resources = [
+      local.deployment_record_arn,
+      "${local.bucket_arn}/jobs/*",
+    ]
+  }
+  statement {
+    sid     = "SubmitAndCancel"
+    actions = ["s3:PutObject"]
+    resources = [
+      "${local.bucket_arn}/jobs/*/params.json",
+      "${local.bucket_arn}/jobs/*/cancelled",
+    ]
+  }
+  statement {
+    # A re-run clears the job's failure records and cancel marker.
+    sid     = "ClearFailures"
+    actions = ["s3:DeleteObject"]
+    resources = [
+      "${local.bucket_arn}/jobs/*/failed/*",
+      "${local.bucket_arn}/jobs/*/cancelled",
+    ]
+  }
+  statement {
+    # Progress, failures and what is already stored: listings of a job.
+    sid       = "ListJobs"
+    actions   = ["s3:ListBucket"]
+    resources = [local.bucket_arn]
+  }
+  statement {
+    # Tile messages; a stitch message when every tile is already stored.
+    sid       = "SendWork"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.tiles.arn, aws_sqs_queue.stitch.arn]
+  }
+}
+
+resource "aws_iam_policy" "client" {
+  name        = "${var.name_prefix}-client"
+  description = "What mandel-orchestrate --bucket needs: submit, wait, download, cancel."
+  policy      = data.aws_iam_policy_document.client.json
+}

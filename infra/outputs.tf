@@ -28,3 +28,8 @@ output "render_command" {
   description = "Renders the default image on this deployment."
   value       = "AWS_REGION=${var.region} mandel-orchestrate --bucket ${aws_s3_bucket.jobs.id}"
 }
+
+output "client_policy_arn" {
+  description = "Attach to the IAM user or role that runs mandel-orchestrate --bucket."
+  value       = aws_iam_policy.client.arn
+}

@@ -15,8 +15,10 @@ case "${1:-}" in
   --arm64) arch=(--arm64) ;;
   *) echo "usage: infra/package.sh [--arm64]" >&2; exit 2 ;;
 esac
+# The zips go to target/lambda of this repository (where Terraform looks)
+# even when CARGO_TARGET_DIR puts the build elsewhere.
 cargo lambda build --release --output-format zip "${arch[@]}" \
-  --package mandel-worker --package mandel-stitch
+  --lambda-dir target/lambda --package mandel-worker --package mandel-stitch
 # cargo-lambda stamps the zip entry with the build time; pin it, so a
 # rebuild of unchanged code yields the same zip and the same
 # source_code_hash in Terraform.

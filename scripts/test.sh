@@ -3,7 +3,8 @@
 #
 # Starts LocalStack (S3 + SQS on 127.0.0.1:4566; installed on first use by
 # localstack/up.sh) because the AWS adapters are tested against it, and
-# installs cargo-lambda and checkov (infra/tools.sh); the tests that need
+# installs cargo-lambda and checkov (infra/tools.sh) and moto, which
+# enforces IAM (localstack/moto.sh); the tests that need
 # them fail, never skip, if they are not there. One build profile (release)
 # for everything, so the kernel tests run fast and nothing compiles twice.
 set -euo pipefail
@@ -12,6 +13,8 @@ eval "$(localstack/up.sh)"
 # cargo-lambda (the Lambda emulator of the Lambda end-to-end test) and
 # checkov, from infra/'s pinned lock.
 eval "$(infra/tools.sh)"
+# moto, the local cloud that enforces IAM (tests/iam_e2e.rs starts it).
+eval "$(localstack/moto.sh)"
 # The end-to-end tests run the workspace's binaries, which `cargo test`
 # alone does not build for packages without integration tests. Building
 # --all-targets (not just --bins) resolves features exactly as the test run

@@ -6,77 +6,12 @@
 //! keys each function really reads and writes. `checkov` then scans it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hcl::{Block, Body, Expression};
+use hcl::{Body, Expression};
 use mandel_core::TileId;
+use mandel_e2e::terraform::{attr, block, infra_dir, local, nested, terraform, text};
 use mandel_pipeline::{BUCKET_ENV, DEPLOYMENT_KEY, Deployment, Failed, JobId};
-
-fn infra_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra")
-}
-
-/// Every `.tf` file of `infra/`, parsed, as one body.
-fn terraform() -> Body {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(infra_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "tf"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 5, "infra/ has only {files:?}");
-    let mut all = Body::builder();
-    for file in files {
-        let text = std::fs::read_to_string(&file).unwrap();
-        let body =
-            hcl::parse(&text).unwrap_or_else(|e| panic!("{} does not parse: {e}", file.display()));
-        all = all.add_blocks(body.into_blocks());
-    }
-    all.build()
-}
-
-/// The block `kind "label0" "label1"` (e.g. resource, type, name).
-fn block<'a>(tf: &'a Body, kind: &str, labels: &[&str]) -> &'a Block {
-    tf.blocks()
-        .find(|b| {
-            b.identifier() == kind
-                && b.labels()
-                    .iter()
-                    .map(|l| l.as_str())
-                    .eq(labels.iter().copied())
-        })
-        .unwrap_or_else(|| panic!("no {kind} {labels:?} in infra/"))
-}
-
-fn attr<'a>(body: &'a Body, key: &str) -> &'a Expression {
-    body.attributes()
-        .find(|a| a.key() == key)
-        .map(|a| a.expr())
-        .unwrap_or_else(|| panic!("no attribute {key}"))
-}
-
-/// An attribute as HCL source text (strings keep their quotes).
-fn text(body: &Body, key: &str) -> String {
-    attr(body, key).to_string()
-}
-
-/// A local value, from whichever `locals` block defines it.
-fn local<'a>(tf: &'a Body, name: &str) -> &'a Expression {
-    tf.blocks()
-        .filter(|b| b.identifier() == "locals")
-        .flat_map(|b| b.body().attributes())
-        .find(|a| a.key() == name)
-        .map(|a| a.expr())
-        .unwrap_or_else(|| panic!("no local {name}"))
-}
-
-fn nested<'a>(body: &'a Body, kind: &str) -> &'a Body {
-    body.blocks()
-        .find(|b| b.identifier() == kind)
-        .map(|b| b.body())
-        .unwrap_or_else(|| panic!("no {kind} block"))
-}
 
 fn object_keys(expr: &Expression) -> BTreeSet<String> {
     let object = match expr {
@@ -179,7 +114,15 @@ fn triggers_wire_each_queue_to_its_function_with_partial_batch_failures() {
         );
     }
     let max_receive = block(&tf, "variable", &["max_receive_count"]).body();
-    assert!(text(max_receive, "default").parse::<u32>().unwrap() >= 3);
+    let default = text(max_receive, "default").parse::<u32>().unwrap();
+    assert!(default >= 3);
+    // The README states the production value; it must be this one.
+    let readme = std::fs::read_to_string(infra_dir().join("../README.md")).unwrap();
+    let stated = format!("`max_receive_count` {default} ");
+    assert!(
+        readme.matches(&stated).count() >= 2,
+        "README does not state {stated:?} in the deploy list and under Guarantees"
+    );
 }
 
 #[test]
@@ -344,8 +287,61 @@ fn each_role_allows_what_its_function_does_and_no_more() {
     assert!(!stitch.contains_key("sqs:SendMessage"));
     assert_eq!(stitch["sqs:ReceiveMessage"], ["aws_sqs_queue.stitch.arn"]);
 
+    // The laptop user submits, waits, downloads, cancels and resumes.
+    let client = policy(&tf, "client");
+    for key in [
+        DEPLOYMENT_KEY,
+        &job.params_key(),
+        &job.result_key(),
+        &job.image_key(),
+        &job.counts_key(),
+        &job.failed_key(Failed::Stitch),
+    ] {
+        assert!(
+            allows(&client, "s3:GetObject", key),
+            "client cannot read {key}"
+        );
+    }
+    for key in [job.params_key(), job.cancelled_key()] {
+        assert!(
+            allows(&client, "s3:PutObject", &key),
+            "client cannot write {key}"
+        );
+    }
+    for key in [job.failed_key(Failed::Job), job.cancelled_key()] {
+        assert!(
+            allows(&client, "s3:DeleteObject", &key),
+            "client cannot delete {key}"
+        );
+    }
+    for key in [
+        tile.clone(),
+        job.result_key(),
+        job.image_key(),
+        job.counts_key(),
+    ] {
+        assert!(
+            !allows(&client, "s3:PutObject", &key),
+            "client may write {key}"
+        );
+        assert!(
+            !allows(&client, "s3:DeleteObject", &key),
+            "client may delete {key}"
+        );
+    }
+    assert!(allows(&client, "s3:ListBucket", &job.prefix()));
+    assert_eq!(
+        client["sqs:SendMessage"],
+        ["aws_sqs_queue.tiles.arn", "aws_sqs_queue.stitch.arn"]
+    );
+    assert!(!client.contains_key("sqs:ReceiveMessage"));
+
     // Nobody gets a wildcard action.
-    for (name, p) in [("worker", &worker), ("stitch", &stitch)] {
+    for (name, p) in [
+        ("worker", &worker),
+        ("stitch", &stitch),
+        ("client", &client),
+    ] {
         assert!(p.keys().all(|a| !a.contains('*')), "{name}: {:?}", p.keys());
     }
 }

@@ -8,6 +8,8 @@ use std::process::{Child, Command, Output, Stdio};
 use sha2::{Digest, Sha256};
 
 pub mod lane;
+pub mod moto;
+pub mod terraform;
 pub use lane::log_events;
 
 /// SHA-256 of the default job's counts as little-endian u16: the

@@ -63,6 +63,13 @@ pub struct Cli {
     #[arg(long, value_name = "SECS", default_value_t = 900)]
     pub timeout: u64,
 
+    /// With --bucket: when every tile is stored but no result appears for
+    /// this many seconds, send the stitch message again (then after twice
+    /// as long, ...): a lost stitch message or a killed stitch never leaves
+    /// the job stuck.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub restitch_after: u64,
+
     /// With --bucket: a new job id instead of the content hash of the params.
     #[arg(long)]
     pub fresh: bool,
@@ -91,6 +98,7 @@ pub struct Request {
     pub bucket: Option<String>,
     pub no_wait: bool,
     pub timeout: std::time::Duration,
+    pub restitch_after: std::time::Duration,
     pub fresh: bool,
     pub cancel: Option<JobId>,
     pub job: Option<JobId>,
@@ -191,6 +199,12 @@ impl Cli {
         if self.timeout == 0 {
             return Err(usage("timeout", "timeout must be at least 1 second, got 0"));
         }
+        if self.restitch_after == 0 {
+            return Err(usage(
+                "restitch-after",
+                "restitch-after must be at least 1 second, got 0",
+            ));
+        }
         Ok(Request {
             params,
             out: self.out.clone(),
@@ -200,6 +214,7 @@ impl Cli {
             bucket: self.bucket.clone(),
             no_wait: self.no_wait,
             timeout: std::time::Duration::from_secs(self.timeout),
+            restitch_after: std::time::Duration::from_secs(self.restitch_after),
             fresh: self.fresh,
             cancel,
             job,

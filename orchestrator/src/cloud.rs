@@ -7,8 +7,8 @@ use indicatif::ProgressBar;
 use mandel_aws::{AwsClients, Cloud};
 use mandel_pipeline::stitch::STORED_COLORMAP;
 use mandel_pipeline::{
-    CancelOutcome, JobId, PipelineError, ResultManifest, cancel, submit, wait_for_result,
-    worker::stored_tiles,
+    CancelOutcome, JobId, PipelineError, ResultManifest, WaitPolicy, cancel, submit,
+    wait_for_result, worker::stored_tiles,
 };
 
 use crate::cli::Request;
@@ -60,11 +60,16 @@ pub async fn render(
         req.timeout,
         wait_for_result(
             &*cloud.store,
+            &*cloud.stitch,
             &job,
             &req.params,
-            // One listing page holds 1000 tiles: poll a big job less often,
-            // so progress costs about one request per 250 ms whatever its size.
-            Duration::from_millis(250 * req.params.tile_count().div_ceil(1000)),
+            WaitPolicy {
+                // One listing page holds 1000 tiles: poll a big job less
+                // often, so progress costs about one request per 250 ms
+                // whatever its size.
+                poll_every: Duration::from_millis(250 * req.params.tile_count().div_ceil(1000)),
+                restitch_after: req.restitch_after,
+            },
             |n| bar.set_position(n),
         ),
     )
@@ -91,7 +96,7 @@ pub async fn render(
                 .collect::<Vec<_>>()
                 .join(", ");
             bail!(
-                "timed out after {} s waiting for job {job}: {} of {} tiles missing ({shown}{}); \\
+                "timed out after {} s waiting for job {job}: {} of {} tiles missing ({shown}{}); \
                  re-run the same command to resume",
                 req.timeout.as_secs(),
                 missing.len(),

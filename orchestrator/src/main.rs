@@ -36,6 +36,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => match e.downcast_ref::<PipelineError>() {
             Some(PipelineError::InvalidParams(p)) => usage_error(&UsageError::from(p.clone())),
+            // `--job X` with parameters other than X's: bad input, nothing written.
+            Some(e @ PipelineError::ParamsConflict { .. }) => {
+                eprintln!("mandel-orchestrate: error: --job: {e}");
+                ExitCode::from(2)
+            }
             _ => {
                 eprintln!("mandel-orchestrate: error: {e:#}");
                 ExitCode::FAILURE

@@ -47,13 +47,17 @@ impl Cloud {
         })
     }
 
-    /// The tiles and the stitch queue's `maxReceiveCount`: the delivery
-    /// whose failure is final, which the functions record as a failure.
-    pub async fn max_receive_counts(&self) -> Result<(Option<u32>, Option<u32>), PipelineError> {
-        Ok((
-            self.tiles_sqs.max_receive_count().await?,
-            self.stitch_sqs.max_receive_count().await?,
-        ))
+    /// The tiles queue's `maxReceiveCount`: the delivery whose failure is
+    /// final, which the worker records as a failure. Only the worker asks:
+    /// its role may read the attributes of the queue it consumes, not of
+    /// the other (each function asking for both failed at init on AWS).
+    pub async fn tiles_max_receive_count(&self) -> Result<Option<u32>, PipelineError> {
+        Ok(self.tiles_sqs.max_receive_count().await?)
+    }
+
+    /// The stitch queue's `maxReceiveCount`, for the stitch function.
+    pub async fn stitch_max_receive_count(&self) -> Result<Option<u32>, PipelineError> {
+        Ok(self.stitch_sqs.max_receive_count().await?)
     }
 }
 

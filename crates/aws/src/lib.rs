@@ -30,3 +30,13 @@ pub use cloud::{Cloud, bucket_from};
 pub use config::AwsClients;
 pub use s3::S3Store;
 pub use sqs::SqsQueue;
+
+/// The short text of an HTTP 403 answer: its error code and message when
+/// the service sent ones the SDK could read.
+fn refusal(code: Option<&str>, message: Option<&str>) -> String {
+    match (code, message) {
+        (Some(code), Some(message)) => format!("HTTP 403 {code}: {message}"),
+        (Some(code), None) => format!("HTTP 403 {code}"),
+        _ => "HTTP 403".to_string(),
+    }
+}

@@ -60,11 +60,24 @@ impl HttpStatus for aws_sdk_s3::config::http::HttpResponse {
     }
 }
 
-fn backend<E>(key: &str, err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> StoreError
+/// The error of an S3 call of IAM action `action` on `key`. A 403 is a
+/// refusal by the caller's policy (or the bucket's), named by its action.
+fn backend<E>(
+    action: &'static str,
+    key: &str,
+    err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     let is_transient = transient(&err);
+    if status(&err) == Some(403) {
+        return StoreError::Denied {
+            key: key.to_string(),
+            action,
+            source: crate::refusal(err.code(), err.message()).into(),
+        };
+    }
     StoreError::backend(
         key,
         aws_sdk_s3::error::DisplayErrorContext(err).to_string(),
@@ -90,7 +103,7 @@ impl ObjectStore for S3Store {
                     key: key.to_string(),
                 });
             }
-            Err(e) => return Err(backend(key, e)),
+            Err(e) => return Err(backend("s3:GetObject", key, e)),
         };
         let metadata: Metadata = resp
             .metadata()
@@ -137,7 +150,7 @@ impl ObjectStore for S3Store {
                     tokio::time::sleep(std::time::Duration::from_millis(20 << attempt.min(5)))
                         .await;
                 }
-                Err(e) => return Err(backend(key, e)),
+                Err(e) => return Err(backend("s3:PutObject", key, e)),
             }
         }
         unreachable!("the loop returns")
@@ -163,7 +176,13 @@ impl ObjectStore for S3Store {
             {
                 Ok(None)
             }
-            Err(e) => Err(backend(key, e)),
+            // S3 answers a HEAD of a missing key with 403, not 404, to a
+            // caller that may not list the bucket.
+            Err(e) => Err(backend(
+                "s3:GetObject (or s3:ListBucket, for a missing key)",
+                key,
+                e,
+            )),
         }
     }
 
@@ -177,7 +196,7 @@ impl ObjectStore for S3Store {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| backend(prefix, e))?;
+            let page = page.map_err(|e| backend("s3:ListBucket", prefix, e))?;
             for obj in page.contents() {
                 if let Some(key) = obj.key() {
                     out.push(ObjectMeta {
@@ -202,7 +221,7 @@ impl ObjectStore for S3Store {
             .key(key)
             .send()
             .await
-            .map_err(|e| backend(key, e))?;
+            .map_err(|e| backend("s3:DeleteObject", key, e))?;
         Ok(())
     }
 }

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_sqs::error::{DisplayErrorContext, SdkError};
+use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
     SendMessageBatchRequestEntry,
@@ -44,7 +44,7 @@ impl SqsQueue {
             .attribute_names(QueueAttributeName::RedrivePolicy)
             .send()
             .await
-            .map_err(|e| self.error(DisplayErrorContext(&e), is_transient(&e)))?;
+            .map_err(|e| self.sdk_error("sqs:GetQueueAttributes", e))?;
         let Some(policy) = resp
             .attributes()
             .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
@@ -66,7 +66,25 @@ impl SqsQueue {
             queue: self.url.clone(),
             source: source.to_string().into(),
             transient,
+            denied: None,
         }
+    }
+
+    /// The error of an SQS call of IAM action `action`. SQS answers a call
+    /// its policy refuses with HTTP 403 (code `AccessDenied` on AWS; some
+    /// emulators send a body the SDK cannot parse), so the status decides.
+    fn sdk_error<E, R>(&self, action: &'static str, err: SdkError<E, R>) -> QueueError
+    where
+        E: std::error::Error + ProvideErrorMetadata + 'static,
+        R: std::fmt::Debug + HttpStatus,
+    {
+        if err.raw_response().is_some_and(|r| r.status_code() == 403) {
+            return QueueError {
+                denied: Some(action),
+                ..self.error(crate::refusal(err.code(), err.message()), false)
+            };
+        }
+        self.error(DisplayErrorContext(&err), is_transient(&err))
     }
 
     async fn send_chunk(&self, bodies: Vec<String>) -> Result<(), QueueError> {
@@ -90,7 +108,7 @@ impl SqsQueue {
                 .set_entries(Some(pending.clone()))
                 .send()
                 .await
-                .map_err(|e| self.error(DisplayErrorContext(&e), is_transient(&e)))?;
+                .map_err(|e| self.sdk_error("sqs:SendMessage", e))?;
             if resp.failed().is_empty() {
                 return Ok(());
             }
@@ -115,6 +133,17 @@ impl SqsQueue {
             ),
             true,
         ))
+    }
+}
+
+/// The HTTP status of a raw response.
+trait HttpStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HttpStatus for aws_sdk_sqs::config::http::HttpResponse {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
     }
 }
 
@@ -156,7 +185,7 @@ impl Queue for SqsQueue {
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await
-            .map_err(|e| self.error(DisplayErrorContext(&e), is_transient(&e)))?;
+            .map_err(|e| self.sdk_error("sqs:ReceiveMessage", e))?;
         Ok(resp
             .messages()
             .iter()
@@ -193,7 +222,7 @@ impl Queue for SqsQueue {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| self.error(DisplayErrorContext(&e), is_transient(&e)))?;
+                .map_err(|e| self.sdk_error("sqs:DeleteMessage", e))?;
             // A stale receipt (the message was redelivered or already
             // deleted) is not an error in the port's contract.
             let refused: Vec<String> = resp

@@ -14,7 +14,7 @@ use crate::poller::{PollConfig, one_at_a_time, poll};
 use crate::queue::Queue;
 use crate::stitch::handle_stitch_message;
 use crate::store::ObjectStore;
-use crate::submit::{submit, wait_for_result};
+use crate::submit::{WaitPolicy, submit, wait_for_result};
 use crate::worker::TileWorker;
 
 /// The outputs of an embedded render.
@@ -74,8 +74,9 @@ pub async fn render_embedded(
         });
     }
 
+    let policy = WaitPolicy::polling(Duration::from_millis(20));
     let waited = tokio::select! {
-        r = wait_for_result(&*store, &submitted.job, params, Duration::from_millis(20), progress) => r,
+        r = wait_for_result(&*store, &*stitches, &submitted.job, params, policy, progress) => r,
         // A poller only returns early on a queue error; surface it.
         Some(joined) = tasks.join_next() => match joined.expect("poller panicked") {
             Err(e) => Err(e),

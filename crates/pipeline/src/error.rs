@@ -20,7 +20,10 @@ pub enum PipelineError {
     UnknownJob { job: JobId },
     #[error("job {job}: stored params.json is invalid: {reason}")]
     BadStoredParams { job: JobId, reason: String },
-    #[error("job {job}: a different params.json is already stored under this id")]
+    #[error(
+        "job {job} was submitted with other parameters than these; \
+         pass that job's own parameters, or leave out the job id for a new job"
+    )]
     ParamsConflict { job: JobId },
     #[error("job {job}: tile {tile} is outside the {tiles_per_side}x{tiles_per_side} grid")]
     TileOutOfRange {
@@ -54,7 +57,18 @@ impl PipelineError {
                 | PipelineError::BadStoredParams { .. }
                 | PipelineError::ParamsConflict { .. }
                 | PipelineError::TileOutOfRange { .. }
-        )
+        ) || self.is_denied()
+    }
+
+    /// Whether an access policy refused a call: the job cannot go on
+    /// until someone fixes the policy, so this is recorded for the client
+    /// at once instead of after the last delivery.
+    pub fn is_denied(&self) -> bool {
+        match self {
+            PipelineError::Store(StoreError::Denied { .. }) => true,
+            PipelineError::Queue(e) => e.denied.is_some(),
+            _ => false,
+        }
     }
 }
 

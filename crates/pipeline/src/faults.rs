@@ -66,6 +66,7 @@ impl<T> Flaky<T> {
                 queue: "flaky".to_string(),
                 source: "injected fault: connection reset".into(),
                 transient: true,
+                denied: None,
             });
         }
         Ok(())

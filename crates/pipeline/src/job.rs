@@ -88,7 +88,10 @@ impl JobId {
             .strip_prefix(&self.tiles_prefix())?
             .strip_suffix(".u16")?;
         let (row, col) = name.split_once('-')?;
-        Some(TileId::new(row.parse().ok()?, col.parse().ok()?))
+        let tile = TileId::new(row.parse().ok()?, col.parse().ok()?);
+        // Only the key the code writes counts: `01-2.u16` or `+1-2.u16`
+        // parse to the same tile, and would count it twice.
+        (key == self.tile_key(tile)).then_some(tile)
     }
 
     pub fn image_key(&self) -> String {
@@ -260,6 +263,14 @@ mod tests {
             Some(TileId::new(3, 12))
         );
         assert_eq!(job.tile_of_key("jobs/abc/tiles/x.u16"), None);
+        // Only canonical keys name a tile, so no tile counts twice.
+        for other in ["03-12", "+3-12", "3-012", "3-+12", " 3-12"] {
+            assert_eq!(
+                job.tile_of_key(&format!("jobs/abc/tiles/{other}.u16")),
+                None,
+                "{other}"
+            );
+        }
         assert!(
             job.tile_key(TileId::new(1, 5))
                 .starts_with(&job.row_prefix(1))

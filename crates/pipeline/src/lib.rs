@@ -58,5 +58,7 @@ pub use queue::{Delivery, Queue, QueueError};
 pub use retry::{RetryPolicy, Retrying};
 pub use stitch::{StitchOutcome, handle_stitch_delivery, stitch};
 pub use store::{Metadata, Object, ObjectMeta, ObjectStore, PutMode, PutOutcome, StoreError};
-pub use submit::{CancelOutcome, Submitted, cancel, read_failures, submit, wait_for_result};
+pub use submit::{
+    CancelOutcome, Submitted, WaitPolicy, cancel, read_failures, submit, wait_for_result,
+};
 pub use worker::{TileOutcome, TileWorker};

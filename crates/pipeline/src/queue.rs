@@ -35,12 +35,18 @@ pub struct Delivery {
 }
 
 #[derive(Debug, Error)]
-#[error("queue {queue}: {source}")]
+#[error(
+    "queue {queue}: {}{source}",
+    denied.map(|a| format!("access denied: {a} is not allowed by the caller's IAM policy: ")).unwrap_or_default()
+)]
 pub struct QueueError {
     pub queue: String,
     #[source]
     pub source: BoxError,
     pub transient: bool,
+    /// The action the queue's access policy refused (e.g. `sqs:SendMessage`):
+    /// no retry can help until the policy is fixed.
+    pub denied: Option<&'static str>,
 }
 
 #[async_trait]

@@ -46,18 +46,21 @@ pub async fn handle_stitch_message(
 }
 
 /// [`handle_stitch_message`] for a queue delivery: if it fails on the
-/// delivery that is the queue's last (`max_receive_count`), a
-/// [`Failed::Stitch`] record tells the waiting client.
+/// delivery that is the queue's last (`max_receive_count`), or in a way no
+/// retry can mend (a policy refuses a call, the stored params are invalid),
+/// a [`Failed::Stitch`] record tells the waiting client.
 pub async fn handle_stitch_delivery(
     store: &Arc<dyn ObjectStore>,
     delivery: &Delivery,
     max_receive_count: Option<u32>,
 ) -> Result<StitchOutcome, PipelineError> {
     let result = handle_stitch_message(store, &delivery.body).await;
+    let last = max_receive_count.is_some_and(|max| delivery.receive_count >= max);
     if let Err(e) = &result
-        && max_receive_count.is_some_and(|max| delivery.receive_count >= max)
         && let Ok(msg) = serde_json::from_str::<StitchMessage>(&delivery.body)
-        && !e.is_permanent()
+        && (e.is_denied()
+            || matches!(e, PipelineError::BadStoredParams { .. })
+            || (last && !e.is_permanent()))
     {
         let failure = Failure {
             what: Failed::Stitch,

@@ -20,7 +20,9 @@
 //!   S3 is) and returns every key under the prefix, sorted, with its size.
 //! - [`delete`](ObjectStore::delete) removes the object; deleting a key
 //!   that has no object is not an error (so a retried delete is harmless).
-//! - Errors that a retry may cure are marked [`StoreError::is_transient`].
+//! - Errors that a retry may cure are marked [`StoreError::is_transient`];
+//!   a refusal by the backend's access policy is [`StoreError::Denied`],
+//!   naming the action that was refused.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -73,6 +75,17 @@ pub enum StoreError {
     NotFound { key: String },
     #[error("invalid object key {key:?}: {reason}")]
     InvalidKey { key: String, reason: &'static str },
+    /// The caller's IAM policy does not allow `action` on the key: no
+    /// retry can help, the job cannot go on until the policy is fixed.
+    #[error(
+        "access denied: {action} on {key} is not allowed by the caller's IAM policy ({source})"
+    )]
+    Denied {
+        key: String,
+        action: &'static str,
+        #[source]
+        source: BoxError,
+    },
     #[error("storage error on {key}: {source}")]
     Backend {
         key: String,

@@ -10,6 +10,7 @@ use crate::job::{Failure, JobId, ResultManifest, StitchMessage, TileMessage};
 use crate::queue::Queue;
 use crate::store::{Metadata, ObjectStore, PutMode, PutOutcome, StoreError};
 use crate::worker::{stored_tiles, whole_tiles};
+use tracing::warn;
 
 /// What [`submit`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,14 +39,9 @@ pub async fn submit(
 ) -> Result<Submitted, PipelineError> {
     params.validate()?;
     let job = job.unwrap_or_else(|| JobId::for_params(params));
-    if store.head(&job.result_key()).await?.is_some() {
-        return Ok(Submitted {
-            job,
-            enqueued: 0,
-            already_stored: params.tile_count(),
-            finished: true,
-        });
-    }
+    // The params first, create-only: a job id given with other params
+    // (`--job X` and a different viewport) is refused, even for a finished
+    // job, instead of answering with X's picture.
     let body = Bytes::from(params.canonical_json());
     let key = job.params_key();
     if store
@@ -57,6 +53,14 @@ pub async fn submit(
         if stored != body {
             return Err(PipelineError::ParamsConflict { job });
         }
+    }
+    if store.head(&job.result_key()).await?.is_some() {
+        return Ok(Submitted {
+            job,
+            enqueued: 0,
+            already_stored: params.tile_count(),
+            finished: true,
+        });
     }
     clear_failures(store, &job).await?;
     store.delete(&job.cancelled_key()).await?;
@@ -146,19 +150,48 @@ pub async fn read_failures(
     Ok(failures)
 }
 
+/// How [`wait_for_result`] polls, and when it un-sticks a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitPolicy {
+    /// Between two listings of the job.
+    pub poll_every: Duration,
+    /// A job whose tiles are all stored but that has no result this long
+    /// after is sent another stitch message: the first may have been lost
+    /// or dead-lettered, or its stitch killed by a timeout or out of
+    /// memory. Then again after twice as long, and so on. A duplicate
+    /// stitch is harmless (one result, create-only).
+    pub restitch_after: Duration,
+}
+
+impl WaitPolicy {
+    /// Polls every `poll_every`; re-sends a stitch after a minute.
+    pub fn polling(poll_every: Duration) -> Self {
+        WaitPolicy {
+            poll_every,
+            restitch_after: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Polls the store until the job's result is published, calling `progress`
 /// with the number of stored tiles whenever it changes. Stops with
 /// [`PipelineError::JobFailed`] as soon as a worker records a final failure
 /// (the job cannot finish without help) and with
-/// [`PipelineError::Cancelled`] if the job is cancelled.
+/// [`PipelineError::Cancelled`] if the job is cancelled. A job left with
+/// every tile and no result is sent a stitch message again
+/// ([`WaitPolicy::restitch_after`]), so it is never stuck while a client
+/// waits; a client that comes back (`--job`) re-submits, which does the same.
 pub async fn wait_for_result(
     store: &dyn ObjectStore,
+    stitch_queue: &dyn Queue,
     job: &JobId,
     params: &RenderParams,
-    poll_every: Duration,
+    policy: WaitPolicy,
     mut progress: impl FnMut(u64),
 ) -> Result<ResultManifest, PipelineError> {
     let mut last = None;
+    let mut complete_since: Option<tokio::time::Instant> = None;
+    let mut grace = policy.restitch_after;
     loop {
         // One listing of the whole job answers every question of a poll:
         // result, failures, cancel, progress.
@@ -188,7 +221,18 @@ pub async fn wait_for_result(
             progress(done);
             last = Some(done);
         }
-        tokio::time::sleep(poll_every).await;
+        if done == params.tile_count() {
+            let since = *complete_since.get_or_insert_with(tokio::time::Instant::now);
+            if since.elapsed() >= grace {
+                warn!(%job, after = ?grace, "every tile is stored but there is no result: sending the stitch message again");
+                let body =
+                    serde_json::to_string(&StitchMessage { job: job.clone() }).expect("serialises");
+                stitch_queue.send_batch(&[body]).await?;
+                complete_since = Some(tokio::time::Instant::now());
+                grace *= 2;
+            }
+        }
+        tokio::time::sleep(policy.poll_every).await;
     }
 }
 

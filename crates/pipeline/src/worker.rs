@@ -147,9 +147,12 @@ impl TileWorker {
             if let Err(e) = self.complete_if_done(&job, &params, &rows).await {
                 warn!(job = %job, error = %e, "completion check failed");
                 // The tiles are stored; only the stitch trigger is lost if
-                // this was the last try. Say so, so a re-run re-triggers it.
-                if let Some(last) = deliveries.iter().find(|d| self.is_last(d)) {
-                    self.record(&job, Failed::Stitch, last, &e).await;
+                // this was the last try, or if a policy refuses it (no retry
+                // helps). Say so, so the client stops and a re-run
+                // re-triggers it.
+                let last = deliveries.iter().find(|d| self.is_last(d));
+                if let Some(d) = last.or(deliveries.first().filter(|_| e.is_denied())) {
+                    self.record(&job, Failed::Stitch, d, &e).await;
                 }
                 failed.extend(deliveries.iter().map(|d| d.message_id.clone()));
             }
@@ -216,6 +219,11 @@ impl TileWorker {
                     // No tile of the job can render: say so at once.
                     PipelineError::BadStoredParams { .. } => {
                         self.record(&msg.job, Failed::Job, d, &e).await
+                    }
+                    // A policy refuses a call: no retry helps, so the client
+                    // hears of it at once.
+                    e if e.is_denied() => {
+                        self.record(&msg.job, Failed::Tile(msg.tile()), d, e).await
                     }
                     // An unknown job or a tile outside the grid: nobody
                     // waits for it, and nothing is written for it.

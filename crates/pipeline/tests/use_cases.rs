@@ -10,7 +10,8 @@ use mandel_pipeline::faults::Flaky;
 use mandel_pipeline::{
     CancelOutcome, Delivery, Failed, JobId, MemoryQueue, MemoryStore, Metadata, ObjectStore,
     PipelineError, PutMode, Queue, RetryPolicy, Retrying, StitchOutcome, Submitted, TileMessage,
-    TileWorker, cancel, read_failures, render_embedded, stitch, submit, wait_for_result,
+    TileWorker, WaitPolicy, cancel, read_failures, render_embedded, stitch, submit,
+    wait_for_result,
 };
 
 fn small() -> RenderParams {
@@ -56,6 +57,14 @@ fn rig() -> Rig {
         tiles,
         stitches,
         worker,
+    }
+}
+
+/// Polls often; re-sends a stitch message after 50 ms.
+fn quick_wait() -> WaitPolicy {
+    WaitPolicy {
+        poll_every: Duration::from_millis(1),
+        restitch_after: Duration::from_millis(50),
     }
 }
 
@@ -148,6 +157,22 @@ async fn a_job_runs_once_even_with_duplicate_messages() {
     let again = r.submit(&p).await;
     assert!(again.finished);
     assert!(r.tiles.is_empty());
+
+    // Its id with other params is refused, not answered with its picture.
+    let other = RenderParams { max_iter: 201, ..p };
+    let before = r.store.list("").await.unwrap();
+    let err = submit(
+        &*r.store,
+        &*r.tiles,
+        &*r.stitches,
+        &other,
+        Some(submitted.job.clone()),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, PipelineError::ParamsConflict { .. }), "{err}");
+    assert_eq!(r.store.list("").await.unwrap(), before, "nothing written");
+    assert!(r.tiles.is_empty() && r.stitches.is_empty());
 }
 
 #[tokio::test]
@@ -356,7 +381,7 @@ async fn a_cancelled_job_is_skipped_and_resumes_when_submitted_again() {
         stitch(&r.store, &job).await.unwrap(),
         StitchOutcome::Cancelled
     );
-    let err = wait_for_result(&*r.store, &job, &p, Duration::from_millis(1), |_| {})
+    let err = wait_for_result(&*r.store, &*r.stitches, &job, &p, quick_wait(), |_| {})
         .await
         .unwrap_err();
     assert!(matches!(err, PipelineError::Cancelled { .. }), "{err}");
@@ -375,7 +400,7 @@ async fn a_cancelled_job_is_skipped_and_resumes_when_submitted_again() {
             .await
             .unwrap();
     }
-    let m = wait_for_result(&*r.store, &job, &p, Duration::from_millis(1), |_| {})
+    let m = wait_for_result(&*r.store, &*r.stitches, &job, &p, quick_wait(), |_| {})
         .await
         .unwrap();
     assert_eq!(m.tiles, 9);
@@ -424,7 +449,7 @@ async fn a_final_failure_is_recorded_reported_and_retried_by_a_rerun() {
         "{failures:?}"
     );
 
-    let err = wait_for_result(&*r.store, &job, &p, Duration::from_millis(1), |_| {})
+    let err = wait_for_result(&*r.store, &*r.stitches, &job, &p, quick_wait(), |_| {})
         .await
         .unwrap_err();
     let text = err.to_string();
@@ -473,7 +498,7 @@ async fn a_hand_edited_params_json_fails_the_job_with_its_reason() {
         r.store.list(&job.tiles_prefix()).await.unwrap().is_empty(),
         "no tile written"
     );
-    let err = wait_for_result(&*r.store, &job, &p, Duration::from_millis(1), |_| {})
+    let err = wait_for_result(&*r.store, &*r.stitches, &job, &p, quick_wait(), |_| {})
         .await
         .unwrap_err()
         .to_string();
@@ -525,7 +550,7 @@ async fn transient_faults_are_retried_to_an_exact_result() {
     mandel_pipeline::stitch::handle_stitch_message(&store, &stitch_msg[0].body)
         .await
         .unwrap();
-    let m = wait_for_result(&*store, &job, &p, Duration::from_millis(1), |_| {})
+    let m = wait_for_result(&*store, &*stitches, &job, &p, quick_wait(), |_| {})
         .await
         .unwrap();
     let npy = store.get(&m.counts_key).await.unwrap().body;
@@ -677,4 +702,45 @@ async fn completes_at_the_last_tile(p: &RenderParams, batch: usize) {
     }
     assert!(r.worker.handle_batch(last).await.is_empty());
     assert_eq!(drain(&r.stitches).await.len(), 1);
+}
+
+/// A job whose stitch message is lost (purged, dead-lettered, or its stitch
+/// killed) is not stuck: the waiting client sends it again.
+#[tokio::test]
+async fn a_lost_stitch_message_is_sent_again_by_the_waiting_client() {
+    let r = rig();
+    let p = small();
+    let job = r.submit(&p).await.job;
+    for body in drain(&r.tiles).await {
+        r.worker.handle_message(&body).await.unwrap();
+    }
+    // Every tile is stored; the stitch message is lost.
+    assert_eq!(drain(&r.stitches).await.len(), 1);
+    let stitcher = {
+        let (store, stitches) = (Arc::clone(&r.store), Arc::clone(&r.stitches));
+        tokio::spawn(async move {
+            loop {
+                for d in stitches
+                    .receive(1, Duration::from_millis(10))
+                    .await
+                    .unwrap()
+                {
+                    mandel_pipeline::stitch::handle_stitch_message(&store, &d.body)
+                        .await
+                        .unwrap();
+                    stitches.delete(&[d.receipt]).await.unwrap();
+                }
+            }
+        })
+    };
+    let m = tokio::time::timeout(
+        Duration::from_secs(10),
+        wait_for_result(&*r.store, &*r.stitches, &job, &p, quick_wait(), |_| {}),
+    )
+    .await
+    .expect("the client re-sent the stitch")
+    .unwrap();
+    stitcher.abort();
+    let npy = r.store.get(&m.counts_key).await.unwrap().body;
+    assert_eq!(CountsImage::from_npy(&npy).unwrap(), expected_counts(&p));
 }

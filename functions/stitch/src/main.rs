@@ -26,7 +26,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let cloud = Cloud::connect(&AwsClients::from_env().await, &bucket_from(args.bucket)?).await?;
     // A failure on the queue's last delivery is recorded for the client.
-    let (_, max_receives) = cloud.max_receive_counts().await?;
+    let max_receives = cloud.stitch_max_receive_count().await?;
     let store = cloud.store.clone();
     let handle = |batch: Vec<Delivery>| {
         one_at_a_time(batch, |d| {

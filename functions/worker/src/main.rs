@@ -36,7 +36,7 @@ async fn main() -> Result<(), Error> {
         format!("{mode}-{}", std::process::id())
     });
     // A failure on the queue's last delivery is recorded for the client.
-    let (max_receives, _) = cloud.max_receive_counts().await?;
+    let max_receives = cloud.tiles_max_receive_count().await?;
     let worker = Arc::new(
         TileWorker::new(cloud.store.clone(), cloud.stitch.clone(), id)
             .with_max_receive_count(max_receives),

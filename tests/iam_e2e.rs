@@ -1,0 +1,157 @@
+//! The deployed system under IAM as AWS evaluates it: every binary signs
+//! its requests as its own IAM principal whose only policy is the one
+//! `infra/iam.tf` gives it (rendered from the HCL), against a local cloud
+//! that enforces IAM (moto, see `moto.rs`): the worker and stitch as their
+//! Lambda roles, `mandel-orchestrate` as the laptop user with the client
+//! policy. A job must complete exactly; with a statement a binary needs
+//! taken away, it must fail at once, naming the refused action.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use mandel_e2e::moto::IamCloud;
+use mandel_e2e::terraform::{policy_document, terraform};
+use mandel_e2e::{REFERENCE_IMAGE_SHA256, counts_sha256};
+use serde_json::Value;
+
+/// The three principals' policies, as `infra/` renders them for `name`.
+fn policies(name: &str) -> BTreeMap<&'static str, Value> {
+    let tf = terraform();
+    let arns = IamCloud::arns(name);
+    ["worker", "stitch", "client"]
+        .into_iter()
+        .map(|p| (p, policy_document(&tf, p, &arns)))
+        .collect()
+}
+
+/// Removes the statement `sid` (or, with `resource`, only that resource of
+/// it) from a policy; panics if there is no such thing to remove.
+fn without(mut policy: Value, sid: &str, resource: Option<&str>) -> Value {
+    let statements = policy["Statement"].as_array_mut().unwrap();
+    let at = statements
+        .iter()
+        .position(|s| s["Sid"] == sid)
+        .unwrap_or_else(|| panic!("no statement {sid}"));
+    match resource {
+        None => {
+            statements.remove(at);
+        }
+        Some(suffix) => {
+            let resources = statements[at]["Resource"].as_array_mut().unwrap();
+            let before = resources.len();
+            resources.retain(|r| !r.as_str().unwrap().ends_with(suffix));
+            assert_eq!(resources.len(), before - 1, "{sid} has no {suffix}");
+        }
+    }
+    policy
+}
+
+struct Run {
+    status: std::process::ExitStatus,
+    stderr: String,
+    took: Duration,
+    dir: tempfile::TempDir,
+}
+
+/// Two worker pollers and a stitch poller, each as its role, and the
+/// orchestrator as the client, on one job.
+fn run_job(cloud: &IamCloud, args: &[&str]) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let _pollers = [
+        cloud.poller("mandel-worker", "worker", &dir.path().join("worker-1.log")),
+        cloud.poller("mandel-worker", "worker", &dir.path().join("worker-2.log")),
+        cloud.poller("mandel-stitch", "stitch", &dir.path().join("stitch.log")),
+    ];
+    let started = Instant::now();
+    let out = cloud
+        .command("mandel-orchestrate", "client")
+        .current_dir(dir.path())
+        .args(["--bucket", &cloud.bucket])
+        .args(["--timeout", "120", "--counts-out", "counts.npy"])
+        .args(args)
+        .output()
+        .expect("running mandel-orchestrate");
+    Run {
+        status: out.status,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        took: started.elapsed(),
+        dir,
+    }
+}
+
+const SMALL_JOB: &[&str] = &["--tiles-per-side", "4", "--tile-pixels", "32"];
+
+#[test]
+fn the_default_job_completes_exactly_with_every_binary_under_its_own_policy() {
+    let cloud = IamCloud::start("iam-ok", policies("iam-ok"));
+    let run = run_job(&cloud, &[]);
+    assert!(run.status.success(), "{}", run.stderr);
+    assert_eq!(
+        counts_sha256(&run.dir.path().join("counts.npy")),
+        REFERENCE_IMAGE_SHA256
+    );
+    // Nothing failed on the way: both dead-letter queues are empty.
+    assert_eq!(cloud.depth(&cloud.deployment.tiles_dlq_url), 0);
+    assert_eq!(cloud.depth(&cloud.deployment.stitch_dlq_url), 0);
+}
+
+/// Asserts the job failed within a few seconds (no waiting for a timeout or
+/// for redeliveries), naming every needle.
+fn assert_fails_fast_naming(run: &Run, needles: &[&str]) {
+    assert!(
+        !run.status.success(),
+        "the job succeeded without the permission"
+    );
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    for needle in needles {
+        assert!(
+            run.stderr.contains(needle),
+            "stderr does not name {needle}: {}",
+            run.stderr
+        );
+    }
+    // Redelivery takes VISIBILITY_SECS per try; a refusal is final at once.
+    assert!(
+        run.took < Duration::from_secs(20),
+        "took {:?}: {}",
+        run.took,
+        run.stderr
+    );
+    eprintln!("failed in {:?}: {}", run.took, run.stderr.trim());
+}
+
+#[test]
+fn without_the_workers_send_to_the_stitch_queue_the_job_fails_at_once_naming_it() {
+    let name = "iam-no-send";
+    let mut p = policies(name);
+    let worker = p.remove("worker").unwrap();
+    p.insert("worker", without(worker, "SendStitch", None));
+    let cloud = IamCloud::start(name, p);
+    let run = run_job(&cloud, SMALL_JOB);
+    assert_fails_fast_naming(&run, &["access denied", "sqs:SendMessage", "stitch"]);
+}
+
+#[test]
+fn without_the_stitchs_write_of_the_image_the_job_fails_at_once_naming_it() {
+    let name = "iam-no-image";
+    let mut p = policies(name);
+    let stitch = p.remove("stitch").unwrap();
+    p.insert(
+        "stitch",
+        without(stitch, "WriteResults", Some("/image.png")),
+    );
+    let cloud = IamCloud::start(name, p);
+    let run = run_job(&cloud, SMALL_JOB);
+    assert_fails_fast_naming(&run, &["access denied", "s3:PutObject", "image.png"]);
+}
+
+#[test]
+fn without_the_workers_write_of_tiles_the_job_fails_at_once_naming_it() {
+    let name = "iam-no-tiles";
+    let mut p = policies(name);
+    let worker = p.remove("worker").unwrap();
+    p.insert("worker", without(worker, "WriteTiles", Some("/tiles/*")));
+    let cloud = IamCloud::start(name, p);
+    let run = run_job(&cloud, SMALL_JOB);
+    assert_fails_fast_naming(&run, &["access denied", "s3:PutObject", "tiles/"]);
+}

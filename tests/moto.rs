@@ -1,0 +1,262 @@
+//! A local cloud that enforces IAM, for the tests of the deployed system's
+//! permissions: a moto server (S3, SQS, IAM) started for one test on a free
+//! port, with the deployment's bucket, queues (each with a dead-letter
+//! queue) and deployment record, and one IAM user per principal whose only
+//! policy is the one given (rendered from `infra/` by the caller). After
+//! setup, moto checks every request's signature and the user's policy.
+//!
+//! LocalStack stays the default local cloud; its IAM enforcement is a paid
+//! feature, so this second emulator is used where IAM is the point.
+//! moto is installed by `localstack/moto.sh`, which the README's test
+//! command runs; without it the tests fail, never skip.
+
+use std::collections::BTreeMap;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_sqs::types::QueueAttributeName;
+use mandel_pipeline::{DEPLOYMENT_KEY, Deployment};
+use serde_json::{Value, json};
+
+use crate::terraform::Arns;
+use crate::{Running, binary};
+
+const ACCOUNT: &str = "123456789012";
+const REGION: &str = "us-east-1";
+/// Short visibility timeouts, as on the LocalStack lanes (`lane.rs`).
+pub const VISIBILITY_SECS: u32 = 3;
+pub const MAX_RECEIVES: u32 = 2;
+
+pub struct IamCloud {
+    _server: Running,
+    pub endpoint: String,
+    pub bucket: String,
+    pub deployment: Deployment,
+    users: BTreeMap<String, (String, String)>,
+    rt: tokio::runtime::Runtime,
+    admin: aws_sdk_sqs::Client,
+}
+
+/// moto names each SQS batch call as its own action, where AWS authorizes
+/// `SendMessageBatch` as `sqs:SendMessage` (and so on). Granting the batch
+/// names beside the ones a policy grants makes moto judge as AWS does.
+fn as_aws_authorizes_batches(mut policy: Value) -> Value {
+    for statement in policy["Statement"].as_array_mut().unwrap() {
+        let actions = match &statement["Action"] {
+            Value::String(a) => vec![a.clone()],
+            Value::Array(a) => a.iter().map(|a| a.as_str().unwrap().to_string()).collect(),
+            other => panic!("unexpected Action {other}"),
+        };
+        let mut all = actions.clone();
+        for action in &actions {
+            if let Some(single) = [
+                "sqs:SendMessage",
+                "sqs:DeleteMessage",
+                "sqs:ChangeMessageVisibility",
+            ]
+            .iter()
+            .find(|a| *a == action)
+            {
+                all.push(format!("{single}Batch"));
+            }
+        }
+        statement["Action"] = json!(all);
+    }
+    policy
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+fn moto_server() -> PathBuf {
+    let path = std::env::var("MANDEL_MOTO_SERVER").expect(
+        "MANDEL_MOTO_SERVER is not set: run with bash scripts/test.sh (localstack/moto.sh installs moto)",
+    );
+    PathBuf::from(path)
+}
+
+impl IamCloud {
+    /// The ARNs the resources will have, for rendering the policies.
+    pub fn arns(name: &str) -> Arns {
+        let queue = |q: &str| format!("arn:aws:sqs:{REGION}:{ACCOUNT}:{name}-{q}");
+        Arns {
+            bucket: format!("arn:aws:s3:::{}", Self::bucket_name(name)),
+            tiles_queue: queue("tiles"),
+            tiles_dlq: queue("tiles-dlq"),
+            stitch_queue: queue("stitch"),
+            stitch_dlq: queue("stitch-dlq"),
+        }
+    }
+
+    fn bucket_name(name: &str) -> String {
+        format!("{name}-jobs")
+    }
+
+    /// Starts moto and sets up the deployment `name` with one user per
+    /// policy (and `admin`, allowed everything, for the test's own looks).
+    pub fn start(name: &str, policies: BTreeMap<&str, Value>) -> IamCloud {
+        let server = moto_server();
+        let port = free_port();
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let log = std::env::temp_dir().join(format!("moto-{name}-{port}.log"));
+        let log = std::fs::File::create(&log).expect("moto log");
+        let running = Running::spawn(
+            Command::new(&server)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(log.try_clone().unwrap())
+                .stderr(log),
+        );
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "moto did not listen on {port} in 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+
+        let bucket = Self::bucket_name(name);
+        let url = |q: &str| format!("{endpoint}/{ACCOUNT}/{name}-{q}");
+        let deployment = Deployment {
+            version: 1,
+            bucket: bucket.clone(),
+            region: REGION.to_string(),
+            tiles_queue_url: url("tiles"),
+            tiles_dlq_url: url("tiles-dlq"),
+            stitch_queue_url: url("stitch"),
+            stitch_dlq_url: url("stitch-dlq"),
+        };
+        let mut users: serde_json::Map<String, Value> = policies
+            .into_iter()
+            .map(|(user, policy)| (user.to_string(), as_aws_authorizes_batches(policy)))
+            .collect();
+        users.insert(
+            "admin".into(),
+            json!({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
+        );
+        let queue = |q: &str| {
+            json!({"name": format!("{name}-{q}"), "visibility": VISIBILITY_SECS,
+                   "dlq": format!("{name}-{q}-dlq"), "max_receive": MAX_RECEIVES})
+        };
+        let spec = json!({
+            "endpoint": endpoint,
+            "region": REGION,
+            "bucket": bucket,
+            "objects": { DEPLOYMENT_KEY: serde_json::to_string(&deployment).unwrap() },
+            "queues": [queue("tiles"), queue("stitch")],
+            "users": users,
+        });
+        let python = server.parent().unwrap().join("python");
+        let setup = Path::new(env!("CARGO_MANIFEST_DIR")).join("../localstack/moto_setup.py");
+        let mut child = Command::new(python)
+            .arg(setup)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("running moto_setup.py");
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(spec.to_string().as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "moto_setup.py failed");
+        let created: Value = serde_json::from_slice(&out.stdout).expect("setup output");
+        let users: BTreeMap<String, (String, String)> = created["users"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(u, c)| {
+                (
+                    u.clone(),
+                    (
+                        c["key"].as_str().unwrap().to_string(),
+                        c["secret"].as_str().unwrap().to_string(),
+                    ),
+                )
+            })
+            .collect();
+        let (key, secret) = users["admin"].clone();
+        let admin = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new(REGION))
+                .endpoint_url(&endpoint)
+                .credentials_provider(Credentials::new(key, secret, None, None, "test"))
+                .build(),
+        );
+        IamCloud {
+            _server: running,
+            endpoint,
+            bucket,
+            deployment,
+            users,
+            rt: tokio::runtime::Runtime::new().unwrap(),
+            admin,
+        }
+    }
+
+    /// A command for one of the workspace's binaries, signed as `user`.
+    pub fn command(&self, name: &str, user: &str) -> Command {
+        let (key, secret) = &self.users[user];
+        let mut cmd = Command::new(binary(name));
+        cmd.env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_ACCESS_KEY_ID", key)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_REGION", REGION)
+            .env("AWS_DEFAULT_REGION", REGION)
+            .env("MANDEL_BUCKET", &self.bucket)
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE")
+            .env_remove("MANDEL_TILES_QUEUE_URL")
+            .env_remove("MANDEL_STITCH_QUEUE_URL");
+        cmd
+    }
+
+    /// A poller of `name` (`mandel-worker` or `mandel-stitch`) signed as
+    /// `user`, its JSON log in `log`.
+    pub fn poller(&self, name: &str, user: &str, log: &Path) -> Running {
+        let log = std::fs::File::create(log).expect("log file");
+        Running::spawn(
+            self.command(name, user)
+                .args(["--poll"])
+                .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+                .stdout(log.try_clone().unwrap())
+                .stderr(log),
+        )
+    }
+
+    /// Messages in a queue (by URL), visible or in flight.
+    pub fn depth(&self, queue: &str) -> u64 {
+        let attrs = self
+            .rt
+            .block_on(
+                self.admin
+                    .get_queue_attributes()
+                    .queue_url(queue)
+                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                    .send(),
+            )
+            .expect("queue attributes as admin");
+        let get = |name| {
+            attrs
+                .attributes()
+                .and_then(|a| a.get(&name))
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        get(QueueAttributeName::ApproximateNumberOfMessages)
+            + get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+    }
+}

@@ -39,6 +39,9 @@ record = {
     "tiles_dlq_url": tiles_dlq,
     "stitch_queue_url": stitch,
     "stitch_dlq_url": stitch_dlq,
+    # Terraform's defaults (infra/variables.tf); the pollers enforce them.
+    "worker": {"timeout_secs": 60, "memory_mb": 3538},
+    "stitch": {"timeout_secs": 300, "memory_mb": 4096},
 }
 s3.put_object(Bucket=bucket, Key=".mandel/deployment.json", Body=json.dumps(record, indent=2).encode(),
               ContentType="application/json")

@@ -11,7 +11,7 @@ use std::process::Command;
 use hcl::{Body, Expression};
 use mandel_core::TileId;
 use mandel_e2e::terraform::{attr, block, infra_dir, local, nested, terraform, text};
-use mandel_pipeline::{BUCKET_ENV, DEPLOYMENT_KEY, Deployment, Failed, JobId};
+use mandel_pipeline::{BUCKET_ENV, DEPLOYMENT_KEY, Deployment, Failed, FunctionLimits, JobId};
 
 fn object_keys(expr: &Expression) -> BTreeSet<String> {
     let object = match expr {
@@ -138,6 +138,14 @@ fn deployment_record_has_exactly_the_fields_the_code_reads() {
         tiles_dlq_url: String::new(),
         stitch_queue_url: String::new(),
         stitch_dlq_url: String::new(),
+        worker: FunctionLimits {
+            timeout_secs: 1,
+            memory_mb: 1,
+        },
+        stitch: FunctionLimits {
+            timeout_secs: 1,
+            memory_mb: 1,
+        },
     };
     let fields: BTreeSet<String> = serde_json::to_value(&example)
         .unwrap()
@@ -147,6 +155,19 @@ fn deployment_record_has_exactly_the_fields_the_code_reads() {
         .cloned()
         .collect();
     assert_eq!(object_keys(attr(record, "content")), fields);
+    // Each function's limits are its own Terraform variables.
+    let content = attr(record, "content").to_string();
+    for f in ["worker", "stitch"] {
+        for (field, var) in [
+            ("timeout_secs", "timeout_seconds"),
+            ("memory_mb", "memory_mb"),
+        ] {
+            assert!(
+                content.contains(&format!("{field} = var.{f}_{var}")),
+                "{f}.{field} is not var.{f}_{var}: {content}"
+            );
+        }
+    }
 }
 
 /// IAM's `*` matches any run of characters, `/` included.

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::QueueAttributeName;
-use mandel_pipeline::{DEPLOYMENT_KEY, Deployment};
+use mandel_pipeline::{DEPLOYMENT_KEY, Deployment, FunctionLimits};
 use serde_json::{Value, json};
 
 use crate::terraform::Arns;
@@ -132,6 +132,14 @@ impl IamCloud {
             tiles_dlq_url: url("tiles-dlq"),
             stitch_queue_url: url("stitch"),
             stitch_dlq_url: url("stitch-dlq"),
+            worker: FunctionLimits {
+                timeout_secs: 60,
+                memory_mb: 3538,
+            },
+            stitch: FunctionLimits {
+                timeout_secs: 300,
+                memory_mb: 4096,
+            },
         };
         let mut users: serde_json::Map<String, Value> = policies
             .into_iter()

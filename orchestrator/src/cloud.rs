@@ -20,6 +20,9 @@ pub async fn render(
     bar: &ProgressBar,
 ) -> Result<Option<(ResultManifest, Option<Vec<u8>>, Option<Vec<u8>>)>> {
     let cloud = Cloud::connect(&AwsClients::from_env().await, bucket).await?;
+    // Before anything is written: a job the functions cannot finish within
+    // their timeout or memory is refused here, not discovered later.
+    cloud.deployment.check_capacity(&req.params)?;
     let job = req.job.clone().or_else(|| {
         req.fresh.then(|| {
             let nanos = SystemTime::now()

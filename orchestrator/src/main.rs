@@ -41,6 +41,11 @@ fn main() -> ExitCode {
                 eprintln!("mandel-orchestrate: error: --job: {e}");
                 ExitCode::from(2)
             }
+            // Too big for the deployment's functions: refused before any write.
+            Some(e @ PipelineError::OverCapacity { .. }) => {
+                eprintln!("mandel-orchestrate: error: {e}");
+                ExitCode::from(2)
+            }
             _ => {
                 eprintln!("mandel-orchestrate: error: {e:#}");
                 ExitCode::FAILURE

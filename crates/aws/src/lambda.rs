@@ -7,21 +7,56 @@
 //! visibility timeout (and, after `maxReceiveCount`, the DLQ).
 
 use std::future::Future;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use mandel_pipeline::{Delivery, PipelineError};
+use lambda_runtime::LambdaEvent;
+use mandel_pipeline::{Delivery, FunctionLimits, PipelineError, invoke};
 
 /// Runs a batch handler on an SQS event and reports only the failed ids.
-pub async fn handle_batch<F, Fut>(event: SqsEvent, handle: F) -> SqsBatchResponse
+/// The handler gets the invocation's deadline: Lambda's, or `limits`'
+/// timeout from now if that is sooner (as under `cargo lambda watch`, which
+/// enforces none), and is stopped when it passes.
+pub async fn handle_batch<F, Fut>(
+    event: LambdaEvent<SqsEvent>,
+    limits: FunctionLimits,
+    handle: F,
+) -> SqsBatchResponse
 where
-    F: FnOnce(Vec<Delivery>) -> Fut,
+    F: FnOnce(Vec<Delivery>, Option<Instant>) -> Fut,
     Fut: Future<Output = Vec<String>>,
 {
+    let now = Instant::now();
+    let lambda_says = Duration::from_millis(event.context.deadline).checked_sub(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default(),
+    );
+    let timeout = lambda_says.map_or(limits.timeout(), |d| d.min(limits.timeout()));
+    let batch = event.payload.records.into_iter().map(delivery).collect();
     let mut response = SqsBatchResponse::default();
-    for id in handle(event.records.into_iter().map(delivery).collect()).await {
+    for id in invoke(batch, Some(now + timeout), handle).await {
         response.add_failure(id);
     }
     response
+}
+
+/// Caps this process's memory at `limits.memory_mb`, as Lambda caps a
+/// function's: past it an allocation fails and the process aborts, like a
+/// function killed for running out of memory. The cap is on the data
+/// segment (heap and private writable mappings, `RLIMIT_DATA`), the
+/// nearest a process can set on itself to Lambda's limit on its memory.
+pub fn cap_memory(limits: FunctionLimits) -> std::io::Result<()> {
+    let bytes = u64::from(limits.memory_mb) << 20;
+    let limit = libc::rlimit {
+        rlim_cur: bytes as libc::rlim_t,
+        rlim_max: bytes as libc::rlim_t,
+    };
+    // SAFETY: setrlimit reads the struct we pass and nothing else.
+    if unsafe { libc::setrlimit(libc::RLIMIT_DATA, &limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// The queue message inside an SQS event record.
@@ -64,14 +99,16 @@ pub fn sqs_event(batch: &[Delivery], queue_arn: &str) -> SqsEvent {
 /// The local event-source mapping: long-polls `queue` in batches of
 /// `batch` and runs `handle` on each until SIGINT or SIGTERM, deleting
 /// successes and leaving failures to the visibility timeout, as Lambda's SQS
-/// trigger does.
+/// trigger does. Each batch is an invocation with the function's timeout
+/// (`limits`): stopped at its deadline, its messages left for redelivery.
 pub async fn poll_until_signal<F, Fut>(
     queue: &dyn mandel_pipeline::Queue,
     batch: usize,
+    limits: FunctionLimits,
     handle: F,
 ) -> Result<mandel_pipeline::PollStats, PipelineError>
 where
-    F: Fn(Vec<Delivery>) -> Fut,
+    F: Fn(Vec<Delivery>, Option<Instant>) -> Fut,
     Fut: Future<Output = Vec<String>>,
 {
     let (stop, shutdown) = tokio::sync::watch::channel(false);
@@ -86,7 +123,8 @@ where
     });
     let config = mandel_pipeline::PollConfig {
         batch,
-        wait: std::time::Duration::from_secs(20),
+        wait: Duration::from_secs(20),
+        timeout: Some(limits.timeout()),
     };
     mandel_pipeline::poll(queue, config, shutdown, handle).await
 }

@@ -166,3 +166,33 @@ fn this_machine_has_a_vector_level() {
         assert_eq!(Level::selected(), levels[0]);
     }
 }
+
+/// A tile rendered band by band (stoppable) has the reference's bytes,
+/// whatever the band boundaries; a stop request abandons it.
+#[test]
+fn band_by_band_rendering_is_exact_and_stoppable() {
+    use std::sync::atomic::AtomicBool;
+    for tile_pixels in [1, 7, 129, 300] {
+        let params = RenderParams {
+            viewport: Viewport {
+                xmin: -0.745,
+                xmax: -0.735,
+                ymin: 0.105,
+                ymax: 0.115,
+            },
+            tiles_per_side: 2,
+            tile_pixels,
+            max_iter: 500,
+        };
+        let tile = TileId::new(1, 0);
+        assert_eq!(
+            kernel::render_tile_until(&params, tile, &AtomicBool::new(false)),
+            Some(reference::render_tile(&params, tile)),
+            "tile_pixels {tile_pixels}"
+        );
+        assert_eq!(
+            kernel::render_tile_until(&params, tile, &AtomicBool::new(true)),
+            None
+        );
+    }
+}

@@ -3,6 +3,9 @@
 //! Terraform on AWS) at [`DEPLOYMENT_KEY`] in the bucket, so a user only
 //! names the bucket.
 
+use std::time::Duration;
+
+use mandel_core::RenderParams;
 use serde::{Deserialize, Serialize};
 
 use crate::error::PipelineError;
@@ -24,15 +27,88 @@ pub struct Deployment {
     pub tiles_dlq_url: String,
     pub stitch_queue_url: String,
     pub stitch_dlq_url: String,
+    /// The worker function's timeout and memory (Terraform's variables).
+    pub worker: FunctionLimits,
+    /// The stitch function's timeout and memory.
+    pub stitch: FunctionLimits,
+}
+
+/// What one invocation of a function may use, as Lambda enforces it: the
+/// local pollers enforce the same ([`PollConfig::timeout`](crate::PollConfig),
+/// and a memory cap in `mandel-aws`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FunctionLimits {
+    pub timeout_secs: u32,
+    pub memory_mb: u32,
+}
+
+impl FunctionLimits {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(u64::from(self.timeout_secs))
+    }
+}
+
+/// The slowest a tile can be: every pixel runs all `max_iter` iterations
+/// at this rate on one core. A floor, not a typical figure: the kernel's
+/// pure rate was measured at 2.1 G it/s per core with AVX2 (README,
+/// Performance); NEON on arm64 has half the lanes, so half that, rounded
+/// down.
+pub const KERNEL_RATE_FLOOR: f64 = 1.0e9;
+
+/// A stitch's memory for an image of `params`, in MiB: the counts (2 bytes
+/// a pixel), their `.npy` copy (2), the PNG (about 1 at most, compressed),
+/// 32 tiles in flight and the process itself. The scale test measured
+/// 1072 MiB at 16384² (4.0 bytes a pixel with everything).
+fn stitch_mib(params: &RenderParams) -> f64 {
+    let pixels = (params.image_side() * params.image_side()) as f64;
+    let in_flight = 32.0 * 2.0 * params.pixels_per_tile() as f64;
+    (5.0 * pixels + in_flight) / f64::from(1 << 20) + 100.0
 }
 
 impl Deployment {
+    /// Refuses a job that cannot run within this deployment's limits:
+    /// its slowest possible tile must finish within 80 % of the worker's
+    /// timeout (the rest is for uploads and the stop margin), and its
+    /// stitch must fit 90 % of the stitch's memory.
+    pub fn check_capacity(&self, params: &RenderParams) -> Result<(), PipelineError> {
+        let worst_tile =
+            params.pixels_per_tile() as f64 * f64::from(params.max_iter) / KERNEL_RATE_FLOOR;
+        let budget = 0.8 * f64::from(self.worker.timeout_secs);
+        if worst_tile > budget {
+            return Err(PipelineError::OverCapacity {
+                reason: format!(
+                    "a tile of {p}x{p} pixels at {i} iterations may take up to {worst_tile:.0} s, \
+                     more than the worker's timeout of {t} s allows ({budget:.0} s of work); \
+                     use more tiles (--tiles-per-side), fewer iterations (--max-iter), \
+                     or a longer worker timeout (Terraform: worker_timeout_seconds)",
+                    p = params.tile_pixels,
+                    i = params.max_iter,
+                    t = self.worker.timeout_secs,
+                ),
+            });
+        }
+        let need = stitch_mib(params);
+        let have = 0.9 * f64::from(self.stitch.memory_mb);
+        if need > have {
+            let side = params.image_side();
+            return Err(PipelineError::OverCapacity {
+                reason: format!(
+                    "stitching a {side}x{side} image needs about {need:.0} MiB, more than the \
+                     stitch's memory of {m} MiB allows ({have:.0} MiB); render a smaller image, \
+                     or give the stitch more memory (Terraform: stitch_memory_mb, up to 10240)",
+                    m = self.stitch.memory_mb,
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Reads the record from `store`.
     pub async fn load(store: &dyn ObjectStore) -> Result<Deployment, PipelineError> {
         let object = match store.get(DEPLOYMENT_KEY).await {
             Ok(o) => o,
             Err(StoreError::NotFound { .. }) => {
-                return Err(PipelineError::BadMessage {
+                return Err(PipelineError::Deployment {
                     reason: format!(
                         "no deployment record at {DEPLOYMENT_KEY} in the bucket: deploy with Terraform \
                          (infra/) or start LocalStack with localstack/up.sh"
@@ -41,8 +117,11 @@ impl Deployment {
             }
             Err(e) => return Err(e.into()),
         };
-        serde_json::from_slice(&object.body).map_err(|e| PipelineError::BadMessage {
-            reason: format!("deployment record {DEPLOYMENT_KEY} is invalid: {e}"),
+        serde_json::from_slice(&object.body).map_err(|e| PipelineError::Deployment {
+            reason: format!(
+                "deployment record {DEPLOYMENT_KEY} is invalid ({e}); re-run terraform apply \
+                 (or localstack/up.sh) to write the current one"
+            ),
         })
     }
 }

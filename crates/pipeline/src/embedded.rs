@@ -54,9 +54,9 @@ pub async fn render_embedded(
         ));
         let (tiles, shutdown) = (Arc::clone(&tiles), shutdown.clone());
         tasks.spawn(async move {
-            poll(&*tiles, PollConfig::default(), shutdown, |batch| {
+            poll(&*tiles, PollConfig::default(), shutdown, |batch, _| {
                 let worker = Arc::clone(&worker);
-                async move { worker.handle_batch(&batch).await }
+                async move { worker.handle_batch(&batch, None).await }
             })
             .await
         });
@@ -64,7 +64,7 @@ pub async fn render_embedded(
     {
         let (store, stitches) = (Arc::clone(&store), Arc::clone(&stitches));
         tasks.spawn(async move {
-            poll(&*stitches, PollConfig::default(), shutdown, |batch| {
+            poll(&*stitches, PollConfig::default(), shutdown, |batch, _| {
                 one_at_a_time(batch, |d| {
                     let store = Arc::clone(&store);
                     async move { handle_stitch_message(&store, &d.body).await }

@@ -14,6 +14,10 @@ pub enum PipelineError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error("{reason}")]
+    Deployment { reason: String },
+    #[error("the job does not fit this deployment: {reason}")]
+    OverCapacity { reason: String },
     #[error("malformed message: {reason}")]
     BadMessage { reason: String },
     #[error("job {job} has no params.json in this store; was it submitted here?")]
@@ -43,6 +47,11 @@ pub enum PipelineError {
     JobFailed { job: JobId, failures: Vec<Failure> },
     #[error("job {job} was cancelled")]
     Cancelled { job: JobId },
+    #[error(
+        "job {job}: tile {tile} did not finish before the worker's deadline (its Lambda timeout); \
+         use more tiles, fewer iterations or a longer worker timeout"
+    )]
+    Unfinished { job: JobId, tile: TileId },
 }
 
 impl PipelineError {

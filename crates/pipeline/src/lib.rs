@@ -46,14 +46,14 @@ pub mod store;
 pub mod submit;
 pub mod worker;
 
-pub use deployment::{BUCKET_ENV, DEPLOYMENT_KEY, Deployment};
+pub use deployment::{BUCKET_ENV, DEPLOYMENT_KEY, Deployment, FunctionLimits};
 pub use embedded::{EmbeddedRender, render_embedded};
 pub use error::PipelineError;
 pub use fs::FsStore;
 pub use job::{Failed, Failure, JobId, ResultManifest, StitchMessage, TileMessage, TileStat};
 pub use memory::{MemoryQueue, MemoryStore};
 pub use params_cache::{ParamsCache, load_params};
-pub use poller::{PollConfig, PollStats, one_at_a_time, poll};
+pub use poller::{PollConfig, PollStats, invoke, one_at_a_time, poll};
 pub use queue::{Delivery, Queue, QueueError};
 pub use retry::{RetryPolicy, Retrying};
 pub use stitch::{StitchOutcome, handle_stitch_delivery, stitch};

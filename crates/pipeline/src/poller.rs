@@ -3,7 +3,7 @@
 //! left for the visibility timeout to deliver again.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tracing::{debug, warn};
@@ -17,6 +17,10 @@ pub struct PollConfig {
     pub batch: usize,
     /// Long-poll wait per receive.
     pub wait: Duration,
+    /// The function's timeout, as Lambda enforces it: each batch's handler
+    /// is given the deadline and is stopped (dropped) when it passes, its
+    /// messages left for redelivery. `None`: no limit (embedded mode).
+    pub timeout: Option<Duration>,
 }
 
 impl Default for PollConfig {
@@ -24,6 +28,38 @@ impl Default for PollConfig {
         PollConfig {
             batch: 1,
             wait: Duration::from_millis(500),
+            timeout: None,
+        }
+    }
+}
+
+/// Runs a batch handler as one Lambda invocation: it is given `deadline`
+/// and, if it has not returned by then, it is stopped (its future dropped)
+/// and every message of the batch counts as failed, as when Lambda kills
+/// a function at its timeout.
+pub async fn invoke<F, Fut>(
+    batch: Vec<Delivery>,
+    deadline: Option<Instant>,
+    handle: F,
+) -> Vec<String>
+where
+    F: FnOnce(Vec<Delivery>, Option<Instant>) -> Fut,
+    Fut: Future<Output = Vec<String>>,
+{
+    let Some(at) = deadline else {
+        return handle(batch, None).await;
+    };
+    let ids: Vec<String> = batch.iter().map(|d| d.message_id.clone()).collect();
+    let started = Instant::now();
+    match tokio::time::timeout_at(at.into(), handle(batch, deadline)).await {
+        Ok(failed) => failed,
+        Err(_) => {
+            warn!(
+                messages = ids.len(),
+                after_ms = started.elapsed().as_millis() as u64,
+                "Task timed out: the invocation was stopped at its deadline"
+            );
+            ids
         }
     }
 }
@@ -38,7 +74,8 @@ pub struct PollStats {
 /// Receives from `queue` and calls `handle` on each batch until `shutdown`
 /// turns true. `handle` returns the ids of the messages that failed, as a
 /// Lambda with `ReportBatchItemFailures` does; the others are deleted.
-/// Returns early only on a queue error.
+/// With [`PollConfig::timeout`] each batch is one [`invoke`]ation with a
+/// deadline. Returns early only on a queue error.
 pub async fn poll<F, Fut>(
     queue: &dyn Queue,
     config: PollConfig,
@@ -46,7 +83,7 @@ pub async fn poll<F, Fut>(
     handle: F,
 ) -> Result<PollStats, PipelineError>
 where
-    F: Fn(Vec<Delivery>) -> Fut,
+    F: Fn(Vec<Delivery>, Option<Instant>) -> Fut,
     Fut: Future<Output = Vec<String>>,
 {
     let mut stats = PollStats::default();
@@ -62,8 +99,9 @@ where
             .iter()
             .map(|d| (d.message_id.clone(), d.receipt.clone()))
             .collect();
-        let started = std::time::Instant::now();
-        let failed = handle(batch).await;
+        let started = Instant::now();
+        let deadline = config.timeout.map(|t| started + t);
+        let failed = invoke(batch, deadline, &handle).await;
         debug!(
             messages = receipts.len(),
             failed = failed.len(),

@@ -18,7 +18,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mandel_core::{RenderParams, TileId, blob, kernel};
@@ -45,13 +46,6 @@ pub struct TileOutcome {
     pub compute_us: u64,
     /// This tile was the last one missing, and a stitch message was sent.
     pub completed_job: bool,
-}
-
-/// What a batch stored for one job: where to look for completion.
-struct Touched<'a> {
-    params: RenderParams,
-    rows: BTreeSet<u32>,
-    deliveries: Vec<&'a Delivery>,
 }
 
 /// A tile computed and stored, not yet checked for job completion.
@@ -105,66 +99,97 @@ impl TileWorker {
     /// Handles a batch of tiles-queue messages and returns the ids of those
     /// that failed (Lambda's `ReportBatchItemFailures`). A bad message fails
     /// only itself; a failed completion check fails the job's messages of
-    /// this batch, so their redelivery repeats the check.
-    pub async fn handle_batch(&self, batch: &[Delivery]) -> Vec<String> {
+    /// this batch, so their redelivery repeats the check. Each job's
+    /// completion check runs as soon as that job's tiles are stored.
+    ///
+    /// With a `deadline` (the Lambda invocation's), no tile is started and
+    /// every tile still computing is abandoned shortly before it
+    /// ([`stop_margin`]); their messages fail and come back, while the
+    /// tiles finished in time are kept. The same happens if the returned
+    /// future is dropped (the invocation killed).
+    pub async fn handle_batch(&self, batch: &[Delivery], deadline: Option<Instant>) -> Vec<String> {
         let started = Instant::now();
+        let stop = StopSignal::new(deadline.map(|d| d - stop_margin(d - started)));
         let parsed: Vec<_> = batch.iter().map(|d| parse(&d.body)).collect();
         let cancelled = self.cancelled_jobs(&parsed).await;
-        let results = futures::future::join_all(
-            batch
-                .iter()
-                .zip(&parsed)
-                .map(|(d, msg)| self.render_delivery(d, msg, &cancelled)),
-        )
-        .await;
         let mut failed = Vec::new();
-        let mut skipped = 0;
-        let mut jobs: BTreeMap<JobId, Touched> = BTreeMap::new();
-        for (d, result) in batch.iter().zip(results) {
-            match result {
-                Ok(Some(s)) => {
-                    let touched = jobs.entry(s.job).or_insert_with(|| Touched {
-                        params: s.params,
-                        rows: BTreeSet::new(),
-                        deliveries: Vec::new(),
-                    });
-                    touched.rows.insert(s.tile.row);
-                    touched.deliveries.push(d);
+        let mut jobs: BTreeMap<&JobId, Vec<(&Delivery, &TileMessage)>> = BTreeMap::new();
+        for (d, msg) in batch.iter().zip(&parsed) {
+            match msg {
+                Ok(m) => jobs.entry(&m.job).or_default().push((d, m)),
+                Err(e) => {
+                    warn!(message_id = %d.message_id, error = %e, "tile message failed");
+                    failed.push(d.message_id.clone());
                 }
-                Ok(None) => skipped += 1,
-                Err(()) => failed.push(d.message_id.clone()),
             }
         }
-        for (
-            job,
-            Touched {
-                params,
-                rows,
-                deliveries,
-            },
-        ) in jobs
-        {
-            if let Err(e) = self.complete_if_done(&job, &params, &rows).await {
-                warn!(job = %job, error = %e, "completion check failed");
-                // The tiles are stored; only the stitch trigger is lost if
-                // this was the last try, or if a policy refuses it (no retry
-                // helps). Say so, so the client stops and a re-run
-                // re-triggers it.
-                let last = deliveries.iter().find(|d| self.is_last(d));
-                if let Some(d) = last.or(deliveries.first().filter(|_| e.is_denied())) {
-                    self.record(&job, Failed::Stitch, d, &e).await;
-                }
-                failed.extend(deliveries.iter().map(|d| d.message_id.clone()));
-            }
+        let outcomes = futures::future::join_all(
+            jobs.into_iter()
+                .map(|(job, items)| self.handle_job(job, items, &cancelled, &stop)),
+        )
+        .await;
+        let mut skipped = 0;
+        for (job_failed, job_skipped) in outcomes {
+            failed.extend(job_failed);
+            skipped += job_skipped;
         }
         info!(
             tiles = batch.len() - failed.len() - skipped,
             skipped,
             failed = failed.len(),
+            stopped = stop.is_set(),
             ms = started.elapsed().as_millis() as u64,
             "tile batch done"
         );
         failed
+    }
+
+    /// Renders one job's tiles of a batch, then checks the job for
+    /// completion. Returns the failed message ids and how many were skipped.
+    async fn handle_job(
+        &self,
+        job: &JobId,
+        items: Vec<(&Delivery, &TileMessage)>,
+        cancelled: &BTreeSet<JobId>,
+        stop: &StopSignal,
+    ) -> (Vec<String>, usize) {
+        if cancelled.contains(job) {
+            return (Vec::new(), items.len());
+        }
+        let results = futures::future::join_all(
+            items
+                .iter()
+                .map(|(d, msg)| self.render_delivery(d, msg, stop)),
+        )
+        .await;
+        let mut failed = Vec::new();
+        let mut stored = Vec::new();
+        let mut rows = BTreeSet::new();
+        let mut params = None;
+        for ((d, _), result) in items.iter().zip(results) {
+            match result {
+                Some(s) => {
+                    rows.insert(s.tile.row);
+                    params = Some(s.params);
+                    stored.push(*d);
+                }
+                None => failed.push(d.message_id.clone()),
+            }
+        }
+        if let Some(params) = params
+            && let Err(e) = self.complete_if_done(job, &params, &rows).await
+        {
+            warn!(job = %job, error = %e, "completion check failed");
+            // The tiles are stored; only the stitch trigger is lost if this
+            // was the last try, or if a policy refuses it (no retry helps).
+            // Say so, so the client stops and a re-run re-triggers it.
+            let last = stored.iter().find(|d| self.is_last(d));
+            if let Some(d) = last.or(stored.first().filter(|_| e.is_denied())) {
+                self.record(job, Failed::Stitch, d, &e).await;
+            }
+            failed.extend(stored.iter().map(|d| d.message_id.clone()));
+        }
+        (failed, 0)
     }
 
     fn is_last(&self, d: &Delivery) -> bool {
@@ -192,26 +217,16 @@ impl TileWorker {
         cancelled
     }
 
-    /// Renders and stores one message's tile: `Ok(None)` if its job is
-    /// cancelled. A failure is logged and, if final, recorded in the job.
+    /// Renders and stores one message's tile; `None` if it failed. A
+    /// failure is logged and, if final, recorded in the job.
     async fn render_delivery(
         &self,
         d: &Delivery,
-        msg: &Result<TileMessage, PipelineError>,
-        cancelled: &BTreeSet<JobId>,
-    ) -> Result<Option<Stored>, ()> {
-        let msg = match msg {
-            Ok(m) => m,
-            Err(e) => {
-                warn!(message_id = %d.message_id, error = %e, "tile message failed");
-                return Err(());
-            }
-        };
-        if cancelled.contains(&msg.job) {
-            return Ok(None);
-        }
-        match self.store_tile(msg).await {
-            Ok(s) => Ok(Some(s)),
+        msg: &TileMessage,
+        stop: &StopSignal,
+    ) -> Option<Stored> {
+        match self.store_tile(msg, d.receive_count, stop).await {
+            Ok(s) => Some(s),
             Err(e) => {
                 warn!(message_id = %d.message_id, job = %msg.job, tile = %msg.tile(), error = %e,
                       attempt = d.receive_count, "tile message failed");
@@ -233,7 +248,7 @@ impl TileWorker {
                     }
                     _ => {}
                 }
-                Err(())
+                None
             }
         }
     }
@@ -266,12 +281,20 @@ impl TileWorker {
     }
 
     async fn parse_and_store(&self, body: &str) -> Result<Stored, PipelineError> {
-        self.store_tile(&parse(body)?).await
+        self.store_tile(&parse(body)?, 1, &StopSignal::new(None))
+            .await
     }
 
     /// Computes the tile and stores its blob: a keyed overwrite with the
-    /// same bytes, so a redelivery is harmless.
-    async fn store_tile(&self, msg: &TileMessage) -> Result<Stored, PipelineError> {
+    /// same bytes, so a redelivery is harmless. A redelivered tile that is
+    /// already stored whole (its first delivery stored it, then ran out of
+    /// time or died before acknowledging) is not rendered again.
+    async fn store_tile(
+        &self,
+        msg: &TileMessage,
+        receive_count: u32,
+        stop: &StopSignal,
+    ) -> Result<Stored, PipelineError> {
         let params = self.params.get(&*self.store, &msg.job).await?;
         let tile = msg.tile();
         if !params.contains(tile) {
@@ -281,16 +304,37 @@ impl TileWorker {
                 tiles_per_side: params.tiles_per_side,
             });
         }
+        let stored = |compute_us| Stored {
+            job: msg.job.clone(),
+            params,
+            tile,
+            compute_us,
+        };
+        if receive_count > 1
+            && let Some(meta) = self.store.head(&msg.job.tile_key(tile)).await?
+            && meta.size == blob_size(&params)
+        {
+            return Ok(stored(0));
+        }
+        let unfinished = || PipelineError::Unfinished {
+            job: msg.job.clone(),
+            tile,
+        };
         let (bytes, compute_us) = {
             let _core = self.compute.acquire().await.expect("never closed");
+            if stop.is_set() {
+                return Err(unfinished());
+            }
+            let flag = stop.flag();
             tokio::task::spawn_blocking(move || {
                 let started = Instant::now();
-                let counts = kernel::render_tile(&params, tile);
+                let counts = kernel::render_tile_until(&params, tile, &flag)?;
                 let compute_us = started.elapsed().as_micros() as u64;
-                (blob::encode(&counts), compute_us)
+                Some((blob::encode(&counts), compute_us))
             })
             .await
             .expect("tile kernel panicked")
+            .ok_or_else(unfinished)?
         };
         let metadata = Metadata::from([
             (META_SHA256.to_string(), hex(&Sha256::digest(&bytes))),
@@ -305,12 +349,7 @@ impl TileWorker {
                 PutMode::Overwrite,
             )
             .await?;
-        Ok(Stored {
-            job: msg.job.clone(),
-            params,
-            tile,
-            compute_us,
-        })
+        Ok(stored(compute_us))
     }
 
     /// If the `rows` just written to are complete, lists the job's tiles
@@ -352,6 +391,51 @@ impl TileWorker {
 /// Keys per S3 listing page.
 const LIST_PAGE: u64 = 1000;
 
+/// How long before an invocation's deadline the worker stops computing:
+/// a tenth of the invocation, at least 1 s and at most 10 s, to upload
+/// what is finished and check completion before Lambda kills it.
+pub fn stop_margin(invocation: Duration) -> Duration {
+    (invocation / 10).clamp(Duration::from_secs(1), Duration::from_secs(10))
+}
+
+/// Tells the kernels of a batch to stop: set at a time (shortly before the
+/// deadline) or when the batch's future is dropped (the invocation killed).
+struct StopSignal {
+    flag: Arc<AtomicBool>,
+    timer: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl StopSignal {
+    fn new(at: Option<Instant>) -> Self {
+        let flag = Arc::new(AtomicBool::new(false));
+        let timer = at.map(|at| {
+            let flag = Arc::clone(&flag);
+            tokio::spawn(async move {
+                tokio::time::sleep_until(at.into()).await;
+                flag.store(true, Ordering::Relaxed);
+            })
+        });
+        StopSignal { flag, timer }
+    }
+
+    fn flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.flag)
+    }
+
+    fn is_set(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for StopSignal {
+    fn drop(&mut self) {
+        self.flag.store(true, Ordering::Relaxed);
+        if let Some(timer) = &self.timer {
+            timer.abort();
+        }
+    }
+}
+
 fn parse(body: &str) -> Result<TileMessage, PipelineError> {
     serde_json::from_str(body).map_err(|e| PipelineError::BadMessage {
         reason: e.to_string(),
@@ -390,6 +474,11 @@ pub async fn stored_tiles(
     Ok(tiles)
 }
 
+/// The size of a whole tile blob: u16 counts.
+fn blob_size(params: &RenderParams) -> u64 {
+    2 * params.pixels_per_tile() as u64
+}
+
 /// The tiles of `job` in a listing whose blobs are whole: a blob of the
 /// wrong size (truncated or padded) does not count, so it is rendered again.
 pub fn whole_tiles<'a>(
@@ -397,7 +486,7 @@ pub fn whole_tiles<'a>(
     job: &'a JobId,
     params: &'a RenderParams,
 ) -> impl Iterator<Item = TileId> + 'a {
-    let size = 2 * params.pixels_per_tile() as u64; // u16 counts
+    let size = blob_size(params);
     listed
         .iter()
         .filter(move |m| m.size == size)

@@ -358,7 +358,7 @@ async fn a_cancelled_job_is_skipped_and_resumes_when_submitted_again() {
         .enumerate()
         .map(|(i, b)| delivery(&i.to_string(), b.clone(), 1))
         .collect();
-    assert!(r.worker.handle_batch(&first).await.is_empty());
+    assert!(r.worker.handle_batch(&first, None).await.is_empty());
 
     assert_eq!(
         cancel(&*r.store, &job).await.unwrap(),
@@ -370,7 +370,7 @@ async fn a_cancelled_job_is_skipped_and_resumes_when_submitted_again() {
         .map(|(i, b)| delivery(&format!("rest{i}"), b.clone(), 1))
         .collect();
     assert!(
-        r.worker.handle_batch(&rest).await.is_empty(),
+        r.worker.handle_batch(&rest, None).await.is_empty(),
         "skipped messages succeed, so they are deleted"
     );
     let stored = mandel_pipeline::worker::stored_tiles(&*r.store, &job, &p)
@@ -431,13 +431,13 @@ async fn a_final_failure_is_recorded_reported_and_retried_by_a_rerun() {
     };
     let body = tile_body(&job, 2, 1);
     let failed = flaky_worker("w2")
-        .handle_batch(&[delivery("m", body.clone(), 2)])
+        .handle_batch(&[delivery("m", body.clone(), 2)], None)
         .await;
     assert_eq!(failed, ["m"]);
     assert!(read_failures(&*r.store, &job).await.unwrap().is_empty());
 
     let failed = flaky_worker("w3")
-        .handle_batch(&[delivery("m", body.clone(), 3)])
+        .handle_batch(&[delivery("m", body.clone(), 3)], None)
         .await;
     assert_eq!(failed, ["m"]);
     let failures = read_failures(&*r.store, &job).await.unwrap();
@@ -491,7 +491,7 @@ async fn a_hand_edited_params_json_fails_the_job_with_its_reason() {
     )
     .with_max_receive_count(Some(3));
     let failed = worker
-        .handle_batch(&[delivery("a", tile_body(&job, 0, 0), 1)])
+        .handle_batch(&[delivery("a", tile_body(&job, 0, 0), 1)], None)
         .await;
     assert_eq!(failed, ["a"]);
     assert!(
@@ -539,7 +539,7 @@ async fn transient_faults_are_retried_to_an_exact_result() {
         if batch.is_empty() {
             break;
         }
-        assert!(worker.handle_batch(&batch).await.is_empty());
+        assert!(worker.handle_batch(&batch, None).await.is_empty());
         let receipts: Vec<String> = batch.into_iter().map(|d| d.receipt).collect();
         tiles.delete(&receipts).await.unwrap();
     }
@@ -579,7 +579,7 @@ async fn transient_faults_are_retried_to_an_exact_result() {
         .enumerate()
         .map(|(i, b)| delivery(&i.to_string(), b, 1))
         .collect();
-    assert!(!flaky.handle_batch(&batch).await.is_empty());
+    assert!(!flaky.handle_batch(&batch, None).await.is_empty());
     let _ = job;
 }
 
@@ -643,7 +643,7 @@ async fn a_batch_reports_only_its_bad_messages() {
             ),
         ])
         .collect();
-    let mut failed = r.worker.handle_batch(&first).await;
+    let mut failed = r.worker.handle_batch(&first, None).await;
     failed.sort();
     assert_eq!(failed, ["garbage", "outside"]);
     assert!(drain(&r.stitches).await.is_empty(), "job not complete yet");
@@ -653,7 +653,7 @@ async fn a_batch_reports_only_its_bad_messages() {
         .enumerate()
         .map(|(i, b)| delivery(&format!("late{i}"), b))
         .collect();
-    assert!(r.worker.handle_batch(&rest).await.is_empty());
+    assert!(r.worker.handle_batch(&rest, None).await.is_empty());
     assert_eq!(drain(&r.stitches).await.len(), 1, "one stitch message");
     match stitch(&r.store, &job).await.unwrap() {
         StitchOutcome::Published(m) => assert_eq!(m.tiles, 9),
@@ -697,10 +697,10 @@ async fn completes_at_the_last_tile(p: &RenderParams, batch: usize) {
         .collect();
     let (last, before) = batches.split_last().unwrap();
     for batch in before {
-        assert!(r.worker.handle_batch(batch).await.is_empty());
+        assert!(r.worker.handle_batch(batch, None).await.is_empty());
         assert!(drain(&r.stitches).await.is_empty(), "stitch sent too early");
     }
-    assert!(r.worker.handle_batch(last).await.is_empty());
+    assert!(r.worker.handle_batch(last, None).await.is_empty());
     assert_eq!(drain(&r.stitches).await.len(), 1);
 }
 
@@ -743,4 +743,94 @@ async fn a_lost_stitch_message_is_sent_again_by_the_waiting_client() {
     stitcher.abort();
     let npy = r.store.get(&m.counts_key).await.unwrap().body;
     assert_eq!(CountsImage::from_npy(&npy).unwrap(), expected_counts(&p));
+}
+
+/// A worker near its Lambda deadline leaves the tile it cannot finish (its
+/// message fails and comes back; on the last delivery the client is told
+/// why) and keeps the ones it finished; a redelivered tile already stored
+/// whole is acknowledged without rendering it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_at_its_deadline_keeps_what_it_finished_and_fails_only_the_rest() {
+    let r = rig();
+    let fast = small();
+    // Deep inside the period-3 bulb: every pixel runs all its iterations
+    // and no shortcut applies, about 16 G iterations in one tile.
+    let slow = RenderParams {
+        viewport: Viewport {
+            xmin: -0.1230,
+            xmax: -0.1220,
+            ymin: 0.7445,
+            ymax: 0.7455,
+        },
+        tiles_per_side: 1,
+        tile_pixels: 512,
+        max_iter: 60_000,
+    };
+    let fast_job = r.submit(&fast).await.job;
+    let slow_job = r.submit(&slow).await.job;
+    drain(&r.tiles).await;
+    let worker = TileWorker::new(
+        Arc::clone(&r.store),
+        r.stitches.clone() as Arc<dyn Queue>,
+        "first",
+    )
+    .with_max_receive_count(Some(1));
+    let batch = vec![
+        delivery("slow", tile_body(&slow_job, 0, 0), 1),
+        delivery("fast", tile_body(&fast_job, 1, 1), 1),
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(4);
+    let failed = worker.handle_batch(&batch, Some(deadline)).await;
+    assert!(
+        std::time::Instant::now() < deadline,
+        "the worker returned after its deadline"
+    );
+    assert_eq!(failed, ["slow"]);
+    let kept = r.store.get(&fast_job.tile_key(TileId::new(1, 1))).await;
+    assert_eq!(kept.unwrap().metadata["worker"], "first");
+    assert!(
+        r.store
+            .head(&slow_job.tile_key(TileId::new(0, 0)))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let failures = read_failures(&*r.store, &slow_job).await.unwrap();
+    assert_eq!(failures.len(), 1);
+    assert!(
+        failures[0]
+            .reason
+            .contains("did not finish before the worker's deadline"),
+        "{}",
+        failures[0].reason
+    );
+
+    // The fast tile's message comes back (say its delete was lost): it is
+    // acknowledged, and the stored blob is not rendered again.
+    let again = TileWorker::new(
+        Arc::clone(&r.store),
+        r.stitches.clone() as Arc<dyn Queue>,
+        "second",
+    );
+    let redelivered = [delivery("fast", tile_body(&fast_job, 1, 1), 2)];
+    assert!(again.handle_batch(&redelivered, None).await.is_empty());
+    let kept = r.store.get(&fast_job.tile_key(TileId::new(1, 1))).await;
+    assert_eq!(kept.unwrap().metadata["worker"], "first");
+}
+
+/// An invocation past its deadline is stopped, as Lambda kills a function
+/// at its timeout: every message of its batch fails and comes back.
+#[tokio::test]
+async fn an_invocation_past_its_deadline_is_stopped_and_its_batch_fails() {
+    let batch = vec![
+        delivery("a", "{}".to_string(), 1),
+        delivery("b", "{}".to_string(), 1),
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_millis(100);
+    let failed = mandel_pipeline::invoke(batch, Some(deadline), |_, _| async {
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        Vec::new()
+    })
+    .await;
+    assert_eq!(failed, ["a", "b"]);
 }

@@ -4,7 +4,9 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use clap::Parser;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use mandel_aws::lambda::{handle_batch, poll_until_signal};
+use std::time::Instant;
+
+use mandel_aws::lambda::{cap_memory, handle_batch, poll_until_signal};
 use mandel_aws::{AwsClients, Cloud, bucket_from};
 use mandel_pipeline::{Delivery, handle_stitch_delivery, one_at_a_time};
 
@@ -25,21 +27,24 @@ async fn main() -> Result<(), Error> {
     let args = Args::parse();
     lambda_runtime::tracing::init_default_subscriber();
     let cloud = Cloud::connect(&AwsClients::from_env().await, &bucket_from(args.bucket)?).await?;
+    let limits = cloud.deployment.stitch;
+    // Lambda caps a function's memory; so does the local emulation.
+    cap_memory(limits)?;
     // A failure on the queue's last delivery is recorded for the client.
     let max_receives = cloud.stitch_max_receive_count().await?;
     let store = cloud.store.clone();
-    let handle = |batch: Vec<Delivery>| {
+    let handle = |batch: Vec<Delivery>, _deadline: Option<Instant>| {
         one_at_a_time(batch, |d| {
             let store = store.clone();
             async move { handle_stitch_delivery(&store, &d, max_receives).await }
         })
     };
     if args.poll {
-        poll_until_signal(&*cloud.stitch, 1, handle).await?;
+        poll_until_signal(&*cloud.stitch, 1, limits, handle).await?;
         return Ok(());
     }
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
-        Ok::<_, Error>(handle_batch(event.payload, handle).await)
+        Ok::<_, Error>(handle_batch(event, limits, handle).await)
     }))
     .await
 }

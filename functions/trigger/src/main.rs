@@ -51,13 +51,22 @@ async fn main() -> Result<()> {
     let clients = AwsClients::from_env().await;
     let bucket = bucket_from(args.bucket).map_err(anyhow::Error::msg)?;
     let cloud = Cloud::connect(&clients, &bucket).await?;
-    let (queue, url) = match args.queue {
-        Which::Tiles => (cloud.tiles, cloud.deployment.tiles_queue_url),
-        Which::Stitch => (cloud.stitch, cloud.deployment.stitch_queue_url),
+    // Each invocation gets the function's timeout, as on Lambda.
+    let (queue, url, limits) = match args.queue {
+        Which::Tiles => (
+            cloud.tiles,
+            cloud.deployment.tiles_queue_url,
+            cloud.deployment.worker,
+        ),
+        Which::Stitch => (
+            cloud.stitch,
+            cloud.deployment.stitch_queue_url,
+            cloud.deployment.stitch,
+        ),
     };
     let lambda = aws_sdk_lambda::Client::new(&clients.config);
     let source = format!("arn:aws:sqs:::{}", url.rsplit('/').next().unwrap_or(&url));
-    let invoke = |batch: Vec<Delivery>| {
+    let invoke = |batch: Vec<Delivery>, _deadline| {
         let (lambda, function, source) = (&lambda, &args.function, &source);
         async move {
             match invoke_with(lambda, function, &batch, source).await {
@@ -72,8 +81,8 @@ async fn main() -> Result<()> {
             }
         }
     };
-    let loops =
-        (0..args.concurrency.max(1)).map(|_| poll_until_signal(&*queue, args.batch, invoke));
+    let loops = (0..args.concurrency.max(1))
+        .map(|_| poll_until_signal(&*queue, args.batch, limits, invoke));
     for stats in futures::future::join_all(loops).await {
         stats?;
     }

@@ -112,6 +112,40 @@ pub fn render_tile_into(params: &RenderParams, tile: TileId, out: &mut [u16]) {
     render_tile_with(Level::selected(), Tuning::default(), params, tile, out);
 }
 
+/// Pixels per band of [`render_tile_until`]: at most ~0.5 s of work at the
+/// largest `max_iter` on one core, so a stop request is heard quickly.
+const BAND_PIXELS: usize = 16 * 1024;
+
+/// Renders one tile like [`render_tile`], band of rows by band, and gives up
+/// (`None`) if `stop` is set between two bands. Each pixel's count depends
+/// only on its coordinates, so a tile made of bands has the same bytes.
+/// The worker uses this to leave a tile it cannot finish before its
+/// Lambda deadline instead of being killed with it.
+pub fn render_tile_until(
+    params: &RenderParams,
+    tile: TileId,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Option<Vec<u16>> {
+    let n = params.tile_pixels as usize;
+    let mut out = vec![0u16; n * n];
+    let axes = params.tile_axes(tile);
+    let rows = (BAND_PIXELS / n).max(1);
+    for (ys, band) in axes.ys.chunks(rows).zip(out.chunks_mut(rows * n)) {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        fill_rows(
+            Level::selected(),
+            Tuning::default(),
+            &axes.xs,
+            ys,
+            params.max_iter,
+            band,
+        );
+    }
+    Some(out)
+}
+
 /// Renders one tile at a given level and tuning; every combination gives
 /// the same bytes. Returns the iterations executed (shortcut pixels cost
 /// none, a periodic orbit stops early), for benchmarks.
@@ -132,12 +166,23 @@ pub fn render_tile_with(
         n * n,
         "output buffer must hold tile_pixels² counts"
     );
+    let axes = params.tile_axes(tile);
+    fill_rows(level, tuning, &axes.xs, &axes.ys, params.max_iter, out)
+}
+
+/// The counts of the pixels `xs × ys` into `out`, row-major, at `level`.
+fn fill_rows(
+    level: Level,
+    tuning: Tuning,
+    xs: &[f64],
+    ys: &[f64],
+    max_iter: u32,
+    out: &mut [u16],
+) -> u64 {
     assert!(
         Level::available().contains(&level),
         "kernel level {level:?} is not available on this CPU"
     );
-    let axes = params.tile_axes(tile);
-    let (xs, ys, max_iter) = (&axes.xs[..], &axes.ys[..], params.max_iter);
     match level {
         // SAFETY (all arms): the level is available, checked above.
         #[cfg(target_arch = "x86_64")]

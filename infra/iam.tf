@@ -100,6 +100,7 @@ data "aws_iam_policy_document" "stitch" {
       "${local.bucket_arn}/jobs/*/result.json",
       "${local.bucket_arn}/jobs/*/tiles/*",
       "${local.bucket_arn}/jobs/*/failed/stitch.json",
+      "${local.bucket_arn}/jobs/*/stitching.json",
     ]
   }
   statement {
@@ -155,12 +156,14 @@ data "aws_iam_policy_document" "client" {
     ]
   }
   statement {
-    # A re-run clears the job's failure records and cancel marker.
+    # A re-run clears the job's failure records and cancel marker; a new
+    # stitch message clears the last stitch attempt's marker.
     sid     = "ClearFailures"
     actions = ["s3:DeleteObject"]
     resources = [
       "${local.bucket_arn}/jobs/*/failed/*",
       "${local.bucket_arn}/jobs/*/cancelled",
+      "${local.bucket_arn}/jobs/*/stitching.json",
     ]
   }
   statement {

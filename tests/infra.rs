@@ -289,6 +289,7 @@ fn each_role_allows_what_its_function_does_and_no_more() {
         job.result_key(),
         tile.clone(),
         job.failed_key(Failed::Stitch),
+        job.stitching_key(),
     ] {
         assert!(
             allows(&stitch, "s3:PutObject", &key),
@@ -329,7 +330,11 @@ fn each_role_allows_what_its_function_does_and_no_more() {
             "client cannot write {key}"
         );
     }
-    for key in [job.failed_key(Failed::Job), job.cancelled_key()] {
+    for key in [
+        job.failed_key(Failed::Job),
+        job.cancelled_key(),
+        job.stitching_key(),
+    ] {
         assert!(
             allows(&client, "s3:DeleteObject", &key),
             "client cannot delete {key}"

@@ -72,6 +72,7 @@ pub async fn render(
                 // whatever its size.
                 poll_every: Duration::from_millis(250 * req.params.tile_count().div_ceil(1000)),
                 restitch_after: req.restitch_after,
+                stitch_timeout: Some(cloud.deployment.stitch.timeout()),
             },
             |n| bar.set_position(n),
         ),

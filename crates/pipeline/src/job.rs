@@ -122,6 +122,24 @@ impl JobId {
     pub fn cancelled_key(&self) -> String {
         format!("{}cancelled", self.prefix())
     }
+
+    /// The stitch's [`StitchAttempt`] marker.
+    pub fn stitching_key(&self) -> String {
+        format!("{}stitching.json", self.prefix())
+    }
+}
+
+/// `stitching.json`, written by the stitch as it starts on a job: lets a
+/// waiting client tell a stitch that never started (its message was lost:
+/// send another) from one that started and never finished (killed by its
+/// timeout or memory limit: after its last attempt, report it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StitchAttempt {
+    /// Deliveries of the stitch message so far.
+    pub attempt: u32,
+    /// This is the queue's last delivery: no retry follows if it dies.
+    pub last: bool,
+    pub started_unix_ms: u64,
 }
 
 /// What part of a job failed for good.

@@ -50,7 +50,9 @@ pub use deployment::{BUCKET_ENV, DEPLOYMENT_KEY, Deployment, FunctionLimits};
 pub use embedded::{EmbeddedRender, render_embedded};
 pub use error::PipelineError;
 pub use fs::FsStore;
-pub use job::{Failed, Failure, JobId, ResultManifest, StitchMessage, TileMessage, TileStat};
+pub use job::{
+    Failed, Failure, JobId, ResultManifest, StitchAttempt, StitchMessage, TileMessage, TileStat,
+};
 pub use memory::{MemoryQueue, MemoryStore};
 pub use params_cache::{ParamsCache, load_params};
 pub use poller::{PollConfig, PollStats, invoke, one_at_a_time, poll};

@@ -10,7 +10,9 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::error::PipelineError;
-use crate::job::{Failed, Failure, JobId, ResultManifest, StitchMessage, TileStat, hex};
+use crate::job::{
+    Failed, Failure, JobId, ResultManifest, StitchAttempt, StitchMessage, TileStat, hex,
+};
 use crate::params_cache::load_params;
 use crate::queue::Delivery;
 use crate::store::{Metadata, ObjectStore, PutMode, PutOutcome, StoreError};
@@ -54,8 +56,11 @@ pub async fn handle_stitch_delivery(
     delivery: &Delivery,
     max_receive_count: Option<u32>,
 ) -> Result<StitchOutcome, PipelineError> {
-    let result = handle_stitch_message(store, &delivery.body).await;
     let last = max_receive_count.is_some_and(|max| delivery.receive_count >= max);
+    if let Ok(msg) = serde_json::from_str::<StitchMessage>(&delivery.body) {
+        mark_attempt(store, &msg.job, delivery.receive_count, last).await;
+    }
+    let result = handle_stitch_message(store, &delivery.body).await;
     if let Err(e) = &result
         && let Ok(msg) = serde_json::from_str::<StitchMessage>(&delivery.body)
         && (e.is_denied()
@@ -73,6 +78,35 @@ pub async fn handle_stitch_delivery(
         }
     }
     result
+}
+
+/// Writes the job's [`StitchAttempt`] marker; best effort (a client that
+/// cannot see it only waits longer to report a killed stitch).
+async fn mark_attempt(store: &Arc<dyn ObjectStore>, job: &JobId, attempt: u32, last: bool) {
+    let marker = StitchAttempt {
+        attempt,
+        last,
+        started_unix_ms: unix_ms(),
+    };
+    let body = serde_json::to_vec(&marker).expect("serialises");
+    if let Err(e) = store
+        .put(
+            &job.stitching_key(),
+            Bytes::from(body),
+            Metadata::new(),
+            PutMode::Overwrite,
+        )
+        .await
+    {
+        warn!(%job, error = %e, "could not mark the stitch attempt");
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Reads every tile, writes `image.png` and `counts.npy`, and publishes

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use mandel_core::RenderParams;
 
 use crate::error::PipelineError;
-use crate::job::{Failure, JobId, ResultManifest, StitchMessage, TileMessage};
+use crate::job::{Failure, JobId, ResultManifest, StitchAttempt, StitchMessage, TileMessage};
 use crate::queue::Queue;
 use crate::store::{Metadata, ObjectStore, PutMode, PutOutcome, StoreError};
 use crate::worker::{stored_tiles, whole_tiles};
@@ -78,6 +78,8 @@ pub async fn submit(
         })
         .collect();
     if messages.is_empty() {
+        // A fresh stitch attempt: an earlier one that died is forgotten.
+        clear_attempt(store, &job).await?;
         let body = serde_json::to_string(&StitchMessage { job: job.clone() }).expect("serialises");
         stitch_queue.send_batch(&[body]).await?;
     } else {
@@ -161,6 +163,11 @@ pub struct WaitPolicy {
     /// memory. Then again after twice as long, and so on. A duplicate
     /// stitch is harmless (one result, create-only).
     pub restitch_after: Duration,
+    /// The stitch function's timeout: a stitch that started and has not
+    /// finished this long after (and a little more) was killed. After its
+    /// last attempt, or a second death, the wait fails and says so.
+    /// `None`: no limit (embedded mode).
+    pub stitch_timeout: Option<Duration>,
 }
 
 impl WaitPolicy {
@@ -169,9 +176,14 @@ impl WaitPolicy {
         WaitPolicy {
             poll_every,
             restitch_after: Duration::from_secs(60),
+            stitch_timeout: None,
         }
     }
 }
+
+/// Past a stitch's timeout, how long before it counts as killed: Lambda
+/// stops it at the timeout; this covers clocks and the marker's write.
+const KILLED_AFTER: Duration = Duration::from_secs(10);
 
 /// Polls the store until the job's result is published, calling `progress`
 /// with the number of stored tiles whenever it changes. Stops with
@@ -192,6 +204,7 @@ pub async fn wait_for_result(
     let mut last = None;
     let mut complete_since: Option<tokio::time::Instant> = None;
     let mut grace = policy.restitch_after;
+    let mut resent_for_death = false;
     loop {
         // One listing of the whole job answers every question of a poll:
         // result, failures, cancel, progress.
@@ -222,9 +235,36 @@ pub async fn wait_for_result(
             last = Some(done);
         }
         if done == params.tile_count() {
+            let attempt = match has(&job.stitching_key()) {
+                true => read_attempt(store, job).await?,
+                false => None,
+            };
+            let killed = |a: &StitchAttempt| {
+                policy.stitch_timeout.is_some_and(|timeout| {
+                    crate::stitch::unix_ms().saturating_sub(a.started_unix_ms)
+                        > (timeout + KILLED_AFTER).as_millis() as u64
+                })
+            };
             let since = *complete_since.get_or_insert_with(tokio::time::Instant::now);
-            if since.elapsed() >= grace {
-                warn!(%job, after = ?grace, "every tile is stored but there is no result: sending the stitch message again");
+            let resend = match &attempt {
+                // Started and never finished: killed at its timeout or by
+                // its memory limit. SQS retries it unless that was its last
+                // delivery; a second death ends the wait.
+                Some(a) if killed(a) => {
+                    if a.last || resent_for_death {
+                        return Err(stitch_killed(job, a, policy));
+                    }
+                    resent_for_death = true;
+                    true
+                }
+                // Running, or to be retried by SQS.
+                Some(_) => false,
+                // Never started: the message was lost or dead-lettered.
+                None => since.elapsed() >= grace,
+            };
+            if resend {
+                warn!(%job, after = ?since.elapsed(), "every tile is stored but there is no result: sending the stitch message again");
+                clear_attempt(store, job).await?;
                 let body =
                     serde_json::to_string(&StitchMessage { job: job.clone() }).expect("serialises");
                 stitch_queue.send_batch(&[body]).await?;
@@ -233,6 +273,42 @@ pub async fn wait_for_result(
             }
         }
         tokio::time::sleep(policy.poll_every).await;
+    }
+}
+
+/// The job's stitch marker, if any.
+async fn read_attempt(
+    store: &dyn ObjectStore,
+    job: &JobId,
+) -> Result<Option<StitchAttempt>, PipelineError> {
+    match store.get(&job.stitching_key()).await {
+        Ok(o) => Ok(serde_json::from_slice(&o.body).ok()),
+        Err(StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Forgets the last stitch attempt before a new stitch message is sent, so
+/// the new attempt is judged on its own.
+async fn clear_attempt(store: &dyn ObjectStore, job: &JobId) -> Result<(), PipelineError> {
+    Ok(store.delete(&job.stitching_key()).await?)
+}
+
+/// The failure of a stitch that was killed.
+fn stitch_killed(job: &JobId, a: &StitchAttempt, policy: WaitPolicy) -> PipelineError {
+    let timeout = policy.stitch_timeout.map_or(0, |t| t.as_secs());
+    PipelineError::JobFailed {
+        job: job.clone(),
+        failures: vec![Failure {
+            what: crate::job::Failed::Stitch,
+            reason: format!(
+                "the stitch started and did not finish: it was killed by its timeout ({timeout} s) \
+                 or by its memory limit (its log says which); render a smaller image or give the \
+                 stitch function more memory or time"
+            ),
+            attempts: a.attempt,
+            worker: "stitch".to_string(),
+        }],
     }
 }
 

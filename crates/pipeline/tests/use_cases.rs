@@ -65,6 +65,7 @@ fn quick_wait() -> WaitPolicy {
     WaitPolicy {
         poll_every: Duration::from_millis(1),
         restitch_after: Duration::from_millis(50),
+        stitch_timeout: None,
     }
 }
 
@@ -833,4 +834,54 @@ async fn an_invocation_past_its_deadline_is_stopped_and_its_batch_fails() {
     })
     .await;
     assert_eq!(failed, ["a", "b"]);
+}
+
+/// A stitch that started on its last delivery and outlived its timeout was
+/// killed (timeout or memory): the waiting client says so instead of
+/// waiting for ever; a re-run forgets that attempt and stitches again.
+#[tokio::test]
+async fn a_stitch_killed_on_its_last_attempt_is_reported_and_a_rerun_retries_it() {
+    let r = rig();
+    let p = small();
+    let job = r.submit(&p).await.job;
+    for body in drain(&r.tiles).await {
+        r.worker.handle_message(&body).await.unwrap();
+    }
+    drain(&r.stitches).await;
+    let killed = mandel_pipeline::StitchAttempt {
+        attempt: 3,
+        last: true,
+        started_unix_ms: 1,
+    };
+    r.store
+        .put(
+            &job.stitching_key(),
+            Bytes::from(serde_json::to_vec(&killed).unwrap()),
+            Metadata::new(),
+            PutMode::Overwrite,
+        )
+        .await
+        .unwrap();
+    let policy = WaitPolicy {
+        stitch_timeout: Some(Duration::from_secs(300)),
+        ..quick_wait()
+    };
+    let err = wait_for_result(&*r.store, &*r.stitches, &job, &p, policy, |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("killed by its timeout (300 s) or by its memory limit"),
+        "{err}"
+    );
+    assert!(
+        r.stitches.is_empty(),
+        "no stitch is sent for a dead last attempt"
+    );
+
+    // Running the job again sends a fresh stitch and forgets the old attempt.
+    let again = r.submit(&p).await;
+    assert_eq!(again.enqueued, 0);
+    assert!(r.store.head(&job.stitching_key()).await.unwrap().is_none());
+    assert_eq!(drain(&r.stitches).await.len(), 1);
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use mandel_aws::{AwsClients, S3Store};
-use mandel_pipeline::{JobId, ObjectStore};
+use mandel_pipeline::{DEPLOYMENT_KEY, Deployment, FunctionLimits, JobId, ObjectStore, PutMode};
 
 use crate::{Running, binary, localstack_bucket};
 
@@ -33,9 +33,53 @@ pub struct Lane {
 }
 
 impl Lane {
-    /// Creates the four queues, named after `name` and this process.
+    /// Creates the four queues, named after `name` and this process, on
+    /// the shared bucket.
     pub fn new(name: &str) -> Lane {
-        let bucket = localstack_bucket();
+        Self::create(name, localstack_bucket())
+    }
+
+    /// A lane that is a whole deployment of its own: its own bucket, and a
+    /// deployment record with these function limits (the pollers enforce
+    /// them; the client checks capacity against them).
+    pub fn with_limits(name: &str, worker: FunctionLimits, stitch: FunctionLimits) -> Lane {
+        localstack_bucket();
+        let bucket = format!("t-{name}-{}", std::process::id());
+        let mut lane = Self::create(name, bucket.clone());
+        let s3 = lane.clients.s3.clone();
+        lane.rt
+            .block_on(s3.create_bucket().bucket(&bucket).send())
+            .expect("creating the lane's bucket");
+        lane.store = Arc::new(S3Store::new(s3, &bucket));
+        lane.set_limits(worker, stitch);
+        lane
+    }
+
+    /// Writes the lane's deployment record with these limits, as a new
+    /// `terraform apply` with other timeouts or memory would.
+    pub fn set_limits(&self, worker: FunctionLimits, stitch: FunctionLimits) {
+        let record = Deployment {
+            version: 1,
+            bucket: self.bucket.clone(),
+            region: std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into()),
+            tiles_queue_url: self.tiles.clone(),
+            tiles_dlq_url: self.tiles_dlq.clone(),
+            stitch_queue_url: self.stitch.clone(),
+            stitch_dlq_url: self.stitch_dlq.clone(),
+            worker,
+            stitch,
+        };
+        self.rt
+            .block_on(self.store.put(
+                DEPLOYMENT_KEY,
+                serde_json::to_vec(&record).unwrap().into(),
+                Default::default(),
+                PutMode::Overwrite,
+            ))
+            .expect("writing the lane's deployment record");
+    }
+
+    fn create(name: &str, bucket: String) -> Lane {
         let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
         let clients = rt.block_on(AwsClients::from_env());
         let prefix = format!("t-{name}-{}", std::process::id());

@@ -7,7 +7,7 @@ use indicatif::ProgressBar;
 use mandel_aws::{AwsClients, Cloud};
 use mandel_pipeline::stitch::STORED_COLORMAP;
 use mandel_pipeline::{
-    CancelOutcome, JobId, PipelineError, ResultManifest, WaitPolicy, cancel, submit,
+    CancelOutcome, Failed, JobId, PipelineError, ResultManifest, WaitPolicy, cancel, submit,
     wait_for_result, worker::stored_tiles,
 };
 
@@ -79,11 +79,21 @@ pub async fn render(
     )
     .await;
     let manifest = match waited {
-        Ok(Err(e @ PipelineError::JobFailed { .. })) => bail!(
-            "{e}\nthe failed messages are moved to the dead-letter queue {}; \
-             fix the cause, then re-run the same command to retry what is missing",
-            cloud.deployment.tiles_dlq_url
-        ),
+        Ok(Err(e @ PipelineError::JobFailed { .. })) => {
+            let PipelineError::JobFailed { failures, .. } = &e else {
+                unreachable!()
+            };
+            // The stitch's failures go to its own dead-letter queue.
+            let dlq = if failures.iter().all(|f| f.what == Failed::Stitch) {
+                &cloud.deployment.stitch_dlq_url
+            } else {
+                &cloud.deployment.tiles_dlq_url
+            };
+            bail!(
+                "{e}\nthe failed messages are moved to the dead-letter queue {dlq}; \
+                 fix the cause, then re-run the same command to retry what is missing"
+            )
+        }
         Ok(r) => r?,
         Err(_) => {
             let stored = stored_tiles(&*cloud.store, &job, &req.params).await?;

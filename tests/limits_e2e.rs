@@ -1,0 +1,284 @@
+//! Lambda's limits, emulated where the functions run locally: each poller
+//! gives a batch its function's timeout (from the deployment record) as a
+//! deadline and caps its own memory at the function's. The failure paths
+//! those limits open are safe: a tile slower than the worker's timeout
+//! fails its job with the reason, a stitch killed for memory is reported,
+//! a lost stitch message is sent again, and a job too big for the
+//! deployment is refused before anything is written. On LocalStack, each
+//! test a deployment of its own ([`Lane::with_limits`]).
+
+use std::io::Read;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use mandel_e2e::lane::Lane;
+use mandel_e2e::{REFERENCE_IMAGE_SHA256, Running, counts_sha256};
+use mandel_pipeline::FunctionLimits;
+
+/// Terraform's defaults (infra/variables.tf).
+const WORKER: FunctionLimits = FunctionLimits {
+    timeout_secs: 60,
+    memory_mb: 3538,
+};
+const STITCH: FunctionLimits = FunctionLimits {
+    timeout_secs: 300,
+    memory_mb: 4096,
+};
+
+fn wait_for(mut child: Child, limit: Duration) -> (std::process::ExitStatus, String, Duration) {
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("the orchestrator did not stop within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status, stderr, started.elapsed())
+}
+
+fn client(lane: &Lane, dir: &std::path::Path, args: &[&str]) -> Child {
+    lane.command("mandel-orchestrate")
+        .current_dir(dir)
+        .args(["--bucket", &lane.bucket, "--timeout", "120"])
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning mandel-orchestrate")
+}
+
+/// Waits until the client has submitted (its params are stored).
+fn submitted(lane: &Lane) {
+    lane.wait_until("the job is submitted", Duration::from_secs(30), || {
+        lane.keys("jobs/")
+            .iter()
+            .any(|k| k.ends_with("params.json"))
+    });
+}
+
+/// One tile deep inside the period-3 bulb runs ~16 G iterations (several
+/// seconds), beside three fast tiles: with the worker's timeout lowered to
+/// 2 s after submission, the worker stops it at its deadline (and lives),
+/// keeps the tiles it finished, and on the last delivery records why; the
+/// waiting client stops and says so.
+#[test]
+fn a_tile_slower_than_the_worker_timeout_fails_the_job_with_the_reason() {
+    let lane = Lane::with_limits("slow-tile", WORKER, STITCH);
+    let dir = tempfile::tempdir().unwrap();
+    let waiting = client(
+        &lane,
+        dir.path(),
+        &[
+            "--viewport",
+            "-0.1240,-0.1220,0.7445,0.7465",
+            "--tiles-per-side",
+            "2",
+            "--tile-pixels",
+            "512",
+            "--max-iter",
+            "60000",
+        ],
+    );
+    submitted(&lane);
+    lane.set_limits(
+        FunctionLimits {
+            timeout_secs: 2,
+            ..WORKER
+        },
+        STITCH,
+    );
+    let mut worker = lane.worker(&dir.path().join("worker.log"));
+    let (status, stderr, took) = wait_for(waiting, Duration::from_secs(90));
+    eprintln!("stopped after {took:?}: {stderr}");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("did not finish before the worker's deadline"),
+        "{stderr}"
+    );
+    assert!(
+        worker.0.try_wait().unwrap().is_none(),
+        "the worker was killed instead of stopping its tiles"
+    );
+}
+
+/// The default job's stitch needs ~120 MiB; with the stitch's memory
+/// lowered to 48 MiB after submission, every attempt is killed (the
+/// process aborts when an allocation fails, as Lambda kills a function out
+/// of memory; like Lambda, a new one starts for the next delivery). The
+/// waiting client sees the last attempt die and reports it.
+#[test]
+fn a_stitch_larger_than_its_memory_is_killed_and_reported() {
+    let lane = Lane::with_limits(
+        "stitch-oom",
+        WORKER,
+        FunctionLimits {
+            timeout_secs: 2,
+            ..STITCH
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let waiting = client(&lane, dir.path(), &[]);
+    submitted(&lane);
+    lane.set_limits(
+        WORKER,
+        FunctionLimits {
+            timeout_secs: 2,
+            memory_mb: 48,
+        },
+    );
+    let _workers = [
+        lane.worker(&dir.path().join("worker-1.log")),
+        lane.worker(&dir.path().join("worker-2.log")),
+    ];
+    // The event-source mapping starts a new function for each delivery
+    // after one is killed.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let deaths = {
+        let (stop, lane_cmd) = (stop.clone(), lane.command("mandel-stitch"));
+        let program = lane_cmd.get_program().to_owned();
+        let envs: Vec<_> = lane_cmd
+            .get_envs()
+            .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
+            .collect();
+        let bucket = lane.bucket.clone();
+        std::thread::spawn(move || {
+            let mut deaths = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut cmd = std::process::Command::new(&program);
+                for (k, v) in &envs {
+                    match v {
+                        Some(v) => cmd.env(k, v),
+                        None => cmd.env_remove(k),
+                    };
+                }
+                let mut stitch = Running::spawn(
+                    cmd.args(["--poll", "--bucket", &bucket])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::piped()),
+                );
+                loop {
+                    if let Some(status) = stitch.0.try_wait().unwrap() {
+                        let mut err = String::new();
+                        let _ = stitch.0.stderr.take().unwrap().read_to_string(&mut err);
+                        deaths.push((status, err));
+                        break;
+                    }
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        return deaths;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+            deaths
+        })
+    };
+    let (status, stderr, took) = wait_for(waiting, Duration::from_secs(90));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let deaths = deaths.join().unwrap();
+    eprintln!(
+        "stopped after {took:?}, {} stitch deaths: {stderr}",
+        deaths.len()
+    );
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("killed by its timeout (2 s) or by its memory limit"),
+        "{stderr}"
+    );
+    assert!(!deaths.is_empty(), "no stitch was killed");
+    for (status, err) in &deaths {
+        assert!(!status.success());
+        assert!(err.contains("memory allocation"), "{status}: {err}");
+    }
+}
+
+/// Every tile stored, then the stitch message purged before any stitch
+/// ran: the waiting client sends another and the job ends exactly.
+#[test]
+fn a_stitch_message_purged_while_the_client_waits_still_ends_in_the_exact_image() {
+    let lane = Lane::new("purged-stitch");
+    let dir = tempfile::tempdir().unwrap();
+    let waiting = lane
+        .command("mandel-orchestrate")
+        .current_dir(dir.path())
+        .args(["--bucket", &lane.bucket, "--fresh", "--timeout", "120"])
+        .args(["--restitch-after", "2", "--counts-out", "counts.npy"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let workers = [
+        lane.worker(&dir.path().join("worker-1.log")),
+        lane.worker(&dir.path().join("worker-2.log")),
+    ];
+    lane.wait_until(
+        "the stitch message is sent",
+        Duration::from_secs(60),
+        || lane.depth(&lane.stitch) >= 1,
+    );
+    drop(workers);
+    let purged = lane.drain(&lane.stitch);
+    assert_eq!(purged.len(), 1, "{purged:?}");
+    let _stitch = lane.stitcher(&dir.path().join("stitch.log"));
+    let (status, stderr, took) = wait_for(waiting, Duration::from_secs(90));
+    eprintln!("finished {took:?} after the purge: {stderr}");
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.contains("sending the stitch message again"),
+        "{stderr}"
+    );
+    assert_eq!(
+        counts_sha256(&dir.path().join("counts.npy")),
+        REFERENCE_IMAGE_SHA256
+    );
+}
+
+/// Too big for the deployment's functions: refused with exit code 2 and
+/// the limit named, before anything is written or sent.
+#[test]
+fn a_job_too_big_for_the_deployment_is_refused_before_anything_is_written() {
+    let lane = Lane::with_limits("capacity", WORKER, STITCH);
+    let dir = tempfile::tempdir().unwrap();
+    for (args, names) in [
+        (
+            &[
+                "--tile-pixels",
+                "4096",
+                "--tiles-per-side",
+                "1",
+                "--max-iter",
+                "60000",
+            ][..],
+            "worker's timeout of 60 s",
+        ),
+        (
+            &[
+                "--tile-pixels",
+                "256",
+                "--tiles-per-side",
+                "128",
+                "--max-iter",
+                "100",
+            ][..],
+            "stitch's memory of 4096 MiB",
+        ),
+    ] {
+        let out = lane.orchestrate(dir.path(), args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(names), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(lane.keys("jobs/").is_empty(), "something was written");
+        assert_eq!(lane.depth(&lane.tiles), 0);
+    }
+}

@@ -205,29 +205,7 @@ impl Lane {
     }
 
     fn counts(&self, queue: &str) -> (u64, u64) {
-        let attrs = self
-            .rt
-            .block_on(
-                self.clients
-                    .sqs
-                    .get_queue_attributes()
-                    .queue_url(queue)
-                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-                    .send(),
-            )
-            .expect("queue attributes");
-        let get = |name| {
-            attrs
-                .attributes()
-                .and_then(|a| a.get(&name))
-                .and_then(|n| n.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        (
-            get(QueueAttributeName::ApproximateNumberOfMessages),
-            get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-        )
+        queue_counts(&self.rt, &self.clients.sqs, queue)
     }
 
     /// Receives (and deletes) every message now in a queue: its bodies.
@@ -338,4 +316,32 @@ pub fn log_events(log: &Path, message: &str) -> Vec<serde_json::Value> {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|v| v["fields"]["message"] == message)
         .collect()
+}
+
+/// A queue's visible and in-flight message counts.
+pub fn queue_counts(
+    rt: &tokio::runtime::Runtime,
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+) -> (u64, u64) {
+    let attrs = rt
+        .block_on(
+            sqs.get_queue_attributes()
+                .queue_url(queue)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+                .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+                .send(),
+        )
+        .expect("queue attributes");
+    let get = |name| {
+        attrs
+            .attributes()
+            .and_then(|a| a.get(&name))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (
+        get(QueueAttributeName::ApproximateNumberOfMessages),
+        get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+    )
 }

@@ -2,8 +2,10 @@
 //! as child processes that are killed when dropped, and the LocalStack
 //! environment they share.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -78,6 +80,27 @@ pub fn start_pollers(bucket: &str, workers: usize) -> Vec<Running> {
         .map(|_| poller("mandel-worker"))
         .chain([poller("mandel-stitch")])
         .collect()
+}
+
+/// Waits for a child (spawned with piped stderr) to exit, at most
+/// `limit`: its status, its stderr and how long that took.
+pub fn finish(mut child: Child, limit: Duration) -> (ExitStatus, String, Duration) {
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("the orchestrator did not stop within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        pipe.read_to_string(&mut stderr).unwrap();
+    }
+    (status, stderr, started.elapsed())
 }
 
 /// A child process killed (SIGKILL) when dropped.

@@ -9,10 +9,10 @@
 
 use std::io::Read;
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mandel_e2e::lane::Lane;
-use mandel_e2e::{REFERENCE_IMAGE_SHA256, Running, counts_sha256};
+use mandel_e2e::{REFERENCE_IMAGE_SHA256, Running, counts_sha256, finish};
 use mandel_pipeline::FunctionLimits;
 
 /// Terraform's defaults (infra/variables.tf).
@@ -24,28 +24,6 @@ const STITCH: FunctionLimits = FunctionLimits {
     timeout_secs: 300,
     memory_mb: 4096,
 };
-
-fn wait_for(mut child: Child, limit: Duration) -> (std::process::ExitStatus, String, Duration) {
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            panic!("the orchestrator did not stop within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    (status, stderr, started.elapsed())
-}
 
 fn client(lane: &Lane, dir: &std::path::Path, args: &[&str]) -> Child {
     lane.command("mandel-orchestrate")
@@ -99,7 +77,7 @@ fn a_tile_slower_than_the_worker_timeout_fails_the_job_with_the_reason() {
         STITCH,
     );
     let mut worker = lane.worker(&dir.path().join("worker.log"));
-    let (status, stderr, took) = wait_for(waiting, Duration::from_secs(90));
+    let (status, stderr, took) = finish(waiting, Duration::from_secs(90));
     eprintln!("stopped after {took:?}: {stderr}");
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(
@@ -183,7 +161,7 @@ fn a_stitch_larger_than_its_memory_is_killed_and_reported() {
             deaths
         })
     };
-    let (status, stderr, took) = wait_for(waiting, Duration::from_secs(90));
+    let (status, stderr, took) = finish(waiting, Duration::from_secs(90));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let deaths = deaths.join().unwrap();
     eprintln!(
@@ -230,7 +208,7 @@ fn a_stitch_message_purged_while_the_client_waits_still_ends_in_the_exact_image(
     let purged = lane.drain(&lane.stitch);
     assert_eq!(purged.len(), 1, "{purged:?}");
     let _stitch = lane.stitcher(&dir.path().join("stitch.log"));
-    let (status, stderr, took) = wait_for(waiting, Duration::from_secs(90));
+    let (status, stderr, took) = finish(waiting, Duration::from_secs(90));
     eprintln!("finished {took:?} after the purge: {stderr}");
     assert!(status.success(), "{stderr}");
     assert!(

@@ -17,7 +17,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_sqs::types::QueueAttributeName;
 use mandel_pipeline::{DEPLOYMENT_KEY, Deployment, FunctionLimits};
 use serde_json::{Value, json};
 
@@ -246,25 +245,7 @@ impl IamCloud {
 
     /// Messages in a queue (by URL), visible or in flight.
     pub fn depth(&self, queue: &str) -> u64 {
-        let attrs = self
-            .rt
-            .block_on(
-                self.admin
-                    .get_queue_attributes()
-                    .queue_url(queue)
-                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-                    .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-                    .send(),
-            )
-            .expect("queue attributes as admin");
-        let get = |name| {
-            attrs
-                .attributes()
-                .and_then(|a| a.get(&name))
-                .and_then(|n| n.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        get(QueueAttributeName::ApproximateNumberOfMessages)
-            + get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        let (visible, in_flight) = crate::lane::queue_counts(&self.rt, &self.admin, queue);
+        visible + in_flight
     }
 }

@@ -5,12 +5,11 @@
 //! Each prints how long recovery took. Needs `localstack/up.sh`'s
 //! environment (the README's test command provides it); fails without it.
 
-use std::io::Read;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use mandel_e2e::lane::{Lane, MAX_RECEIVES, VISIBILITY_SECS};
-use mandel_e2e::{REFERENCE_IMAGE_SHA256, log_events};
+use mandel_e2e::{REFERENCE_IMAGE_SHA256, finish, log_events};
 use mandel_pipeline::JobId;
 
 /// A 4×4-tile job that renders in well under a second.
@@ -36,29 +35,6 @@ fn spawn_waiting(lane: &Lane, dir: &std::path::Path, job: &JobId, args: &[&str])
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawning mandel-orchestrate")
-}
-
-/// Waits for a child to exit (at most `limit`) and returns its stderr.
-fn finish(mut child: Child, limit: Duration) -> (std::process::ExitStatus, String) {
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > limit {
-            let _ = child.kill();
-            panic!("the orchestrator did not stop within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    (status, stderr)
 }
 
 /// SIGKILL a worker poller while it holds a batch: the job still completes
@@ -210,7 +186,7 @@ fn the_orchestrator_names_the_failure_when_params_json_is_hand_edited() {
         .unwrap();
     let started = Instant::now();
     let _worker = lane.worker(&dir.path().join("w.log"));
-    let (status, stderr) = finish(waiting, MINUTE);
+    let (status, stderr, _) = finish(waiting, MINUTE);
     eprintln!(
         "orchestrator stopped {:.1} s after the worker started",
         started.elapsed().as_secs_f64()
@@ -243,7 +219,7 @@ fn a_rerun_resumes_an_interrupted_job_and_returns_a_finished_one_at_once() {
         .unwrap();
     assert!(status.success());
     drop(worker);
-    let (status, _) = finish(waiting, MINUTE);
+    let (status, _, _) = finish(waiting, MINUTE);
     assert!(!status.success(), "Ctrl-C stops the orchestrator");
     let stored = lane.keys(&job.tiles_prefix()).len();
     assert!(stored < 256, "the job was interrupted");
@@ -319,7 +295,7 @@ fn a_cancelled_job_stops_its_client_and_workers_skip_it() {
     let out = lane.orchestrate(dir.path(), &["--cancel", job.as_str()]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("cancelled job {job}")));
-    let (status, stderr) = finish(waiting, MINUTE);
+    let (status, stderr, _) = finish(waiting, MINUTE);
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("was cancelled"), "{stderr}");
 

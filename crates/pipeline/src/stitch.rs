@@ -36,36 +36,53 @@ pub enum StitchOutcome {
     Cancelled,
 }
 
+fn parse_stitch(body: &str) -> Result<StitchMessage, PipelineError> {
+    serde_json::from_str(body).map_err(|e| PipelineError::BadMessage {
+        reason: e.to_string(),
+    })
+}
+
 /// Parses a stitch-queue message body and stitches its job.
 pub async fn handle_stitch_message(
     store: &Arc<dyn ObjectStore>,
     body: &str,
 ) -> Result<StitchOutcome, PipelineError> {
-    let msg: StitchMessage = serde_json::from_str(body).map_err(|e| PipelineError::BadMessage {
-        reason: e.to_string(),
-    })?;
-    stitch(store, &msg.job).await
+    stitch(store, &parse_stitch(body)?.job).await
 }
 
-/// [`handle_stitch_message`] for a queue delivery: if it fails on the
-/// delivery that is the queue's last (`max_receive_count`), or in a way no
-/// retry can mend (a policy refuses a call, the stored params are invalid),
-/// a [`Failed::Stitch`] record tells the waiting client.
+/// [`handle_stitch_message`] for a queue delivery, as the stitch function
+/// runs it: it marks the attempt ([`StitchAttempt`]) when it starts on a
+/// known job, and if it fails on the delivery that is the queue's last
+/// (`max_receive_count`), or in a way no retry can mend (a policy refuses a
+/// call, the stored params are invalid), a [`Failed::Stitch`] record tells
+/// the waiting client.
 pub async fn handle_stitch_delivery(
     store: &Arc<dyn ObjectStore>,
     delivery: &Delivery,
     max_receive_count: Option<u32>,
 ) -> Result<StitchOutcome, PipelineError> {
+    let msg = parse_stitch(&delivery.body)?;
     let last = max_receive_count.is_some_and(|max| delivery.receive_count >= max);
-    if let Ok(msg) = serde_json::from_str::<StitchMessage>(&delivery.body) {
-        mark_attempt(store, &msg.job, delivery.receive_count, last).await;
-    }
-    let result = handle_stitch_message(store, &delivery.body).await;
+    let attempt = StitchAttempt {
+        attempt: delivery.receive_count,
+        last,
+        started_unix_ms: unix_ms(),
+    };
+    let result = stitch_marked(store, &msg.job, Some(attempt)).await;
+    // Params gone from a job that has tiles: deleted by hand, not a
+    // stranger's message (which must write nothing).
+    let params_gone = async |e: &PipelineError| {
+        matches!(e, PipelineError::UnknownJob { .. })
+            && store
+                .list(&msg.job.tiles_prefix())
+                .await
+                .is_ok_and(|tiles| !tiles.is_empty())
+    };
     if let Err(e) = &result
-        && let Ok(msg) = serde_json::from_str::<StitchMessage>(&delivery.body)
         && (e.is_denied()
             || matches!(e, PipelineError::BadStoredParams { .. })
-            || (last && !e.is_permanent()))
+            || (last && !e.is_permanent())
+            || params_gone(e).await)
     {
         let failure = Failure {
             what: Failed::Stitch,
@@ -82,13 +99,8 @@ pub async fn handle_stitch_delivery(
 
 /// Writes the job's [`StitchAttempt`] marker; best effort (a client that
 /// cannot see it only waits longer to report a killed stitch).
-async fn mark_attempt(store: &Arc<dyn ObjectStore>, job: &JobId, attempt: u32, last: bool) {
-    let marker = StitchAttempt {
-        attempt,
-        last,
-        started_unix_ms: unix_ms(),
-    };
-    let body = serde_json::to_vec(&marker).expect("serialises");
+async fn mark_attempt(store: &Arc<dyn ObjectStore>, job: &JobId, attempt: &StitchAttempt) {
+    let body = serde_json::to_vec(attempt).expect("serialises");
     if let Err(e) = store
         .put(
             &job.stitching_key(),
@@ -117,6 +129,15 @@ pub async fn stitch(
     store: &Arc<dyn ObjectStore>,
     job: &JobId,
 ) -> Result<StitchOutcome, PipelineError> {
+    stitch_marked(store, job, None).await
+}
+
+/// [`stitch`], marking `attempt` once the job is known to exist.
+async fn stitch_marked(
+    store: &Arc<dyn ObjectStore>,
+    job: &JobId,
+    attempt: Option<StitchAttempt>,
+) -> Result<StitchOutcome, PipelineError> {
     if store.head(&job.result_key()).await?.is_some() {
         return Ok(StitchOutcome::AlreadyDone);
     }
@@ -125,6 +146,9 @@ pub async fn stitch(
     }
     let started = Instant::now();
     let params = load_params(&**store, job).await?;
+    if let Some(attempt) = &attempt {
+        mark_attempt(store, job, attempt).await;
+    }
     let (counts, tile_stats) = fetch_tiles(store, job, &params).await?;
     let fetched = started.elapsed();
 

@@ -885,3 +885,42 @@ async fn a_stitch_killed_on_its_last_attempt_is_reported_and_a_rerun_retries_it(
     assert!(r.store.head(&job.stitching_key()).await.unwrap().is_none());
     assert_eq!(drain(&r.stitches).await.len(), 1);
 }
+
+/// A stitch whose job lost its params.json fails at once with a record the
+/// client reports, not after hours of redelivery; a stitch message for a
+/// job nobody submitted writes nothing.
+#[tokio::test]
+async fn a_stitch_whose_params_are_gone_is_recorded_at_once() {
+    let r = rig();
+    let p = small();
+    let job = r.submit(&p).await.job;
+    for body in drain(&r.tiles).await {
+        r.worker.handle_message(&body).await.unwrap();
+    }
+    let message = drain(&r.stitches).await.remove(0);
+    r.store.delete(&job.params_key()).await.unwrap();
+    let err =
+        mandel_pipeline::handle_stitch_delivery(&r.store, &delivery("s", message, 1), Some(5))
+            .await
+            .unwrap_err();
+    assert!(matches!(err, PipelineError::UnknownJob { .. }), "{err}");
+    let failures = read_failures(&*r.store, &job).await.unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(
+        failures[0].reason.contains("no params.json"),
+        "{}",
+        failures[0].reason
+    );
+
+    let stranger = r#"{"job":"nobody-submitted-this"}"#.to_string();
+    mandel_pipeline::handle_stitch_delivery(&r.store, &delivery("x", stranger, 1), Some(5))
+        .await
+        .unwrap_err();
+    assert!(
+        r.store
+            .list("jobs/nobody-submitted-this/")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -11,7 +11,7 @@
 //! command runs; without it the tests fail, never skip.
 
 use std::collections::BTreeMap;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -67,12 +67,8 @@ fn as_aws_authorizes_batches(mut policy: Value) -> Value {
     policy
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
+/// Servers started by this process, to name their logs.
+static SERVERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 fn moto_server() -> PathBuf {
     let path = std::env::var("MANDEL_MOTO_SERVER").expect(
@@ -102,21 +98,45 @@ impl IamCloud {
     /// policy (and `admin`, allowed everything, for the test's own looks).
     pub fn start(name: &str, policies: BTreeMap<&str, Value>) -> IamCloud {
         let server = moto_server();
-        let port = free_port();
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let log = std::env::temp_dir().join(format!("moto-{name}-{port}.log"));
-        let log = std::fs::File::create(&log).expect("moto log");
-        let running = Running::spawn(
+        // moto picks a free port itself (-p 0) and says which in its log:
+        // choosing one here and handing it over races with other tests.
+        let log_path = std::env::temp_dir().join(format!(
+            "moto-{name}-{}-{}.log",
+            std::process::id(),
+            SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let log = std::fs::File::create(&log_path).expect("moto log");
+        let mut running = Running::spawn(
             Command::new(&server)
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .args(["-H", "127.0.0.1", "-p", "0"])
                 .stdout(log.try_clone().unwrap())
                 .stderr(log),
         );
         let started = Instant::now();
+        let port = loop {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Some(port) = text
+                .split("Running on http://127.0.0.1:")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|p| p.parse::<u16>().ok())
+            {
+                break port;
+            }
+            if let Some(status) = running.0.try_wait().unwrap() {
+                panic!("moto exited ({status}): {text}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "moto did not start in 60 s: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let endpoint = format!("http://127.0.0.1:{port}");
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "moto did not listen on {port} in 30 s"
+                started.elapsed() < Duration::from_secs(60),
+                "moto is not listening on {port}"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -167,6 +187,7 @@ impl IamCloud {
             .arg(setup)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("running moto_setup.py");
         use std::io::Write;
@@ -177,7 +198,11 @@ impl IamCloud {
             .write_all(spec.to_string().as_bytes())
             .unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "moto_setup.py failed");
+        assert!(
+            out.status.success(),
+            "moto_setup.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let created: Value = serde_json::from_slice(&out.stdout).expect("setup output");
         let users: BTreeMap<String, (String, String)> = created["users"]
             .as_object()

@@ -59,16 +59,17 @@ pub struct Cli {
     #[arg(long)]
     pub no_wait: bool,
 
-    /// With --bucket: give up waiting after this many seconds, listing the missing tiles.
-    #[arg(long, value_name = "SECS", default_value_t = 900)]
-    pub timeout: u64,
+    /// With --bucket: give up waiting after this many seconds, listing the
+    /// missing tiles [default: 900].
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
 
     /// With --bucket: when every tile is stored but no result appears for
     /// this many seconds, send the stitch message again (then after twice
     /// as long, ...): a lost stitch message or a killed stitch never leaves
-    /// the job stuck.
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
-    pub restitch_after: u64,
+    /// the job stuck [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub restitch_after: Option<u64>,
 
     /// With --bucket: a new job id instead of the content hash of the params.
     #[arg(long)]
@@ -196,15 +197,33 @@ impl Cli {
         };
         let cancel = job_flag("cancel", &self.cancel)?;
         let job = job_flag("job", &self.job)?;
-        if self.timeout == 0 {
-            return Err(usage("timeout", "timeout must be at least 1 second, got 0"));
+        // Flags of the cloud mode are refused without --bucket rather than
+        // silently ignored.
+        if self.bucket.is_none() {
+            for (flag, given) in [
+                ("no-wait", self.no_wait),
+                ("fresh", self.fresh),
+                ("timeout", self.timeout.is_some()),
+                ("restitch-after", self.restitch_after.is_some()),
+            ] {
+                if given {
+                    return Err(usage(
+                        flag,
+                        format!("--{flag} needs --bucket (it applies to jobs in a bucket)"),
+                    ));
+                }
+            }
         }
-        if self.restitch_after == 0 {
-            return Err(usage(
-                "restitch-after",
-                "restitch-after must be at least 1 second, got 0",
-            ));
-        }
+        let seconds = |flag: &str, value: Option<u64>, default: u64| match value.unwrap_or(default)
+        {
+            0 => Err(usage(
+                flag,
+                format!("{flag} must be at least 1 second, got 0"),
+            )),
+            n => Ok(std::time::Duration::from_secs(n)),
+        };
+        let timeout = seconds("timeout", self.timeout, 900)?;
+        let restitch_after = seconds("restitch-after", self.restitch_after, 60)?;
         Ok(Request {
             params,
             out: self.out.clone(),
@@ -213,8 +232,8 @@ impl Cli {
             workers,
             bucket: self.bucket.clone(),
             no_wait: self.no_wait,
-            timeout: std::time::Duration::from_secs(self.timeout),
-            restitch_after: std::time::Duration::from_secs(self.restitch_after),
+            timeout,
+            restitch_after,
             fresh: self.fresh,
             cancel,
             job,

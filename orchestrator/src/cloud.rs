@@ -8,7 +8,7 @@ use mandel_aws::{AwsClients, Cloud};
 use mandel_pipeline::stitch::STORED_COLORMAP;
 use mandel_pipeline::{
     CancelOutcome, Failed, JobId, PipelineError, ResultManifest, WaitPolicy, cancel, submit,
-    wait_for_result, worker::stored_tiles,
+    tiles::missing_tiles, wait_for_result,
 };
 
 use crate::cli::Request;
@@ -96,11 +96,9 @@ pub async fn render(
         }
         Ok(r) => r?,
         Err(_) => {
-            let stored = stored_tiles(&*cloud.store, &job, &req.params).await?;
-            let missing: Vec<String> = req
-                .params
-                .tiles()
-                .filter(|t| stored.binary_search(t).is_err())
+            let missing: Vec<String> = missing_tiles(&*cloud.store, &job, &req.params)
+                .await?
+                .iter()
                 .map(|t| t.to_string())
                 .collect();
             let shown = missing

@@ -86,6 +86,18 @@ fn bad_input_exits_2_with_one_line_and_writes_nothing() {
             &["--bucket", "b", "--timeout", "0"],
             "--timeout: timeout must be at least 1 second",
         ),
+        (
+            &["--bucket", "b", "--restitch-after", "0"],
+            "--restitch-after: restitch-after must be at least 1 second",
+        ),
+        // Flags of the cloud mode are refused without --bucket.
+        (&["--no-wait"], "--no-wait: --no-wait needs --bucket"),
+        (&["--fresh"], "--fresh: --fresh needs --bucket"),
+        (&["--timeout", "5"], "--timeout: --timeout needs --bucket"),
+        (
+            &["--restitch-after", "5"],
+            "--restitch-after: --restitch-after needs --bucket",
+        ),
     ];
     for (args, want) in cases {
         let out = run(dir.path(), args);

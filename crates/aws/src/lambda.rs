@@ -13,11 +13,39 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::LambdaEvent;
 use mandel_pipeline::{Delivery, FunctionLimits, PipelineError, invoke};
 
+/// Runs a function: as a Lambda serving the runtime API, or with
+/// `poll_batch` as its own event-source mapping on `queue` (batches of that
+/// many messages). Either way its memory is capped and each batch is an
+/// invocation with the function's timeout. The whole `main` of a function
+/// is connecting, building its batch handler, and calling this.
+pub async fn run_function<F, Fut>(
+    queue: &dyn mandel_pipeline::Queue,
+    limits: FunctionLimits,
+    poll_batch: Option<usize>,
+    handle: F,
+) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(Vec<Delivery>, Option<Instant>) -> Fut,
+    Fut: Future<Output = Vec<String>>,
+{
+    cap_memory(limits)?;
+    if let Some(batch) = poll_batch {
+        poll_until_signal(queue, batch, limits, handle).await?;
+        return Ok(());
+    }
+    lambda_runtime::run(lambda_runtime::service_fn(
+        |event: LambdaEvent<SqsEvent>| async {
+            Ok::<_, lambda_runtime::Error>(handle_event(event, limits, &handle).await)
+        },
+    ))
+    .await
+}
+
 /// Runs a batch handler on an SQS event and reports only the failed ids.
 /// The handler gets the invocation's deadline: Lambda's, or `limits`'
 /// timeout from now if that is sooner (as under `cargo lambda watch`, which
 /// enforces none), and is stopped when it passes.
-pub async fn handle_batch<F, Fut>(
+pub async fn handle_event<F, Fut>(
     event: LambdaEvent<SqsEvent>,
     limits: FunctionLimits,
     handle: F,

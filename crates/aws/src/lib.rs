@@ -13,7 +13,7 @@
 //! - [`Cloud`]: a deployment's store and queues, found from the bucket's
 //!   deployment record.
 //! - [`lambda`]: a batch handler (messages in, failed ids out) served to
-//!   Lambda's SQS trigger ([`lambda::handle_batch`]), or fed from a queue on
+//!   Lambda's SQS trigger ([`lambda::run_function`], [`lambda::handle_event`]), or fed from a queue on
 //!   this machine ([`lambda::poll_until_signal`]); [`lambda::sqs_event`]
 //!   builds the event Lambda would deliver, for `mandel-trigger`.
 //!
@@ -22,6 +22,7 @@
 
 mod cloud;
 mod config;
+mod errors;
 pub mod lambda;
 mod s3;
 mod sqs;
@@ -30,13 +31,3 @@ pub use cloud::{Cloud, bucket_from};
 pub use config::AwsClients;
 pub use s3::S3Store;
 pub use sqs::SqsQueue;
-
-/// The short text of an HTTP 403 answer: its error code and message when
-/// the service sent ones the SDK could read.
-fn refusal(code: Option<&str>, message: Option<&str>) -> String {
-    match (code, message) {
-        (Some(code), Some(message)) => format!("HTTP 403 {code}: {message}"),
-        (Some(code), None) => format!("HTTP 403 {code}"),
-        _ => "HTTP 403".to_string(),
-    }
-}

@@ -7,6 +7,8 @@ use bytes::Bytes;
 use mandel_pipeline::store::{validate_key, validate_metadata};
 use mandel_pipeline::{Metadata, Object, ObjectMeta, ObjectStore, PutMode, PutOutcome, StoreError};
 
+use crate::errors::{is_denied, is_transient, refusal, status};
+
 /// An [`ObjectStore`] on one S3 bucket.
 #[derive(Clone, Debug)]
 pub struct S3Store {
@@ -27,39 +29,6 @@ impl S3Store {
     }
 }
 
-/// Throttling, timeouts, dispatch failures and 5xx are worth a retry.
-fn transient<E, R>(err: &SdkError<E, R>) -> bool
-where
-    E: ProvideErrorMetadata,
-{
-    match err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
-        }
-        SdkError::ServiceError(e) => {
-            matches!(
-                e.err().code(),
-                Some("SlowDown" | "InternalError" | "ServiceUnavailable" | "RequestTimeout")
-            )
-        }
-        _ => false,
-    }
-}
-
-fn status<E, R: HttpStatus>(err: &SdkError<E, R>) -> Option<u16> {
-    err.raw_response().map(|r| r.status_code())
-}
-
-trait HttpStatus {
-    fn status_code(&self) -> u16;
-}
-
-impl HttpStatus for aws_sdk_s3::config::http::HttpResponse {
-    fn status_code(&self) -> u16 {
-        self.status().as_u16()
-    }
-}
-
 /// The error of an S3 call of IAM action `action` on `key`. A 403 is a
 /// refusal by the caller's policy (or the bucket's), named by its action.
 fn backend<E>(
@@ -70,18 +39,18 @@ fn backend<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let is_transient = transient(&err);
-    if status(&err) == Some(403) {
+    let transient = is_transient(&err);
+    if is_denied(&err) {
         return StoreError::Denied {
             key: key.to_string(),
             action,
-            source: crate::refusal(err.code(), err.message()).into(),
+            source: refusal(&err).into(),
         };
     }
     StoreError::backend(
         key,
         aws_sdk_s3::error::DisplayErrorContext(err).to_string(),
-        is_transient,
+        transient,
     )
 }
 

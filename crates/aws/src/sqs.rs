@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
@@ -8,6 +9,8 @@ use aws_sdk_sqs::types::{
 };
 use mandel_pipeline::{Delivery, Queue, QueueError};
 use tokio::task::JoinSet;
+
+use crate::errors::{is_denied, is_transient, refusal};
 
 /// SQS's limit on messages per batch call.
 const BATCH: usize = 10;
@@ -73,15 +76,14 @@ impl SqsQueue {
     /// The error of an SQS call of IAM action `action`. SQS answers a call
     /// its policy refuses with HTTP 403 (code `AccessDenied` on AWS; some
     /// emulators send a body the SDK cannot parse), so the status decides.
-    fn sdk_error<E, R>(&self, action: &'static str, err: SdkError<E, R>) -> QueueError
+    fn sdk_error<E>(&self, action: &'static str, err: SdkError<E, HttpResponse>) -> QueueError
     where
         E: std::error::Error + ProvideErrorMetadata + 'static,
-        R: std::fmt::Debug + HttpStatus,
     {
-        if err.raw_response().is_some_and(|r| r.status_code() == 403) {
+        if is_denied(&err) {
             return QueueError {
                 denied: Some(action),
-                ..self.error(crate::refusal(err.code(), err.message()), false)
+                ..self.error(refusal(&err), false)
             };
         }
         self.error(DisplayErrorContext(&err), is_transient(&err))
@@ -134,24 +136,6 @@ impl SqsQueue {
             true,
         ))
     }
-}
-
-/// The HTTP status of a raw response.
-trait HttpStatus {
-    fn status_code(&self) -> u16;
-}
-
-impl HttpStatus for aws_sdk_sqs::config::http::HttpResponse {
-    fn status_code(&self) -> u16 {
-        self.status().as_u16()
-    }
-}
-
-fn is_transient<E, R>(err: &SdkError<E, R>) -> bool {
-    matches!(
-        err,
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_)
-    )
 }
 
 #[async_trait]

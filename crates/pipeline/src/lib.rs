@@ -44,6 +44,7 @@ pub mod retry;
 pub mod stitch;
 pub mod store;
 pub mod submit;
+pub mod tiles;
 pub mod worker;
 
 pub use deployment::{BUCKET_ENV, DEPLOYMENT_KEY, Deployment, FunctionLimits};

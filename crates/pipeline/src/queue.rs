@@ -34,6 +34,15 @@ pub struct Delivery {
     pub receive_count: u32,
 }
 
+impl Delivery {
+    /// Whether this is the queue's last delivery of the message (its
+    /// `maxReceiveCount`; `None`: the queue retries for ever): if it fails
+    /// now, SQS moves it to the dead-letter queue.
+    pub fn is_final(&self, max_receive_count: Option<u32>) -> bool {
+        max_receive_count.is_some_and(|max| self.receive_count >= max)
+    }
+}
+
 #[derive(Debug, Error)]
 #[error(
     "queue {queue}: {}{source}",

@@ -16,7 +16,7 @@ use crate::job::{
 use crate::params_cache::load_params;
 use crate::queue::Delivery;
 use crate::store::{Metadata, ObjectStore, PutMode, PutOutcome, StoreError};
-use crate::worker::{META_COMPUTE_US, META_SHA256, META_WORKER, record_failure};
+use crate::tiles::{META_COMPUTE_US, META_SHA256, META_WORKER, put_tile, record_failure};
 
 /// How many tile GETs a stitch keeps in flight.
 const PARALLEL_GETS: usize = 32;
@@ -62,7 +62,7 @@ pub async fn handle_stitch_delivery(
     max_receive_count: Option<u32>,
 ) -> Result<StitchOutcome, PipelineError> {
     let msg = parse_stitch(&delivery.body)?;
-    let last = max_receive_count.is_some_and(|max| delivery.receive_count >= max);
+    let last = delivery.is_final(max_receive_count);
     let attempt = StitchAttempt {
         attempt: delivery.receive_count,
         last,
@@ -318,18 +318,6 @@ async fn rerender(
     let counts = tokio::task::spawn_blocking(move || kernel::render_tile(&params, tile))
         .await
         .expect("tile kernel panicked");
-    let bytes = blob::encode(&counts);
-    let metadata = Metadata::from([
-        (META_SHA256.to_string(), hex(&Sha256::digest(&bytes))),
-        (META_WORKER.to_string(), "stitch".to_string()),
-    ]);
-    store
-        .put(
-            &job.tile_key(tile),
-            Bytes::from(bytes),
-            metadata,
-            PutMode::Overwrite,
-        )
-        .await?;
+    put_tile(&**store, job, tile, blob::encode(&counts), "stitch", None).await?;
     Ok(counts)
 }

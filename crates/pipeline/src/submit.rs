@@ -9,7 +9,7 @@ use crate::error::PipelineError;
 use crate::job::{Failure, JobId, ResultManifest, StitchAttempt, StitchMessage, TileMessage};
 use crate::queue::Queue;
 use crate::store::{Metadata, ObjectStore, PutMode, PutOutcome, StoreError};
-use crate::worker::{stored_tiles, whole_tiles};
+use crate::tiles::{missing_tiles, whole_tiles};
 use tracing::warn;
 
 /// What [`submit`] did.
@@ -64,10 +64,9 @@ pub async fn submit(
     }
     clear_failures(store, &job).await?;
     store.delete(&job.cancelled_key()).await?;
-    let stored = stored_tiles(store, &job, params).await?;
-    let messages: Vec<String> = params
-        .tiles()
-        .filter(|t| stored.binary_search(t).is_err())
+    let missing = missing_tiles(store, &job, params).await?;
+    let messages: Vec<String> = missing
+        .iter()
         .map(|t| {
             serde_json::to_string(&TileMessage {
                 job: job.clone(),
@@ -88,7 +87,7 @@ pub async fn submit(
     Ok(Submitted {
         job,
         enqueued: messages.len() as u64,
-        already_stored: stored.len() as u64,
+        already_stored: params.tile_count() - missing.len() as u64,
         finished: false,
     })
 }

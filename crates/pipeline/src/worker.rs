@@ -21,22 +21,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use mandel_core::{RenderParams, TileId, blob, kernel};
-use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::error::PipelineError;
-use crate::job::{Failed, Failure, JobId, StitchMessage, TileMessage, hex};
+use crate::job::{Failed, Failure, JobId, StitchMessage, TileMessage};
 use crate::params_cache::ParamsCache;
 use crate::queue::{Delivery, Queue};
-use crate::store::{Metadata, ObjectMeta, ObjectStore, PutMode};
-
-/// Metadata names written with every tile blob.
-pub const META_SHA256: &str = "sha256";
-pub const META_COMPUTE_US: &str = "compute-us";
-pub const META_WORKER: &str = "worker";
+use crate::store::ObjectStore;
+use crate::tiles;
 
 /// What rendering a tile did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -193,8 +187,7 @@ impl TileWorker {
     }
 
     fn is_last(&self, d: &Delivery) -> bool {
-        self.max_receive_count
-            .is_some_and(|max| d.receive_count >= max)
+        d.is_final(self.max_receive_count)
     }
 
     /// The jobs of the batch that are cancelled: one HEAD per job. If the
@@ -261,7 +254,7 @@ impl TileWorker {
             attempts: d.receive_count,
             worker: self.worker_id.clone(),
         };
-        if let Err(e) = record_failure(&*self.store, job, &failure).await {
+        if let Err(e) = tiles::record_failure(&*self.store, job, &failure).await {
             warn!(%job, error = %e, "could not record the failure");
         }
     }
@@ -312,7 +305,7 @@ impl TileWorker {
         };
         if receive_count > 1
             && let Some(meta) = self.store.head(&msg.job.tile_key(tile)).await?
-            && meta.size == blob_size(&params)
+            && meta.size == tiles::blob_size(&params)
         {
             return Ok(stored(0));
         }
@@ -336,19 +329,15 @@ impl TileWorker {
             .expect("tile kernel panicked")
             .ok_or_else(unfinished)?
         };
-        let metadata = Metadata::from([
-            (META_SHA256.to_string(), hex(&Sha256::digest(&bytes))),
-            (META_COMPUTE_US.to_string(), compute_us.to_string()),
-            (META_WORKER.to_string(), self.worker_id.clone()),
-        ]);
-        self.store
-            .put(
-                &msg.job.tile_key(tile),
-                Bytes::from(bytes),
-                metadata,
-                PutMode::Overwrite,
-            )
-            .await?;
+        tiles::put_tile(
+            &*self.store,
+            &msg.job,
+            tile,
+            bytes,
+            &self.worker_id,
+            Some(compute_us),
+        )
+        .await?;
         Ok(stored(compute_us))
     }
 
@@ -371,14 +360,14 @@ impl TileWorker {
         };
         for &row in rows {
             let listed = self.store.list(&job.row_prefix(row)).await?;
-            let whole = whole_tiles(&listed, job, params)
+            let whole = tiles::whole_tiles(&listed, job, params)
                 .filter(|t| t.row == row)
                 .count();
             if whole < params.tiles_per_side as usize {
                 return Ok(false);
             }
         }
-        let done = stored_tiles(&*self.store, job, params).await?.len() as u64;
+        let done = tiles::stored_tiles(&*self.store, job, params).await?.len() as u64;
         if done < params.tile_count() {
             return Ok(false);
         }
@@ -440,56 +429,4 @@ fn parse(body: &str) -> Result<TileMessage, PipelineError> {
     serde_json::from_str(body).map_err(|e| PipelineError::BadMessage {
         reason: e.to_string(),
     })
-}
-
-/// Writes `failure` under the job's `failed/` prefix (overwriting: the
-/// latest reason wins).
-pub async fn record_failure(
-    store: &dyn ObjectStore,
-    job: &JobId,
-    failure: &Failure,
-) -> Result<(), PipelineError> {
-    let body = serde_json::to_vec_pretty(failure).expect("failure serialises");
-    store
-        .put(
-            &job.failed_key(failure.what),
-            Bytes::from(body),
-            Metadata::new(),
-            PutMode::Overwrite,
-        )
-        .await?;
-    Ok(())
-}
-
-/// The job's tiles that are stored whole, sorted. A blob of the wrong size
-/// (truncated or padded) does not count, so it is rendered again.
-pub async fn stored_tiles(
-    store: &dyn ObjectStore,
-    job: &JobId,
-    params: &mandel_core::RenderParams,
-) -> Result<Vec<TileId>, PipelineError> {
-    let listed = store.list(&job.tiles_prefix()).await?;
-    let mut tiles: Vec<TileId> = whole_tiles(&listed, job, params).collect();
-    tiles.sort();
-    Ok(tiles)
-}
-
-/// The size of a whole tile blob: u16 counts.
-fn blob_size(params: &RenderParams) -> u64 {
-    2 * params.pixels_per_tile() as u64
-}
-
-/// The tiles of `job` in a listing whose blobs are whole: a blob of the
-/// wrong size (truncated or padded) does not count, so it is rendered again.
-pub fn whole_tiles<'a>(
-    listed: &'a [ObjectMeta],
-    job: &'a JobId,
-    params: &'a RenderParams,
-) -> impl Iterator<Item = TileId> + 'a {
-    let size = blob_size(params);
-    listed
-        .iter()
-        .filter(move |m| m.size == size)
-        .filter_map(|m| job.tile_of_key(&m.key))
-        .filter(|t| params.contains(*t))
 }

@@ -296,7 +296,7 @@ async fn stitch_refuses_missing_tiles_and_renders_corrupt_ones_again() {
         .await
         .unwrap();
     // A truncated blob does not count as stored: a re-run would send it again.
-    let stored = mandel_pipeline::worker::stored_tiles(&*r.store, &job, &p)
+    let stored = mandel_pipeline::tiles::stored_tiles(&*r.store, &job, &p)
         .await
         .unwrap();
     assert_eq!(stored.len(), 8);
@@ -374,7 +374,7 @@ async fn a_cancelled_job_is_skipped_and_resumes_when_submitted_again() {
         r.worker.handle_batch(&rest, None).await.is_empty(),
         "skipped messages succeed, so they are deleted"
     );
-    let stored = mandel_pipeline::worker::stored_tiles(&*r.store, &job, &p)
+    let stored = mandel_pipeline::tiles::stored_tiles(&*r.store, &job, &p)
         .await
         .unwrap();
     assert_eq!(stored.len(), 3, "nothing rendered after the cancel");

@@ -1,12 +1,11 @@
 //! `mandel-stitch`: assembles finished jobs. Runs as a Lambda on the stitch
 //! queue, or with `--poll` as a local event-source mapping (same handler).
 
-use aws_lambda_events::event::sqs::SqsEvent;
 use clap::Parser;
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::Error;
 use std::time::Instant;
 
-use mandel_aws::lambda::{cap_memory, handle_batch, poll_until_signal};
+use mandel_aws::lambda::run_function;
 use mandel_aws::{AwsClients, Cloud, bucket_from};
 use mandel_pipeline::{Delivery, handle_stitch_delivery, one_at_a_time};
 
@@ -27,9 +26,6 @@ async fn main() -> Result<(), Error> {
     let args = Args::parse();
     lambda_runtime::tracing::init_default_subscriber();
     let cloud = Cloud::connect(&AwsClients::from_env().await, &bucket_from(args.bucket)?).await?;
-    let limits = cloud.deployment.stitch;
-    // Lambda caps a function's memory; so does the local emulation.
-    cap_memory(limits)?;
     // A failure on the queue's last delivery is recorded for the client.
     let max_receives = cloud.stitch_max_receive_count().await?;
     let store = cloud.store.clone();
@@ -39,12 +35,6 @@ async fn main() -> Result<(), Error> {
             async move { handle_stitch_delivery(&store, &d, max_receives).await }
         })
     };
-    if args.poll {
-        poll_until_signal(&*cloud.stitch, 1, limits, handle).await?;
-        return Ok(());
-    }
-    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
-        Ok::<_, Error>(handle_batch(event, limits, handle).await)
-    }))
-    .await
+    let poll = args.poll.then_some(1);
+    run_function(&*cloud.stitch, cloud.deployment.stitch, poll, handle).await
 }

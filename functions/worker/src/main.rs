@@ -4,10 +4,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use aws_lambda_events::event::sqs::SqsEvent;
 use clap::Parser;
-use lambda_runtime::{Error, LambdaEvent, service_fn};
-use mandel_aws::lambda::{cap_memory, handle_batch, poll_until_signal};
+use lambda_runtime::Error;
+use mandel_aws::lambda::run_function;
 use mandel_aws::{AwsClients, Cloud, bucket_from};
 use mandel_pipeline::{Delivery, TileWorker};
 
@@ -31,9 +30,6 @@ async fn main() -> Result<(), Error> {
     let args = Args::parse();
     lambda_runtime::tracing::init_default_subscriber();
     let cloud = Cloud::connect(&AwsClients::from_env().await, &bucket_from(args.bucket)?).await?;
-    let limits = cloud.deployment.worker;
-    // Lambda caps a function's memory; so does the local emulation.
-    cap_memory(limits)?;
     // Which process rendered each tile is recorded in result.json.
     let id = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|_| {
         let mode = if args.poll { "poller" } else { "lambda" };
@@ -49,12 +45,6 @@ async fn main() -> Result<(), Error> {
         let worker = Arc::clone(&worker);
         async move { worker.handle_batch(&batch, deadline).await }
     };
-    if args.poll {
-        poll_until_signal(&*cloud.tiles, args.batch, limits, handle).await?;
-        return Ok(());
-    }
-    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
-        Ok::<_, Error>(handle_batch(event, limits, handle).await)
-    }))
-    .await
+    let poll = args.poll.then_some(args.batch);
+    run_function(&*cloud.tiles, cloud.deployment.worker, poll, handle).await
 }

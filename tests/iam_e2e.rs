@@ -7,11 +7,12 @@
 //! taken away, it must fail at once, naming the refused action.
 
 use std::collections::BTreeMap;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use mandel_e2e::moto::IamCloud;
 use mandel_e2e::terraform::{policy_document, terraform};
-use mandel_e2e::{REFERENCE_IMAGE_SHA256, counts_sha256};
+use mandel_e2e::{REFERENCE_IMAGE_SHA256, counts_sha256, finish};
 use serde_json::Value;
 
 /// The three principals' policies, as `infra/` renders them for `name`.
@@ -56,24 +57,42 @@ struct Run {
 /// Two worker pollers and a stitch poller, each as its role, and the
 /// orchestrator as the client, on one job.
 fn run_job(cloud: &IamCloud, args: &[&str]) -> Run {
+    run_job_with(cloud, args, |_| {})
+}
+
+/// [`run_job`], calling `before_workers` once the job is submitted and
+/// before the workers start.
+fn run_job_with(cloud: &IamCloud, args: &[&str], before_workers: impl FnOnce(&IamCloud)) -> Run {
     let dir = tempfile::tempdir().unwrap();
-    let _pollers = [
-        cloud.poller("mandel-worker", "worker", &dir.path().join("worker-1.log")),
-        cloud.poller("mandel-worker", "worker", &dir.path().join("worker-2.log")),
-        cloud.poller("mandel-stitch", "stitch", &dir.path().join("stitch.log")),
-    ];
     let started = Instant::now();
-    let out = cloud
+    let client = cloud
         .command("mandel-orchestrate", "client")
         .current_dir(dir.path())
         .args(["--bucket", &cloud.bucket])
         .args(["--timeout", "120", "--counts-out", "counts.npy"])
         .args(args)
-        .output()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("running mandel-orchestrate");
+    let tiles = &cloud.deployment.tiles_queue_url;
+    while cloud.depth(tiles) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "nothing was enqueued"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    before_workers(cloud);
+    let _pollers = [
+        cloud.poller("mandel-worker", "worker", &dir.path().join("worker-1.log")),
+        cloud.poller("mandel-worker", "worker", &dir.path().join("worker-2.log")),
+        cloud.poller("mandel-stitch", "stitch", &dir.path().join("stitch.log")),
+    ];
+    let (status, stderr, _) = finish(client, Duration::from_secs(150));
     Run {
-        status: out.status,
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        status,
+        stderr,
         took: started.elapsed(),
         dir,
     }
@@ -84,7 +103,11 @@ const SMALL_JOB: &[&str] = &["--tiles-per-side", "4", "--tile-pixels", "32"];
 #[test]
 fn the_default_job_completes_exactly_with_every_binary_under_its_own_policy() {
     let cloud = IamCloud::start("iam-ok", policies("iam-ok"));
-    let run = run_job(&cloud, &[]);
+    // Ten tile messages are received and dropped first, so the workers
+    // also handle redeliveries (which check whether the tile is stored).
+    let run = run_job_with(&cloud, &[], |cloud| {
+        assert!(cloud.receive_and_drop(&cloud.deployment.tiles_queue_url) > 0);
+    });
     assert!(run.status.success(), "{}", run.stderr);
     assert_eq!(
         counts_sha256(&run.dir.path().join("counts.npy")),

@@ -268,6 +268,23 @@ impl IamCloud {
         )
     }
 
+    /// Receives up to 10 messages of a queue and lets them go (no delete):
+    /// they come back after the visibility timeout, as redeliveries.
+    pub fn receive_and_drop(&self, queue: &str) -> usize {
+        self.rt
+            .block_on(
+                self.admin
+                    .receive_message()
+                    .queue_url(queue)
+                    .max_number_of_messages(10)
+                    .wait_time_seconds(5)
+                    .send(),
+            )
+            .expect("receive as admin")
+            .messages()
+            .len()
+    }
+
     /// Messages in a queue (by URL), visible or in flight.
     pub fn depth(&self, queue: &str) -> u64 {
         let (visible, in_flight) = crate::lane::queue_counts(&self.rt, &self.admin, queue);

@@ -67,6 +67,22 @@ pub fn whole_tiles<'a>(
         .filter(|t| params.contains(*t))
 }
 
+/// Whether `tile` is stored whole. A listing of its own key, not a HEAD:
+/// the worker may list the bucket but not read tiles, and S3 authorizes a
+/// HEAD as a read.
+pub async fn is_stored(
+    store: &dyn ObjectStore,
+    job: &JobId,
+    tile: TileId,
+    params: &RenderParams,
+) -> Result<bool, PipelineError> {
+    let key = job.tile_key(tile);
+    let listed = store.list(&key).await?;
+    Ok(listed
+        .iter()
+        .any(|m| m.key == key && m.size == blob_size(params)))
+}
+
 /// The job's tiles that are stored whole, sorted.
 pub async fn stored_tiles(
     store: &dyn ObjectStore,

@@ -303,10 +303,7 @@ impl TileWorker {
             tile,
             compute_us,
         };
-        if receive_count > 1
-            && let Some(meta) = self.store.head(&msg.job.tile_key(tile)).await?
-            && meta.size == tiles::blob_size(&params)
-        {
+        if receive_count > 1 && tiles::is_stored(&*self.store, &msg.job, tile, &params).await? {
             return Ok(stored(0));
         }
         let unfinished = || PipelineError::Unfinished {

@@ -41,6 +41,16 @@ impl Rig {
             .await
             .unwrap()
     }
+
+    /// Submits the job and renders every tile; the stitch message is left
+    /// on its queue.
+    async fn render_tiles(&self, p: &RenderParams) -> JobId {
+        let job = self.submit(p).await.job;
+        for body in drain(&self.tiles).await {
+            self.worker.handle_message(&body).await.unwrap();
+        }
+        job
+    }
 }
 
 fn rig() -> Rig {
@@ -711,10 +721,7 @@ async fn completes_at_the_last_tile(p: &RenderParams, batch: usize) {
 async fn a_lost_stitch_message_is_sent_again_by_the_waiting_client() {
     let r = rig();
     let p = small();
-    let job = r.submit(&p).await.job;
-    for body in drain(&r.tiles).await {
-        r.worker.handle_message(&body).await.unwrap();
-    }
+    let job = r.render_tiles(&p).await;
     // Every tile is stored; the stitch message is lost.
     assert_eq!(drain(&r.stitches).await.len(), 1);
     let stitcher = {
@@ -843,10 +850,7 @@ async fn an_invocation_past_its_deadline_is_stopped_and_its_batch_fails() {
 async fn a_stitch_killed_on_its_last_attempt_is_reported_and_a_rerun_retries_it() {
     let r = rig();
     let p = small();
-    let job = r.submit(&p).await.job;
-    for body in drain(&r.tiles).await {
-        r.worker.handle_message(&body).await.unwrap();
-    }
+    let job = r.render_tiles(&p).await;
     drain(&r.stitches).await;
     let killed = mandel_pipeline::StitchAttempt {
         attempt: 3,
@@ -893,10 +897,7 @@ async fn a_stitch_killed_on_its_last_attempt_is_reported_and_a_rerun_retries_it(
 async fn a_stitch_whose_params_are_gone_is_recorded_at_once() {
     let r = rig();
     let p = small();
-    let job = r.submit(&p).await.job;
-    for body in drain(&r.tiles).await {
-        r.worker.handle_message(&body).await.unwrap();
-    }
+    let job = r.render_tiles(&p).await;
     let message = drain(&r.stitches).await.remove(0);
     r.store.delete(&job.params_key()).await.unwrap();
     let err =

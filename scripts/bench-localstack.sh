@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The pipeline benchmark (issue 4's target): the default job on LocalStack
+# The pipeline benchmark (target: within 1.5x of embedded): the default job on LocalStack
 # through 2 worker pollers and 1 stitch poller, against the embedded mode
 # with 2 workers, on the same machine. Prints each run's wall time, the
 # medians and their ratio, and the CPU time LocalStack itself used.

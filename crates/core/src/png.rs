@@ -19,8 +19,9 @@ pub fn encode_png(counts: &CountsImage, colormap: Colormap) -> Result<Vec<u8>, E
 /// Writes `counts` as an 8-bit RGB PNG to `out`, one row at a time.
 ///
 /// Fast compression with the Sub filter, chosen by measurement
-/// (`mandel-bench`): on the default image it encodes in about 0.05 s to
-/// 9.7 MB, where the default zlib level takes over 0.8 s for 6.2–8.6 MB.
+/// (`mandel-bench`): on the default image it encodes in 0.13 s to 9.7 MB
+/// (README, Performance), where the default zlib level took over 0.8 s for
+/// 6.2–8.6 MB.
 ///
 /// The picture has `ymax` at the top (the notebook's `origin="lower"`), so
 /// counts row 0 becomes the bottom row of the PNG.

@@ -4,7 +4,8 @@
 //!
 //! Every adapter ([`MemoryStore`](crate::MemoryStore),
 //! [`FsStore`](crate::FsStore), S3) behaves the same, and the conformance
-//! suite in `tests/conformance.rs` holds each of them to it:
+//! suite ([`conformance`](crate::conformance), run by each adapter's tests)
+//! holds each of them to it:
 //!
 //! - Keys are `/`-separated segments of printable ASCII; empty, `.` and `..`
 //!   segments, a leading `/` and control characters are refused with

@@ -148,7 +148,7 @@ pub fn render_tile_until(
 
 /// Renders one tile at a given level and tuning; every combination gives
 /// the same bytes. Returns the iterations executed (shortcut pixels cost
-/// none, a periodic orbit stops early), for benchmarks.
+/// none), for benchmarks.
 ///
 /// # Panics
 /// If `level` is not [available](Level::available) on this CPU, or

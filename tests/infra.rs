@@ -433,3 +433,56 @@ fn checkov_passes() {
     }
     assert!(out.status.success());
 }
+
+/// The deployment record is written in two more places than the struct
+/// that reads it: Terraform's `aws_s3_object` (checked above) and
+/// LocalStack's bootstrap. The record LocalStack holds has exactly the
+/// struct's fields, and its limits are Terraform's defaults.
+#[test]
+fn localstack_writes_the_record_terraform_writes() {
+    use mandel_pipeline::ObjectStore;
+    let bucket = mandel_e2e::localstack_bucket();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let clients = rt.block_on(mandel_aws::AwsClients::from_env());
+    let store = mandel_aws::S3Store::new(clients.s3, &bucket);
+    let body = rt.block_on(store.get(DEPLOYMENT_KEY)).unwrap().body;
+    let record: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let keys = |v: &serde_json::Value| -> BTreeSet<String> {
+        v.as_object().unwrap().keys().cloned().collect()
+    };
+    let limits = FunctionLimits {
+        timeout_secs: 1,
+        memory_mb: 1,
+    };
+    let example = serde_json::to_value(Deployment {
+        version: 1,
+        bucket: String::new(),
+        region: String::new(),
+        tiles_queue_url: String::new(),
+        tiles_dlq_url: String::new(),
+        stitch_queue_url: String::new(),
+        stitch_dlq_url: String::new(),
+        worker: limits,
+        stitch: limits,
+    })
+    .unwrap();
+    assert_eq!(keys(&record), keys(&example));
+    let tf = terraform();
+    for f in ["worker", "stitch"] {
+        assert_eq!(keys(&record[f]), keys(&example[f]));
+        for (field, var) in [
+            ("timeout_secs", "timeout_seconds"),
+            ("memory_mb", "memory_mb"),
+        ] {
+            let default = text(
+                block(&tf, "variable", &[&format!("{f}_{var}")]).body(),
+                "default",
+            );
+            assert_eq!(
+                record[f][field].to_string(),
+                default,
+                "LocalStack's {f}.{field} is not Terraform's default"
+            );
+        }
+    }
+}

@@ -88,21 +88,41 @@ pub struct Cli {
     pub cancel: Option<String>,
 }
 
-/// A fully validated render request.
+/// A fully validated request: what to render and how ([`Mode`]).
 #[derive(Debug)]
 pub struct Request {
     pub params: RenderParams,
     pub out: PathBuf,
     pub counts_out: Option<PathBuf>,
     pub colormap: Colormap,
-    pub workers: usize,
-    pub bucket: Option<String>,
-    pub no_wait: bool,
+    pub mode: Mode,
+}
+
+/// What the command does, decided once after parsing; every flag that does
+/// not apply to it has been refused.
+#[derive(Debug)]
+pub enum Mode {
+    /// The whole pipeline in this process, on `workers` tile workers.
+    Embedded { workers: usize },
+    /// Submit to a bucket's deployment and, unless `wait` is `None`
+    /// (`--no-wait`), wait for the result and download it.
+    Cloud {
+        bucket: String,
+        /// `--job`: this id instead of the params' content hash.
+        job: Option<JobId>,
+        /// `--fresh`: a new id.
+        fresh: bool,
+        wait: Option<Wait>,
+    },
+    /// `--cancel`: cancel a job in a bucket.
+    Cancel { bucket: String, job: JobId },
+}
+
+/// How a cloud client waits for its job.
+#[derive(Clone, Copy, Debug)]
+pub struct Wait {
     pub timeout: std::time::Duration,
     pub restitch_after: std::time::Duration,
-    pub fresh: bool,
-    pub cancel: Option<JobId>,
-    pub job: Option<JobId>,
 }
 
 /// A flag the user got wrong; printed on one line, exit code 2.
@@ -164,6 +184,13 @@ impl Cli {
             .map_err(|e| usage("colormap", format!("{e}")))?;
         let workers = match self.workers {
             Some(0) => return Err(usage("workers", "workers must be at least 1, got 0")),
+            Some(_) if self.bucket.is_some() => {
+                return Err(usage(
+                    "workers",
+                    "--workers applies to embedded renders; with --bucket the deployment's \
+                     functions render",
+                ));
+            }
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
@@ -224,19 +251,25 @@ impl Cli {
         };
         let timeout = seconds("timeout", self.timeout, 900)?;
         let restitch_after = seconds("restitch-after", self.restitch_after, 60)?;
+        let mode = match (self.bucket.clone(), cancel) {
+            (None, _) => Mode::Embedded { workers },
+            (Some(bucket), Some(job)) => Mode::Cancel { bucket, job },
+            (Some(bucket), None) => Mode::Cloud {
+                bucket,
+                job,
+                fresh: self.fresh,
+                wait: (!self.no_wait).then_some(Wait {
+                    timeout,
+                    restitch_after,
+                }),
+            },
+        };
         Ok(Request {
             params,
             out: self.out.clone(),
             counts_out: self.counts_out.clone(),
             colormap,
-            workers,
-            bucket: self.bucket.clone(),
-            no_wait: self.no_wait,
-            timeout,
-            restitch_after,
-            fresh: self.fresh,
-            cancel,
-            job,
+            mode,
         })
     }
 }

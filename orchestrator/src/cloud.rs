@@ -1,38 +1,41 @@
-//! `--bucket`: the same job through S3 and SQS, rendered by remote workers.
+//! `--bucket`: the same job through S3 and SQS, rendered by remote workers:
+//! connect, submit, wait, download, each a step of its own; and `--cancel`.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 use indicatif::ProgressBar;
 use mandel_aws::{AwsClients, Cloud};
-use mandel_pipeline::stitch::STORED_COLORMAP;
+use mandel_core::RenderParams;
 use mandel_pipeline::{
     CancelOutcome, Failed, JobId, PipelineError, ResultManifest, WaitPolicy, cancel, submit,
     tiles::missing_tiles, wait_for_result,
 };
 
-use crate::cli::Request;
+use crate::Rendered;
+use crate::cli::{Request, Wait};
 
-/// Submits the job and waits for its result. `None` with `--no-wait`.
-pub async fn render(
+/// The bucket's deployment.
+pub async fn connect(bucket: &str) -> Result<Cloud> {
+    Ok(Cloud::connect(&AwsClients::from_env().await, bucket).await?)
+}
+
+/// Checks the job against the deployment's limits (before anything is
+/// written), then submits it under `job`, a fresh id, or the params' hash.
+/// Says what was enqueued on stderr unless only the id is wanted.
+pub async fn submit_job(
+    cloud: &Cloud,
     req: &Request,
-    bucket: &str,
+    job: Option<JobId>,
+    fresh: bool,
+    announce: bool,
     bar: &ProgressBar,
-) -> Result<Option<(ResultManifest, Option<Vec<u8>>, Option<Vec<u8>>)>> {
-    let cloud = Cloud::connect(&AwsClients::from_env().await, bucket).await?;
-    // Before anything is written: a job the functions cannot finish within
-    // their timeout or memory is refused here, not discovered later.
+) -> Result<JobId> {
+    // A job the functions cannot finish within their timeout or memory is
+    // refused here, not discovered later.
     cloud.deployment.check_capacity(&req.params)?;
-    let job = req.job.clone().or_else(|| {
-        req.fresh.then(|| {
-            let nanos = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
-            JobId::parse(&format!("{}-{:x}", JobId::for_params(&req.params), nanos))
-                .expect("valid id")
-        })
-    });
-    let submit_started = std::time::Instant::now();
+    let job = job.or_else(|| fresh.then(|| fresh_id(&req.params)));
+    let started = std::time::Instant::now();
     let submitted = submit(
         &*cloud.store,
         &*cloud.tiles,
@@ -41,44 +44,59 @@ pub async fn render(
         job,
     )
     .await?;
-    let job = submitted.job.clone();
-    if req.no_wait {
-        println!("{job}");
-        return Ok(None);
+    if announce {
+        bar.suspend(|| {
+            eprintln!(
+                "job {} in s3://{}: {} tiles enqueued, {} already stored{} ({:.1} s)",
+                submitted.job,
+                cloud.deployment.bucket,
+                submitted.enqueued,
+                submitted.already_stored,
+                if submitted.finished {
+                    ", already finished"
+                } else {
+                    ""
+                },
+                started.elapsed().as_secs_f64()
+            )
+        });
     }
-    bar.suspend(|| {
-        eprintln!(
-            "job {job} in s3://{bucket}: {} tiles enqueued, {} already stored{} ({:.1} s)",
-            submitted.enqueued,
-            submitted.already_stored,
-            if submitted.finished {
-                ", already finished"
-            } else {
-                ""
-            },
-            submit_started.elapsed().as_secs_f64()
-        )
-    });
+    Ok(submitted.job)
+}
+
+/// A new job id for `params`: their hash and the time.
+fn fresh_id(params: &RenderParams) -> JobId {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    JobId::parse(&format!("{}-{:x}", JobId::for_params(params), nanos)).expect("valid id")
+}
+
+/// Waits for the job's result, showing progress on `bar`. A failed job
+/// names its failures and dead-letter queue; a timeout lists the missing
+/// tiles.
+pub async fn wait(
+    cloud: &Cloud,
+    job: &JobId,
+    params: &RenderParams,
+    wait: &Wait,
+    bar: &ProgressBar,
+) -> Result<ResultManifest> {
+    let policy = WaitPolicy {
+        // One listing page holds 1000 tiles: poll a big job less often, so
+        // progress costs about one request per 250 ms whatever its size.
+        poll_every: Duration::from_millis(250 * params.tile_count().div_ceil(1000)),
+        restitch_after: wait.restitch_after,
+        stitch_timeout: Some(cloud.deployment.stitch.timeout()),
+    };
     let waited = tokio::time::timeout(
-        req.timeout,
-        wait_for_result(
-            &*cloud.store,
-            &*cloud.stitch,
-            &job,
-            &req.params,
-            WaitPolicy {
-                // One listing page holds 1000 tiles: poll a big job less
-                // often, so progress costs about one request per 250 ms
-                // whatever its size.
-                poll_every: Duration::from_millis(250 * req.params.tile_count().div_ceil(1000)),
-                restitch_after: req.restitch_after,
-                stitch_timeout: Some(cloud.deployment.stitch.timeout()),
-            },
-            |n| bar.set_position(n),
-        ),
+        wait.timeout,
+        wait_for_result(&*cloud.store, &*cloud.stitch, job, params, policy, |n| {
+            bar.set_position(n)
+        }),
     )
     .await;
-    let manifest = match waited {
+    match waited {
         Ok(Err(e @ PipelineError::JobFailed { .. })) => {
             let PipelineError::JobFailed { failures, .. } = &e else {
                 unreachable!()
@@ -94,61 +112,49 @@ pub async fn render(
                  fix the cause, then re-run the same command to retry what is missing"
             )
         }
-        Ok(r) => r?,
+        Ok(r) => Ok(r?),
         Err(_) => {
-            let missing: Vec<String> = missing_tiles(&*cloud.store, &job, &req.params)
-                .await?
-                .iter()
-                .map(|t| t.to_string())
-                .collect();
-            let shown = missing
-                .iter()
-                .take(16)
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ");
+            let missing = missing_tiles(&*cloud.store, job, params).await?;
+            let shown: Vec<String> = missing.iter().take(16).map(|t| t.to_string()).collect();
             bail!(
-                "timed out after {} s waiting for job {job}: {} of {} tiles missing ({shown}{}); \
+                "timed out after {} s waiting for job {job}: {} of {} tiles missing ({}{}); \
                  re-run the same command to resume",
-                req.timeout.as_secs(),
+                wait.timeout.as_secs(),
                 missing.len(),
-                req.params.tile_count(),
+                params.tile_count(),
+                shown.join(", "),
                 if missing.len() > 16 { ", ..." } else { "" }
             );
         }
+    }
+}
+
+/// Fetches the stored PNG and the counts, each only if wanted.
+pub async fn download(
+    cloud: &Cloud,
+    manifest: ResultManifest,
+    png: bool,
+    npy: bool,
+) -> Result<Rendered> {
+    let fetch = async |key: &str, what: &str, wanted: bool| -> Result<Option<Vec<u8>>> {
+        if !wanted {
+            return Ok(None);
+        }
+        let object = cloud
+            .store
+            .get(key)
+            .await
+            .with_context(|| format!("downloading the {what}"))?;
+        Ok(Some(object.body.to_vec()))
     };
-    let png = if req.colormap == STORED_COLORMAP {
-        Some(
-            cloud
-                .store
-                .get(&manifest.image_key)
-                .await
-                .context("downloading the PNG")?
-                .body
-                .to_vec(),
-        )
-    } else {
-        None
-    };
-    let npy = if req.counts_out.is_some() || png.is_none() {
-        Some(
-            cloud
-                .store
-                .get(&manifest.counts_key)
-                .await
-                .context("downloading the counts")?
-                .body
-                .to_vec(),
-        )
-    } else {
-        None
-    };
-    Ok(Some((manifest, png, npy)))
+    let png = fetch(&manifest.image_key, "PNG", png).await?;
+    let npy = fetch(&manifest.counts_key, "counts", npy).await?;
+    Ok(Rendered { manifest, png, npy })
 }
 
 /// `--cancel JOB`.
 pub async fn cancel_job(bucket: &str, job: &JobId) -> Result<()> {
-    let cloud = Cloud::connect(&AwsClients::from_env().await, bucket).await?;
+    let cloud = connect(bucket).await?;
     match cancel(&*cloud.store, job).await? {
         CancelOutcome::Cancelled => println!(
             "cancelled job {job}; workers skip its remaining tiles (re-run its command to resume)"

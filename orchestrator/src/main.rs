@@ -14,9 +14,9 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mandel_core::{CountsImage, png};
-use mandel_pipeline::{PipelineError, render_embedded, stitch::STORED_COLORMAP};
+use mandel_pipeline::{PipelineError, ResultManifest, render_embedded, stitch::STORED_COLORMAP};
 
-use cli::{Cli, UsageError};
+use cli::{Cli, Mode, UsageError};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -61,24 +61,43 @@ fn usage_error(e: &UsageError) -> ExitCode {
 }
 
 async fn run(req: &cli::Request) -> Result<()> {
-    if let (Some(job), Some(bucket)) = (&req.cancel, &req.bucket) {
-        return cloud::cancel_job(bucket, job).await;
-    }
     let started = Instant::now();
     let bar = progress_bar(req.params.tile_count());
-    let (manifest, png, npy) = match &req.bucket {
-        None => {
-            let r =
-                render_embedded(&req.params, req.workers, |done| bar.set_position(done)).await?;
-            (r.manifest, Some(r.png), Some(r.npy))
+    let (rendered, workers) = match &req.mode {
+        Mode::Embedded { workers } => {
+            let r = render_embedded(&req.params, *workers, |done| bar.set_position(done)).await?;
+            let rendered = Rendered {
+                manifest: r.manifest,
+                png: Some(r.png),
+                npy: Some(r.npy),
+            };
+            (rendered, workers.to_string())
         }
-        Some(bucket) => match cloud::render(req, bucket, &bar).await? {
-            Some(done) => done,
-            None => return Ok(()), // --no-wait
-        },
+        Mode::Cancel { bucket, job } => return cloud::cancel_job(bucket, job).await,
+        Mode::Cloud {
+            bucket,
+            job,
+            fresh,
+            wait,
+        } => {
+            let cloud = cloud::connect(bucket).await?;
+            let job =
+                cloud::submit_job(&cloud, req, job.clone(), *fresh, wait.is_some(), &bar).await?;
+            let Some(wait) = wait else {
+                println!("{job}");
+                return Ok(());
+            };
+            let manifest = cloud::wait(&cloud, &job, &req.params, wait, &bar).await?;
+            let need_npy = req.counts_out.is_some() || req.colormap != STORED_COLORMAP;
+            let rendered =
+                cloud::download(&cloud, manifest, req.colormap == STORED_COLORMAP, need_npy)
+                    .await?;
+            (rendered, "remote".to_string())
+        }
     };
     bar.finish_and_clear();
 
+    let Rendered { manifest, png, npy } = rendered;
     let png_bytes = match (req.colormap == STORED_COLORMAP, png) {
         (true, Some(png)) => png,
         _ => {
@@ -93,11 +112,6 @@ async fn run(req: &cli::Request) -> Result<()> {
     }
     let secs = started.elapsed().as_secs_f64();
     let m = &manifest;
-    let workers = if req.bucket.is_some() {
-        "remote".to_string()
-    } else {
-        req.workers.to_string()
-    };
     let peak = mandel_pipeline::process::peak_rss_bytes()
         .map(|b| format!(", peak memory {} MiB", b >> 20))
         .unwrap_or_default();
@@ -113,6 +127,15 @@ async fn run(req: &cli::Request) -> Result<()> {
         out = req.out.display(),
     );
     Ok(())
+}
+
+/// A finished job's result and the outputs fetched for it.
+pub(crate) struct Rendered {
+    pub manifest: ResultManifest,
+    /// The PNG in the stored colormap, if fetched.
+    pub png: Option<Vec<u8>>,
+    /// The counts as `.npy`, if fetched.
+    pub npy: Option<Vec<u8>>,
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<()> {

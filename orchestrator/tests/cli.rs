@@ -90,6 +90,10 @@ fn bad_input_exits_2_with_one_line_and_writes_nothing() {
             &["--bucket", "b", "--restitch-after", "0"],
             "--restitch-after: restitch-after must be at least 1 second",
         ),
+        (
+            &["--bucket", "b", "--workers", "2"],
+            "--workers: --workers applies to embedded renders",
+        ),
         // Flags of the cloud mode are refused without --bucket.
         (&["--no-wait"], "--no-wait: --no-wait needs --bucket"),
         (&["--fresh"], "--fresh: --fresh needs --bucket"),

@@ -118,15 +118,27 @@ fn the_default_job_completes_exactly_with_every_binary_under_its_own_policy() {
     assert_eq!(cloud.depth(&cloud.deployment.stitch_dlq_url), 0);
 }
 
-/// Asserts the job failed within a few seconds (no waiting for a timeout or
-/// for redeliveries), naming every needle.
-fn assert_fails_fast_naming(run: &Run, needles: &[&str]) {
+/// Runs a small job with one statement (or one resource of it) taken
+/// from `principal`'s policy, and asserts it failed within seconds (no
+/// waiting for a timeout or for redeliveries), naming every needle.
+fn fails_fast_without(
+    name: &str,
+    principal: &'static str,
+    sid: &str,
+    resource: Option<&str>,
+    needles: &[&str],
+) {
+    let mut p = policies(name);
+    let policy = p.remove(principal).unwrap();
+    p.insert(principal, without(policy, sid, resource));
+    let cloud = IamCloud::start(name, p);
+    let run = run_job(&cloud, SMALL_JOB);
     assert!(
         !run.status.success(),
         "the job succeeded without the permission"
     );
     assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
-    for needle in needles {
+    for needle in ["access denied"].iter().chain(needles) {
         assert!(
             run.stderr.contains(needle),
             "stderr does not name {needle}: {}",
@@ -145,36 +157,33 @@ fn assert_fails_fast_naming(run: &Run, needles: &[&str]) {
 
 #[test]
 fn without_the_workers_send_to_the_stitch_queue_the_job_fails_at_once_naming_it() {
-    let name = "iam-no-send";
-    let mut p = policies(name);
-    let worker = p.remove("worker").unwrap();
-    p.insert("worker", without(worker, "SendStitch", None));
-    let cloud = IamCloud::start(name, p);
-    let run = run_job(&cloud, SMALL_JOB);
-    assert_fails_fast_naming(&run, &["access denied", "sqs:SendMessage", "stitch"]);
+    fails_fast_without(
+        "iam-no-send",
+        "worker",
+        "SendStitch",
+        None,
+        &["sqs:SendMessage", "stitch"],
+    );
 }
 
 #[test]
 fn without_the_stitchs_write_of_the_image_the_job_fails_at_once_naming_it() {
-    let name = "iam-no-image";
-    let mut p = policies(name);
-    let stitch = p.remove("stitch").unwrap();
-    p.insert(
+    fails_fast_without(
+        "iam-no-image",
         "stitch",
-        without(stitch, "WriteResults", Some("/image.png")),
+        "WriteResults",
+        Some("/image.png"),
+        &["s3:PutObject", "image.png"],
     );
-    let cloud = IamCloud::start(name, p);
-    let run = run_job(&cloud, SMALL_JOB);
-    assert_fails_fast_naming(&run, &["access denied", "s3:PutObject", "image.png"]);
 }
 
 #[test]
 fn without_the_workers_write_of_tiles_the_job_fails_at_once_naming_it() {
-    let name = "iam-no-tiles";
-    let mut p = policies(name);
-    let worker = p.remove("worker").unwrap();
-    p.insert("worker", without(worker, "WriteTiles", Some("/tiles/*")));
-    let cloud = IamCloud::start(name, p);
-    let run = run_job(&cloud, SMALL_JOB);
-    assert_fails_fast_naming(&run, &["access denied", "s3:PutObject", "tiles/"]);
+    fails_fast_without(
+        "iam-no-tiles",
+        "worker",
+        "WriteTiles",
+        Some("/tiles/*"),
+        &["s3:PutObject", "tiles/"],
+    );
 }

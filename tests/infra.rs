@@ -130,31 +130,8 @@ fn deployment_record_has_exactly_the_fields_the_code_reads() {
     let tf = terraform();
     let record = block(&tf, "resource", &["aws_s3_object", "deployment"]).body();
     assert_eq!(text(record, "key"), format!("\"{DEPLOYMENT_KEY}\""));
-    let example = Deployment {
-        version: 1,
-        bucket: String::new(),
-        region: String::new(),
-        tiles_queue_url: String::new(),
-        tiles_dlq_url: String::new(),
-        stitch_queue_url: String::new(),
-        stitch_dlq_url: String::new(),
-        worker: FunctionLimits {
-            timeout_secs: 1,
-            memory_mb: 1,
-        },
-        stitch: FunctionLimits {
-            timeout_secs: 1,
-            memory_mb: 1,
-        },
-    };
-    let fields: BTreeSet<String> = serde_json::to_value(&example)
-        .unwrap()
-        .as_object()
-        .unwrap()
-        .keys()
-        .cloned()
-        .collect();
-    assert_eq!(object_keys(attr(record, "content")), fields);
+    let example = serde_json::to_value(example_deployment()).unwrap();
+    assert_eq!(object_keys(attr(record, "content")), keys(&example));
     // Each function's limits are its own Terraform variables.
     let content = attr(record, "content").to_string();
     for f in ["worker", "stitch"] {
@@ -168,6 +145,30 @@ fn deployment_record_has_exactly_the_fields_the_code_reads() {
             );
         }
     }
+}
+
+/// A deployment record with every field set, for comparing field names.
+fn example_deployment() -> Deployment {
+    let limits = FunctionLimits {
+        timeout_secs: 1,
+        memory_mb: 1,
+    };
+    Deployment {
+        version: 1,
+        bucket: String::new(),
+        region: String::new(),
+        tiles_queue_url: String::new(),
+        tiles_dlq_url: String::new(),
+        stitch_queue_url: String::new(),
+        stitch_dlq_url: String::new(),
+        worker: limits,
+        stitch: limits,
+    }
+}
+
+/// The keys of a JSON object.
+fn keys(v: &serde_json::Value) -> BTreeSet<String> {
+    v.as_object().unwrap().keys().cloned().collect()
 }
 
 /// IAM's `*` matches any run of characters, `/` included.
@@ -447,25 +448,7 @@ fn localstack_writes_the_record_terraform_writes() {
     let store = mandel_aws::S3Store::new(clients.s3, &bucket);
     let body = rt.block_on(store.get(DEPLOYMENT_KEY)).unwrap().body;
     let record: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let keys = |v: &serde_json::Value| -> BTreeSet<String> {
-        v.as_object().unwrap().keys().cloned().collect()
-    };
-    let limits = FunctionLimits {
-        timeout_secs: 1,
-        memory_mb: 1,
-    };
-    let example = serde_json::to_value(Deployment {
-        version: 1,
-        bucket: String::new(),
-        region: String::new(),
-        tiles_queue_url: String::new(),
-        tiles_dlq_url: String::new(),
-        stitch_queue_url: String::new(),
-        stitch_dlq_url: String::new(),
-        worker: limits,
-        stitch: limits,
-    })
-    .unwrap();
+    let example = serde_json::to_value(example_deployment()).unwrap();
     assert_eq!(keys(&record), keys(&example));
     let tf = terraform();
     for f in ["worker", "stitch"] {

@@ -9,6 +9,7 @@
 
 use std::io::Read;
 use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use mandel_e2e::lane::Lane;
@@ -120,50 +121,34 @@ fn a_stitch_larger_than_its_memory_is_killed_and_reported() {
         lane.worker(&dir.path().join("worker-2.log")),
     ];
     // The event-source mapping starts a new function for each delivery
-    // after one is killed.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let deaths = {
-        let (stop, lane_cmd) = (stop.clone(), lane.command("mandel-stitch"));
-        let program = lane_cmd.get_program().to_owned();
-        let envs: Vec<_> = lane_cmd
-            .get_envs()
-            .map(|(k, v)| (k.to_owned(), v.map(|v| v.to_owned())))
-            .collect();
-        let bucket = lane.bucket.clone();
-        std::thread::spawn(move || {
+    // after one is killed: keep one stitch poller alive, noting each death.
+    let stop = AtomicBool::new(false);
+    let (status, stderr, took, deaths) = std::thread::scope(|scope| {
+        let respawner = scope.spawn(|| {
             let mut deaths = Vec::new();
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let mut cmd = std::process::Command::new(&program);
-                for (k, v) in &envs {
-                    match v {
-                        Some(v) => cmd.env(k, v),
-                        None => cmd.env_remove(k),
-                    };
-                }
+            while !stop.load(Ordering::Relaxed) {
                 let mut stitch = Running::spawn(
-                    cmd.args(["--poll", "--bucket", &bucket])
+                    lane.command("mandel-stitch")
+                        .args(["--poll", "--bucket", &lane.bucket])
                         .stdout(Stdio::null())
                         .stderr(Stdio::piped()),
                 );
-                loop {
+                while !stop.load(Ordering::Relaxed) {
                     if let Some(status) = stitch.0.try_wait().unwrap() {
                         let mut err = String::new();
                         let _ = stitch.0.stderr.take().unwrap().read_to_string(&mut err);
                         deaths.push((status, err));
                         break;
                     }
-                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
-                        return deaths;
-                    }
                     std::thread::sleep(Duration::from_millis(50));
                 }
             }
             deaths
-        })
-    };
-    let (status, stderr, took) = finish(waiting, Duration::from_secs(90));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let deaths = deaths.join().unwrap();
+        });
+        let (status, stderr, took) = finish(waiting, Duration::from_secs(90));
+        stop.store(true, Ordering::Relaxed);
+        (status, stderr, took, respawner.join().unwrap())
+    });
     eprintln!(
         "stopped after {took:?}, {} stitch deaths: {stderr}",
         deaths.len()

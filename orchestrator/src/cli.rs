@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use mandel_core::{Colormap, ParamError, RenderParams, Viewport};
-use mandel_pipeline::JobId;
+use mandel_pipeline::{JobId, WaitPolicy};
 
 /// Render the Mandelbrot set by fanning tiles out to workers.
 ///
@@ -250,7 +250,11 @@ impl Cli {
             n => Ok(std::time::Duration::from_secs(n)),
         };
         let timeout = seconds("timeout", self.timeout, 900)?;
-        let restitch_after = seconds("restitch-after", self.restitch_after, 60)?;
+        let restitch_after = seconds(
+            "restitch-after",
+            self.restitch_after,
+            WaitPolicy::RESTITCH_AFTER.as_secs(),
+        )?;
         let mode = match (self.bucket.clone(), cancel) {
             (None, _) => Mode::Embedded { workers },
             (Some(bucket), Some(job)) => Mode::Cancel { bucket, job },

@@ -50,15 +50,16 @@ impl FunctionLimits {
 
 /// The slowest a tile can be: every pixel runs all `max_iter` iterations
 /// at this rate on one core. A floor, not a typical figure: the kernel's
-/// pure rate was measured at 2.1 G it/s per core with AVX2 (README,
-/// Performance); NEON on arm64 has half the lanes, so half that, rounded
-/// down.
+/// pure rate was measured at 2.1 G it/s per core with AVX2
+/// (`docs/performance.md`, 2026-11-25); NEON on arm64 has half the lanes,
+/// so half that, rounded down.
 pub const KERNEL_RATE_FLOOR: f64 = 1.0e9;
 
 /// A stitch's memory for an image of `params`, in MiB: the counts (2 bytes
 /// a pixel), their `.npy` copy (2), the PNG (about 1 at most, compressed),
 /// 32 tiles in flight and the process itself. The scale test measured
-/// 1072 MiB at 16384² (4.0 bytes a pixel with everything).
+/// 1072 MiB at 16384² on 2026-11-25 (4.0 bytes a pixel with everything;
+/// README, Guarantees).
 fn stitch_mib(params: &RenderParams) -> f64 {
     let pixels = (params.image_side() * params.image_side()) as f64;
     let in_flight = 32.0 * 2.0 * params.pixels_per_tile() as f64;

@@ -142,6 +142,29 @@ pub struct StitchAttempt {
     pub started_unix_ms: u64,
 }
 
+impl StitchAttempt {
+    /// The marker of delivery `attempt`, starting now.
+    pub fn starting(attempt: u32, last: bool) -> Self {
+        StitchAttempt {
+            attempt,
+            last,
+            started_unix_ms: unix_ms(),
+        }
+    }
+
+    /// How long ago it started (by the wall clock: the marker is written
+    /// by one machine and read by another).
+    pub fn age(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(unix_ms().saturating_sub(self.started_unix_ms))
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// What part of a job failed for good.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -14,7 +14,7 @@ use crate::job::{
     Failed, Failure, JobId, ResultManifest, StitchAttempt, StitchMessage, TileStat, hex,
 };
 use crate::params_cache::load_params;
-use crate::queue::Delivery;
+use crate::queue::{Delivery, Queue};
 use crate::store::{Metadata, ObjectStore, PutMode, PutOutcome, StoreError};
 use crate::tiles::{META_COMPUTE_US, META_SHA256, META_WORKER, put_tile, record_failure};
 
@@ -63,11 +63,7 @@ pub async fn handle_stitch_delivery(
 ) -> Result<StitchOutcome, PipelineError> {
     let msg = parse_stitch(&delivery.body)?;
     let last = delivery.is_final(max_receive_count);
-    let attempt = StitchAttempt {
-        attempt: delivery.receive_count,
-        last,
-        started_unix_ms: unix_ms(),
-    };
+    let attempt = StitchAttempt::starting(delivery.receive_count, last);
     let result = stitch_marked(store, &msg.job, Some(attempt)).await;
     // Params gone from a job that has tiles: deleted by hand, not a
     // stranger's message (which must write nothing).
@@ -97,6 +93,37 @@ pub async fn handle_stitch_delivery(
     result
 }
 
+/// Asks for `job` to be stitched: one message on the stitch queue. The
+/// worker that stores a job's last tile sends it; a client re-sends it.
+pub async fn send_stitch(stitch_queue: &dyn Queue, job: &JobId) -> Result<(), PipelineError> {
+    let body = serde_json::to_string(&StitchMessage { job: job.clone() }).expect("serialises");
+    Ok(stitch_queue.send_batch(&[body]).await?)
+}
+
+/// A fresh stitch attempt: forgets the last attempt's marker (so the new
+/// one is judged on its own), then asks for a stitch.
+pub async fn restart_stitch(
+    store: &dyn ObjectStore,
+    stitch_queue: &dyn Queue,
+    job: &JobId,
+) -> Result<(), PipelineError> {
+    store.delete(&job.stitching_key()).await?;
+    send_stitch(stitch_queue, job).await
+}
+
+/// The job's [`StitchAttempt`] marker, if any (an unreadable one counts as
+/// none).
+pub async fn read_attempt(
+    store: &dyn ObjectStore,
+    job: &JobId,
+) -> Result<Option<StitchAttempt>, PipelineError> {
+    match store.get(&job.stitching_key()).await {
+        Ok(o) => Ok(serde_json::from_slice(&o.body).ok()),
+        Err(StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Writes the job's [`StitchAttempt`] marker; best effort (a client that
 /// cannot see it only waits longer to report a killed stitch).
 async fn mark_attempt(store: &Arc<dyn ObjectStore>, job: &JobId, attempt: &StitchAttempt) {
@@ -112,13 +139,6 @@ async fn mark_attempt(store: &Arc<dyn ObjectStore>, job: &JobId, attempt: &Stitc
     {
         warn!(%job, error = %e, "could not mark the stitch attempt");
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Reads every tile, writes `image.png` and `counts.npy`, and publishes

@@ -6,8 +6,9 @@ use bytes::Bytes;
 use mandel_core::RenderParams;
 
 use crate::error::PipelineError;
-use crate::job::{Failure, JobId, ResultManifest, StitchAttempt, StitchMessage, TileMessage};
+use crate::job::{Failure, JobId, ResultManifest, StitchAttempt, TileMessage};
 use crate::queue::Queue;
+use crate::stitch::{read_attempt, restart_stitch};
 use crate::store::{Metadata, ObjectStore, PutMode, PutOutcome, StoreError};
 use crate::tiles::{missing_tiles, whole_tiles};
 use tracing::warn;
@@ -78,9 +79,7 @@ pub async fn submit(
         .collect();
     if messages.is_empty() {
         // A fresh stitch attempt: an earlier one that died is forgotten.
-        clear_attempt(store, &job).await?;
-        let body = serde_json::to_string(&StitchMessage { job: job.clone() }).expect("serialises");
-        stitch_queue.send_batch(&[body]).await?;
+        restart_stitch(store, stitch_queue, &job).await?;
     } else {
         tiles_queue.send_batch(&messages).await?;
     }
@@ -170,11 +169,14 @@ pub struct WaitPolicy {
 }
 
 impl WaitPolicy {
+    /// The default [`restitch_after`](Self::restitch_after): a minute.
+    pub const RESTITCH_AFTER: Duration = Duration::from_secs(60);
+
     /// Polls every `poll_every`; re-sends a stitch after a minute.
     pub fn polling(poll_every: Duration) -> Self {
         WaitPolicy {
             poll_every,
-            restitch_after: Duration::from_secs(60),
+            restitch_after: Self::RESTITCH_AFTER,
             stitch_timeout: None,
         }
     }
@@ -239,10 +241,9 @@ pub async fn wait_for_result(
                 false => None,
             };
             let killed = |a: &StitchAttempt| {
-                policy.stitch_timeout.is_some_and(|timeout| {
-                    crate::stitch::unix_ms().saturating_sub(a.started_unix_ms)
-                        > (timeout + KILLED_AFTER).as_millis() as u64
-                })
+                policy
+                    .stitch_timeout
+                    .is_some_and(|timeout| a.age() > timeout + KILLED_AFTER)
             };
             let since = *complete_since.get_or_insert_with(tokio::time::Instant::now);
             let resend = match &attempt {
@@ -263,34 +264,13 @@ pub async fn wait_for_result(
             };
             if resend {
                 warn!(%job, after = ?since.elapsed(), "every tile is stored but there is no result: sending the stitch message again");
-                clear_attempt(store, job).await?;
-                let body =
-                    serde_json::to_string(&StitchMessage { job: job.clone() }).expect("serialises");
-                stitch_queue.send_batch(&[body]).await?;
+                restart_stitch(store, stitch_queue, job).await?;
                 complete_since = Some(tokio::time::Instant::now());
                 grace *= 2;
             }
         }
         tokio::time::sleep(policy.poll_every).await;
     }
-}
-
-/// The job's stitch marker, if any.
-async fn read_attempt(
-    store: &dyn ObjectStore,
-    job: &JobId,
-) -> Result<Option<StitchAttempt>, PipelineError> {
-    match store.get(&job.stitching_key()).await {
-        Ok(o) => Ok(serde_json::from_slice(&o.body).ok()),
-        Err(StoreError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Forgets the last stitch attempt before a new stitch message is sent, so
-/// the new attempt is judged on its own.
-async fn clear_attempt(store: &dyn ObjectStore, job: &JobId) -> Result<(), PipelineError> {
-    Ok(store.delete(&job.stitching_key()).await?)
 }
 
 /// The failure of a stitch that was killed.

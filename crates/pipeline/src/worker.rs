@@ -26,9 +26,10 @@ use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::error::PipelineError;
-use crate::job::{Failed, Failure, JobId, StitchMessage, TileMessage};
+use crate::job::{Failed, Failure, JobId, TileMessage};
 use crate::params_cache::ParamsCache;
 use crate::queue::{Delivery, Queue};
+use crate::stitch::send_stitch;
 use crate::store::ObjectStore;
 use crate::tiles;
 
@@ -117,16 +118,17 @@ impl TileWorker {
                 }
             }
         }
+        // A cancelled job's messages are acknowledged without work.
+        let (cancelled, jobs): (Vec<_>, Vec<_>) = jobs
+            .into_iter()
+            .partition(|(job, _)| cancelled.contains(*job));
+        let skipped: usize = cancelled.iter().map(|(_, items)| items.len()).sum();
         let outcomes = futures::future::join_all(
             jobs.into_iter()
-                .map(|(job, items)| self.handle_job(job, items, &cancelled, &stop)),
+                .map(|(job, items)| self.handle_job(job, items, &stop)),
         )
         .await;
-        let mut skipped = 0;
-        for (job_failed, job_skipped) in outcomes {
-            failed.extend(job_failed);
-            skipped += job_skipped;
-        }
+        failed.extend(outcomes.into_iter().flatten());
         info!(
             tiles = batch.len() - failed.len() - skipped,
             skipped,
@@ -139,17 +141,13 @@ impl TileWorker {
     }
 
     /// Renders one job's tiles of a batch, then checks the job for
-    /// completion. Returns the failed message ids and how many were skipped.
+    /// completion. Returns the failed message ids.
     async fn handle_job(
         &self,
         job: &JobId,
         items: Vec<(&Delivery, &TileMessage)>,
-        cancelled: &BTreeSet<JobId>,
         stop: &StopSignal,
-    ) -> (Vec<String>, usize) {
-        if cancelled.contains(job) {
-            return (Vec::new(), items.len());
-        }
+    ) -> Vec<String> {
         let results = futures::future::join_all(
             items
                 .iter()
@@ -183,7 +181,7 @@ impl TileWorker {
             }
             failed.extend(stored.iter().map(|d| d.message_id.clone()));
         }
-        (failed, 0)
+        failed
     }
 
     fn is_last(&self, d: &Delivery) -> bool {
@@ -368,8 +366,7 @@ impl TileWorker {
         if done < params.tile_count() {
             return Ok(false);
         }
-        let body = serde_json::to_string(&StitchMessage { job: job.clone() }).expect("serialises");
-        self.stitch_queue.send_batch(&[body]).await?;
+        send_stitch(&*self.stitch_queue, job).await?;
         Ok(true)
     }
 }

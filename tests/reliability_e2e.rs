@@ -247,6 +247,13 @@ fn a_rerun_resumes_an_interrupted_job_and_returns_a_finished_one_at_once() {
         REFERENCE_IMAGE_SHA256
     );
 
+    // The killed worker's messages come back after the visibility timeout
+    // and are acknowledged as duplicates; a resume faster than that leaves
+    // some still queued. Let them drain, so the queue shows what the
+    // re-run below sends.
+    lane.wait_until("the dead worker's messages are drained", MINUTE, || {
+        lane.depth(&lane.tiles) == 0
+    });
     let started = Instant::now();
     let out = lane.orchestrate(dir.path(), &["--job", job.as_str()]);
     let stderr = String::from_utf8_lossy(&out.stderr);

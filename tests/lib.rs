@@ -51,7 +51,12 @@ pub fn counts_sha256(npy: &Path) -> String {
     let bytes = std::fs::read(npy).expect("reading the counts");
     let counts = mandel_core::CountsImage::from_npy(&bytes).expect("a counts .npy");
     let raw: Vec<u8> = counts.data().iter().flat_map(|c| c.to_le_bytes()).collect();
-    Sha256::digest(&raw)
+    sha256_hex(&raw)
+}
+
+/// SHA-256 of `bytes`, in lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()

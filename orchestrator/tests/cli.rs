@@ -246,3 +246,63 @@ fn default_render_matches_the_notebook_image() {
     let png = image::open(dir.path().join("mandelbrot.png")).unwrap();
     assert_eq!((png.width(), png.height()), (4096, 4096));
 }
+
+/// The files' bytes are the product's contract: restructuring the stitch
+/// (streaming, multipart uploads) must not change one. SHA-256 of the PNG
+/// and `.npy` as written by 553abed, before the stitch streamed.
+#[test]
+fn outputs_are_byte_identical_to_the_recorded_ones() {
+    let cases: &[(&[&str], &str, &str)] = &[
+        (
+            &[],
+            "b9fdef011e1669959a9a7342365356c8fcb64d5e83d4135eb9d69e034f959575",
+            "4fdc01ee7a27ed0bfb3fb18f8072353d02c5d8ac51e523cf69c4e3d460ac6772",
+        ),
+        (
+            &[
+                "--tiles-per-side",
+                "7",
+                "--tile-pixels",
+                "33",
+                "--max-iter",
+                "300",
+                "--viewport=-2,1,-1.5,1.5",
+            ],
+            "336f80e7dd46016ad1b9097bba7d343e6960604cd9d6dba17fba40fc8e174500",
+            "296ff0d0202867396c15bdd5e87471d06cf291d0c6c2ecdbe2d0801d2c7a9f47",
+        ),
+        (
+            &[
+                "--tiles-per-side",
+                "3",
+                "--tile-pixels",
+                "400",
+                "--max-iter",
+                "100",
+                "--colormap",
+                "viridis",
+            ],
+            "97a48b789723ec34f6f08eaf9b80e3e16d28f9ed9516cb601d55d52e3cddd24e",
+            "ebdb931459fc8328179e0ebf5d727b09099a8c2a90d36893dc1f0486cd910667",
+        ),
+    ];
+    for (args, png_sha, npy_sha) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = args.to_vec();
+        args.extend(["--out", "out.png", "--counts-out", "out.npy"]);
+        let out = run(dir.path(), &args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for (file, expected) in [("out.png", png_sha), ("out.npy", npy_sha)] {
+            let bytes = std::fs::read(dir.path().join(file)).unwrap();
+            assert_eq!(
+                &mandel_e2e::sha256_hex(&bytes),
+                expected,
+                "{file} of {args:?}"
+            );
+        }
+    }
+}

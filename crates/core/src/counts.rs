@@ -141,7 +141,7 @@ impl CountsImage {
 /// The `.npy` 1.0 header for a little-endian u16 C-order 2-D array, padded
 /// with spaces and a newline so the data starts on a 64-byte boundary, as
 /// NumPy itself writes it.
-fn npy_header(rows: usize, cols: usize) -> Vec<u8> {
+pub fn npy_header(rows: usize, cols: usize) -> Vec<u8> {
     let dict = format!("{{'descr': '<u2', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     let unpadded = 10 + dict.len() + 1;
     let total = unpadded.div_ceil(64) * 64;

@@ -1,6 +1,10 @@
-//! PNG encoding of a counts image, streamed row by row: memory beyond the
-//! counts and the output is one RGB row, whatever the image size (a
-//! 16384×16384 picture would otherwise need a 768 MiB RGB buffer).
+//! PNG encoding of counts, streamed row by row: memory beyond the caller's
+//! rows is one RGB row and the encoder's state, whatever the image size (a
+//! 32768×32768 picture would otherwise need a 3 GiB RGB buffer).
+//!
+//! [`PngRows`] takes rows top (`ymax`) first and needs the image's count
+//! range up front, because the colours are min–max normalised: a stitch
+//! that streams tiles learns it from the ranges recorded with the tiles.
 
 use std::io::Write;
 
@@ -18,40 +22,126 @@ pub fn encode_png(counts: &CountsImage, colormap: Colormap) -> Result<Vec<u8>, E
 
 /// Writes `counts` as an 8-bit RGB PNG to `out`, one row at a time.
 ///
-/// Fast compression with the Sub filter, chosen by measurement
-/// (`mandel-bench`): on the default image it encodes in 0.13 s to 9.7 MB
-/// (README, Performance), where the default zlib level took over 0.8 s for
-/// 6.2–8.6 MB.
-///
 /// The picture has `ymax` at the top (the notebook's `origin="lower"`), so
 /// counts row 0 becomes the bottom row of the PNG.
 pub fn write_png<W: Write>(
     counts: &CountsImage,
     colormap: Colormap,
-    out: W,
+    mut out: W,
 ) -> Result<(), EncodingError> {
-    let (w, h) = (counts.width(), counts.height());
-    let (min, max) = counts
-        .data()
-        .iter()
-        .fold((u16::MAX, u16::MIN), |(lo, hi), &c| (lo.min(c), hi.max(c)));
-    let palette = colormap.palette(min, max);
-    let mut encoder = png::Encoder::new(out, w as u32, h as u32);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder.set_compression(png::Compression::Fast);
-    encoder.set_filter(png::Filter::Sub);
-    let mut writer = encoder.write_header()?;
-    let mut stream = writer.stream_writer()?;
-    let mut row = vec![0u8; w * 3];
-    for y in (0..h).rev() {
-        for (px, &c) in row.chunks_exact_mut(3).zip(counts.row(y)) {
-            px.copy_from_slice(&palette[usize::from(c)]);
-        }
-        stream.write_all(&row)?;
+    let range = count_range(counts.data());
+    let mut rows = PngRows::new(counts.width(), counts.height(), colormap, range)?;
+    for y in (0..counts.height()).rev() {
+        rows.write_row(counts.row(y))?;
+        out.write_all(&rows.take_bytes())?;
     }
-    stream.finish()?;
-    writer.finish()
+    out.write_all(&rows.finish()?)?;
+    Ok(())
+}
+
+/// The smallest and largest count; `(u16::MAX, 0)` for no counts, the
+/// identity of [`merge_range`].
+pub fn count_range(counts: &[u16]) -> (u16, u16) {
+    counts
+        .iter()
+        .fold((u16::MAX, u16::MIN), |(lo, hi), &c| (lo.min(c), hi.max(c)))
+}
+
+/// The range covering both `a` and `b`.
+pub fn merge_range(a: (u16, u16), b: (u16, u16)) -> (u16, u16) {
+    (a.0.min(b.0), a.1.max(b.1))
+}
+
+/// A PNG being encoded one picture row at a time, top row first: push rows
+/// with [`write_row`](Self::write_row), pull the bytes encoded so far with
+/// [`take_bytes`](Self::take_bytes), so the caller decides where they go
+/// (a file, a multipart upload) and when.
+///
+/// Fast compression with the Sub filter, chosen by measurement
+/// (`mandel-bench`; `docs/performance.md`): the default zlib level took
+/// over 6× as long for a file at most a third smaller.
+pub struct PngRows {
+    stream: png::StreamWriter<'static, Shared>,
+    out: Shared,
+    palette: Vec<[u8; 3]>,
+    rgb: Vec<u8>,
+}
+
+impl PngRows {
+    /// Starts a `width`×`height` picture whose counts lie in `range`
+    /// (min, max), coloured with `colormap`.
+    pub fn new(
+        width: usize,
+        height: usize,
+        colormap: Colormap,
+        range: (u16, u16),
+    ) -> Result<Self, EncodingError> {
+        let out = Shared::default();
+        let mut encoder = png::Encoder::new(out.clone(), width as u32, height as u32);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        encoder.set_compression(png::Compression::Fast);
+        encoder.set_filter(png::Filter::Sub);
+        let stream = encoder.write_header()?.into_stream_writer()?;
+        Ok(PngRows {
+            stream,
+            out,
+            palette: colormap.palette(range.0, range.1),
+            rgb: vec![0; width * 3],
+        })
+    }
+
+    /// Encodes the next picture row (counts left to right), top row first.
+    ///
+    /// # Panics
+    /// If the row is not `width` counts long.
+    pub fn write_row(&mut self, counts: &[u16]) -> Result<(), EncodingError> {
+        assert_eq!(
+            counts.len() * 3,
+            self.rgb.len(),
+            "a PNG row has the wrong width"
+        );
+        for (px, &c) in self.rgb.chunks_exact_mut(3).zip(counts) {
+            px.copy_from_slice(&self.palette[usize::from(c)]);
+        }
+        self.stream.write_all(&self.rgb)?;
+        Ok(())
+    }
+
+    /// The bytes encoded since the last call.
+    pub fn take_bytes(&mut self) -> Vec<u8> {
+        std::mem::take(&mut *self.out.0.lock().expect("never poisoned"))
+    }
+
+    /// Ends the picture (every row written) and returns the bytes not yet
+    /// taken, the trailer included.
+    pub fn finish(self) -> Result<Vec<u8>, EncodingError> {
+        let PngRows { stream, out, .. } = self;
+        // Finishing the stream flushes the image data; it then drops its
+        // header writer, which writes the IEND trailer (into memory, which
+        // cannot fail).
+        stream.finish()?;
+        Ok(std::mem::take(&mut *out.0.lock().expect("never poisoned")))
+    }
+}
+
+/// The encoder's output buffer, shared so [`PngRows`] can drain it while
+/// the encoder owns a handle.
+#[derive(Clone, Default)]
+struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .expect("never poisoned")
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -3,8 +3,11 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
-use mandel_pipeline::store::{validate_key, validate_metadata};
+use mandel_pipeline::store::{
+    PartTag, UploadId, validate_completion, validate_key, validate_metadata, validate_part,
+};
 use mandel_pipeline::{Metadata, Object, ObjectMeta, ObjectStore, PutMode, PutOutcome, StoreError};
 
 use crate::errors::{is_denied, is_transient, refusal, status};
@@ -192,5 +195,102 @@ impl ObjectStore for S3Store {
             .await
             .map_err(|e| backend("s3:DeleteObject", key, e))?;
         Ok(())
+    }
+
+    async fn start_upload(&self, key: &str, part_size: usize) -> Result<UploadId, StoreError> {
+        validate_key(key)?;
+        let resp = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| backend("s3:PutObject", key, e))?;
+        let id = resp
+            .upload_id()
+            .ok_or_else(|| StoreError::backend(key, "S3 returned no upload id", false))?;
+        Ok(UploadId {
+            key: key.to_string(),
+            id: id.to_string(),
+            part_size,
+        })
+    }
+
+    async fn put_part(
+        &self,
+        upload: &UploadId,
+        number: u32,
+        body: Bytes,
+    ) -> Result<PartTag, StoreError> {
+        validate_part(upload, number, body.len())?;
+        let resp = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(&upload.key)
+            .upload_id(&upload.id)
+            .part_number(number as i32)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| backend("s3:PutObject", &upload.key, e))?;
+        let tag = resp
+            .e_tag()
+            .ok_or_else(|| StoreError::backend(&upload.key, "S3 returned no part ETag", false))?;
+        Ok(PartTag {
+            number,
+            tag: tag.to_string(),
+        })
+    }
+
+    async fn complete_upload(
+        &self,
+        upload: &UploadId,
+        parts: Vec<PartTag>,
+    ) -> Result<(), StoreError> {
+        // S3 checks the sizes itself (EntityTooSmall); the numbering is
+        // checked here so every store refuses the same completions.
+        validate_completion(upload, &parts, |_| Some(upload.part_size))?;
+        let completed = CompletedMultipartUpload::builder()
+            .set_parts(Some(
+                parts
+                    .into_iter()
+                    .map(|p| {
+                        CompletedPart::builder()
+                            .part_number(p.number as i32)
+                            .e_tag(p.tag)
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .build();
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&upload.key)
+            .upload_id(&upload.id)
+            .multipart_upload(completed)
+            .send()
+            .await
+            .map_err(|e| backend("s3:PutObject", &upload.key, e))?;
+        Ok(())
+    }
+
+    async fn abort_upload(&self, upload: &UploadId) -> Result<(), StoreError> {
+        match self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(&upload.key)
+            .upload_id(&upload.id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            // Already completed or aborted: nothing left to discard.
+            Err(e) if status(&e) == Some(404) => Ok(()),
+            Err(e) => Err(backend("s3:AbortMultipartUpload", &upload.key, e)),
+        }
     }
 }

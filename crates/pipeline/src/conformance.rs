@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::queue::Queue;
-use crate::store::{Metadata, ObjectStore, PutMode, PutOutcome, StoreError};
+use crate::store::{MIN_PART_SIZE, Metadata, ObjectStore, PutMode, PutOutcome, StoreError};
 
 fn meta(pairs: &[(&str, &str)]) -> Metadata {
     pairs
@@ -26,6 +26,90 @@ pub async fn object_store(store: Arc<dyn ObjectStore>, root: &str) {
     list_by_prefix(&*store, root).await;
     delete_is_idempotent(&*store, root).await;
     invalid_keys_are_refused(&*store).await;
+    multipart_upload(&store, root).await;
+}
+
+/// Parts put out of order and concurrently, one put twice, make exactly
+/// their concatenation, visible only at completion and replacing what was
+/// there; a bad completion and an aborted upload change nothing.
+async fn multipart_upload(store: &Arc<dyn ObjectStore>, root: &str) {
+    let key = format!("{root}/multipart/big.bin");
+    let size = MIN_PART_SIZE;
+    let part = |n: u8, len: usize| Bytes::from(vec![n; len]);
+    store
+        .put(
+            &key,
+            Bytes::from_static(b"old"),
+            Metadata::new(),
+            PutMode::Overwrite,
+        )
+        .await
+        .unwrap();
+
+    let upload = store.start_upload(&key, size).await.unwrap();
+    // The short last part first, then the others at once; part 2 twice.
+    let last = store.put_part(&upload, 3, part(3, 10)).await.unwrap();
+    store.put_part(&upload, 2, part(9, size)).await.unwrap();
+    let (one, two) = tokio::join!(
+        store.put_part(&upload, 1, part(1, size)),
+        store.put_part(&upload, 2, part(2, size)),
+    );
+    assert_eq!(
+        &store.get(&key).await.unwrap().body[..],
+        b"old",
+        "an upload is invisible until it completes"
+    );
+    let (one, two) = (one.unwrap(), two.unwrap());
+    // A completion that skips a part is refused and changes nothing.
+    let skipping = vec![one.clone(), last.clone()];
+    assert!(
+        store.complete_upload(&upload, skipping).await.is_err(),
+        "a completion must list parts 1..=n"
+    );
+    store
+        .complete_upload(&upload, vec![one, two, last])
+        .await
+        .unwrap();
+    let got = store.get(&key).await.unwrap();
+    assert_eq!(got.body.len(), 2 * size + 10);
+    assert!(got.body[..size].iter().all(|&b| b == 1));
+    assert!(
+        got.body[size..2 * size].iter().all(|&b| b == 2),
+        "the part put last wins"
+    );
+    assert!(got.body[2 * size..].iter().all(|&b| b == 3));
+    assert!(got.metadata.is_empty());
+    assert_eq!(
+        store.head(&key).await.unwrap().unwrap().size,
+        (2 * size + 10) as u64
+    );
+
+    // One small part is a whole object.
+    let small = store.start_upload(&key, size).await.unwrap();
+    let only = store.put_part(&small, 1, part(7, 3)).await.unwrap();
+    store.complete_upload(&small, vec![only]).await.unwrap();
+    assert_eq!(&store.get(&key).await.unwrap().body[..], &[7, 7, 7]);
+
+    // An aborted upload leaves the object as it was.
+    let aborted = store.start_upload(&key, size).await.unwrap();
+    store.put_part(&aborted, 1, part(5, 4)).await.unwrap();
+    store.abort_upload(&aborted).await.unwrap();
+    assert_eq!(&store.get(&key).await.unwrap().body[..], &[7, 7, 7]);
+    assert!(
+        matches!(
+            store.put_part(&aborted, 1, part(5, 4)).await,
+            Err(StoreError::InvalidUpload { .. }) | Err(StoreError::Backend { .. })
+        ),
+        "an aborted upload takes no parts"
+    );
+    let listed: Vec<_> = store
+        .list(&format!("{root}/multipart/"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.key)
+        .collect();
+    assert_eq!(listed, [key], "uploads leave nothing but their object");
 }
 
 async fn put_get_head_overwrite(store: &dyn ObjectStore, root: &str) {

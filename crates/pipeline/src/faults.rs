@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::queue::{Delivery, Queue, QueueError};
-use crate::store::{Metadata, Object, ObjectMeta, ObjectStore, PutMode, PutOutcome, StoreError};
+use crate::store::{
+    Metadata, Object, ObjectMeta, ObjectStore, PartTag, PutMode, PutOutcome, StoreError, UploadId,
+};
 
 /// Fails every `every`th call (the 1st, `every+1`th, …) until `budget`
 /// calls have failed; the others go through.
@@ -104,6 +106,35 @@ impl<S: ObjectStore> ObjectStore for Flaky<S> {
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.store_fault(key)?;
         self.inner.delete(key).await
+    }
+
+    async fn start_upload(&self, key: &str, part_size: usize) -> Result<UploadId, StoreError> {
+        self.store_fault(key)?;
+        self.inner.start_upload(key, part_size).await
+    }
+
+    async fn put_part(
+        &self,
+        upload: &UploadId,
+        number: u32,
+        body: Bytes,
+    ) -> Result<PartTag, StoreError> {
+        self.store_fault(&upload.key)?;
+        self.inner.put_part(upload, number, body).await
+    }
+
+    async fn complete_upload(
+        &self,
+        upload: &UploadId,
+        parts: Vec<PartTag>,
+    ) -> Result<(), StoreError> {
+        self.store_fault(&upload.key)?;
+        self.inner.complete_upload(upload, parts).await
+    }
+
+    async fn abort_upload(&self, upload: &UploadId) -> Result<(), StoreError> {
+        self.store_fault(&upload.key)?;
+        self.inner.abort_upload(upload).await
     }
 }
 

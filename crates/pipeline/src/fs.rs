@@ -3,18 +3,24 @@
 //! Each file holds one line of JSON metadata, then the body. Writes go to a
 //! temporary file in `<root>/.tmp` first; an overwrite then `rename`s it into
 //! place (atomic on POSIX) and a create `hard_link`s it, which fails if the
-//! key exists, so exactly one concurrent creator wins.
+//! key exists, so exactly one concurrent creator wins. A multipart upload
+//! writes its parts in place into one temporary file (part `n` at offset
+//! `(n - 1) × part_size` after an empty metadata line), renamed into place
+//! when it completes.
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufRead, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::store::{
-    Metadata, Object, ObjectMeta, ObjectStore, PutMode, PutOutcome, StoreError, validate_key,
-    validate_metadata,
+    Metadata, Object, ObjectMeta, ObjectStore, PartTag, PutMode, PutOutcome, StoreError, UploadId,
+    validate_completion, validate_key, validate_metadata, validate_part,
 };
 
 const TMP_DIR: &str = ".tmp";
@@ -23,7 +29,12 @@ const TMP_DIR: &str = ".tmp";
 pub struct FsStore {
     root: PathBuf,
     seq: AtomicU64,
+    /// Multipart uploads in progress: id → the size of each part put.
+    uploads: Mutex<HashMap<String, BTreeMap<u32, usize>>>,
 }
+
+/// The metadata line of an object written by a multipart upload.
+const NO_METADATA: &[u8] = b"{}\n";
 
 impl FsStore {
     /// A store rooted at `root`, created if missing.
@@ -33,6 +44,7 @@ impl FsStore {
         Ok(FsStore {
             root,
             seq: AtomicU64::new(0),
+            uploads: Mutex::default(),
         })
     }
 
@@ -56,6 +68,16 @@ impl FsStore {
         self.root
             .join(TMP_DIR)
             .join(format!("{}-{n}", std::process::id()))
+    }
+
+    fn upload_path(&self, upload: &UploadId) -> PathBuf {
+        self.root
+            .join(TMP_DIR)
+            .join(format!("upload-{}", upload.id))
+    }
+
+    fn unknown_upload(upload: &UploadId) -> StoreError {
+        StoreError::invalid_upload(upload, "no such upload")
     }
 }
 
@@ -216,6 +238,107 @@ impl ObjectStore for FsStore {
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let path = self.path(key)?;
         let key = key.to_string();
+        blocking(move || match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(&key, e)),
+            _ => Ok(()),
+        })
+        .await
+    }
+
+    async fn start_upload(&self, key: &str, part_size: usize) -> Result<UploadId, StoreError> {
+        self.path(key)?;
+        let tmp = self.tmp_path();
+        let id = tmp
+            .file_name()
+            .expect("a file name")
+            .to_string_lossy()
+            .into_owned();
+        let upload = UploadId {
+            key: key.to_string(),
+            id,
+            part_size,
+        };
+        let path = self.upload_path(&upload);
+        let key = key.to_string();
+        blocking(move || std::fs::write(&path, NO_METADATA).map_err(|e| io_err(&key, e))).await?;
+        self.uploads
+            .lock()
+            .unwrap()
+            .insert(upload.id.clone(), BTreeMap::new());
+        Ok(upload)
+    }
+
+    async fn put_part(
+        &self,
+        upload: &UploadId,
+        number: u32,
+        body: Bytes,
+    ) -> Result<PartTag, StoreError> {
+        validate_part(upload, number, body.len())?;
+        if !self.uploads.lock().unwrap().contains_key(&upload.id) {
+            return Err(Self::unknown_upload(upload));
+        }
+        let path = self.upload_path(upload);
+        let offset = (NO_METADATA.len() + (number as usize - 1) * upload.part_size) as u64;
+        let len = body.len();
+        let key = upload.key.clone();
+        blocking(move || {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| io_err(&key, e))?;
+            file.write_all_at(&body, offset)
+                .map_err(|e| io_err(&key, e))
+        })
+        .await?;
+        match self.uploads.lock().unwrap().get_mut(&upload.id) {
+            Some(parts) => parts.insert(number, len),
+            None => return Err(Self::unknown_upload(upload)),
+        };
+        Ok(PartTag {
+            number,
+            tag: number.to_string(),
+        })
+    }
+
+    async fn complete_upload(
+        &self,
+        upload: &UploadId,
+        parts: Vec<PartTag>,
+    ) -> Result<(), StoreError> {
+        let dest = self.path(&upload.key)?;
+        let total = {
+            let uploads = self.uploads.lock().unwrap();
+            let sizes = uploads
+                .get(&upload.id)
+                .ok_or_else(|| Self::unknown_upload(upload))?;
+            validate_completion(upload, &parts, |n| sizes.get(&n).copied())?;
+            parts.iter().map(|p| sizes[&p.number]).sum::<usize>()
+        };
+        let path = self.upload_path(upload);
+        let key = upload.key.clone();
+        blocking(move || {
+            let place = || -> io::Result<()> {
+                let file = std::fs::OpenOptions::new().write(true).open(&path)?;
+                // Parts beyond the last one listed were never asked for.
+                file.set_len((NO_METADATA.len() + total) as u64)?;
+                file.sync_data()?;
+                if let Some(dir) = dest.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                std::fs::rename(&path, &dest)
+            };
+            place().map_err(|e| io_err(&key, e))
+        })
+        .await?;
+        self.uploads.lock().unwrap().remove(&upload.id);
+        Ok(())
+    }
+
+    async fn abort_upload(&self, upload: &UploadId) -> Result<(), StoreError> {
+        self.uploads.lock().unwrap().remove(&upload.id);
+        let path = self.upload_path(upload);
+        let key = upload.key.clone();
         blocking(move || match std::fs::remove_file(&path) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err(&key, e)),
             _ => Ok(()),

@@ -13,14 +13,17 @@ use tokio::time::Instant;
 
 use crate::queue::{Delivery, Queue, QueueError};
 use crate::store::{
-    Metadata, Object, ObjectMeta, ObjectStore, PutMode, PutOutcome, StoreError, validate_key,
-    validate_metadata,
+    Metadata, Object, ObjectMeta, ObjectStore, PartTag, PutMode, PutOutcome, StoreError, UploadId,
+    validate_completion, validate_key, validate_metadata, validate_part,
 };
 
 /// An object store in a `BTreeMap`.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     objects: Mutex<BTreeMap<String, Object>>,
+    /// Multipart uploads in progress: id → parts by number.
+    uploads: Mutex<HashMap<String, BTreeMap<u32, Bytes>>>,
+    next_upload: AtomicU64,
 }
 
 impl MemoryStore {
@@ -83,6 +86,68 @@ impl ObjectStore for MemoryStore {
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         validate_key(key)?;
         self.objects.lock().unwrap().remove(key);
+        Ok(())
+    }
+
+    async fn start_upload(&self, key: &str, part_size: usize) -> Result<UploadId, StoreError> {
+        validate_key(key)?;
+        let id = self.next_upload.fetch_add(1, Ordering::Relaxed).to_string();
+        self.uploads
+            .lock()
+            .unwrap()
+            .insert(id.clone(), BTreeMap::new());
+        Ok(UploadId {
+            key: key.to_string(),
+            id,
+            part_size,
+        })
+    }
+
+    async fn put_part(
+        &self,
+        upload: &UploadId,
+        number: u32,
+        body: Bytes,
+    ) -> Result<PartTag, StoreError> {
+        validate_part(upload, number, body.len())?;
+        let mut uploads = self.uploads.lock().unwrap();
+        let parts = uploads
+            .get_mut(&upload.id)
+            .ok_or_else(|| StoreError::invalid_upload(upload, "no such upload"))?;
+        parts.insert(number, body);
+        Ok(PartTag {
+            number,
+            tag: number.to_string(),
+        })
+    }
+
+    async fn complete_upload(
+        &self,
+        upload: &UploadId,
+        parts: Vec<PartTag>,
+    ) -> Result<(), StoreError> {
+        let mut uploads = self.uploads.lock().unwrap();
+        let stored = uploads
+            .get(&upload.id)
+            .ok_or_else(|| StoreError::invalid_upload(upload, "no such upload"))?;
+        validate_completion(upload, &parts, |n| stored.get(&n).map(Bytes::len))?;
+        let stored = uploads.remove(&upload.id).expect("checked above");
+        let mut body = Vec::with_capacity(stored.values().map(Bytes::len).sum());
+        for part in &parts {
+            body.extend_from_slice(&stored[&part.number]);
+        }
+        self.objects.lock().unwrap().insert(
+            upload.key.clone(),
+            Object {
+                body: body.into(),
+                metadata: Metadata::new(),
+            },
+        );
+        Ok(())
+    }
+
+    async fn abort_upload(&self, upload: &UploadId) -> Result<(), StoreError> {
+        self.uploads.lock().unwrap().remove(&upload.id);
         Ok(())
     }
 }

@@ -18,7 +18,9 @@ use bytes::Bytes;
 use tracing::warn;
 
 use crate::queue::{Delivery, Queue, QueueError};
-use crate::store::{Metadata, Object, ObjectMeta, ObjectStore, PutMode, PutOutcome, StoreError};
+use crate::store::{
+    Metadata, Object, ObjectMeta, ObjectStore, PartTag, PutMode, PutOutcome, StoreError, UploadId,
+};
 
 /// How many times and how patiently to retry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,6 +129,49 @@ impl<S: ObjectStore> ObjectStore for Retrying<S> {
         self.policy
             .run("delete", StoreError::is_transient, || {
                 self.inner.delete(key)
+            })
+            .await
+    }
+
+    async fn start_upload(&self, key: &str, part_size: usize) -> Result<UploadId, StoreError> {
+        // A retried start may leave an upload that is never used; the
+        // bucket's lifecycle rule aborts it.
+        self.policy
+            .run("start upload", StoreError::is_transient, || {
+                self.inner.start_upload(key, part_size)
+            })
+            .await
+    }
+
+    async fn put_part(
+        &self,
+        upload: &UploadId,
+        number: u32,
+        body: Bytes,
+    ) -> Result<PartTag, StoreError> {
+        self.policy
+            .run("put part", StoreError::is_transient, || {
+                self.inner.put_part(upload, number, body.clone())
+            })
+            .await
+    }
+
+    async fn complete_upload(
+        &self,
+        upload: &UploadId,
+        parts: Vec<PartTag>,
+    ) -> Result<(), StoreError> {
+        self.policy
+            .run("complete upload", StoreError::is_transient, || {
+                self.inner.complete_upload(upload, parts.clone())
+            })
+            .await
+    }
+
+    async fn abort_upload(&self, upload: &UploadId) -> Result<(), StoreError> {
+        self.policy
+            .run("abort upload", StoreError::is_transient, || {
+                self.inner.abort_upload(upload)
             })
             .await
     }

@@ -21,6 +21,16 @@
 //!   S3 is) and returns every key under the prefix, sorted, with its size.
 //! - [`delete`](ObjectStore::delete) removes the object; deleting a key
 //!   that has no object is not an error (so a retried delete is harmless).
+//! - A multipart upload ([`start_upload`](ObjectStore::start_upload),
+//!   [`put_part`](ObjectStore::put_part),
+//!   [`complete_upload`](ObjectStore::complete_upload)) writes an object
+//!   too big to hold in memory, part by part, as S3's multipart upload does:
+//!   parts are numbered from 1 (at most [`MAX_PARTS`]), may be put in any
+//!   order and concurrently, a part put again replaces itself, and every
+//!   part but the last has the upload's `part_size` (at least
+//!   [`MIN_PART_SIZE`]). Nothing is visible at the key until the upload
+//!   completes, which replaces the object atomically, with no metadata;
+//!   [`abort_upload`](ObjectStore::abort_upload) discards the parts.
 //! - Errors that a retry may cure are marked [`StoreError::is_transient`];
 //!   a refusal by the backend's access policy is [`StoreError::Denied`],
 //!   naming the action that was refused.
@@ -53,6 +63,28 @@ pub struct ObjectMeta {
     pub size: u64,
 }
 
+/// The smallest part S3 accepts in a multipart upload, but for the last.
+pub const MIN_PART_SIZE: usize = 5 << 20;
+
+/// The most parts S3 accepts in one multipart upload.
+pub const MAX_PARTS: u32 = 10_000;
+
+/// An upload in progress, as [`ObjectStore::start_upload`] returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadId {
+    pub key: String,
+    pub id: String,
+    pub part_size: usize,
+}
+
+/// A part put, as [`ObjectStore::complete_upload`] needs it: its number
+/// and the store's tag for it (S3's ETag).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartTag {
+    pub number: u32,
+    pub tag: String,
+}
+
 /// How a put treats an existing object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PutMode {
@@ -76,6 +108,10 @@ pub enum StoreError {
     NotFound { key: String },
     #[error("invalid object key {key:?}: {reason}")]
     InvalidKey { key: String, reason: &'static str },
+    /// A multipart upload call that breaks the contract (a part number out
+    /// of range, a short part that is not last, an unknown upload).
+    #[error("multipart upload to {key} refused: {reason}")]
+    InvalidUpload { key: String, reason: &'static str },
     /// The caller's IAM policy does not allow `action` on the key: no
     /// retry can help, the job cannot go on until the policy is fixed.
     #[error(
@@ -106,6 +142,13 @@ impl StoreError {
                 ..
             }
         )
+    }
+
+    pub fn invalid_upload(upload: &UploadId, reason: &'static str) -> Self {
+        StoreError::InvalidUpload {
+            key: upload.key.clone(),
+            reason,
+        }
     }
 
     pub fn backend(key: &str, source: impl Into<BoxError>, transient: bool) -> Self {
@@ -139,6 +182,28 @@ pub trait ObjectStore: Debug + Send + Sync + 'static {
 
     /// Removes the object, if there is one.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Starts a multipart upload to `key` whose parts, all but the last,
+    /// have `part_size` bytes.
+    async fn start_upload(&self, key: &str, part_size: usize) -> Result<UploadId, StoreError>;
+
+    /// Puts part `number` (from 1) of the upload.
+    async fn put_part(
+        &self,
+        upload: &UploadId,
+        number: u32,
+        body: Bytes,
+    ) -> Result<PartTag, StoreError>;
+
+    /// Makes the object from `parts` (every part, in order).
+    async fn complete_upload(
+        &self,
+        upload: &UploadId,
+        parts: Vec<PartTag>,
+    ) -> Result<(), StoreError>;
+
+    /// Discards the upload's parts; the key is left as it was.
+    async fn abort_upload(&self, upload: &UploadId) -> Result<(), StoreError>;
 }
 
 /// A shared store is a store (so wrappers can hold an `Arc<dyn ObjectStore>`).
@@ -169,6 +234,71 @@ impl<T: ObjectStore + ?Sized> ObjectStore for std::sync::Arc<T> {
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         (**self).delete(key).await
     }
+
+    async fn start_upload(&self, key: &str, part_size: usize) -> Result<UploadId, StoreError> {
+        (**self).start_upload(key, part_size).await
+    }
+
+    async fn put_part(
+        &self,
+        upload: &UploadId,
+        number: u32,
+        body: Bytes,
+    ) -> Result<PartTag, StoreError> {
+        (**self).put_part(upload, number, body).await
+    }
+
+    async fn complete_upload(
+        &self,
+        upload: &UploadId,
+        parts: Vec<PartTag>,
+    ) -> Result<(), StoreError> {
+        (**self).complete_upload(upload, parts).await
+    }
+
+    async fn abort_upload(&self, upload: &UploadId) -> Result<(), StoreError> {
+        (**self).abort_upload(upload).await
+    }
+}
+
+/// Checks a part against the contract: its number, and its size for a
+/// part that is not last (a part shorter than `part_size` must be the last,
+/// which `complete_upload` checks).
+pub fn validate_part(upload: &UploadId, number: u32, len: usize) -> Result<(), StoreError> {
+    let bad = |reason| Err(StoreError::invalid_upload(upload, reason));
+    if number == 0 || number > MAX_PARTS {
+        return bad("part numbers run from 1 to 10000");
+    }
+    if len > upload.part_size {
+        return bad("a part is larger than the upload's part size");
+    }
+    Ok(())
+}
+
+/// Checks a completion's part list: numbers 1..=n in order, and every part
+/// but the last of the full part size (`sizes` gives each part's length).
+pub fn validate_completion(
+    upload: &UploadId,
+    parts: &[PartTag],
+    sizes: impl Fn(u32) -> Option<usize>,
+) -> Result<(), StoreError> {
+    let bad = |reason| Err(StoreError::invalid_upload(upload, reason));
+    if parts.is_empty() {
+        return bad("an upload needs at least one part");
+    }
+    for (i, part) in parts.iter().enumerate() {
+        if part.number != i as u32 + 1 {
+            return bad("parts must be numbered 1..=n, in order, each once");
+        }
+        match sizes(part.number) {
+            None => return bad("a part of the completion was never put"),
+            Some(len) if i + 1 < parts.len() && len != upload.part_size => {
+                return bad("every part but the last must have the upload's part size");
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// Checks a key against the contract's rules.

@@ -28,8 +28,8 @@ locals {
   ]
 }
 
-# Worker: read params and the cancel marker, write tiles and failure
-# records, list its job's tiles, consume the tiles queue, send to the stitch
+# Worker: read params and the cancel marker, write tiles, row markers and
+# failure records, list its job's tiles and row markers, consume the tiles queue, send to the stitch
 # queue.
 data "aws_iam_policy_document" "worker" {
   statement {
@@ -46,11 +46,13 @@ data "aws_iam_policy_document" "worker" {
     actions = ["s3:PutObject"]
     resources = [
       "${local.bucket_arn}/jobs/*/tiles/*",
+      "${local.bucket_arn}/jobs/*/rows/*",
       "${local.bucket_arn}/jobs/*/failed/*",
     ]
   }
   statement {
-    # Lists a job's tiles and one row's (jobs/<job>/tiles/<row>-). Not
+    # Lists one row's tiles (jobs/<job>/tiles/<row>-), one tile's key and
+    # the job's row markers (jobs/<job>/rows/). Not
     # narrowed by an s3:prefix condition: S3 answers a HEAD of a missing
     # object (the cancel marker) with 404 only to a caller that may list
     # the bucket, and a HEAD carries no prefix; without it, 403.
@@ -101,6 +103,16 @@ data "aws_iam_policy_document" "stitch" {
       "${local.bucket_arn}/jobs/*/tiles/*",
       "${local.bucket_arn}/jobs/*/failed/stitch.json",
       "${local.bucket_arn}/jobs/*/stitching.json",
+    ]
+  }
+  # The outputs go up as multipart uploads (authorized as s3:PutObject);
+  # a stitch that fails part way discards its parts.
+  statement {
+    sid     = "AbortOutputUploads"
+    actions = ["s3:AbortMultipartUpload"]
+    resources = [
+      "${local.bucket_arn}/jobs/*/image.png",
+      "${local.bucket_arn}/jobs/*/counts.npy",
     ]
   }
   statement {

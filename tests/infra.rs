@@ -239,7 +239,8 @@ fn allows(policy: &BTreeMap<String, Vec<String>>, action: &str, key: &str) -> bo
 fn each_role_allows_what_its_function_does_and_no_more() {
     let tf = terraform();
     let job = JobId::parse("0123456789abcdef0123").unwrap();
-    let tile = job.tile_key(TileId::new(3, 4));
+    let range = mandel_core::CountRange { min: 3, max: 2000 };
+    let tile = job.tile_key(TileId::new(3, 4), range);
     let worker = policy(&tf, "worker");
     let stitch = policy(&tf, "stitch");
 
@@ -249,11 +250,13 @@ fn each_role_allows_what_its_function_does_and_no_more() {
     assert!(allows(&worker, "s3:GetObject", &job.params_key()));
     assert!(allows(&worker, "s3:GetObject", &job.cancelled_key()));
     assert!(allows(&worker, "s3:PutObject", &tile));
+    assert!(allows(&worker, "s3:PutObject", &job.row_key(3, range)));
     for what in [Failed::Tile(TileId::new(3, 4)), Failed::Job, Failed::Stitch] {
         assert!(allows(&worker, "s3:PutObject", &job.failed_key(what)));
     }
     assert!(allows(&worker, "s3:ListBucket", &job.tiles_prefix()));
     assert!(allows(&worker, "s3:ListBucket", &job.row_prefix(12)));
+    assert!(allows(&worker, "s3:ListBucket", &job.rows_prefix()));
     for key in [
         job.params_key(),
         job.result_key(),
@@ -307,6 +310,11 @@ fn each_role_allows_what_its_function_does_and_no_more() {
             "stitch may write {key}"
         );
     }
+    for key in [job.image_key(), job.counts_key()] {
+        assert!(allows(&stitch, "s3:AbortMultipartUpload", &key));
+    }
+    assert!(!allows(&stitch, "s3:AbortMultipartUpload", &tile));
+    assert!(!allows(&stitch, "s3:PutObject", &job.row_key(3, range)));
     assert!(!stitch.contains_key("sqs:SendMessage"));
     assert_eq!(stitch["sqs:ReceiveMessage"], ["aws_sqs_queue.stitch.arn"]);
 

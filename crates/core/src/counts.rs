@@ -88,6 +88,38 @@ impl CountsImage {
     }
 }
 
+/// The smallest and largest count of some counts: what the colour
+/// normalisation needs. Recorded per tile when it is stored, so a stitch
+/// knows the image's range before it reads a tile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CountRange {
+    pub min: u16,
+    pub max: u16,
+}
+
+impl CountRange {
+    /// The range of no counts: merging it changes nothing.
+    pub const EMPTY: CountRange = CountRange {
+        min: u16::MAX,
+        max: u16::MIN,
+    };
+
+    pub fn of(counts: &[u16]) -> CountRange {
+        counts.iter().fold(CountRange::EMPTY, |r, &c| CountRange {
+            min: r.min.min(c),
+            max: r.max.max(c),
+        })
+    }
+
+    /// The range covering both.
+    pub fn merge(self, other: CountRange) -> CountRange {
+        CountRange {
+            min: self.min.min(other.min),
+            max: self.max.max(other.max),
+        }
+    }
+}
+
 /// A `.npy` file that is not what [`CountsImage::write_npy`] writes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a mandel counts .npy: {0}")]

@@ -27,6 +27,6 @@ pub mod params;
 pub mod png;
 
 pub use colormap::{Colormap, UnknownColormap};
-pub use counts::CountsImage;
+pub use counts::{CountRange, CountsImage};
 pub use geometry::{TileAxes, TileId};
 pub use params::{ParamError, RenderParams, Viewport};

@@ -9,7 +9,7 @@
 use std::io::Write;
 
 use crate::colormap::Colormap;
-use crate::counts::CountsImage;
+use crate::counts::{CountRange, CountsImage};
 
 pub use png::EncodingError;
 
@@ -29,7 +29,7 @@ pub fn write_png<W: Write>(
     colormap: Colormap,
     mut out: W,
 ) -> Result<(), EncodingError> {
-    let range = count_range(counts.data());
+    let range = CountRange::of(counts.data());
     let mut rows = PngRows::new(counts.width(), counts.height(), colormap, range)?;
     for y in (0..counts.height()).rev() {
         rows.write_row(counts.row(y))?;
@@ -37,19 +37,6 @@ pub fn write_png<W: Write>(
     }
     out.write_all(&rows.finish()?)?;
     Ok(())
-}
-
-/// The smallest and largest count; `(u16::MAX, 0)` for no counts, the
-/// identity of [`merge_range`].
-pub fn count_range(counts: &[u16]) -> (u16, u16) {
-    counts
-        .iter()
-        .fold((u16::MAX, u16::MIN), |(lo, hi), &c| (lo.min(c), hi.max(c)))
-}
-
-/// The range covering both `a` and `b`.
-pub fn merge_range(a: (u16, u16), b: (u16, u16)) -> (u16, u16) {
-    (a.0.min(b.0), a.1.max(b.1))
 }
 
 /// A PNG being encoded one picture row at a time, top row first: push rows
@@ -68,13 +55,13 @@ pub struct PngRows {
 }
 
 impl PngRows {
-    /// Starts a `width`×`height` picture whose counts lie in `range`
-    /// (min, max), coloured with `colormap`.
+    /// Starts a `width`×`height` picture whose counts lie in `range`,
+    /// coloured with `colormap`.
     pub fn new(
         width: usize,
         height: usize,
         colormap: Colormap,
-        range: (u16, u16),
+        range: CountRange,
     ) -> Result<Self, EncodingError> {
         let out = Shared::default();
         let mut encoder = png::Encoder::new(out.clone(), width as u32, height as u32);
@@ -86,12 +73,15 @@ impl PngRows {
         Ok(PngRows {
             stream,
             out,
-            palette: colormap.palette(range.0, range.1),
+            palette: colormap.palette(range.min, range.max),
             rgb: vec![0; width * 3],
         })
     }
 
     /// Encodes the next picture row (counts left to right), top row first.
+    ///
+    /// A count above the range's max (only a hand-edited range can cause
+    /// one) takes the max's colour.
     ///
     /// # Panics
     /// If the row is not `width` counts long.
@@ -102,7 +92,8 @@ impl PngRows {
             "a PNG row has the wrong width"
         );
         for (px, &c) in self.rgb.chunks_exact_mut(3).zip(counts) {
-            px.copy_from_slice(&self.palette[usize::from(c)]);
+            let top = self.palette.len() - 1;
+            px.copy_from_slice(&self.palette[usize::from(c).min(top)]);
         }
         self.stream.write_all(&self.rgb)?;
         Ok(())

@@ -2,7 +2,10 @@
 //!
 //! ```text
 //! jobs/<job>/params.json          RenderParams, written once (create-only)
-//! jobs/<job>/tiles/<row>-<col>.u16   one tile blob each; metadata: sha256, compute-us, worker
+//! jobs/<job>/tiles/<row>-<col>.<min>-<max>.u16
+//!                                 one tile blob each, named with its count range;
+//!                                 metadata: sha256, compute-us, worker
+//! jobs/<job>/rows/<row>.<min>-<max>  marker: the row's tiles are all stored, with their range
 //! jobs/<job>/image.png            the picture (default colormap)
 //! jobs/<job>/counts.npy           the stitched counts array
 //! jobs/<job>/result.json          ResultManifest, written last, create-only
@@ -20,7 +23,7 @@
 
 use std::fmt;
 
-use mandel_core::{RenderParams, TileId};
+use mandel_core::{CountRange, RenderParams, TileId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -78,20 +81,49 @@ impl JobId {
         format!("{}{row}-", self.tiles_prefix())
     }
 
-    pub fn tile_key(&self, tile: TileId) -> String {
-        format!("{}{}-{}.u16", self.tiles_prefix(), tile.row, tile.col)
+    /// The prefix of one tile's key (`tiles/<row>-<col>.`; the `.` keeps
+    /// column 1 from matching column 10).
+    pub fn tile_prefix(&self, tile: TileId) -> String {
+        format!("{}{}-{}.", self.tiles_prefix(), tile.row, tile.col)
     }
 
-    /// The tile a key under [`tiles_prefix`](Self::tiles_prefix) names.
-    pub fn tile_of_key(&self, key: &str) -> Option<TileId> {
+    /// A tile's key, which names the range of its counts, so listing the
+    /// tiles tells the colour normalisation what it needs.
+    pub fn tile_key(&self, tile: TileId, range: CountRange) -> String {
+        format!("{}{}-{}.u16", self.tile_prefix(tile), range.min, range.max)
+    }
+
+    /// The tile and range a key under [`tiles_prefix`](Self::tiles_prefix)
+    /// names.
+    pub fn tile_of_key(&self, key: &str) -> Option<(TileId, CountRange)> {
         let name = key
             .strip_prefix(&self.tiles_prefix())?
             .strip_suffix(".u16")?;
-        let (row, col) = name.split_once('-')?;
+        let (tile, range) = name.split_once('.')?;
+        let (row, col) = tile.split_once('-')?;
         let tile = TileId::new(row.parse().ok()?, col.parse().ok()?);
-        // Only the key the code writes counts: `01-2.u16` or `+1-2.u16`
-        // parse to the same tile, and would count it twice.
-        (key == self.tile_key(tile)).then_some(tile)
+        let range = parse_range(range)?;
+        // Only the key the code writes counts: `01-2.…` or `+1-2.…` parse
+        // to the same tile, and would count it twice.
+        (key == self.tile_key(tile, range)).then_some((tile, range))
+    }
+
+    /// Where the finished rows are marked.
+    pub fn rows_prefix(&self) -> String {
+        format!("{}rows/", self.prefix())
+    }
+
+    /// The marker of a finished row, naming the range of its counts.
+    pub fn row_key(&self, row: u32, range: CountRange) -> String {
+        format!("{}{row}.{}-{}", self.rows_prefix(), range.min, range.max)
+    }
+
+    /// The row and range a key under [`rows_prefix`](Self::rows_prefix)
+    /// names.
+    pub fn row_of_key(&self, key: &str) -> Option<(u32, CountRange)> {
+        let (row, range) = key.strip_prefix(&self.rows_prefix())?.split_once('.')?;
+        let (row, range) = (row.parse().ok()?, parse_range(range)?);
+        (key == self.row_key(row, range)).then_some((row, range))
     }
 
     pub fn image_key(&self) -> String {
@@ -127,6 +159,16 @@ impl JobId {
     pub fn stitching_key(&self) -> String {
         format!("{}stitching.json", self.prefix())
     }
+}
+
+/// `<min>-<max>`, as tile and row keys name a range.
+fn parse_range(s: &str) -> Option<CountRange> {
+    let (min, max) = s.split_once('-')?;
+    let range = CountRange {
+        min: min.parse().ok()?,
+        max: max.parse().ok()?,
+    };
+    (range.min <= range.max).then_some(range)
 }
 
 /// `stitching.json`, written by the stitch as it starts on a job: lets a
@@ -298,14 +340,28 @@ mod tests {
     #[test]
     fn keys_and_tile_names_round_trip() {
         let job = JobId::parse("abc").unwrap();
-        assert_eq!(job.tile_key(TileId::new(3, 12)), "jobs/abc/tiles/3-12.u16");
-        assert_eq!(
-            job.tile_of_key("jobs/abc/tiles/3-12.u16"),
-            Some(TileId::new(3, 12))
+        let range = CountRange { min: 7, max: 2000 };
+        let (tile, key) = (TileId::new(3, 12), "jobs/abc/tiles/3-12.7-2000.u16");
+        assert_eq!(job.tile_key(tile, range), key);
+        assert_eq!(job.tile_of_key(key), Some((tile, range)));
+        assert!(key.starts_with(&job.tile_prefix(tile)));
+        assert!(
+            !job.tile_key(TileId::new(3, 120), range)
+                .starts_with(&job.tile_prefix(tile))
         );
         assert_eq!(job.tile_of_key("jobs/abc/tiles/x.u16"), None);
+        assert_eq!(job.tile_of_key("jobs/abc/tiles/3-12.u16"), None);
         // Only canonical keys name a tile, so no tile counts twice.
-        for other in ["03-12", "+3-12", "3-012", "3-+12", " 3-12"] {
+        for other in [
+            "03-12.7-2000",
+            "+3-12.7-2000",
+            "3-012.7-2000",
+            "3-+12.7-2000",
+            " 3-12.7-2000",
+            "3-12.07-2000",
+            "3-12.9-8",
+            "3-12.7-70000",
+        ] {
             assert_eq!(
                 job.tile_of_key(&format!("jobs/abc/tiles/{other}.u16")),
                 None,
@@ -313,13 +369,17 @@ mod tests {
             );
         }
         assert!(
-            job.tile_key(TileId::new(1, 5))
+            job.tile_key(TileId::new(1, 5), range)
                 .starts_with(&job.row_prefix(1))
         );
         assert!(
-            !job.tile_key(TileId::new(10, 5))
+            !job.tile_key(TileId::new(10, 5), range)
                 .starts_with(&job.row_prefix(1))
         );
+        assert_eq!(job.row_key(4, range), "jobs/abc/rows/4.7-2000");
+        assert_eq!(job.row_of_key("jobs/abc/rows/4.7-2000"), Some((4, range)));
+        assert_eq!(job.row_of_key("jobs/abc/rows/04.7-2000"), None);
+        assert_eq!(job.row_of_key("jobs/abc/rows/4"), None);
         assert_eq!(job.result_key(), "jobs/abc/result.json");
         assert_eq!(
             job.failed_key(Failed::Tile(TileId::new(3, 12))),
@@ -329,6 +389,7 @@ mod tests {
         assert_eq!(job.cancelled_key(), "jobs/abc/cancelled");
         // A failure record under failed/ is never mistaken for a tile.
         assert_eq!(job.tile_of_key("jobs/abc/failed/3-12.json"), None);
+        assert_eq!(job.row_of_key("jobs/abc/failed/3.1-2"), None);
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub mod stitch;
 pub mod store;
 pub mod submit;
 pub mod tiles;
+pub mod upload;
 pub mod worker;
 
 pub use deployment::{BUCKET_ENV, DEPLOYMENT_KEY, Deployment, FunctionLimits};

@@ -4,9 +4,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use mandel_core::{Colormap, CountsImage, RenderParams, TileId, blob, kernel, png};
+use futures::StreamExt;
+use mandel_core::counts::npy_header;
+use mandel_core::png::PngRows;
+use mandel_core::{Colormap, CountRange, RenderParams, TileId, blob, kernel};
 use sha2::{Digest, Sha256};
-use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::error::PipelineError;
@@ -15,8 +17,9 @@ use crate::job::{
 };
 use crate::params_cache::load_params;
 use crate::queue::{Delivery, Queue};
-use crate::store::{Metadata, ObjectStore, PutMode, PutOutcome, StoreError};
-use crate::tiles::{META_COMPUTE_US, META_SHA256, META_WORKER, put_tile, record_failure};
+use crate::store::{Metadata, Object, ObjectStore, PutMode, PutOutcome, StoreError};
+use crate::tiles::{self, META_COMPUTE_US, META_SHA256, META_WORKER, put_tile, record_failure};
+use crate::upload::{Appender, Prepender};
 
 /// How many tile GETs a stitch keeps in flight.
 const PARALLEL_GETS: usize = 32;
@@ -141,10 +144,15 @@ async fn mark_attempt(store: &Arc<dyn ObjectStore>, job: &JobId, attempt: &Stitc
     }
 }
 
-/// Reads every tile, writes `image.png` and `counts.npy`, and publishes
+/// Streams the tiles into `image.png` and `counts.npy`, then publishes
 /// `result.json` last with create-only semantics, so exactly one result is
 /// published however many stitch messages arrive. Idempotent: a job with a
 /// result is left alone.
+///
+/// Memory is bounded by a row of tiles, whatever the image size: the
+/// image's count range comes from the row markers (one listing), then
+/// rows are fetched top row first (the next one while the current one
+/// encodes) and go out as multipart uploads as they are encoded.
 pub async fn stitch(
     store: &Arc<dyn ObjectStore>,
     job: &JobId,
@@ -169,56 +177,33 @@ async fn stitch_marked(
     if let Some(attempt) = &attempt {
         mark_attempt(store, job, attempt).await;
     }
-    let (counts, tile_stats) = fetch_tiles(store, job, &params).await?;
-    let fetched = started.elapsed();
-
-    let job_for_encode = job.clone();
-    let (counts, png_bytes, npy_bytes) = tokio::task::spawn_blocking(move || {
-        // The two encodings are independent: run them side by side.
-        let (png, npy) = std::thread::scope(|s| {
-            let npy = s.spawn(|| counts.to_npy());
-            (
-                png::encode_png(&counts, STORED_COLORMAP),
-                npy.join().expect("npy encoder panicked"),
-            )
-        });
-        let png = png.map_err(|e| PipelineError::Encode {
-            job: job_for_encode,
-            reason: e.to_string(),
-        })?;
-        Ok::<_, PipelineError>((counts, png, npy))
-    })
-    .await
-    .expect("encoder panicked")?;
-
-    let encoded = started.elapsed();
-    store
-        .put(
-            &job.image_key(),
-            Bytes::from(png_bytes),
-            Metadata::new(),
-            PutMode::Overwrite,
-        )
-        .await?;
-    store
-        .put(
-            &job.counts_key(),
-            Bytes::from(npy_bytes),
-            Metadata::new(),
-            PutMode::Overwrite,
-        )
-        .await?;
+    let range = image_range(&**store, job, &params).await?;
+    let side = params.image_side();
+    let mut png = Appender::start(&**store, &job.image_key()).await?;
+    let npy_size = npy_header(side as usize, side as usize).len() as u64 + 2 * side * side;
+    let mut npy = Prepender::start(&**store, &job.counts_key(), npy_size).await?;
+    let written = write_outputs(store, job, &params, range, &mut png, &mut npy).await;
+    let (iterations, tile_stats) = match written {
+        Ok(w) => w,
+        Err(e) => {
+            png.abort().await;
+            npy.abort().await;
+            return Err(e);
+        }
+    };
+    png.finish().await?;
+    npy.finish().await?;
 
     let manifest = ResultManifest {
         job: job.clone(),
         params,
-        width: counts.width() as u64,
-        height: counts.height() as u64,
+        width: side,
+        height: side,
         tiles: params.tile_count(),
         image_key: job.image_key(),
         counts_key: job.counts_key(),
         colormap: STORED_COLORMAP.name().to_string(),
-        iterations: kernel::brute_force_iterations(counts.data(), params.max_iter),
+        iterations,
         compute_us_total: tile_stats.iter().map(|s| s.compute_us).sum(),
         stitch_us: started.elapsed().as_micros() as u64,
         tile_stats,
@@ -235,99 +220,192 @@ async fn stitch_marked(
     {
         PutOutcome::Written => {
             let peak_rss_mib = crate::process::peak_rss_bytes().map(|b| b >> 20);
-            info!(%job, ?fetched, ?encoded, total = ?started.elapsed(), peak_rss_mib, "stitched");
+            info!(%job, total = ?started.elapsed(), peak_rss_mib, "stitched");
             Ok(StitchOutcome::Published(Box::new(manifest)))
         }
         PutOutcome::AlreadyExists => Ok(StitchOutcome::AlreadyDone),
     }
 }
 
-/// Fetches all tiles with bounded parallelism, checking each blob's size and
-/// recorded checksum, and places them into the counts image.
-async fn fetch_tiles(
-    store: &Arc<dyn ObjectStore>,
+/// The count range of the whole image, from the row markers. A row with
+/// no marker (its last writer died after storing its tile) is listed
+/// instead; a row with tiles missing makes the stitch fail, naming them.
+async fn image_range(
+    store: &dyn ObjectStore,
     job: &JobId,
     params: &RenderParams,
-) -> Result<(CountsImage, Vec<TileStat>), PipelineError> {
-    let mut image = CountsImage::for_params(params);
-    let mut stats = Vec::with_capacity(params.tile_count() as usize);
+) -> Result<CountRange, PipelineError> {
+    let marked = tiles::finished_rows(store, job, params).await?;
+    let mut range = marked.values().fold(CountRange::EMPTY, |r, &m| r.merge(m));
     let mut missing = Vec::new();
-    let mut pending = params.tiles();
-    let mut in_flight = JoinSet::new();
-    let spawn = |set: &mut JoinSet<_>, tile: TileId| {
-        let store = Arc::clone(store);
-        let key = job.tile_key(tile);
-        set.spawn(async move { (tile, store.get(&key).await) });
-    };
-    for tile in pending.by_ref().take(PARALLEL_GETS) {
-        spawn(&mut in_flight, tile);
-    }
-    let pixels = params.pixels_per_tile();
-    let mut counts = vec![0u16; pixels];
-    let mut rerendered = Vec::new();
-    while let Some(joined) = in_flight.join_next().await {
-        let (tile, got) = joined.expect("tile fetch panicked");
-        if let Some(next) = pending.next() {
-            spawn(&mut in_flight, next);
-        }
-        let object = match got {
-            Ok(o) => o,
-            Err(StoreError::NotFound { .. }) => {
-                missing.push(tile);
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let problem = match blob::decode_into(&object.body, &mut counts) {
-            Err(e) => Some(e.to_string()),
-            Ok(()) => object
-                .metadata
-                .get(META_SHA256)
-                .map(|expected| (expected, hex(&Sha256::digest(&object.body))))
-                .filter(|(expected, actual)| actual != *expected)
-                .map(|(expected, actual)| {
-                    format!("sha256 {actual} differs from the recorded {expected}")
-                }),
-        };
-        if let Some(reason) = problem {
-            // Never stitch a damaged blob: render the tile again here and
-            // put the good bytes back in its place.
-            warn!(%job, %tile, %reason, "corrupt tile; rendering it again");
-            counts = rerender(store, job, params, tile).await?;
-            rerendered.push(tile);
-        }
-        image.place_tile(params.tile_pixels as usize, tile, &counts);
-        stats.push(TileStat {
-            row: tile.row,
-            col: tile.col,
-            compute_us: object
-                .metadata
-                .get(META_COMPUTE_US)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0),
-            worker: if rerendered.last() == Some(&tile) {
-                "stitch".to_string()
-            } else {
-                object
-                    .metadata
-                    .get(META_WORKER)
-                    .cloned()
-                    .unwrap_or_default()
-            },
-        });
+    for row in (0..params.tiles_per_side).filter(|r| !marked.contains_key(r)) {
+        let stored = tiles::row_tiles(store, job, params, row).await?;
+        range = stored.values().fold(range, |r, t| r.merge(t.range));
+        missing.extend(
+            (0..params.tiles_per_side)
+                .filter(|col| !stored.contains_key(col))
+                .map(|col| TileId::new(row, col)),
+        );
     }
     if !missing.is_empty() {
-        missing.sort();
         return Err(PipelineError::MissingTiles {
             job: job.clone(),
             missing,
         });
     }
-    stats.sort_by_key(|s| (s.row, s.col));
-    Ok((image, stats))
+    Ok(range)
 }
 
-/// Renders `tile` again and overwrites its blob with the good bytes.
+/// One row of tiles, fetched: `P` rows of counts across the whole image.
+struct Band {
+    counts: Vec<u16>,
+    stats: Vec<TileStat>,
+}
+
+/// Writes the PNG (rows top first) and the `.npy` (back to front) one row
+/// of tiles at a time, fetching the next row while one encodes. Returns
+/// the brute-force iteration count and the tiles' stats.
+async fn write_outputs(
+    store: &Arc<dyn ObjectStore>,
+    job: &JobId,
+    params: &RenderParams,
+    range: CountRange,
+    png: &mut Appender<'_>,
+    npy: &mut Prepender<'_>,
+) -> Result<(u64, Vec<TileStat>), PipelineError> {
+    let side = params.image_side() as usize;
+    let p = params.tile_pixels as usize;
+    let encode_err = |e: mandel_core::png::EncodingError| PipelineError::Encode {
+        job: job.clone(),
+        reason: e.to_string(),
+    };
+    let mut encoder = PngRows::new(side, side, STORED_COLORMAP, range).map_err(encode_err)?;
+    let fetch = |row: u32| {
+        let (store, job, params) = (Arc::clone(store), job.clone(), *params);
+        tokio::spawn(async move { fetch_band(&store, &job, &params, row).await })
+    };
+    let mut next = Some(fetch(params.tiles_per_side - 1));
+    let mut iterations = 0;
+    let mut stats = Vec::with_capacity(params.tile_count() as usize);
+    for row in (0..params.tiles_per_side).rev() {
+        let band = next
+            .take()
+            .expect("fetched")
+            .await
+            .expect("tile fetch panicked")?;
+        if row > 0 {
+            next = Some(fetch(row - 1));
+        }
+        let max_iter = params.max_iter;
+        let (enc, png_bytes, npy_bytes, its) = tokio::task::spawn_blocking(move || {
+            for y in (0..p).rev() {
+                encoder.write_row(&band.counts[y * side..(y + 1) * side])?;
+            }
+            let (png, npy) = (encoder.take_bytes(), blob::encode(&band.counts));
+            let its = kernel::brute_force_iterations(&band.counts, max_iter);
+            Ok::<_, mandel_core::png::EncodingError>((encoder, png, npy, its))
+        })
+        .await
+        .expect("encoder panicked")
+        .map_err(encode_err)?;
+        encoder = enc;
+        iterations += its;
+        stats.extend(band.stats);
+        png.write(&png_bytes).await?;
+        npy.write_front(&npy_bytes).await?;
+    }
+    png.write(&encoder.finish().map_err(encode_err)?).await?;
+    npy.write_front(&npy_header(side, side)).await?;
+    stats.sort_by_key(|s| (s.row, s.col));
+    Ok((iterations, stats))
+}
+
+/// Fetches one row of tiles with bounded parallelism into a band, checking
+/// each blob's size, recorded checksum and named range. The row is known
+/// whole ([`image_range`]), so a tile that fails a check, or is no longer
+/// listed whole, was damaged since: it is rendered again (and its good
+/// bytes put back), never stitched as it is.
+async fn fetch_band(
+    store: &Arc<dyn ObjectStore>,
+    job: &JobId,
+    params: &RenderParams,
+    row: u32,
+) -> Result<Band, PipelineError> {
+    let mut stored = tiles::row_tiles(&**store, job, params, row).await?;
+    let (p, side) = (params.tile_pixels as usize, params.image_side() as usize);
+    let mut band = vec![0u16; p * side];
+    let mut stats = Vec::with_capacity(params.tiles_per_side as usize);
+    let mut gets = futures::stream::iter((0..params.tiles_per_side).map(|col| {
+        let store = Arc::clone(store);
+        let stored = stored.remove(&col);
+        async move {
+            let got = match &stored {
+                Some(t) => Some(store.get(&t.key).await),
+                None => None,
+            };
+            (TileId::new(row, col), stored, got)
+        }
+    }))
+    .buffer_unordered(PARALLEL_GETS);
+    let mut counts = vec![0u16; p * p];
+    while let Some((tile, stored, got)) = gets.next().await {
+        let object = match got {
+            Some(Ok(o)) => Some(o),
+            None | Some(Err(StoreError::NotFound { .. })) => None,
+            Some(Err(e)) => return Err(e.into()),
+        };
+        let problem = match (&object, &stored) {
+            (Some(object), Some(stored)) => check_blob(object, stored.range, &mut counts),
+            _ => Some("not stored whole".to_string()),
+        };
+        let worker = if let Some(reason) = problem {
+            warn!(%job, %tile, %reason, "damaged tile; rendering it again");
+            counts = rerender(store, job, params, tile).await?;
+            "stitch".to_string()
+        } else {
+            let meta = &object.as_ref().expect("checked").metadata;
+            meta.get(META_WORKER).cloned().unwrap_or_default()
+        };
+        let x0 = tile.col as usize * p;
+        for (y, src) in counts.chunks_exact(p).enumerate() {
+            band[y * side + x0..y * side + x0 + p].copy_from_slice(src);
+        }
+        stats.push(TileStat {
+            row: tile.row,
+            col: tile.col,
+            compute_us: object
+                .as_ref()
+                .and_then(|o| o.metadata.get(META_COMPUTE_US))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
+            worker,
+        });
+    }
+    Ok(Band {
+        counts: band,
+        stats,
+    })
+}
+
+/// Decodes a tile's blob into `counts`; what is wrong with it, if anything:
+/// its size, its recorded SHA-256, or the range its key names.
+fn check_blob(object: &Object, range: CountRange, counts: &mut [u16]) -> Option<String> {
+    if let Err(e) = blob::decode_into(&object.body, counts) {
+        return Some(e.to_string());
+    }
+    if let Some(expected) = object.metadata.get(META_SHA256) {
+        let actual = hex(&Sha256::digest(&object.body));
+        if &actual != expected {
+            return Some(format!(
+                "sha256 {actual} differs from the recorded {expected}"
+            ));
+        }
+    }
+    let actual = CountRange::of(counts);
+    (actual != range).then(|| format!("counts span {actual:?}, its key says {range:?}"))
+}
+
+/// Renders `tile` again and puts its blob back.
 async fn rerender(
     store: &Arc<dyn ObjectStore>,
     job: &JobId,
@@ -338,6 +416,6 @@ async fn rerender(
     let counts = tokio::task::spawn_blocking(move || kernel::render_tile(&params, tile))
         .await
         .expect("tile kernel panicked");
-    put_tile(&**store, job, tile, blob::encode(&counts), "stitch", None).await?;
+    put_tile(&**store, job, tile, &counts, "stitch", None).await?;
     Ok(counts)
 }

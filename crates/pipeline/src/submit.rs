@@ -10,7 +10,7 @@ use crate::job::{Failure, JobId, ResultManifest, StitchAttempt, TileMessage};
 use crate::queue::Queue;
 use crate::stitch::{read_attempt, restart_stitch};
 use crate::store::{Metadata, ObjectStore, PutMode, PutOutcome, StoreError};
-use crate::tiles::{missing_tiles, whole_tiles};
+use crate::tiles::{finished_rows, missing_tiles, whole_tiles};
 use tracing::warn;
 
 /// What [`submit`] did.
@@ -207,18 +207,14 @@ pub async fn wait_for_result(
     let mut grace = policy.restitch_after;
     let mut resent_for_death = false;
     loop {
-        // One listing of the whole job answers every question of a poll:
-        // result, failures, cancel, progress.
-        let listed = store.list(&job.prefix()).await?;
-        let has = |key: &str| listed.iter().any(|m| m.key == key);
-        if has(&job.result_key())
+        let seen = look(store, job, params).await?;
+        if seen.result
             && let Some(manifest) = read_result(store, job).await?
         {
             progress(params.tile_count());
             return Ok(manifest);
         }
-        let failed_prefix = job.failed_prefix();
-        if listed.iter().any(|m| m.key.starts_with(&failed_prefix)) {
+        if seen.failed {
             let failures = read_failures(store, job).await?;
             if !failures.is_empty() {
                 return Err(PipelineError::JobFailed {
@@ -227,19 +223,16 @@ pub async fn wait_for_result(
                 });
             }
         }
-        if has(&job.cancelled_key()) {
+        if seen.cancelled {
             return Err(PipelineError::Cancelled { job: job.clone() });
         }
-        let done = whole_tiles(&listed, job, params).count() as u64;
+        let done = seen.tiles_done;
         if last != Some(done) {
             progress(done);
             last = Some(done);
         }
         if done == params.tile_count() {
-            let attempt = match has(&job.stitching_key()) {
-                true => read_attempt(store, job).await?,
-                false => None,
-            };
+            let attempt = read_attempt(store, job).await?;
             let killed = |a: &StitchAttempt| {
                 policy
                     .stitch_timeout
@@ -271,6 +264,50 @@ pub async fn wait_for_result(
         }
         tokio::time::sleep(policy.poll_every).await;
     }
+}
+
+/// What one poll of a job sees.
+struct Seen {
+    result: bool,
+    failed: bool,
+    cancelled: bool,
+    /// Tiles stored whole; for a job over one listing page, those of the
+    /// finished rows.
+    tiles_done: u64,
+}
+
+/// Keys in one S3 listing page.
+const LIST_PAGE: u64 = 1000;
+
+/// Looks at a job at a cost that does not grow with it: a job that fits
+/// in one listing page is listed whole (progress by tile); a larger one is
+/// seen through its row markers (progress by row), its failure records and
+/// two HEADs.
+async fn look(
+    store: &dyn ObjectStore,
+    job: &JobId,
+    params: &RenderParams,
+) -> Result<Seen, PipelineError> {
+    if params.tile_count() <= LIST_PAGE {
+        let listed = store.list(&job.prefix()).await?;
+        let has = |key: &str| listed.iter().any(|m| m.key == key);
+        let failed_prefix = job.failed_prefix();
+        let mut tiles: Vec<_> = whole_tiles(&listed, job, params).map(|t| t.tile).collect();
+        tiles.dedup();
+        return Ok(Seen {
+            result: has(&job.result_key()),
+            failed: listed.iter().any(|m| m.key.starts_with(&failed_prefix)),
+            cancelled: has(&job.cancelled_key()),
+            tiles_done: tiles.len() as u64,
+        });
+    }
+    let rows = finished_rows(store, job, params).await?.len() as u64;
+    Ok(Seen {
+        result: store.head(&job.result_key()).await?.is_some(),
+        failed: !store.list(&job.failed_prefix()).await?.is_empty(),
+        cancelled: store.head(&job.cancelled_key()).await?.is_some(),
+        tiles_done: rows * u64::from(params.tiles_per_side),
+    })
 }
 
 /// The failure of a stitch that was killed.

@@ -1,13 +1,24 @@
 //! A job's tile objects: every rule about them in one place. A tile's key
-//! is [`JobId::tile_key`]; its blob is `P × P` little-endian u16 counts
-//! ([`blob_size`] bytes), written by [`put_tile`] with its SHA-256, compute
-//! time and writer as metadata. A tile counts as stored when a listing
-//! shows its canonical key with the whole size ([`whole_tiles`]); a blob of
-//! any other size is rendered again. Failure records ([`record_failure`])
-//! sit beside the tiles under `failed/`.
+//! is [`JobId::tile_key`], which names the range of its counts; its blob is
+//! `P × P` little-endian u16 counts ([`blob_size`] bytes), written by
+//! [`put_tile`] with its SHA-256, compute time and writer as metadata. A
+//! tile counts as stored when a listing shows its canonical key with the
+//! whole size ([`whole_tiles`]); a blob of any other size is rendered again.
+//!
+//! Completion is tracked per row, so its cost grows with the tiles, not
+//! with tiles × tiles per side: the writer of a row's last tile sees the
+//! row whole in one listing of the row and marks it ([`mark_row`]); the
+//! job is complete when every row is marked ([`finished_rows`], one
+//! listing of the small `rows/` prefix). A row marker names its range, so
+//! a stitch knows the image's range from that one listing.
+//!
+//! Failure records ([`record_failure`]) sit beside the tiles under
+//! `failed/`.
+
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use mandel_core::{RenderParams, TileId};
+use mandel_core::{CountRange, RenderParams, TileId, blob};
 use sha2::{Digest, Sha256};
 
 use crate::error::PipelineError;
@@ -24,16 +35,26 @@ pub fn blob_size(params: &RenderParams) -> u64 {
     2 * params.pixels_per_tile() as u64
 }
 
+/// A tile stored whole, as a listing shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredTile {
+    pub tile: TileId,
+    /// The range of its counts, as its key names it.
+    pub range: CountRange,
+    pub key: String,
+}
+
 /// Writes a tile's blob with its metadata: a keyed overwrite with
 /// deterministic bytes, so writing it twice is harmless.
 pub async fn put_tile(
     store: &dyn ObjectStore,
     job: &JobId,
     tile: TileId,
-    bytes: Vec<u8>,
+    counts: &[u16],
     writer: &str,
     compute_us: Option<u64>,
 ) -> Result<(), PipelineError> {
+    let bytes = blob::encode(counts);
     let mut metadata = Metadata::from([
         (META_SHA256.to_string(), hex(&Sha256::digest(&bytes))),
         (META_WORKER.to_string(), writer.to_string()),
@@ -43,7 +64,7 @@ pub async fn put_tile(
     }
     store
         .put(
-            &job.tile_key(tile),
+            &job.tile_key(tile, CountRange::of(counts)),
             Bytes::from(bytes),
             metadata,
             PutMode::Overwrite,
@@ -58,13 +79,18 @@ pub fn whole_tiles<'a>(
     listed: &'a [ObjectMeta],
     job: &'a JobId,
     params: &'a RenderParams,
-) -> impl Iterator<Item = TileId> + 'a {
+) -> impl Iterator<Item = StoredTile> + 'a {
     let size = blob_size(params);
     listed
         .iter()
         .filter(move |m| m.size == size)
-        .filter_map(|m| job.tile_of_key(&m.key))
-        .filter(|t| params.contains(*t))
+        .filter_map(|m| {
+            let (tile, range) = job.tile_of_key(&m.key)?;
+            let key = m.key.clone();
+            params
+                .contains(tile)
+                .then_some(StoredTile { tile, range, key })
+        })
 }
 
 /// Whether `tile` is stored whole. A listing of its own key, not a HEAD:
@@ -76,22 +102,76 @@ pub async fn is_stored(
     tile: TileId,
     params: &RenderParams,
 ) -> Result<bool, PipelineError> {
-    let key = job.tile_key(tile);
-    let listed = store.list(&key).await?;
-    Ok(listed
-        .iter()
-        .any(|m| m.key == key && m.size == blob_size(params)))
+    let listed = store.list(&job.tile_prefix(tile)).await?;
+    Ok(whole_tiles(&listed, job, params).any(|t| t.tile == tile))
 }
 
-/// The job's tiles that are stored whole, sorted.
+/// The tiles of `row` stored whole, by column: one listing of the row.
+pub async fn row_tiles(
+    store: &dyn ObjectStore,
+    job: &JobId,
+    params: &RenderParams,
+    row: u32,
+) -> Result<BTreeMap<u32, StoredTile>, PipelineError> {
+    let listed = store.list(&job.row_prefix(row)).await?;
+    Ok(whole_tiles(&listed, job, params)
+        .filter(|t| t.tile.row == row)
+        .map(|t| (t.tile.col, t))
+        .collect())
+}
+
+/// If every tile of `row` is stored, marks the row finished (a keyed
+/// overwrite, so two writers of the row's last tiles may both do it) and
+/// returns its range.
+pub async fn mark_row(
+    store: &dyn ObjectStore,
+    job: &JobId,
+    params: &RenderParams,
+    row: u32,
+) -> Result<Option<CountRange>, PipelineError> {
+    let tiles = row_tiles(store, job, params, row).await?;
+    if tiles.len() < params.tiles_per_side as usize {
+        return Ok(None);
+    }
+    let range = tiles
+        .values()
+        .fold(CountRange::EMPTY, |r, t| r.merge(t.range));
+    store
+        .put(
+            &job.row_key(row, range),
+            Bytes::new(),
+            Metadata::new(),
+            PutMode::Overwrite,
+        )
+        .await?;
+    Ok(Some(range))
+}
+
+/// The rows marked finished, with their ranges: one listing of `rows/`.
+pub async fn finished_rows(
+    store: &dyn ObjectStore,
+    job: &JobId,
+    params: &RenderParams,
+) -> Result<BTreeMap<u32, CountRange>, PipelineError> {
+    let listed = store.list(&job.rows_prefix()).await?;
+    Ok(listed
+        .iter()
+        .filter_map(|m| job.row_of_key(&m.key))
+        .filter(|(row, _)| *row < params.tiles_per_side)
+        .collect())
+}
+
+/// The job's tiles that are stored whole, sorted. Lists the whole job:
+/// for submitting and resuming, not for polling.
 pub async fn stored_tiles(
     store: &dyn ObjectStore,
     job: &JobId,
     params: &RenderParams,
 ) -> Result<Vec<TileId>, PipelineError> {
     let listed = store.list(&job.tiles_prefix()).await?;
-    let mut tiles: Vec<TileId> = whole_tiles(&listed, job, params).collect();
+    let mut tiles: Vec<TileId> = whole_tiles(&listed, job, params).map(|t| t.tile).collect();
     tiles.sort();
+    tiles.dedup();
     Ok(tiles)
 }
 

@@ -3,13 +3,12 @@
 //! A worker takes a batch of tile messages (up to 10 from SQS), renders
 //! them on a blocking pool bounded by the cores it has, uploads each blob as
 //! soon as it is computed (so uploads overlap the remaining compute), and
-//! then checks each job of the batch for completion: it lists the job's
-//! tiles (for a job of over 1000 tiles, first the rows the batch wrote to,
-//! and the whole job only if those are complete).
-//! The check after the last upload of a job sees every tile (S3 listing is
-//! read-after-write consistent), so the stitch message is always sent; and
-//! the job-wide listing, which grows with the job, runs about once per
-//! completed row instead of once per batch.
+//! then checks each job of the batch for completion, row by row
+//! ([`tiles`](crate::tiles)): it lists each row the batch wrote to, marks
+//! those that are whole, and if it marked one, lists the job's row markers.
+//! The check after the last upload of a row sees every tile of it (S3
+//! listing is read-after-write consistent), and the check after the last
+//! row marker sees every marker, so the stitch message is always sent.
 //!
 //! Messages of a cancelled job are acknowledged without work. A message
 //! that fails on its last delivery (the queue's `maxReceiveCount`, after
@@ -21,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use mandel_core::{RenderParams, TileId, blob, kernel};
+use mandel_core::{RenderParams, TileId, kernel};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
@@ -308,7 +307,7 @@ impl TileWorker {
             job: msg.job.clone(),
             tile,
         };
-        let (bytes, compute_us) = {
+        let (counts, compute_us) = {
             let _core = self.compute.acquire().await.expect("never closed");
             if stop.is_set() {
                 return Err(unfinished());
@@ -317,8 +316,7 @@ impl TileWorker {
             tokio::task::spawn_blocking(move || {
                 let started = Instant::now();
                 let counts = kernel::render_tile_until(&params, tile, &flag)?;
-                let compute_us = started.elapsed().as_micros() as u64;
-                Some((blob::encode(&counts), compute_us))
+                Some((counts, started.elapsed().as_micros() as u64))
             })
             .await
             .expect("tile kernel panicked")
@@ -328,7 +326,7 @@ impl TileWorker {
             &*self.store,
             &msg.job,
             tile,
-            bytes,
+            &counts,
             &self.worker_id,
             Some(compute_us),
         )
@@ -336,43 +334,31 @@ impl TileWorker {
         Ok(stored(compute_us))
     }
 
-    /// If the `rows` just written to are complete, lists the job's tiles
-    /// and, if all are stored, sends the stitch message. Returns whether the
-    /// job is complete.
+    /// Marks those of `rows` (just written to) that are whole, and if it
+    /// marked one and every row is marked, sends the stitch message.
+    /// Returns whether the job is complete.
     async fn complete_if_done(
         &self,
         job: &JobId,
         params: &RenderParams,
         rows: &BTreeSet<u32>,
     ) -> Result<bool, PipelineError> {
-        // A job that fits in one listing page is checked whole at once;
-        // a bigger one row by row first, so the job-wide listing (pages
-        // that grow with the job) runs only when the batch's rows are done.
-        let rows = if params.tile_count() <= LIST_PAGE {
-            &BTreeSet::new()
-        } else {
-            rows
-        };
+        let mut marked = false;
         for &row in rows {
-            let listed = self.store.list(&job.row_prefix(row)).await?;
-            let whole = tiles::whole_tiles(&listed, job, params)
-                .filter(|t| t.row == row)
-                .count();
-            if whole < params.tiles_per_side as usize {
-                return Ok(false);
-            }
+            marked |= tiles::mark_row(&*self.store, job, params, row)
+                .await?
+                .is_some();
         }
-        let done = tiles::stored_tiles(&*self.store, job, params).await?.len() as u64;
-        if done < params.tile_count() {
+        if !marked
+            || (tiles::finished_rows(&*self.store, job, params).await?.len() as u32)
+                < params.tiles_per_side
+        {
             return Ok(false);
         }
         send_stitch(&*self.stitch_queue, job).await?;
         Ok(true)
     }
 }
-
-/// Keys per S3 listing page.
-const LIST_PAGE: u64 = 1000;
 
 /// How long before an invocation's deadline the worker stops computing:
 /// a tenth of the invocation, at least 1 s and at most 10 s, to upload

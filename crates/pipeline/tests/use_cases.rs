@@ -286,7 +286,7 @@ async fn stitch_refuses_missing_tiles_and_renders_corrupt_ones_again() {
     }
     r.worker.handle_message(&messages[0]).await.unwrap();
     // Flip one byte of a tile, keeping its recorded checksum; cut another short.
-    let flipped = job.tile_key(TileId::new(1, 1));
+    let flipped = stored_key(&r.store, &job, TileId::new(1, 1)).await;
     let obj = r.store.get(&flipped).await.unwrap();
     let mut body = obj.body.to_vec();
     body[0] ^= 1;
@@ -299,7 +299,7 @@ async fn stitch_refuses_missing_tiles_and_renders_corrupt_ones_again() {
         )
         .await
         .unwrap();
-    let cut = job.tile_key(TileId::new(2, 0));
+    let cut = stored_key(&r.store, &job, TileId::new(2, 0)).await;
     let obj = r.store.get(&cut).await.unwrap();
     r.store
         .put(&cut, obj.body.slice(..50), obj.metadata, PutMode::Overwrite)
@@ -794,15 +794,13 @@ async fn a_worker_at_its_deadline_keeps_what_it_finished_and_fails_only_the_rest
         "the worker returned after its deadline"
     );
     assert_eq!(failed, ["slow"]);
-    let kept = r.store.get(&fast_job.tile_key(TileId::new(1, 1))).await;
+    let kept = r
+        .store
+        .get(&stored_key(&r.store, &fast_job, TileId::new(1, 1)).await)
+        .await;
     assert_eq!(kept.unwrap().metadata["worker"], "first");
-    assert!(
-        r.store
-            .head(&slow_job.tile_key(TileId::new(0, 0)))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    let slow_tile = slow_job.tile_prefix(TileId::new(0, 0));
+    assert!(r.store.list(&slow_tile).await.unwrap().is_empty());
     let failures = read_failures(&*r.store, &slow_job).await.unwrap();
     assert_eq!(failures.len(), 1);
     assert!(
@@ -822,7 +820,10 @@ async fn a_worker_at_its_deadline_keeps_what_it_finished_and_fails_only_the_rest
     );
     let redelivered = [delivery("fast", tile_body(&fast_job, 1, 1), 2)];
     assert!(again.handle_batch(&redelivered, None).await.is_empty());
-    let kept = r.store.get(&fast_job.tile_key(TileId::new(1, 1))).await;
+    let kept = r
+        .store
+        .get(&stored_key(&r.store, &fast_job, TileId::new(1, 1)).await)
+        .await;
     assert_eq!(kept.unwrap().metadata["worker"], "first");
 }
 
@@ -924,4 +925,11 @@ async fn a_stitch_whose_params_are_gone_is_recorded_at_once() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// The key `tile` is stored under (it names the tile's count range).
+async fn stored_key(store: &Arc<dyn ObjectStore>, job: &JobId, tile: TileId) -> String {
+    let listed = store.list(&job.tile_prefix(tile)).await.unwrap();
+    assert_eq!(listed.len(), 1, "{tile} is stored once");
+    listed[0].key.clone()
 }

@@ -91,8 +91,10 @@ fn a_tile_slower_than_the_worker_timeout_fails_the_job_with_the_reason() {
     );
 }
 
-/// The default job's stitch needs ~120 MiB; with the stitch's memory
-/// lowered to 48 MiB after submission, every attempt is killed (the
+/// The stitch holds a row of tiles at a time: with 2048-px tiles, a row of
+/// this 4096² job is 16 MiB of counts, several times that with its
+/// encodings and the next row; with the stitch's memory lowered to 48 MiB
+/// after submission, every attempt is killed (the
 /// process aborts when an allocation fails, as Lambda kills a function out
 /// of memory; like Lambda, a new one starts for the next delivery). The
 /// waiting client sees the last attempt die and reports it.
@@ -107,7 +109,15 @@ fn a_stitch_larger_than_its_memory_is_killed_and_reported() {
         },
     );
     let dir = tempfile::tempdir().unwrap();
-    let waiting = client(&lane, dir.path(), &[]);
+    let big_tiles = [
+        "--tiles-per-side",
+        "2",
+        "--tile-pixels",
+        "2048",
+        "--max-iter",
+        "100",
+    ];
+    let waiting = client(&lane, dir.path(), &big_tiles);
     submitted(&lane);
     lane.set_limits(
         WORKER,
@@ -210,7 +220,13 @@ fn a_stitch_message_purged_while_the_client_waits_still_ends_in_the_exact_image(
 /// the limit named, before anything is written or sent.
 #[test]
 fn a_job_too_big_for_the_deployment_is_refused_before_anything_is_written() {
-    let lane = Lane::with_limits("capacity", WORKER, STITCH);
+    // A stitch holds a row of tiles: the largest image fits the default
+    // stitch memory, so a small one is given here.
+    let small_stitch = FunctionLimits {
+        timeout_secs: 300,
+        memory_mb: 256,
+    };
+    let lane = Lane::with_limits("capacity", WORKER, small_stitch);
     let dir = tempfile::tempdir().unwrap();
     for (args, names) in [
         (
@@ -227,13 +243,13 @@ fn a_job_too_big_for_the_deployment_is_refused_before_anything_is_written() {
         (
             &[
                 "--tile-pixels",
-                "256",
+                "2048",
                 "--tiles-per-side",
-                "128",
+                "4",
                 "--max-iter",
                 "100",
             ][..],
-            "stitch's memory of 4096 MiB",
+            "stitch's memory of 256 MiB",
         ),
     ] {
         let out = lane.orchestrate(dir.path(), args);

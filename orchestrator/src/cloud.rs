@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use indicatif::ProgressBar;
 use mandel_aws::{AwsClients, Cloud};
 use mandel_core::RenderParams;
@@ -12,7 +12,6 @@ use mandel_pipeline::{
     tiles::missing_tiles, wait_for_result,
 };
 
-use crate::Rendered;
 use crate::cli::{Request, Wait};
 
 /// The bucket's deployment.
@@ -127,29 +126,6 @@ pub async fn wait(
             );
         }
     }
-}
-
-/// Fetches the stored PNG and the counts, each only if wanted.
-pub async fn download(
-    cloud: &Cloud,
-    manifest: ResultManifest,
-    png: bool,
-    npy: bool,
-) -> Result<Rendered> {
-    let fetch = async |key: &str, what: &str, wanted: bool| -> Result<Option<Vec<u8>>> {
-        if !wanted {
-            return Ok(None);
-        }
-        let object = cloud
-            .store
-            .get(key)
-            .await
-            .with_context(|| format!("downloading the {what}"))?;
-        Ok(Some(object.body.to_vec()))
-    };
-    let png = fetch(&manifest.image_key, "PNG", png).await?;
-    let npy = fetch(&manifest.counts_key, "counts", npy).await?;
-    Ok(Rendered { manifest, png, npy })
 }
 
 /// `--cancel JOB`.

@@ -6,15 +6,17 @@ mod cli;
 mod cloud;
 
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use mandel_core::{CountsImage, png};
-use mandel_pipeline::{PipelineError, ResultManifest, render_embedded, stitch::STORED_COLORMAP};
+use mandel_core::png;
+use mandel_pipeline::{
+    ObjectStore, PipelineError, ResultManifest, render_embedded, stitch::STORED_COLORMAP,
+};
 
 use cli::{Cli, Mode, UsageError};
 
@@ -63,15 +65,22 @@ fn usage_error(e: &UsageError) -> ExitCode {
 async fn run(req: &cli::Request) -> Result<()> {
     let started = Instant::now();
     let bar = progress_bar(req.params.tile_count());
-    let (rendered, workers) = match &req.mode {
+    // Scratch space beside the output: the embedded render's tiles and
+    // outputs (on the same filesystem, so the outputs are linked into place,
+    // not copied), or counts to recolour.
+    let scratch_parent = match req.out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let (manifest, workers) = match &req.mode {
         Mode::Embedded { workers } => {
-            let r = render_embedded(&req.params, *workers, |done| bar.set_position(done)).await?;
-            let rendered = Rendered {
-                manifest: r.manifest,
-                png: Some(r.png),
-                npy: Some(r.npy),
-            };
-            (rendered, workers.to_string())
+            let r = render_embedded(&req.params, *workers, &scratch_parent, |done| {
+                bar.set_position(done)
+            })
+            .await?;
+            bar.finish_and_clear();
+            write_outputs(r.store(), &r.manifest, req, &scratch_parent).await?;
+            (r.manifest, workers.to_string())
         }
         Mode::Cancel { bucket, job } => return cloud::cancel_job(bucket, job).await,
         Mode::Cloud {
@@ -88,28 +97,12 @@ async fn run(req: &cli::Request) -> Result<()> {
                 return Ok(());
             };
             let manifest = cloud::wait(&cloud, &job, &req.params, wait, &bar).await?;
-            let need_npy = req.counts_out.is_some() || req.colormap != STORED_COLORMAP;
-            let rendered =
-                cloud::download(&cloud, manifest, req.colormap == STORED_COLORMAP, need_npy)
-                    .await?;
-            (rendered, "remote".to_string())
+            bar.finish_and_clear();
+            write_outputs(&*cloud.store, &manifest, req, &scratch_parent).await?;
+            (manifest, "remote".to_string())
         }
     };
-    bar.finish_and_clear();
 
-    let Rendered { manifest, png, npy } = rendered;
-    let png_bytes = match (req.colormap == STORED_COLORMAP, png) {
-        (true, Some(png)) => png,
-        _ => {
-            let npy = npy.as_deref().context("counts were not downloaded")?;
-            let counts = CountsImage::from_npy(npy).context("reading back the counts")?;
-            png::encode_png(&counts, req.colormap).context("encoding the PNG")?
-        }
-    };
-    write(&req.out, &png_bytes)?;
-    if let Some(path) = &req.counts_out {
-        write(path, npy.as_deref().context("counts were not downloaded")?)?;
-    }
     let secs = started.elapsed().as_secs_f64();
     let m = &manifest;
     let peak = mandel_pipeline::process::peak_rss_bytes()
@@ -129,17 +122,57 @@ async fn run(req: &cli::Request) -> Result<()> {
     Ok(())
 }
 
-/// A finished job's result and the outputs fetched for it.
-pub(crate) struct Rendered {
-    pub manifest: ResultManifest,
-    /// The PNG in the stored colormap, if fetched.
-    pub png: Option<Vec<u8>>,
-    /// The counts as `.npy`, if fetched.
-    pub npy: Option<Vec<u8>>,
-}
-
-fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+/// Writes a finished job's outputs where the user asked, streaming: the
+/// stored PNG, or one recoloured a row at a time from the counts, and the
+/// counts if asked for.
+async fn write_outputs(
+    store: &dyn ObjectStore,
+    manifest: &ResultManifest,
+    req: &cli::Request,
+    scratch_parent: &Path,
+) -> Result<()> {
+    let download = async |key: &str, dest: &Path| {
+        store
+            .download(key, dest)
+            .await
+            .with_context(|| format!("writing {}", dest.display()))
+    };
+    if let Some(path) = &req.counts_out {
+        download(&manifest.counts_key, path).await?;
+    }
+    if req.colormap == STORED_COLORMAP {
+        download(&manifest.image_key, &req.out).await?;
+        return Ok(());
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix(".mandel-recolour-")
+        .tempdir_in(scratch_parent)
+        .context("making a scratch folder")?;
+    let counts = match &req.counts_out {
+        Some(path) => path.clone(),
+        None => {
+            let path = scratch.path().join("counts.npy");
+            download(&manifest.counts_key, &path).await?;
+            path
+        }
+    };
+    let (colormap, out) = (req.colormap, req.out.clone());
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        let npy = std::io::BufReader::new(
+            std::fs::File::open(&counts)
+                .with_context(|| format!("reading {}", counts.display()))?,
+        );
+        let file =
+            std::fs::File::create(&out).with_context(|| format!("writing {}", out.display()))?;
+        let mut png = std::io::BufWriter::new(file);
+        png::recolour_npy(npy, colormap, &mut png).context("encoding the PNG")?;
+        png.into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("writing {}", out.display()))?;
+        Ok(())
+    })
+    .await
+    .expect("recolouring panicked")
 }
 
 pub(crate) fn progress_bar(total: u64) -> ProgressBar {

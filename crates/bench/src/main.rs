@@ -161,9 +161,15 @@ fn main() -> Result<()> {
 
     section("embedded pipeline, whole default job (render_embedded, PNG included)");
     let rt = tokio::runtime::Runtime::new()?;
+    let scratch = tempfile::tempdir_in(".")?;
     for workers in [1, cores] {
         let t = Instant::now();
-        rt.block_on(mandel_pipeline::render_embedded(&p, workers, |_| {}))?;
+        rt.block_on(mandel_pipeline::render_embedded(
+            &p,
+            workers,
+            scratch.path(),
+            |_| {},
+        ))?;
         println!("{workers} worker(s): {:.3} s", t.elapsed().as_secs_f64());
     }
 

@@ -129,6 +129,39 @@ impl CountsImage {
     /// Reads back what [`write_npy`](Self::write_npy) wrote (format 1.0,
     /// `<u2`, C order, 2-D); anything else is refused.
     pub fn from_npy(bytes: &[u8]) -> Result<Self, NpyError> {
+        let shape = NpyShape::parse(bytes)?;
+        let data = &bytes[shape.header_len..];
+        if data.len() != shape.width * shape.height * 2 {
+            return Err(NpyError("data size does not match the shape".to_string()));
+        }
+        let data = data
+            .chunks_exact(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        Ok(CountsImage {
+            width: shape.width,
+            height: shape.height,
+            data,
+        })
+    }
+}
+
+/// The shape of a counts `.npy` and where its data starts, from its header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NpyShape {
+    pub height: usize,
+    pub width: usize,
+    /// Bytes before the data.
+    pub header_len: usize,
+}
+
+impl NpyShape {
+    /// The most header bytes [`parse`](Self::parse) needs to see.
+    pub const MAX_HEADER: usize = 10 + u16::MAX as usize;
+
+    /// Reads the header at the start of `bytes` (the data may follow or
+    /// not): format 1.0, `<u2`, C order, 2-D; anything else is refused.
+    pub fn parse(bytes: &[u8]) -> Result<Self, NpyError> {
         let err = |m: &str| NpyError(m.to_string());
         if bytes.len() < 10 || &bytes[..8] != b"\x93NUMPY\x01\x00" {
             return Err(err("missing the NPY 1.0 magic"));
@@ -154,18 +187,10 @@ impl CountsImage {
         let [height, width] = dims[..] else {
             return Err(err("shape is not 2-D"));
         };
-        let data = &bytes[10 + hlen..];
-        if data.len() != width * height * 2 {
-            return Err(err("data size does not match the shape"));
-        }
-        let data = data
-            .chunks_exact(2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]))
-            .collect();
-        Ok(CountsImage {
-            width,
+        Ok(NpyShape {
             height,
-            data,
+            width,
+            header_len: 10 + hlen,
         })
     }
 }

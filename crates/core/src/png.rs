@@ -6,10 +6,10 @@
 //! range up front, because the colours are min–max normalised: a stitch
 //! that streams tiles learns it from the ranges recorded with the tiles.
 
-use std::io::Write;
+use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use crate::colormap::Colormap;
-use crate::counts::{CountRange, CountsImage};
+use crate::counts::{CountRange, CountsImage, NpyShape};
 
 pub use png::EncodingError;
 
@@ -33,6 +33,46 @@ pub fn write_png<W: Write>(
     let mut rows = PngRows::new(counts.width(), counts.height(), colormap, range)?;
     for y in (0..counts.height()).rev() {
         rows.write_row(counts.row(y))?;
+        out.write_all(&rows.take_bytes())?;
+    }
+    out.write_all(&rows.finish()?)?;
+    Ok(())
+}
+
+/// Colours a counts `.npy` (as [`CountsImage::write_npy`] writes it) into a
+/// PNG exactly as [`write_png`] would colour the counts, reading it a row at
+/// a time: one pass for the count range, one for the rows, top first.
+pub fn recolour_npy<R: Read + Seek, W: Write>(
+    mut npy: R,
+    colormap: Colormap,
+    mut out: W,
+) -> Result<(), EncodingError> {
+    let bad = |e: crate::counts::NpyError| io::Error::new(io::ErrorKind::InvalidData, e.0);
+    let mut head = Vec::new();
+    (&mut npy)
+        .take(NpyShape::MAX_HEADER as u64)
+        .read_to_end(&mut head)?;
+    let shape = NpyShape::parse(&head).map_err(bad)?;
+    let (w, h, start) = (shape.width, shape.height, shape.header_len as u64);
+    let mut bytes = vec![0u8; w * 2];
+    let mut row = vec![0u16; w];
+    let mut read_row = |npy: &mut R, y: usize, row: &mut [u16]| -> io::Result<()> {
+        npy.seek(SeekFrom::Start(start + (y * w * 2) as u64))?;
+        npy.read_exact(&mut bytes)?;
+        for (c, b) in row.iter_mut().zip(bytes.chunks_exact(2)) {
+            *c = u16::from_le_bytes([b[0], b[1]]);
+        }
+        Ok(())
+    };
+    let mut range = CountRange::EMPTY;
+    for y in 0..h {
+        read_row(&mut npy, y, &mut row)?;
+        range = range.merge(CountRange::of(&row));
+    }
+    let mut rows = PngRows::new(w, h, colormap, range)?;
+    for y in (0..h).rev() {
+        read_row(&mut npy, y, &mut row)?;
+        rows.write_row(&row)?;
         out.write_all(&rows.take_bytes())?;
     }
     out.write_all(&rows.finish()?)?;
@@ -139,6 +179,29 @@ impl Write for Shared {
 mod tests {
     use super::*;
     use crate::geometry::TileId;
+
+    #[test]
+    fn a_recoloured_npy_is_the_png_of_its_counts() {
+        let mut counts = CountsImage::new(3, 2);
+        counts.place_tile(1, TileId::new(0, 1), &[7]);
+        counts.place_tile(1, TileId::new(1, 2), &[300]);
+        counts.place_tile(1, TileId::new(1, 0), &[2]);
+        let npy = counts.to_npy();
+        for colormap in [Colormap::Viridis, Colormap::Gray] {
+            let mut out = Vec::new();
+            recolour_npy(io::Cursor::new(&npy), colormap, &mut out).unwrap();
+            assert_eq!(out, encode_png(&counts, colormap).unwrap());
+        }
+        let mut out = Vec::new();
+        assert!(
+            recolour_npy(
+                io::Cursor::new(&npy[..npy.len() - 1]),
+                Colormap::Gray,
+                &mut out
+            )
+            .is_err()
+        );
+    }
 
     #[test]
     fn counts_row_zero_is_the_bottom_of_the_picture() {

@@ -55,15 +55,16 @@ impl FunctionLimits {
 /// so half that, rounded down.
 pub const KERNEL_RATE_FLOOR: f64 = 1.0e9;
 
-/// A stitch's memory for an image of `params`, in MiB: the counts (2 bytes
-/// a pixel), their `.npy` copy (2), the PNG (about 1 at most, compressed),
-/// 32 tiles in flight and the process itself. The scale test measured
-/// 1072 MiB at 16384² on 2026-11-25 (4.0 bytes a pixel with everything;
-/// README, Guarantees).
+/// A stitch's memory for a job of `params`, in MiB. It holds a row of
+/// tiles at a time (a band of `P × side` pixels): the band's counts and the
+/// next band's (2 + 2 bytes a pixel), the tiles of the next band in flight
+/// (2), the band's `.npy` bytes (2) and PNG bytes (at most about 3), then
+/// two upload parts of 8 MiB each and the process itself. So it grows with
+/// the image's side, not its area: the largest image the CLI accepts
+/// (32768² in 4096-px tiles) needs about 1.5 GiB.
 fn stitch_mib(params: &RenderParams) -> f64 {
-    let pixels = (params.image_side() * params.image_side()) as f64;
-    let in_flight = 32.0 * 2.0 * params.pixels_per_tile() as f64;
-    (5.0 * pixels + in_flight) / f64::from(1 << 20) + 100.0
+    let band = f64::from(params.tile_pixels) * params.image_side() as f64;
+    11.0 * band / f64::from(1 << 20) + 16.0 + 100.0
 }
 
 impl Deployment {
@@ -124,5 +125,32 @@ impl Deployment {
                  (or localstack/up.sh) to write the current one"
             ),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn default_stitch_mib() -> f64 {
+        // infra/variables.tf: stitch_memory_mb.
+        4096.0
+    }
+
+    #[test]
+    fn the_largest_accepted_image_stitches_in_the_default_memory() {
+        for (tiles_per_side, tile_pixels) in [(8, 4096), (128, 256), (1024, 32)] {
+            let params = RenderParams {
+                tiles_per_side,
+                tile_pixels,
+                ..RenderParams::default()
+            };
+            params.validate().unwrap();
+            assert!(
+                stitch_mib(&params) <= 0.9 * default_stitch_mib(),
+                "{tiles_per_side}x{tile_pixels}: {} MiB",
+                stitch_mib(&params)
+            );
+        }
     }
 }

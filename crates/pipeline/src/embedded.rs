@@ -1,6 +1,11 @@
-//! The embedded mode: the whole pipeline in one process, on in-memory
-//! adapters, with the same use cases the cloud path runs.
+//! The embedded mode: the whole pipeline in one process, with the same use
+//! cases the cloud path runs, on in-process queues and a [`SpillStore`]
+//! (an index in memory, the bytes on disk), so its memory stays bounded
+//! whatever the image size: tiles and outputs live on disk, the tiles
+//! queue holds a bounded number of messages while the job is submitted,
+//! and the stitch streams a row of tiles at a time.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,41 +14,69 @@ use tokio::sync::watch;
 
 use crate::error::PipelineError;
 use crate::job::ResultManifest;
-use crate::memory::{MemoryQueue, MemoryStore};
+use crate::memory::MemoryQueue;
 use crate::poller::{PollConfig, one_at_a_time, poll};
 use crate::queue::Queue;
+use crate::spill::SpillStore;
 use crate::stitch::handle_stitch_message;
 use crate::store::ObjectStore;
 use crate::submit::{WaitPolicy, submit, wait_for_result};
 use crate::worker::TileWorker;
 
-/// The outputs of an embedded render.
+/// Tile messages waiting at most (plus one submit chunk).
+const QUEUE_CAPACITY: usize = 1000;
+
+/// A finished embedded render: its manifest, and its outputs on disk until
+/// written out.
 #[derive(Debug)]
 pub struct EmbeddedRender {
     pub manifest: ResultManifest,
-    /// The PNG in [`STORED_COLORMAP`](crate::stitch::STORED_COLORMAP).
-    pub png: Vec<u8>,
-    /// The counts as `.npy`.
-    pub npy: Vec<u8>,
+    store: Arc<SpillStore>,
 }
 
-/// Renders `params` with `workers` tile workers (and one stitcher) on
-/// in-memory store and queues, calling `progress` with the count of stored
-/// tiles as it grows.
+impl EmbeddedRender {
+    /// The store holding the outputs.
+    pub fn store(&self) -> &dyn ObjectStore {
+        &*self.store
+    }
+
+    /// Writes the PNG (in [`STORED_COLORMAP`](crate::stitch::STORED_COLORMAP))
+    /// to `dest`; a link, not a copy, where the filesystem allows.
+    pub async fn write_image(&self, dest: &Path) -> Result<u64, PipelineError> {
+        Ok(self.store.download(&self.manifest.image_key, dest).await?)
+    }
+
+    /// Writes the counts as `.npy` to `dest`, as [`write_image`](Self::write_image).
+    pub async fn write_counts(&self, dest: &Path) -> Result<u64, PipelineError> {
+        Ok(self.store.download(&self.manifest.counts_key, dest).await?)
+    }
+}
+
+/// Renders `params` with `workers` tile workers (and one stitcher), keeping
+/// tiles and outputs in a scratch folder created in `scratch` (and removed
+/// with the returned render), calling `progress` with the count of stored
+/// tiles as it grows. Invalid params are refused before anything is
+/// written.
 pub async fn render_embedded(
     params: &RenderParams,
     workers: usize,
+    scratch: &Path,
     progress: impl FnMut(u64),
 ) -> Result<EmbeddedRender, PipelineError> {
+    params.validate()?;
+    let spill = Arc::new(
+        SpillStore::new_in(scratch).map_err(|e| PipelineError::Scratch {
+            dir: scratch.to_path_buf(),
+            reason: e.to_string(),
+        })?,
+    );
+    let store: Arc<dyn ObjectStore> = spill.clone();
     // The in-process queues never lose a worker, so the visibility timeout
     // only matters for failed messages: retry them soon.
     let visibility = Duration::from_secs(2);
-    let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
-    let tiles: Arc<dyn Queue> = Arc::new(MemoryQueue::new(visibility));
+    let tiles: Arc<dyn Queue> = Arc::new(MemoryQueue::bounded(visibility, QUEUE_CAPACITY));
     let stitches: Arc<dyn Queue> = Arc::new(MemoryQueue::new(visibility));
 
-    // Validation happens here, before any worker starts or anything is stored.
-    let submitted = submit(&*store, &*tiles, &*stitches, params, None).await?;
     let (stop, shutdown) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..workers.max(1) {
@@ -74,9 +107,19 @@ pub async fn render_embedded(
         });
     }
 
+    // Submitting waits for room in the queue as the workers drain it, so
+    // it runs beside the wait for the result.
+    let job = crate::job::JobId::for_params(params);
     let policy = WaitPolicy::polling(Duration::from_millis(20));
+    let render = async {
+        let (_, manifest) = tokio::try_join!(
+            submit(&*store, &*tiles, &*stitches, params, Some(job.clone())),
+            wait_for_result(&*store, &*stitches, &job, params, policy, progress),
+        )?;
+        Ok(manifest)
+    };
     let waited = tokio::select! {
-        r = wait_for_result(&*store, &*stitches, &submitted.job, params, policy, progress) => r,
+        r = render => r,
         // A poller only returns early on a queue error; surface it.
         Some(joined) = tasks.join_next() => match joined.expect("poller panicked") {
             Err(e) => Err(e),
@@ -85,8 +128,8 @@ pub async fn render_embedded(
     };
     let _ = stop.send(true);
     while tasks.join_next().await.is_some() {}
-    let manifest = waited?;
-    let png = store.get(&manifest.image_key).await?.body.to_vec();
-    let npy = store.get(&manifest.counts_key).await?.body.to_vec();
-    Ok(EmbeddedRender { manifest, png, npy })
+    Ok(EmbeddedRender {
+        manifest: waited?,
+        store: spill,
+    })
 }

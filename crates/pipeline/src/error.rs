@@ -37,6 +37,12 @@ pub enum PipelineError {
     },
     #[error("job {job}: {} tiles missing, e.g. {}", missing.len(), list_some(missing))]
     MissingTiles { job: JobId, missing: Vec<TileId> },
+    /// The embedded mode's scratch folder could not be made.
+    #[error("cannot make a scratch folder in {}: {reason}", dir.display())]
+    Scratch {
+        dir: std::path::PathBuf,
+        reason: String,
+    },
     #[error("job {job}: encoding the image failed: {reason}")]
     Encode { job: JobId, reason: String },
     #[error(

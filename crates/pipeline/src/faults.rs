@@ -136,6 +136,11 @@ impl<S: ObjectStore> ObjectStore for Flaky<S> {
         self.store_fault(&upload.key)?;
         self.inner.abort_upload(upload).await
     }
+
+    async fn download(&self, key: &str, dest: &std::path::Path) -> Result<u64, StoreError> {
+        self.store_fault(key)?;
+        self.inner.download(key, dest).await
+    }
 }
 
 #[async_trait]

@@ -41,6 +41,7 @@ pub mod poller;
 pub mod process;
 pub mod queue;
 pub mod retry;
+pub mod spill;
 pub mod stitch;
 pub mod store;
 pub mod submit;
@@ -60,6 +61,7 @@ pub use params_cache::{ParamsCache, load_params};
 pub use poller::{PollConfig, PollStats, invoke, one_at_a_time, poll};
 pub use queue::{Delivery, Queue, QueueError};
 pub use retry::{RetryPolicy, Retrying};
+pub use spill::SpillStore;
 pub use stitch::{StitchOutcome, handle_stitch_delivery, stitch};
 pub use store::{Metadata, Object, ObjectMeta, ObjectStore, PutMode, PutOutcome, StoreError};
 pub use submit::{

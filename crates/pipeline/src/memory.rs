@@ -174,15 +174,27 @@ pub struct MemoryQueue {
     notify: Notify,
     visibility_timeout: Duration,
     next_id: AtomicU64,
+    /// Most messages waiting at once: a send waits for room (unlike SQS,
+    /// which holds any number), so an embedded million-tile job does not
+    /// hold a million messages.
+    capacity: usize,
+    room: Notify,
 }
 
 impl MemoryQueue {
     pub fn new(visibility_timeout: Duration) -> Self {
+        Self::bounded(visibility_timeout, usize::MAX)
+    }
+
+    /// A queue whose sends wait while `capacity` messages are waiting.
+    pub fn bounded(visibility_timeout: Duration, capacity: usize) -> Self {
         MemoryQueue {
             state: Mutex::new(QueueState::default()),
             notify: Notify::new(),
             visibility_timeout,
             next_id: AtomicU64::new(0),
+            capacity: capacity.max(1),
+            room: Notify::new(),
         }
     }
 
@@ -233,6 +245,9 @@ impl MemoryQueue {
                 .insert(receipt, (msg, now + self.visibility_timeout));
         }
         let next_expiry = state.in_flight.values().map(|(_, due)| *due).min();
+        if !out.is_empty() {
+            self.room.notify_waiters();
+        }
         (out, next_expiry)
     }
 }
@@ -240,6 +255,15 @@ impl MemoryQueue {
 #[async_trait]
 impl Queue for MemoryQueue {
     async fn send_batch(&self, bodies: &[String]) -> Result<(), QueueError> {
+        loop {
+            // Register interest before looking, so a receive in between is
+            // not missed.
+            let room = self.room.notified();
+            if self.state.lock().unwrap().ready.len() < self.capacity {
+                break;
+            }
+            room.await;
+        }
         {
             let mut state = self.state.lock().unwrap();
             for body in bodies {

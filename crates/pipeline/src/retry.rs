@@ -175,6 +175,14 @@ impl<S: ObjectStore> ObjectStore for Retrying<S> {
             })
             .await
     }
+
+    async fn download(&self, key: &str, dest: &std::path::Path) -> Result<u64, StoreError> {
+        self.policy
+            .run("download", StoreError::is_transient, || {
+                self.inner.download(key, dest)
+            })
+            .await
+    }
 }
 
 fn queue_transient(e: &QueueError) -> bool {

@@ -31,12 +31,15 @@
 //!   [`MIN_PART_SIZE`]). Nothing is visible at the key until the upload
 //!   completes, which replaces the object atomically, with no metadata;
 //!   [`abort_upload`](ObjectStore::abort_upload) discards the parts.
+//! - [`download`](ObjectStore::download) writes an object's body to a
+//!   local file, byte for byte as [`get`](ObjectStore::get) returns it.
 //! - Errors that a retry may cure are marked [`StoreError::is_transient`];
 //!   a refusal by the backend's access policy is [`StoreError::Denied`],
 //!   naming the action that was refused.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::path::Path;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -204,6 +207,17 @@ pub trait ObjectStore: Debug + Send + Sync + 'static {
 
     /// Discards the upload's parts; the key is left as it was.
     async fn abort_upload(&self, upload: &UploadId) -> Result<(), StoreError>;
+
+    /// Writes the object's body to the local file `dest` (replacing it)
+    /// and returns its size. This default reads the body whole; adapters
+    /// that can stream it, or link a file they hold, do that instead.
+    async fn download(&self, key: &str, dest: &Path) -> Result<u64, StoreError> {
+        let body = self.get(key).await?.body;
+        tokio::fs::write(dest, &body).await.map_err(|e| {
+            StoreError::backend(key, format!("writing {}: {e}", dest.display()), false)
+        })?;
+        Ok(body.len() as u64)
+    }
 }
 
 /// A shared store is a store (so wrappers can hold an `Arc<dyn ObjectStore>`).
@@ -258,6 +272,10 @@ impl<T: ObjectStore + ?Sized> ObjectStore for std::sync::Arc<T> {
 
     async fn abort_upload(&self, upload: &UploadId) -> Result<(), StoreError> {
         (**self).abort_upload(upload).await
+    }
+
+    async fn download(&self, key: &str, dest: &Path) -> Result<u64, StoreError> {
+        (**self).download(key, dest).await
     }
 }
 

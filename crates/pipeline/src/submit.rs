@@ -13,6 +13,9 @@ use crate::store::{Metadata, ObjectStore, PutMode, PutOutcome, StoreError};
 use crate::tiles::{finished_rows, missing_tiles, whole_tiles};
 use tracing::warn;
 
+/// Tile messages built and sent at a time by [`submit`].
+const SEND_CHUNK: usize = 1000;
+
 /// What [`submit`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Submitted {
@@ -66,26 +69,29 @@ pub async fn submit(
     clear_failures(store, &job).await?;
     store.delete(&job.cancelled_key()).await?;
     let missing = missing_tiles(store, &job, params).await?;
-    let messages: Vec<String> = missing
-        .iter()
-        .map(|t| {
-            serde_json::to_string(&TileMessage {
-                job: job.clone(),
-                row: t.row,
-                col: t.col,
-            })
-            .expect("serialises")
-        })
-        .collect();
-    if messages.is_empty() {
+    if missing.is_empty() {
         // A fresh stitch attempt: an earlier one that died is forgotten.
         restart_stitch(store, stitch_queue, &job).await?;
-    } else {
+    }
+    // In chunks, so a million tiles never exist as a million messages at
+    // once here (the queue adapters send each chunk in SQS batches of 10).
+    for chunk in missing.chunks(SEND_CHUNK) {
+        let messages: Vec<String> = chunk
+            .iter()
+            .map(|t| {
+                serde_json::to_string(&TileMessage {
+                    job: job.clone(),
+                    row: t.row,
+                    col: t.col,
+                })
+                .expect("serialises")
+            })
+            .collect();
         tiles_queue.send_batch(&messages).await?;
     }
     Ok(Submitted {
         job,
-        enqueued: messages.len() as u64,
+        enqueued: missing.len() as u64,
         already_stored: params.tile_count() - missing.len() as u64,
         finished: false,
     })

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use mandel_pipeline::{FsStore, MemoryQueue, MemoryStore, conformance};
+use mandel_pipeline::{FsStore, MemoryQueue, MemoryStore, SpillStore, conformance};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_store_meets_the_contract() {
@@ -19,6 +19,16 @@ async fn fs_store_meets_the_contract() {
         std::fs::read_dir(dir.path().join(".tmp")).unwrap().count(),
         0
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spill_store_meets_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SpillStore::new_in(dir.path()).unwrap());
+    conformance::object_store(store.clone(), "conformance").await;
+    // Its folder goes with it.
+    drop(store);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -598,19 +598,39 @@ async fn transient_faults_are_retried_to_an_exact_result() {
 async fn embedded_render_equals_the_reference_kernel() {
     let p = small();
     let mut seen = Vec::new();
-    let out = render_embedded(&p, 3, |n| seen.push(n)).await.unwrap();
-    assert_eq!(
-        CountsImage::from_npy(&out.npy).unwrap(),
-        expected_counts(&p)
-    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = render_embedded(&p, 3, dir.path(), |n| seen.push(n))
+        .await
+        .unwrap();
+    let npy = out
+        .store()
+        .get(&out.manifest.counts_key)
+        .await
+        .unwrap()
+        .body;
+    assert_eq!(CountsImage::from_npy(&npy).unwrap(), expected_counts(&p));
     assert_eq!(seen.last(), Some(&9));
     assert!(
         seen.windows(2).all(|w| w[0] <= w[1]),
         "progress only grows: {seen:?}"
     );
     assert_eq!(out.manifest.tiles, 9);
-    let img = image_dims(&out.png);
-    assert_eq!(img, (30, 30));
+    let png = out.store().get(&out.manifest.image_key).await.unwrap().body;
+    assert_eq!(image_dims(&png), (30, 30));
+    // The outputs are written out as files; the scratch folder goes with
+    // the render.
+    let file = dir.path().join("out.png");
+    out.store()
+        .download(&out.manifest.image_key, &file)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&file).unwrap(), png);
+    drop(out);
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["out.png"]);
 }
 
 fn image_dims(png: &[u8]) -> (u32, u32) {

@@ -1,0 +1,316 @@
+//! A scratch store for the embedded mode: an index in memory, every body
+//! on disk, so a render's memory does not grow with its tiles or outputs.
+//!
+//! Bodies (each after its metadata as one JSON line) are appended to one
+//! log file and read back with positioned reads; an overwritten or deleted
+//! object's bytes stay in the log until the store is dropped, which suits a
+//! scratch store that lives for one render. A multipart upload writes its
+//! parts in place into a file of its own, which stays the object's file
+//! when the upload completes, so [`ObjectStore::download`] links it to its
+//! destination instead of copying gigabytes. Everything lives in a folder
+//! the store removes when dropped; put it on the output's filesystem (not a
+//! RAM-backed `/tmp`) so the link is possible and the bytes really are on
+//! disk.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::store::{
+    Metadata, Object, ObjectMeta, ObjectStore, PartTag, PutMode, PutOutcome, StoreError, UploadId,
+    validate_completion, validate_key, validate_metadata, validate_part,
+};
+
+/// Where an object's bytes are.
+#[derive(Debug)]
+enum Body {
+    /// In the log: the metadata line, then the body.
+    Log {
+        offset: u64,
+        meta_len: u32,
+        len: u64,
+    },
+    /// A completed multipart upload's own file (no metadata).
+    File { path: PathBuf, len: u64 },
+}
+
+impl Body {
+    fn len(&self) -> u64 {
+        match self {
+            Body::Log { len, .. } | Body::File { len, .. } => *len,
+        }
+    }
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct SpillStore {
+    dir: tempfile::TempDir,
+    log: File,
+    log_end: AtomicU64,
+    index: Mutex<BTreeMap<String, Body>>,
+    /// Multipart uploads in progress: id → the size of each part put.
+    uploads: Mutex<HashMap<String, BTreeMap<u32, usize>>>,
+    next_upload: AtomicU64,
+}
+
+fn io_err(key: &str, e: io::Error) -> StoreError {
+    StoreError::backend(key, e, false)
+}
+
+impl SpillStore {
+    /// A store in a new folder under `parent`.
+    pub fn new_in(parent: &Path) -> io::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix(".mandel-scratch-")
+            .tempdir_in(parent)?;
+        let log = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(dir.path().join("objects.log"))?;
+        Ok(SpillStore {
+            dir,
+            log,
+            log_end: AtomicU64::new(0),
+            index: Mutex::default(),
+            uploads: Mutex::default(),
+            next_upload: AtomicU64::new(0),
+        })
+    }
+
+    fn upload_path(&self, upload: &UploadId) -> PathBuf {
+        self.dir.path().join(format!("upload-{}", upload.id))
+    }
+
+    fn unknown_upload(upload: &UploadId) -> StoreError {
+        StoreError::invalid_upload(upload, "no such upload")
+    }
+
+    /// Replaces the index entry of `key`, removing a replaced upload file.
+    fn place(&self, key: &str, body: Body) {
+        let old = self.index.lock().unwrap().insert(key.to_string(), body);
+        if let Some(Body::File { path, .. }) = old {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+#[async_trait]
+impl ObjectStore for SpillStore {
+    async fn get(&self, key: &str) -> Result<Object, StoreError> {
+        validate_key(key)?;
+        let not_found = || StoreError::NotFound {
+            key: key.to_string(),
+        };
+        // Read under the lock: a File body's file is removed when replaced.
+        let index = self.index.lock().unwrap();
+        match index.get(key).ok_or_else(not_found)? {
+            Body::Log {
+                offset,
+                meta_len,
+                len,
+            } => {
+                let mut buf = vec![0; *meta_len as usize + *len as usize];
+                self.log
+                    .read_exact_at(&mut buf, *offset)
+                    .map_err(|e| io_err(key, e))?;
+                let body = buf.split_off(*meta_len as usize);
+                let metadata = serde_json::from_slice(&buf).map_err(|e| {
+                    StoreError::backend(key, format!("corrupt metadata: {e}"), false)
+                })?;
+                Ok(Object {
+                    body: body.into(),
+                    metadata,
+                })
+            }
+            Body::File { path, .. } => Ok(Object {
+                body: std::fs::read(path).map_err(|e| io_err(key, e))?.into(),
+                metadata: Metadata::new(),
+            }),
+        }
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: Bytes,
+        metadata: Metadata,
+        mode: PutMode,
+    ) -> Result<PutOutcome, StoreError> {
+        validate_key(key)?;
+        validate_metadata(key, &metadata)?;
+        if mode == PutMode::Create && self.index.lock().unwrap().contains_key(key) {
+            return Ok(PutOutcome::AlreadyExists);
+        }
+        let mut record = serde_json::to_vec(&metadata).expect("string map serialises");
+        record.push(b'\n');
+        let meta_len = record.len() as u32;
+        record.extend_from_slice(&body);
+        let offset = self
+            .log_end
+            .fetch_add(record.len() as u64, Ordering::Relaxed);
+        self.log
+            .write_all_at(&record, offset)
+            .map_err(|e| io_err(key, e))?;
+        let entry = Body::Log {
+            offset,
+            meta_len,
+            len: body.len() as u64,
+        };
+        let mut index = self.index.lock().unwrap();
+        if mode == PutMode::Create && index.contains_key(key) {
+            return Ok(PutOutcome::AlreadyExists);
+        }
+        if let Some(Body::File { path, .. }) = index.insert(key.to_string(), entry) {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(PutOutcome::Written)
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
+        validate_key(key)?;
+        Ok(self.index.lock().unwrap().get(key).map(|b| ObjectMeta {
+            key: key.to_string(),
+            size: b.len(),
+        }))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
+        let index = self.index.lock().unwrap();
+        Ok(index
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, b)| ObjectMeta {
+                key: k.clone(),
+                size: b.len(),
+            })
+            .collect())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        validate_key(key)?;
+        if let Some(Body::File { path, .. }) = self.index.lock().unwrap().remove(key) {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(())
+    }
+
+    async fn start_upload(&self, key: &str, part_size: usize) -> Result<UploadId, StoreError> {
+        validate_key(key)?;
+        let upload = UploadId {
+            key: key.to_string(),
+            id: self.next_upload.fetch_add(1, Ordering::Relaxed).to_string(),
+            part_size,
+        };
+        File::create_new(self.upload_path(&upload)).map_err(|e| io_err(key, e))?;
+        self.uploads
+            .lock()
+            .unwrap()
+            .insert(upload.id.clone(), BTreeMap::new());
+        Ok(upload)
+    }
+
+    async fn put_part(
+        &self,
+        upload: &UploadId,
+        number: u32,
+        body: Bytes,
+    ) -> Result<PartTag, StoreError> {
+        validate_part(upload, number, body.len())?;
+        if !self.uploads.lock().unwrap().contains_key(&upload.id) {
+            return Err(Self::unknown_upload(upload));
+        }
+        let file = File::options()
+            .write(true)
+            .open(self.upload_path(upload))
+            .map_err(|e| io_err(&upload.key, e))?;
+        let offset = (number as u64 - 1) * upload.part_size as u64;
+        file.write_all_at(&body, offset)
+            .map_err(|e| io_err(&upload.key, e))?;
+        match self.uploads.lock().unwrap().get_mut(&upload.id) {
+            Some(parts) => parts.insert(number, body.len()),
+            None => return Err(Self::unknown_upload(upload)),
+        };
+        Ok(PartTag {
+            number,
+            tag: number.to_string(),
+        })
+    }
+
+    async fn complete_upload(
+        &self,
+        upload: &UploadId,
+        parts: Vec<PartTag>,
+    ) -> Result<(), StoreError> {
+        let len = {
+            let mut uploads = self.uploads.lock().unwrap();
+            let sizes = uploads
+                .get(&upload.id)
+                .ok_or_else(|| Self::unknown_upload(upload))?;
+            validate_completion(upload, &parts, |n| sizes.get(&n).copied())?;
+            let len: usize = parts.iter().map(|p| sizes[&p.number]).sum();
+            uploads.remove(&upload.id);
+            len as u64
+        };
+        let path = self.upload_path(upload);
+        let file = File::options()
+            .write(true)
+            .open(&path)
+            .map_err(|e| io_err(&upload.key, e))?;
+        // Parts beyond the last one listed were never asked for.
+        file.set_len(len).map_err(|e| io_err(&upload.key, e))?;
+        self.place(&upload.key, Body::File { path, len });
+        Ok(())
+    }
+
+    async fn abort_upload(&self, upload: &UploadId) -> Result<(), StoreError> {
+        self.uploads.lock().unwrap().remove(&upload.id);
+        let _ = std::fs::remove_file(self.upload_path(upload));
+        Ok(())
+    }
+
+    async fn download(&self, key: &str, dest: &Path) -> Result<u64, StoreError> {
+        validate_key(key)?;
+        let dest_err = |e: io::Error| {
+            StoreError::backend(key, format!("writing {}: {e}", dest.display()), false)
+        };
+        let index = self.index.lock().unwrap();
+        let body = index.get(key).ok_or_else(|| StoreError::NotFound {
+            key: key.to_string(),
+        })?;
+        match body {
+            Body::File { path, len } => {
+                // The upload's file becomes the destination: no copy when
+                // they share a filesystem.
+                match std::fs::remove_file(dest) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(dest_err(e)),
+                    _ => {}
+                }
+                if std::fs::hard_link(path, dest).is_err() {
+                    std::fs::copy(path, dest).map_err(dest_err)?;
+                }
+                Ok(*len)
+            }
+            Body::Log {
+                offset,
+                meta_len,
+                len,
+            } => {
+                let mut buf = vec![0; *len as usize];
+                self.log
+                    .read_exact_at(&mut buf, offset + u64::from(*meta_len))
+                    .map_err(|e| io_err(key, e))?;
+                std::fs::write(dest, &buf).map_err(dest_err)?;
+                Ok(*len)
+            }
+        }
+    }
+}

@@ -21,6 +21,7 @@ use mandel_pipeline::{
 use cli::{Cli, Mode, UsageError};
 
 fn main() -> ExitCode {
+    mandel_pipeline::process::return_freed_memory();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -28,6 +28,7 @@ where
     F: Fn(Vec<Delivery>, Option<Instant>) -> Fut,
     Fut: Future<Output = Vec<String>>,
 {
+    mandel_pipeline::process::return_freed_memory();
     cap_memory(limits)?;
     if let Some(batch) = poll_batch {
         poll_until_signal(queue, batch, limits, handle).await?;

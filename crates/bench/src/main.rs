@@ -14,6 +14,7 @@ use mandel_core::kernel::{self, Level, Tuning};
 use mandel_core::{Colormap, CountsImage, RenderParams, TileId};
 
 fn main() -> Result<()> {
+    mandel_pipeline::process::return_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
     let python = args

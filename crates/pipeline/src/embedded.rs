@@ -77,6 +77,13 @@ pub async fn render_embedded(
     let tiles: Arc<dyn Queue> = Arc::new(MemoryQueue::bounded(visibility, QUEUE_CAPACITY));
     let stitches: Arc<dyn Queue> = Arc::new(MemoryQueue::new(visibility));
 
+    // One tile at a time balances the cores best; tiny tiles come in
+    // batches, so per-batch work (a cancel check, a row listing) is spread
+    // over many tiles.
+    let batches = PollConfig {
+        batch: (params.tile_count() / 4096).clamp(1, 256) as usize,
+        ..PollConfig::default()
+    };
     let (stop, shutdown) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..workers.max(1) {
@@ -87,7 +94,7 @@ pub async fn render_embedded(
         ));
         let (tiles, shutdown) = (Arc::clone(&tiles), shutdown.clone());
         tasks.spawn(async move {
-            poll(&*tiles, PollConfig::default(), shutdown, |batch, _| {
+            poll(&*tiles, batches, shutdown, |batch, _| {
                 let worker = Arc::clone(&worker);
                 async move { worker.handle_batch(&batch, None).await }
             })

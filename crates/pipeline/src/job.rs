@@ -96,16 +96,22 @@ impl JobId {
     /// The tile and range a key under [`tiles_prefix`](Self::tiles_prefix)
     /// names.
     pub fn tile_of_key(&self, key: &str) -> Option<(TileId, CountRange)> {
-        let name = key
-            .strip_prefix(&self.tiles_prefix())?
+        // Called for every key of every listing: no allocation.
+        let name = self
+            .strip_own(key)?
+            .strip_prefix("tiles/")?
             .strip_suffix(".u16")?;
         let (tile, range) = name.split_once('.')?;
         let (row, col) = tile.split_once('-')?;
-        let tile = TileId::new(row.parse().ok()?, col.parse().ok()?);
-        let range = parse_range(range)?;
-        // Only the key the code writes counts: `01-2.…` or `+1-2.…` parse
-        // to the same tile, and would count it twice.
-        (key == self.tile_key(tile, range)).then_some((tile, range))
+        let tile = TileId::new(canonical(row)?, canonical(col)?);
+        Some((tile, parse_range(range)?))
+    }
+
+    /// `key` without this job's `jobs/<job>/` prefix.
+    fn strip_own<'k>(&self, key: &'k str) -> Option<&'k str> {
+        key.strip_prefix("jobs/")?
+            .strip_prefix(self.0.as_str())?
+            .strip_prefix('/')
     }
 
     /// Where the finished rows are marked.
@@ -121,9 +127,9 @@ impl JobId {
     /// The row and range a key under [`rows_prefix`](Self::rows_prefix)
     /// names.
     pub fn row_of_key(&self, key: &str) -> Option<(u32, CountRange)> {
-        let (row, range) = key.strip_prefix(&self.rows_prefix())?.split_once('.')?;
-        let (row, range) = (row.parse().ok()?, parse_range(range)?);
-        (key == self.row_key(row, range)).then_some((row, range))
+        let name = self.strip_own(key)?.strip_prefix("rows/")?;
+        let (row, range) = name.split_once('.')?;
+        Some((canonical(row)?, parse_range(range)?))
     }
 
     pub fn image_key(&self) -> String {
@@ -165,10 +171,20 @@ impl JobId {
 fn parse_range(s: &str) -> Option<CountRange> {
     let (min, max) = s.split_once('-')?;
     let range = CountRange {
-        min: min.parse().ok()?,
-        max: max.parse().ok()?,
+        min: canonical(min)?,
+        max: canonical(max)?,
     };
     (range.min <= range.max).then_some(range)
+}
+
+/// A number as the code writes it: decimal digits, no sign, no leading
+/// zero. Only canonical names count: `01` or `+1` would parse to the same
+/// number and name one tile twice.
+fn canonical<T: std::str::FromStr>(s: &str) -> Option<T> {
+    let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (digits && (s == "0" || !s.starts_with('0')))
+        .then(|| s.parse().ok())
+        .flatten()
 }
 
 /// `stitching.json`, written by the stitch as it starts on a job: lets a

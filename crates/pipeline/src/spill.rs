@@ -150,15 +150,15 @@ impl ObjectStore for SpillStore {
         if mode == PutMode::Create && self.index.lock().unwrap().contains_key(key) {
             return Ok(PutOutcome::AlreadyExists);
         }
-        let mut record = serde_json::to_vec(&metadata).expect("string map serialises");
-        record.push(b'\n');
-        let meta_len = record.len() as u32;
-        record.extend_from_slice(&body);
+        let mut meta = serde_json::to_vec(&metadata).expect("string map serialises");
+        meta.push(b'\n');
+        let meta_len = meta.len() as u32;
         let offset = self
             .log_end
-            .fetch_add(record.len() as u64, Ordering::Relaxed);
+            .fetch_add((meta.len() + body.len()) as u64, Ordering::Relaxed);
         self.log
-            .write_all_at(&record, offset)
+            .write_all_at(&meta, offset)
+            .and_then(|()| self.log.write_all_at(&body, offset + u64::from(meta_len)))
             .map_err(|e| io_err(key, e))?;
         let entry = Body::Log {
             offset,

@@ -208,7 +208,8 @@ async fn stitch_marked(
         stitch_us: started.elapsed().as_micros() as u64,
         tile_stats,
     };
-    let body = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
+    // Compact: a million-tile job's stats are tens of megabytes already.
+    let body = serde_json::to_vec(&manifest).expect("manifest serialises");
     match store
         .put(
             &job.result_key(),
@@ -296,18 +297,26 @@ async fn write_outputs(
         if row > 0 {
             next = Some(fetch(row - 1));
         }
+        // The PNG row by row on one core; the .npy bytes and the
+        // iteration count on another.
+        let counts = Arc::new(band.counts);
         let max_iter = params.max_iter;
-        let (enc, png_bytes, npy_bytes, its) = tokio::task::spawn_blocking(move || {
-            for y in (0..p).rev() {
-                encoder.write_row(&band.counts[y * side..(y + 1) * side])?;
-            }
-            let (png, npy) = (encoder.take_bytes(), blob::encode(&band.counts));
-            let its = kernel::brute_force_iterations(&band.counts, max_iter);
-            Ok::<_, mandel_core::png::EncodingError>((encoder, png, npy, its))
-        })
-        .await
-        .expect("encoder panicked")
-        .map_err(encode_err)?;
+        let for_png = Arc::clone(&counts);
+        let (png_encoded, npy_encoded) = tokio::join!(
+            tokio::task::spawn_blocking(move || {
+                for y in (0..p).rev() {
+                    encoder.write_row(&for_png[y * side..(y + 1) * side])?;
+                }
+                let bytes = encoder.take_bytes();
+                Ok::<_, mandel_core::png::EncodingError>((encoder, bytes))
+            }),
+            tokio::task::spawn_blocking(move || {
+                let its = kernel::brute_force_iterations(&counts, max_iter);
+                (blob::encode(&counts), its)
+            }),
+        );
+        let (enc, png_bytes) = png_encoded.expect("encoder panicked").map_err(encode_err)?;
+        let (npy_bytes, its) = npy_encoded.expect("encoder panicked");
         encoder = enc;
         iterations += its;
         stats.extend(band.stats);

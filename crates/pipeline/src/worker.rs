@@ -313,14 +313,20 @@ impl TileWorker {
                 return Err(unfinished());
             }
             let flag = stop.flag();
-            tokio::task::spawn_blocking(move || {
+            let render = move || {
                 let started = Instant::now();
                 let counts = kernel::render_tile_until(&params, tile, &flag)?;
                 Some((counts, started.elapsed().as_micros() as u64))
-            })
-            .await
-            .expect("tile kernel panicked")
-            .ok_or_else(unfinished)?
+            };
+            // A tiny tile costs less than handing it to another thread.
+            let rendered = if tile_work(&params) <= INLINE_WORK {
+                render()
+            } else {
+                tokio::task::spawn_blocking(render)
+                    .await
+                    .expect("tile kernel panicked")
+            };
+            rendered.ok_or_else(unfinished)?
         };
         tiles::put_tile(
             &*self.store,
@@ -359,6 +365,15 @@ impl TileWorker {
         Ok(true)
     }
 }
+
+/// The most iterations a tile can run (every pixel to `max_iter`).
+fn tile_work(params: &RenderParams) -> u64 {
+    params.pixels_per_tile() as u64 * u64::from(params.max_iter)
+}
+
+/// Tiles of at most this much work (about half a millisecond) render on
+/// the async thread: the hand-off to the blocking pool would cost more.
+const INLINE_WORK: u64 = 1 << 20;
 
 /// How long before an invocation's deadline the worker stops computing:
 /// a tenth of the invocation, at least 1 s and at most 10 s, to upload

@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::path::Path;
 
 use async_trait::async_trait;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
@@ -30,6 +31,29 @@ impl S3Store {
     pub fn bucket(&self) -> &str {
         &self.bucket
     }
+
+    async fn get_object(
+        &self,
+        key: &str,
+    ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StoreError> {
+        validate_key(key)?;
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(r) => Ok(r),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                Err(StoreError::NotFound {
+                    key: key.to_string(),
+                })
+            }
+            Err(e) => Err(backend("s3:GetObject", key, e)),
+        }
+    }
 }
 
 /// The error of an S3 call of IAM action `action` on `key`. A 403 is a
@@ -60,23 +84,7 @@ where
 #[async_trait]
 impl ObjectStore for S3Store {
     async fn get(&self, key: &str) -> Result<Object, StoreError> {
-        validate_key(key)?;
-        let resp = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(r) => r,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                return Err(StoreError::NotFound {
-                    key: key.to_string(),
-                });
-            }
-            Err(e) => return Err(backend("s3:GetObject", key, e)),
-        };
+        let resp = self.get_object(key).await?;
         let metadata: Metadata = resp
             .metadata()
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
@@ -88,6 +96,28 @@ impl ObjectStore for S3Store {
             .map_err(|e| StoreError::backend(key, format!("reading the body: {e}"), true))?
             .into_bytes();
         Ok(Object { body, metadata })
+    }
+
+    /// Streams the body into the file: a gigapixel `.npy` never sits whole
+    /// in memory.
+    async fn download(&self, key: &str, dest: &Path) -> Result<u64, StoreError> {
+        use tokio::io::AsyncWriteExt;
+        let mut body = self.get_object(key).await?.body;
+        let dest_err = |e: std::io::Error| {
+            StoreError::backend(key, format!("writing {}: {e}", dest.display()), false)
+        };
+        let mut file = tokio::fs::File::create(dest).await.map_err(dest_err)?;
+        let mut written = 0;
+        while let Some(chunk) = body
+            .try_next()
+            .await
+            .map_err(|e| StoreError::backend(key, format!("reading the body: {e}"), true))?
+        {
+            file.write_all(&chunk).await.map_err(dest_err)?;
+            written += chunk.len() as u64;
+        }
+        file.flush().await.map_err(dest_err)?;
+        Ok(written)
     }
 
     async fn put(

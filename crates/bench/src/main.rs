@@ -1,7 +1,10 @@
 //! `mandel-bench`: prints the numbers behind the README's performance table.
 //!
-//! Usage: `mandel-bench [--quick] [--python PATH]`. Numbers, never
-//! assertions: compare them with the targets yourself.
+//! Usage: `mandel-bench [--quick] [--python PATH]`, or
+//! `mandel-bench --kernel-only TILES_PER_SIDE TILE_PIXELS MAX_ITER`: the
+//! kernel alone over every tile of that job (default viewport) on every
+//! core, nothing stored, the baseline of a whole render's wall time.
+//! Numbers, never assertions: compare them with the targets yourself.
 
 use std::io::Cursor;
 use std::process::Command;
@@ -23,6 +26,22 @@ fn main() -> Result<()> {
         .map(|w| w[1].clone());
     let p = RenderParams::default();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if let Some(i) = args.iter().position(|a| a == "--kernel-only") {
+        let num = |k: usize| -> Result<u32> {
+            args.get(i + k)
+                .context("--kernel-only TILES_PER_SIDE TILE_PIXELS MAX_ITER")?
+                .parse()
+                .context("--kernel-only takes numbers")
+        };
+        let job = RenderParams {
+            tiles_per_side: num(1)?,
+            tile_pixels: num(2)?,
+            max_iter: num(3)?,
+            ..p
+        };
+        job.validate()?;
+        return kernel_only(&job, cores);
+    }
 
     println!(
         "# mandel-bench ({} cores, kernel levels: {})",
@@ -315,4 +334,40 @@ fn numpy_rate(python: Option<&str>, quick: bool) -> Result<(f64, usize, f64)> {
     let secs = v["seconds"].as_f64().context("seconds")?;
     let iterations = v["iterations"].as_f64().context("iterations")?;
     Ok((iterations / secs, tiles.len(), secs))
+}
+
+/// Renders every tile of `p` on `cores` threads (tiles handed out in grid
+/// order, counts dropped) and prints the wall time and the rate.
+fn kernel_only(p: &RenderParams, cores: usize) -> Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let next = AtomicU64::new(0);
+    let brute = AtomicU64::new(0);
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..cores {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= p.tile_count() {
+                        break;
+                    }
+                    let side = u64::from(p.tiles_per_side);
+                    let tile = TileId::new((i / side) as u32, (i % side) as u32);
+                    let counts = kernel::render_tile(p, tile);
+                    let its = kernel::brute_force_iterations(&counts, p.max_iter);
+                    brute.fetch_add(its, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    let secs = t.elapsed().as_secs_f64();
+    let side = p.image_side();
+    println!(
+        "kernel only, {side}x{side} ({} tiles of {} px, max_iter {}), {cores} threads: {secs:.2} s, {:.2} G iterations/s",
+        p.tile_count(),
+        p.tile_pixels,
+        p.max_iter,
+        brute.load(Ordering::Relaxed) as f64 / secs / 1e9
+    );
+    Ok(())
 }

@@ -9,7 +9,7 @@
 #     256-px tiles (max_iter 100) on LocalStack, from the stitch's log
 #     (a fresh stitch process per job), with each job's wall time.
 #
-#   scripts/bench-gigapixel.sh [--no-localstack]
+#   scripts/bench-gigapixel.sh [--no-localstack | --only-localstack]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet --workspace --all-targets
@@ -22,6 +22,7 @@ trap cleanup EXIT
 
 echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(nproc) cores," \
   "kernel levels: $(grep -o -m1 -w avx512f /proc/cpuinfo || echo no-avx512)"
+if [ "${1:-}" != "--only-localstack" ]; then
 echo "== 32768x32768 default viewport, embedded"
 "$bin/mandel-bench" --kernel-only 128 256 2000
 "$bin/mandel-orchestrate" --tiles-per-side 128 --tile-pixels 256 --out "$work/d.png" | sed 's/; wrote.*//'
@@ -31,6 +32,7 @@ echo "== million tiles (1024x1024 of 32 px, whole plane, max_iter 10), embedded"
 "$bin/mandel-orchestrate" --tiles-per-side 1024 --tile-pixels 32 --max-iter 10 \
   --viewport=-2,1,-1.5,1.5 --out "$work/m.png" | sed 's/; wrote.*//'
 rm -f "$work"/*.png
+fi
 
 [ "${1:-}" = "--no-localstack" ] && exit 0
 eval "$(localstack/up.sh)"
@@ -41,16 +43,16 @@ for _ in 1 2; do
 done
 for tiles in 16 64 128; do
   log="$work/stitch-$tiles.log"
-  "$bin/mandel-stitch" --poll --bucket "$MANDEL_BUCKET" >"$log" 2>&1 &
+  AWS_LAMBDA_LOG_FORMAT=JSON "$bin/mandel-stitch" --poll --bucket "$MANDEL_BUCKET" >"$log" 2>&1 &
   stitch=$!
   side=$((tiles * 256))
   t0=$(date +%s.%N)
   "$bin/mandel-orchestrate" --bucket "$MANDEL_BUCKET" --fresh --timeout 3600 \
-    --tiles-per-side "$tiles" --max-iter 100 --out "$work/c.png" >/dev/null
+    --tiles-per-side "$tiles" --max-iter 100 --out "$work/c.png" >/dev/null 2>&1
   t1=$(date +%s.%N)
   kill "$stitch"; wait "$stitch" 2>/dev/null || true
-  rss=$(grep -o 'peak_rss_mib=[0-9]*' "$log" | tail -1 | cut -d= -f2)
-  took=$(grep -o 'total=[0-9.]*[a-z]*' "$log" | tail -1 | cut -d= -f2)
+  rss=$(grep -o '"peak_rss_mib":[0-9]*' "$log" | tail -1 | cut -d: -f2)
+  took=$(grep -o '"total":"[^"]*"' "$log" | tail -1 | cut -d'"' -f4)
   printf '%sx%s (%s tiles): job %.1f s, stitch %s, stitch peak RSS %s MiB\n' \
     "$side" "$side" "$((tiles * tiles))" "$(echo "$t1 - $t0" | bc)" "$took" "$rss"
   rm -f "$work"/*.png

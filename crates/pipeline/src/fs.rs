@@ -8,19 +8,17 @@
 //! `(n - 1) × part_size` after an empty metadata line), renamed into place
 //! when it completes.
 
-use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufRead, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::store::{
-    Metadata, Object, ObjectMeta, ObjectStore, PartTag, PutMode, PutOutcome, StoreError, UploadId,
-    validate_completion, validate_key, validate_metadata, validate_part,
+    Metadata, Object, ObjectMeta, ObjectStore, OpenUploads, PartTag, PutMode, PutOutcome,
+    StoreError, UploadId, validate_key, validate_metadata,
 };
 
 const TMP_DIR: &str = ".tmp";
@@ -29,8 +27,7 @@ const TMP_DIR: &str = ".tmp";
 pub struct FsStore {
     root: PathBuf,
     seq: AtomicU64,
-    /// Multipart uploads in progress: id → the size of each part put.
-    uploads: Mutex<HashMap<String, BTreeMap<u32, usize>>>,
+    uploads: OpenUploads,
 }
 
 /// The metadata line of an object written by a multipart upload.
@@ -44,7 +41,7 @@ impl FsStore {
         Ok(FsStore {
             root,
             seq: AtomicU64::new(0),
-            uploads: Mutex::default(),
+            uploads: OpenUploads::default(),
         })
     }
 
@@ -74,10 +71,6 @@ impl FsStore {
         self.root
             .join(TMP_DIR)
             .join(format!("upload-{}", upload.id))
-    }
-
-    fn unknown_upload(upload: &UploadId) -> StoreError {
-        StoreError::invalid_upload(upload, "no such upload")
     }
 }
 
@@ -261,10 +254,7 @@ impl ObjectStore for FsStore {
         let path = self.upload_path(&upload);
         let key = key.to_string();
         blocking(move || std::fs::write(&path, NO_METADATA).map_err(|e| io_err(&key, e))).await?;
-        self.uploads
-            .lock()
-            .unwrap()
-            .insert(upload.id.clone(), BTreeMap::new());
+        self.uploads.open(&upload);
         Ok(upload)
     }
 
@@ -274,10 +264,7 @@ impl ObjectStore for FsStore {
         number: u32,
         body: Bytes,
     ) -> Result<PartTag, StoreError> {
-        validate_part(upload, number, body.len())?;
-        if !self.uploads.lock().unwrap().contains_key(&upload.id) {
-            return Err(Self::unknown_upload(upload));
-        }
+        self.uploads.check_part(upload, number, body.len())?;
         let path = self.upload_path(upload);
         let offset = (NO_METADATA.len() + (number as usize - 1) * upload.part_size) as u64;
         let len = body.len();
@@ -291,14 +278,7 @@ impl ObjectStore for FsStore {
                 .map_err(|e| io_err(&key, e))
         })
         .await?;
-        match self.uploads.lock().unwrap().get_mut(&upload.id) {
-            Some(parts) => parts.insert(number, len),
-            None => return Err(Self::unknown_upload(upload)),
-        };
-        Ok(PartTag {
-            number,
-            tag: number.to_string(),
-        })
+        self.uploads.record_part(upload, number, len)
     }
 
     async fn complete_upload(
@@ -307,21 +287,14 @@ impl ObjectStore for FsStore {
         parts: Vec<PartTag>,
     ) -> Result<(), StoreError> {
         let dest = self.path(&upload.key)?;
-        let total = {
-            let uploads = self.uploads.lock().unwrap();
-            let sizes = uploads
-                .get(&upload.id)
-                .ok_or_else(|| Self::unknown_upload(upload))?;
-            validate_completion(upload, &parts, |n| sizes.get(&n).copied())?;
-            parts.iter().map(|p| sizes[&p.number]).sum::<usize>()
-        };
+        let total = self.uploads.complete(upload, &parts)?;
         let path = self.upload_path(upload);
         let key = upload.key.clone();
         blocking(move || {
             let place = || -> io::Result<()> {
                 let file = std::fs::OpenOptions::new().write(true).open(&path)?;
                 // Parts beyond the last one listed were never asked for.
-                file.set_len((NO_METADATA.len() + total) as u64)?;
+                file.set_len(NO_METADATA.len() as u64 + total)?;
                 file.sync_data()?;
                 if let Some(dir) = dest.parent() {
                     std::fs::create_dir_all(dir)?;
@@ -330,13 +303,11 @@ impl ObjectStore for FsStore {
             };
             place().map_err(|e| io_err(&key, e))
         })
-        .await?;
-        self.uploads.lock().unwrap().remove(&upload.id);
-        Ok(())
+        .await
     }
 
     async fn abort_upload(&self, upload: &UploadId) -> Result<(), StoreError> {
-        self.uploads.lock().unwrap().remove(&upload.id);
+        self.uploads.close(upload);
         let path = self.upload_path(upload);
         let key = upload.key.clone();
         blocking(move || match std::fs::remove_file(&path) {

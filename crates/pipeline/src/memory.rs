@@ -13,22 +13,35 @@ use tokio::time::Instant;
 
 use crate::queue::{Delivery, Queue, QueueError};
 use crate::store::{
-    Metadata, Object, ObjectMeta, ObjectStore, PartTag, PutMode, PutOutcome, StoreError, UploadId,
-    validate_completion, validate_key, validate_metadata, validate_part,
+    Metadata, Object, ObjectMeta, ObjectStore, OpenUploads, PartTag, PutMode, PutOutcome,
+    StoreError, UploadId, validate_key, validate_metadata,
 };
 
 /// An object store in a `BTreeMap`.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     objects: Mutex<BTreeMap<String, Object>>,
-    /// Multipart uploads in progress: id → parts by number.
-    uploads: Mutex<HashMap<String, BTreeMap<u32, Bytes>>>,
+    uploads: OpenUploads,
+    /// The parts of the open uploads, by upload id and number.
+    parts: Mutex<BTreeMap<(String, u32), Bytes>>,
     next_upload: AtomicU64,
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Removes and returns an upload's parts, by number.
+    fn drop_parts(&self, upload: &UploadId) -> BTreeMap<u32, Bytes> {
+        let mut parts = self.parts.lock().unwrap();
+        let mine: Vec<_> = parts
+            .range((upload.id.clone(), 0)..=(upload.id.clone(), u32::MAX))
+            .map(|(k, _)| k.clone())
+            .collect();
+        mine.into_iter()
+            .map(|k| (k.1, parts.remove(&k).expect("listed")))
+            .collect()
     }
 }
 
@@ -92,15 +105,13 @@ impl ObjectStore for MemoryStore {
     async fn start_upload(&self, key: &str, part_size: usize) -> Result<UploadId, StoreError> {
         validate_key(key)?;
         let id = self.next_upload.fetch_add(1, Ordering::Relaxed).to_string();
-        self.uploads
-            .lock()
-            .unwrap()
-            .insert(id.clone(), BTreeMap::new());
-        Ok(UploadId {
+        let upload = UploadId {
             key: key.to_string(),
             id,
             part_size,
-        })
+        };
+        self.uploads.open(&upload);
+        Ok(upload)
     }
 
     async fn put_part(
@@ -109,16 +120,13 @@ impl ObjectStore for MemoryStore {
         number: u32,
         body: Bytes,
     ) -> Result<PartTag, StoreError> {
-        validate_part(upload, number, body.len())?;
-        let mut uploads = self.uploads.lock().unwrap();
-        let parts = uploads
-            .get_mut(&upload.id)
-            .ok_or_else(|| StoreError::invalid_upload(upload, "no such upload"))?;
-        parts.insert(number, body);
-        Ok(PartTag {
-            number,
-            tag: number.to_string(),
-        })
+        self.uploads.check_part(upload, number, body.len())?;
+        let len = body.len();
+        self.parts
+            .lock()
+            .unwrap()
+            .insert((upload.id.clone(), number), body);
+        self.uploads.record_part(upload, number, len)
     }
 
     async fn complete_upload(
@@ -126,15 +134,11 @@ impl ObjectStore for MemoryStore {
         upload: &UploadId,
         parts: Vec<PartTag>,
     ) -> Result<(), StoreError> {
-        let mut uploads = self.uploads.lock().unwrap();
-        let stored = uploads
-            .get(&upload.id)
-            .ok_or_else(|| StoreError::invalid_upload(upload, "no such upload"))?;
-        validate_completion(upload, &parts, |n| stored.get(&n).map(Bytes::len))?;
-        let stored = uploads.remove(&upload.id).expect("checked above");
-        let mut body = Vec::with_capacity(stored.values().map(Bytes::len).sum());
+        let len = self.uploads.complete(upload, &parts)?;
+        let mut stored = self.drop_parts(upload);
+        let mut body = Vec::with_capacity(len as usize);
         for part in &parts {
-            body.extend_from_slice(&stored[&part.number]);
+            body.extend_from_slice(&stored.remove(&part.number).expect("checked complete"));
         }
         self.objects.lock().unwrap().insert(
             upload.key.clone(),
@@ -147,7 +151,8 @@ impl ObjectStore for MemoryStore {
     }
 
     async fn abort_upload(&self, upload: &UploadId) -> Result<(), StoreError> {
-        self.uploads.lock().unwrap().remove(&upload.id);
+        self.uploads.close(upload);
+        self.drop_parts(upload);
         Ok(())
     }
 }

@@ -12,7 +12,7 @@
 //! RAM-backed `/tmp`) so the link is possible and the bytes really are on
 //! disk.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -24,8 +24,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::store::{
-    Metadata, Object, ObjectMeta, ObjectStore, PartTag, PutMode, PutOutcome, StoreError, UploadId,
-    validate_completion, validate_key, validate_metadata, validate_part,
+    Metadata, Object, ObjectMeta, ObjectStore, OpenUploads, PartTag, PutMode, PutOutcome,
+    StoreError, UploadId, validate_key, validate_metadata,
 };
 
 /// Where an object's bytes are.
@@ -56,8 +56,7 @@ pub struct SpillStore {
     log: File,
     log_end: AtomicU64,
     index: Mutex<BTreeMap<String, Body>>,
-    /// Multipart uploads in progress: id → the size of each part put.
-    uploads: Mutex<HashMap<String, BTreeMap<u32, usize>>>,
+    uploads: OpenUploads,
     next_upload: AtomicU64,
 }
 
@@ -81,17 +80,13 @@ impl SpillStore {
             log,
             log_end: AtomicU64::new(0),
             index: Mutex::default(),
-            uploads: Mutex::default(),
+            uploads: OpenUploads::default(),
             next_upload: AtomicU64::new(0),
         })
     }
 
     fn upload_path(&self, upload: &UploadId) -> PathBuf {
         self.dir.path().join(format!("upload-{}", upload.id))
-    }
-
-    fn unknown_upload(upload: &UploadId) -> StoreError {
-        StoreError::invalid_upload(upload, "no such upload")
     }
 
     /// Replaces the index entry of `key`, removing a replaced upload file.
@@ -211,10 +206,7 @@ impl ObjectStore for SpillStore {
             part_size,
         };
         File::create_new(self.upload_path(&upload)).map_err(|e| io_err(key, e))?;
-        self.uploads
-            .lock()
-            .unwrap()
-            .insert(upload.id.clone(), BTreeMap::new());
+        self.uploads.open(&upload);
         Ok(upload)
     }
 
@@ -224,10 +216,7 @@ impl ObjectStore for SpillStore {
         number: u32,
         body: Bytes,
     ) -> Result<PartTag, StoreError> {
-        validate_part(upload, number, body.len())?;
-        if !self.uploads.lock().unwrap().contains_key(&upload.id) {
-            return Err(Self::unknown_upload(upload));
-        }
+        self.uploads.check_part(upload, number, body.len())?;
         let file = File::options()
             .write(true)
             .open(self.upload_path(upload))
@@ -235,14 +224,7 @@ impl ObjectStore for SpillStore {
         let offset = (number as u64 - 1) * upload.part_size as u64;
         file.write_all_at(&body, offset)
             .map_err(|e| io_err(&upload.key, e))?;
-        match self.uploads.lock().unwrap().get_mut(&upload.id) {
-            Some(parts) => parts.insert(number, body.len()),
-            None => return Err(Self::unknown_upload(upload)),
-        };
-        Ok(PartTag {
-            number,
-            tag: number.to_string(),
-        })
+        self.uploads.record_part(upload, number, body.len())
     }
 
     async fn complete_upload(
@@ -250,16 +232,7 @@ impl ObjectStore for SpillStore {
         upload: &UploadId,
         parts: Vec<PartTag>,
     ) -> Result<(), StoreError> {
-        let len = {
-            let mut uploads = self.uploads.lock().unwrap();
-            let sizes = uploads
-                .get(&upload.id)
-                .ok_or_else(|| Self::unknown_upload(upload))?;
-            validate_completion(upload, &parts, |n| sizes.get(&n).copied())?;
-            let len: usize = parts.iter().map(|p| sizes[&p.number]).sum();
-            uploads.remove(&upload.id);
-            len as u64
-        };
+        let len = self.uploads.complete(upload, &parts)?;
         let path = self.upload_path(upload);
         let file = File::options()
             .write(true)
@@ -272,7 +245,7 @@ impl ObjectStore for SpillStore {
     }
 
     async fn abort_upload(&self, upload: &UploadId) -> Result<(), StoreError> {
-        self.uploads.lock().unwrap().remove(&upload.id);
+        self.uploads.close(upload);
         let _ = std::fs::remove_file(self.upload_path(upload));
         Ok(())
     }

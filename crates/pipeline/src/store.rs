@@ -279,6 +279,64 @@ impl<T: ObjectStore + ?Sized> ObjectStore for std::sync::Arc<T> {
     }
 }
 
+/// The bookkeeping of multipart uploads for the adapters that keep parts
+/// themselves (memory, filesystem, scratch): which uploads are open and the
+/// size of each part put, checked against the contract.
+#[derive(Debug, Default)]
+pub struct OpenUploads(std::sync::Mutex<std::collections::HashMap<String, BTreeMap<u32, usize>>>);
+
+impl OpenUploads {
+    pub fn open(&self, upload: &UploadId) {
+        self.0
+            .lock()
+            .unwrap()
+            .insert(upload.id.clone(), BTreeMap::new());
+    }
+
+    /// Checks a part before it is stored: the upload is open, the number
+    /// and size are allowed.
+    pub fn check_part(&self, upload: &UploadId, number: u32, len: usize) -> Result<(), StoreError> {
+        validate_part(upload, number, len)?;
+        match self.0.lock().unwrap().contains_key(&upload.id) {
+            true => Ok(()),
+            false => Err(StoreError::invalid_upload(upload, "no such upload")),
+        }
+    }
+
+    /// Records a part once stored; its tag is its number.
+    pub fn record_part(
+        &self,
+        upload: &UploadId,
+        number: u32,
+        len: usize,
+    ) -> Result<PartTag, StoreError> {
+        match self.0.lock().unwrap().get_mut(&upload.id) {
+            Some(parts) => parts.insert(number, len),
+            None => return Err(StoreError::invalid_upload(upload, "no such upload")),
+        };
+        Ok(PartTag {
+            number,
+            tag: number.to_string(),
+        })
+    }
+
+    /// Checks a completion and closes the upload; returns the object's size.
+    pub fn complete(&self, upload: &UploadId, parts: &[PartTag]) -> Result<u64, StoreError> {
+        let mut open = self.0.lock().unwrap();
+        let sizes = open
+            .get(&upload.id)
+            .ok_or_else(|| StoreError::invalid_upload(upload, "no such upload"))?;
+        validate_completion(upload, parts, |n| sizes.get(&n).copied())?;
+        let len: usize = parts.iter().map(|p| sizes[&p.number]).sum();
+        open.remove(&upload.id);
+        Ok(len as u64)
+    }
+
+    pub fn close(&self, upload: &UploadId) {
+        self.0.lock().unwrap().remove(&upload.id);
+    }
+}
+
 /// Checks a part against the contract: its number, and its size for a
 /// part that is not last (a part shorter than `part_size` must be the last,
 /// which `complete_upload` checks).

@@ -16,6 +16,7 @@ use mandel_e2e::{
     REFERENCE_IMAGE_SHA256, Running, binary, counts_sha256, localstack_bucket, log_events,
     orchestrate,
 };
+use mandel_pipeline::events;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -143,7 +144,7 @@ fn default_job_through_lambda_functions_under_cargo_lambda_watch() {
     // The work really went through the Lambda functions: every tile was
     // rendered in an invocation of the worker, and the stitch function
     // published the result.
-    let tiles: u64 = log_events(&log("worker"), "tile batch done")
+    let tiles: u64 = log_events(&log("worker"), events::TILE_BATCH_DONE)
         .iter()
         .map(|e| e["fields"]["tiles"].as_u64().unwrap())
         .sum();
@@ -154,7 +155,7 @@ fn default_job_through_lambda_functions_under_cargo_lambda_watch() {
         .lines()
         .find_map(|l| l.strip_prefix("job ")?.split_whitespace().next())
         .unwrap_or_else(|| panic!("no job id in: {stderr}"));
-    let stitched = log_events(&log("stitch"), "stitched");
+    let stitched = log_events(&log("stitch"), events::STITCHED);
     assert_eq!(
         stitched
             .iter()
@@ -265,7 +266,7 @@ fn packaged_worker_zip_serves_an_sqs_event() {
         response,
         serde_json::json!({ "batchItemFailures": [{ "itemIdentifier": "bad" }] })
     );
-    let done = log_events(&dir.path().join("function.log"), "tile batch done");
+    let done = log_events(&dir.path().join("function.log"), events::TILE_BATCH_DONE);
     assert_eq!(done.len(), 1);
     assert_eq!(done[0]["fields"]["tiles"], 1);
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use mandel_e2e::lane::{Lane, MAX_RECEIVES, VISIBILITY_SECS};
 use mandel_e2e::{REFERENCE_IMAGE_SHA256, finish, log_events};
 use mandel_pipeline::JobId;
+use mandel_pipeline::events;
 
 /// A 4×4-tile job that renders in well under a second.
 const SMALL: &[&str] = &[
@@ -94,7 +95,7 @@ fn duplicate_deliveries_publish_exactly_one_result() {
     lane.wait_until("both queues are empty", MINUTE, || {
         lane.depth(&lane.tiles) + lane.depth(&lane.stitch) == 0
     });
-    let stitched = log_events(&stitch_log, "stitched")
+    let stitched = log_events(&stitch_log, events::STITCHED)
         .into_iter()
         .filter(|e| e["fields"]["job"] == job.as_str())
         .count();
@@ -312,7 +313,7 @@ fn a_cancelled_job_stops_its_client_and_workers_skip_it() {
     lane.wait_until("the queues are empty", MINUTE, || {
         lane.depth(&lane.tiles) + lane.depth(&lane.stitch) == 0
     });
-    let skipped: u64 = log_events(&log, "tile batch done")
+    let skipped: u64 = log_events(&log, events::TILE_BATCH_DONE)
         .iter()
         .map(|e| e["fields"]["skipped"].as_u64().unwrap_or(0))
         .sum();

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use mandel_e2e::lane::Lane;
 use mandel_e2e::{counts_sha256, log_events, orchestrate};
+use mandel_pipeline::events;
 
 const LARGE: &[&str] = &[
     "--viewport",
@@ -29,24 +30,29 @@ fn a_4096_tile_job_completes_embedded_and_on_localstack_alike() {
         dir.path(),
         &[
             LARGE,
-            &["--out", "embedded.png", "--counts-out", "embedded.npy"],
+            &[
+                "--out",
+                "embedded.png",
+                "--counts-out",
+                "embedded.npy",
+                "--json",
+            ],
         ]
         .concat(),
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(
-        stdout.contains("rendered 16384x16384 (4096 tiles"),
-        "{stdout}"
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (summary["width"].as_u64(), summary["tiles"].as_u64()),
+        (Some(16384), Some(4096))
     );
     eprintln!(
-        "embedded: {:.1} s: {}",
-        started.elapsed().as_secs_f64(),
-        stdout.trim()
+        "embedded: {:.1} s: {summary}",
+        started.elapsed().as_secs_f64()
     );
 
     let log = dir.path().join("worker.log");
@@ -66,21 +72,19 @@ fn a_4096_tile_job_completes_embedded_and_on_localstack_alike() {
                 "cloud.png",
                 "--counts-out",
                 "cloud.npy",
+                "--json",
             ],
         ]
         .concat(),
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("4096 tiles enqueued"), "{stderr}");
-    let stitched = log_events(&stitch_log, "stitched");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["submitted"]["enqueued"], 4096, "{summary}");
+    let stitched = log_events(&stitch_log, events::STITCHED);
     eprintln!(
-        "LocalStack: {:.1} s; {}; stitch: {}",
+        "LocalStack: {:.1} s; {summary}; stitch: {}",
         started.elapsed().as_secs_f64(),
-        stderr
-            .lines()
-            .find(|l| l.contains("enqueued"))
-            .unwrap_or(""),
         stitched
             .last()
             .map(|e| e["fields"].to_string())

@@ -86,6 +86,11 @@ pub struct Cli {
     /// job's command again resumes it.
     #[arg(long, value_name = "JOB")]
     pub cancel: Option<String>,
+
+    /// Print the result as one JSON document on stdout (shape in the
+    /// README) instead of a line for people
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// A fully validated request: what to render and how ([`Mode`]).
@@ -96,6 +101,8 @@ pub struct Request {
     pub counts_out: Option<PathBuf>,
     pub colormap: Colormap,
     pub mode: Mode,
+    /// `--json`: the result as one JSON document.
+    pub json: bool,
 }
 
 /// What the command does, decided once after parsing; every flag that does
@@ -274,6 +281,7 @@ impl Cli {
             counts_out: self.counts_out.clone(),
             colormap,
             mode,
+            json: self.json,
         })
     }
 }

@@ -8,8 +8,8 @@ use indicatif::ProgressBar;
 use mandel_aws::{AwsClients, Cloud};
 use mandel_core::RenderParams;
 use mandel_pipeline::{
-    CancelOutcome, Failed, JobId, PipelineError, ResultManifest, WaitPolicy, cancel, submit,
-    tiles::missing_tiles, wait_for_result,
+    CancelOutcome, Failed, JobId, PipelineError, ResultManifest, Submitted, WaitPolicy, cancel,
+    submit, tiles::missing_tiles, wait_for_result,
 };
 
 use crate::cli::{Request, Wait};
@@ -29,7 +29,7 @@ pub async fn submit_job(
     fresh: bool,
     announce: bool,
     bar: &ProgressBar,
-) -> Result<JobId> {
+) -> Result<Submitted> {
     // A job the functions cannot finish within their timeout or memory is
     // refused here, not discovered later.
     cloud.deployment.check_capacity(&req.params)?;
@@ -60,7 +60,7 @@ pub async fn submit_job(
             )
         });
     }
-    Ok(submitted.job)
+    Ok(submitted)
 }
 
 /// A new job id for `params`: their hash and the time.
@@ -129,9 +129,21 @@ pub async fn wait(
 }
 
 /// `--cancel JOB`.
-pub async fn cancel_job(bucket: &str, job: &JobId) -> Result<()> {
+pub async fn cancel_job(bucket: &str, job: &JobId, json: bool) -> Result<()> {
     let cloud = connect(bucket).await?;
-    match cancel(&*cloud.store, job).await? {
+    let outcome = cancel(&*cloud.store, job).await?;
+    if json {
+        let outcome = match outcome {
+            CancelOutcome::Cancelled => "cancelled",
+            CancelOutcome::AlreadyFinished => "already_finished",
+        };
+        println!(
+            "{}",
+            serde_json::json!({ "cancel": { "job": job.as_str(), "outcome": outcome } })
+        );
+        return Ok(());
+    }
+    match outcome {
         CancelOutcome::Cancelled => println!(
             "cancelled job {job}; workers skip its remaining tiles (re-run its command to resume)"
         ),

@@ -15,8 +15,10 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mandel_core::png;
 use mandel_pipeline::{
-    ObjectStore, PipelineError, ResultManifest, render_embedded, stitch::STORED_COLORMAP,
+    ObjectStore, PipelineError, ResultManifest, Submitted, render_embedded, stitch::STORED_COLORMAP,
 };
+use serde::Serialize;
+use serde_json::json;
 
 use cli::{Cli, Mode, UsageError};
 
@@ -73,7 +75,7 @@ async fn run(req: &cli::Request) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let (manifest, workers) = match &req.mode {
+    let (manifest, workers, submitted) = match &req.mode {
         Mode::Embedded { workers } => {
             let r = render_embedded(&req.params, *workers, &scratch_parent, |done| {
                 bar.set_position(done)
@@ -81,9 +83,9 @@ async fn run(req: &cli::Request) -> Result<()> {
             .await?;
             bar.finish_and_clear();
             write_outputs(r.store(), &r.manifest, req, &scratch_parent).await?;
-            (r.manifest, workers.to_string())
+            (r.manifest, workers.to_string(), None)
         }
-        Mode::Cancel { bucket, job } => return cloud::cancel_job(bucket, job).await,
+        Mode::Cancel { bucket, job } => return cloud::cancel_job(bucket, job, req.json).await,
         Mode::Cloud {
             bucket,
             job,
@@ -91,23 +93,46 @@ async fn run(req: &cli::Request) -> Result<()> {
             wait,
         } => {
             let cloud = cloud::connect(bucket).await?;
-            let job =
-                cloud::submit_job(&cloud, req, job.clone(), *fresh, wait.is_some(), &bar).await?;
+            let announce = wait.is_some() && !req.json;
+            let submitted =
+                cloud::submit_job(&cloud, req, job.clone(), *fresh, announce, &bar).await?;
             let Some(wait) = wait else {
-                println!("{job}");
+                match req.json {
+                    true => println!("{}", json!({ "submitted": Enqueued::from(&submitted) })),
+                    false => println!("{}", submitted.job),
+                }
                 return Ok(());
             };
-            let manifest = cloud::wait(&cloud, &job, &req.params, wait, &bar).await?;
+            let manifest = cloud::wait(&cloud, &submitted.job, &req.params, wait, &bar).await?;
             bar.finish_and_clear();
             write_outputs(&*cloud.store, &manifest, req, &scratch_parent).await?;
-            (manifest, "remote".to_string())
+            (manifest, "remote".to_string(), Some(submitted))
         }
     };
 
     let secs = started.elapsed().as_secs_f64();
     let m = &manifest;
-    let peak = mandel_pipeline::process::peak_rss_bytes()
-        .map(|b| format!(", peak memory {} MiB", b >> 20))
+    let peak_mib = mandel_pipeline::process::peak_rss_bytes().map(|b| b >> 20);
+    if req.json {
+        let summary = Summary {
+            job: m.job.as_str(),
+            width: m.width,
+            height: m.height,
+            tiles: m.tiles,
+            max_iter: m.params.max_iter,
+            workers: &workers,
+            seconds: secs,
+            iterations: m.iterations,
+            peak_memory_mib: peak_mib,
+            image: &req.out,
+            counts: req.counts_out.as_deref(),
+            submitted: submitted.as_ref().map(Enqueued::from),
+        };
+        println!("{}", serde_json::to_string(&summary).expect("serialises"));
+        return Ok(());
+    }
+    let peak = peak_mib
+        .map(|mib| format!(", peak memory {mib} MiB"))
         .unwrap_or_default();
     println!(
         "rendered {w}x{h} ({tiles} tiles, max_iter {mi}) with {workers} workers in {secs:.2} s: \
@@ -121,6 +146,47 @@ async fn run(req: &cli::Request) -> Result<()> {
         out = req.out.display(),
     );
     Ok(())
+}
+
+/// The result as `--json` prints it: one object, the shape documented in
+/// the README (fields are only ever added).
+#[derive(Serialize)]
+struct Summary<'a> {
+    job: &'a str,
+    width: u64,
+    height: u64,
+    tiles: u64,
+    max_iter: u32,
+    /// A number, or "remote" for the cloud's workers.
+    workers: &'a str,
+    seconds: f64,
+    /// Iterations a brute-force kernel would run for the image.
+    iterations: u64,
+    peak_memory_mib: Option<u64>,
+    image: &'a Path,
+    counts: Option<&'a Path>,
+    /// What the submission sent (cloud only).
+    submitted: Option<Enqueued<'a>>,
+}
+
+/// A submission, as `--json` reports it.
+#[derive(Serialize)]
+struct Enqueued<'a> {
+    job: &'a str,
+    enqueued: u64,
+    already_stored: u64,
+    finished: bool,
+}
+
+impl<'a> From<&'a Submitted> for Enqueued<'a> {
+    fn from(s: &'a Submitted) -> Self {
+        Enqueued {
+            job: s.job.as_str(),
+            enqueued: s.enqueued,
+            already_stored: s.already_stored,
+            finished: s.finished,
+        }
+    }
 }
 
 /// Writes a finished job's outputs where the user asked, streaming: the

@@ -247,6 +247,48 @@ fn default_render_matches_the_notebook_image() {
     assert_eq!((png.width(), png.height()), (4096, 4096));
 }
 
+/// `--json`: the result as one JSON document of the README's shape.
+#[test]
+fn json_summarises_the_render_in_one_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "--tiles-per-side",
+        "3",
+        "--tile-pixels",
+        "20",
+        "--max-iter",
+        "50",
+    ];
+    let out = run(
+        dir.path(),
+        &[
+            &args[..],
+            &["--workers", "2", "--counts-out", "c.npy", "--json"],
+        ]
+        .concat(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let counts = CountsImage::from_npy(&std::fs::read(dir.path().join("c.npy")).unwrap()).unwrap();
+    let iterations = mandel_core::kernel::brute_force_iterations(counts.data(), 50);
+    assert_eq!(doc["width"], 60);
+    assert_eq!(doc["height"], 60);
+    assert_eq!(doc["tiles"], 9);
+    assert_eq!(doc["max_iter"], 50);
+    assert_eq!(doc["workers"], "2");
+    assert_eq!(doc["iterations"], iterations);
+    assert_eq!(doc["image"], "mandelbrot.png");
+    assert_eq!(doc["counts"], "c.npy");
+    assert_eq!(doc["submitted"], serde_json::Value::Null);
+    assert_eq!(doc["job"].as_str().unwrap().len(), 20);
+    assert!(doc["seconds"].as_f64().unwrap() > 0.0);
+    assert!(doc["peak_memory_mib"].as_u64().unwrap() > 0);
+}
+
 /// The files' bytes are the product's contract: restructuring the stitch
 /// (streaming, multipart uploads) must not change one. SHA-256 of the PNG
 /// and `.npy` as written by 553abed, before the stitch streamed.

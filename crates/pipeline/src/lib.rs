@@ -32,6 +32,7 @@ pub mod conformance;
 pub mod deployment;
 pub mod embedded;
 mod error;
+pub mod events;
 pub mod faults;
 pub mod fs;
 pub mod job;

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use crate::error::PipelineError;
+use crate::events;
 use crate::job::{
     Failed, Failure, JobId, ResultManifest, StitchAttempt, StitchMessage, TileStat, hex,
 };
@@ -221,7 +222,7 @@ async fn stitch_marked(
     {
         PutOutcome::Written => {
             let peak_rss_mib = crate::process::peak_rss_bytes().map(|b| b >> 20);
-            info!(%job, total = ?started.elapsed(), peak_rss_mib, "stitched");
+            info!(%job, total = ?started.elapsed(), peak_rss_mib, message = events::STITCHED);
             Ok(StitchOutcome::Published(Box::new(manifest)))
         }
         PutOutcome::AlreadyExists => Ok(StitchOutcome::AlreadyDone),

@@ -25,6 +25,7 @@ use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
 use crate::error::PipelineError;
+use crate::events;
 use crate::job::{Failed, Failure, JobId, TileMessage};
 use crate::params_cache::ParamsCache;
 use crate::queue::{Delivery, Queue};
@@ -134,7 +135,7 @@ impl TileWorker {
             failed = failed.len(),
             stopped = stop.is_set(),
             ms = started.elapsed().as_millis() as u64,
-            "tile batch done"
+            message = events::TILE_BATCH_DONE,
         );
         failed
     }

@@ -130,32 +130,32 @@ impl ObjectStore for S3Store {
         validate_key(key)?;
         validate_metadata(key, &metadata)?;
         let metadata: HashMap<String, String> = metadata.into_iter().collect();
-        // A conditional write racing another on the same key may get 409
-        // ConditionalRequestConflict: try again until one outcome is final.
-        for attempt in 0.. {
-            let mut req = self
-                .client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .body(ByteStream::from(body.clone()))
-                .set_metadata(Some(metadata.clone()));
-            if mode == PutMode::Create {
-                req = req.if_none_match("*");
-            }
-            match req.send().await {
-                Ok(_) => return Ok(PutOutcome::Written),
-                Err(e) if mode == PutMode::Create && status(&e) == Some(412) => {
-                    return Ok(PutOutcome::AlreadyExists);
-                }
-                Err(e) if mode == PutMode::Create && status(&e) == Some(409) && attempt < 10 => {
-                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt.min(5)))
-                        .await;
-                }
-                Err(e) => return Err(backend("s3:PutObject", key, e)),
-            }
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .set_metadata(Some(metadata));
+        if mode == PutMode::Create {
+            req = req.if_none_match("*");
         }
-        unreachable!("the loop returns")
+        match req.send().await {
+            Ok(_) => Ok(PutOutcome::Written),
+            Err(e) if mode == PutMode::Create && status(&e) == Some(412) => {
+                Ok(PutOutcome::AlreadyExists)
+            }
+            // A conditional write racing another on the same key may get
+            // 409 ConditionalRequestConflict: a retry (`Retrying`) decides.
+            Err(e) if mode == PutMode::Create && status(&e) == Some(409) => {
+                Err(StoreError::backend(
+                    key,
+                    aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
+                    true,
+                ))
+            }
+            Err(e) => Err(backend("s3:PutObject", key, e)),
+        }
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {

@@ -1,6 +1,7 @@
-//! Retrying transient failures: [`Retrying`] wraps any [`ObjectStore`] or
-//! [`Queue`] and repeats a call that failed with an error its adapter marks
-//! transient, waiting an exponentially growing, fully jittered delay between
+//! Retrying transient failures, in one place: [`Retrying`] wraps any
+//! [`ObjectStore`] or [`Queue`] and repeats a call that failed with an error
+//! its adapter marks transient (the AWS adapters classify S3 and SQS errors
+//! alike: `mandel_aws`'s `errors` module), waiting an exponentially growing, fully jittered delay between
 //! attempts (so a fleet of workers hit by the same outage does not retry in
 //! lockstep). Permanent errors (not found, invalid key, a refused message)
 //! are returned at once.
@@ -31,24 +32,32 @@ pub struct RetryPolicy {
     pub base: Duration,
     /// ...up to this ceiling. Each delay is uniform in `0..ceiling`.
     pub cap: Duration,
+    /// No retry starts later than this after the first attempt: a call
+    /// gives up in bounded time however slow each failure is.
+    pub deadline: Duration,
 }
 
 impl Default for RetryPolicy {
-    /// 8 attempts, delays up to 0.1, 0.2, 0.4 … 5 s: at most about 11 s of
-    /// waiting in all (on top of the AWS SDK's own quick retries).
+    /// 8 attempts, delays up to 0.1, 0.2, 0.4 … 5 s (about 11 s of waiting
+    /// at most, on top of the AWS SDK's own quick retries), none started
+    /// after 30 s.
     fn default() -> Self {
         RetryPolicy {
             attempts: 8,
             base: Duration::from_millis(100),
             cap: Duration::from_secs(5),
+            deadline: Duration::from_secs(30),
         }
     }
 }
 
 impl RetryPolicy {
+    fn delay_ceiling(&self, retry: u32) -> Duration {
+        self.base.saturating_mul(1 << retry.min(20)).min(self.cap)
+    }
+
     fn delay(&self, retry: u32) -> Duration {
-        let ceiling = self.base.saturating_mul(1 << retry.min(20)).min(self.cap);
-        ceiling.mul_f64(fastrand::f64())
+        self.delay_ceiling(retry).mul_f64(fastrand::f64())
     }
 
     /// Runs `call` until it succeeds, fails permanently, or attempts run out.
@@ -63,10 +72,15 @@ impl RetryPolicy {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
+        let started = tokio::time::Instant::now();
         let mut retry = 0;
         loop {
             match call().await {
-                Err(e) if transient(&e) && retry + 1 < self.attempts => {
+                Err(e)
+                    if transient(&e)
+                        && retry + 1 < self.attempts
+                        && started.elapsed() + self.delay_ceiling(retry) <= self.deadline =>
+                {
                     let delay = self.delay(retry);
                     warn!(what, error = %e, attempt = retry + 1, ?delay, "transient error; retrying");
                     tokio::time::sleep(delay).await;
@@ -207,5 +221,55 @@ impl<Q: Queue> Queue for Retrying<Q> {
         self.policy
             .run("delete", queue_transient, || self.inner.delete(receipts))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn retries_stop_at_the_deadline_however_many_attempts_remain() {
+        let policy = RetryPolicy {
+            attempts: 1000,
+            base: Duration::from_millis(10),
+            cap: Duration::from_millis(10),
+            deadline: Duration::from_millis(60),
+        };
+        let calls = AtomicU32::new(0);
+        let started = std::time::Instant::now();
+        let result: Result<(), String> = policy
+            .run(
+                "test",
+                |_| true,
+                || async {
+                    calls.fetch_add(1, Ordering::Relaxed);
+                    Err("transient".to_string())
+                },
+            )
+            .await;
+        assert!(result.is_err());
+        // No retry starts after 60 ms; each waits under 10 ms.
+        assert!(
+            started.elapsed() < Duration::from_millis(75),
+            "{:?}",
+            started.elapsed()
+        );
+        let calls = calls.load(Ordering::Relaxed);
+        assert!((2..1000).contains(&calls), "{calls} calls");
+        // A permanent error is not retried at all.
+        let once = AtomicU32::new(0);
+        let _: Result<(), String> = policy
+            .run(
+                "test",
+                |_| false,
+                || async {
+                    once.fetch_add(1, Ordering::Relaxed);
+                    Err("permanent".to_string())
+                },
+            )
+            .await;
+        assert_eq!(once.load(Ordering::Relaxed), 1);
     }
 }

@@ -530,6 +530,7 @@ async fn transient_faults_are_retried_to_an_exact_result() {
         attempts: 5,
         base: Duration::from_millis(1),
         cap: Duration::from_millis(5),
+        deadline: Duration::from_secs(5),
     };
     let flaky_store = Arc::new(Flaky::new(Arc::clone(&memory), 3, u64::MAX));
     let store: Arc<dyn ObjectStore> = Arc::new(Retrying::new(Arc::clone(&flaky_store), fast));

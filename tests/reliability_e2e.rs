@@ -230,13 +230,19 @@ fn a_rerun_resumes_an_interrupted_job_and_returns_a_finished_one_at_once() {
     let started = Instant::now();
     let out = lane.orchestrate(
         dir.path(),
-        &["--job", job.as_str(), "--counts-out", "resumed.npy"],
+        &[
+            "--job",
+            job.as_str(),
+            "--counts-out",
+            "resumed.npy",
+            "--json",
+        ],
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     // The dead worker's messages may come back and be rendered meanwhile,
     // so at least `stored` tiles are done when the re-run looks.
-    let (enqueued, already) = enqueue_counts(&stderr);
+    let (enqueued, already, _) = submitted(&out.stdout);
     assert_eq!(enqueued + already, 256, "{stderr}");
     assert!(already >= stored as u64 && enqueued > 0, "{stderr}");
     eprintln!(
@@ -256,13 +262,10 @@ fn a_rerun_resumes_an_interrupted_job_and_returns_a_finished_one_at_once() {
         lane.depth(&lane.tiles) == 0
     });
     let started = Instant::now();
-    let out = lane.orchestrate(dir.path(), &["--job", job.as_str()]);
+    let out = lane.orchestrate(dir.path(), &["--job", job.as_str(), "--json"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(
-        stderr.contains("0 tiles enqueued, 256 already stored, already finished"),
-        "{stderr}"
-    );
+    assert_eq!(submitted(&out.stdout), (0, 256, true), "{stderr}");
     eprintln!(
         "re-running the finished job took {:.2} s",
         started.elapsed().as_secs_f64()
@@ -273,19 +276,16 @@ fn a_rerun_resumes_an_interrupted_job_and_returns_a_finished_one_at_once() {
     assert_ne!(other, job, "--fresh is a new job");
 }
 
-/// `(enqueued, already stored)` from the orchestrator's submit line.
-fn enqueue_counts(stderr: &str) -> (u64, u64) {
-    let line = stderr
-        .lines()
-        .find(|l| l.contains(" tiles enqueued, "))
-        .unwrap_or_else(|| panic!("no submit line in {stderr}"));
-    // "job <id> in s3://<bucket>: N tiles enqueued, M already stored ..."
-    let counts = line.split_once(": ").expect("a colon").1;
-    let numbers: Vec<u64> = counts
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    (numbers[0], numbers[1])
+/// `(enqueued, already stored, finished)` from the orchestrator's `--json`
+/// summary.
+fn submitted(stdout: &[u8]) -> (u64, u64, bool) {
+    let summary: serde_json::Value = serde_json::from_slice(stdout).expect("a JSON summary");
+    let s = &summary["submitted"];
+    let n = |field: &str| s[field].as_u64().unwrap_or_else(|| panic!("{summary}"));
+    let finished = s["finished"]
+        .as_bool()
+        .unwrap_or_else(|| panic!("{summary}"));
+    (n("enqueued"), n("already_stored"), finished)
 }
 
 /// `--cancel`: the waiting orchestrator stops with a clear message, workers

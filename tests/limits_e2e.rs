@@ -199,9 +199,11 @@ fn a_stitch_message_purged_while_the_client_waits_still_ends_in_the_exact_image(
         Duration::from_secs(60),
         || lane.depth(&lane.stitch) >= 1,
     );
+    // Killed, so nothing more is sent. Two workers that mark the last two
+    // rows at once may each send one (a duplicate stitch is harmless).
     drop(workers);
     let purged = lane.drain(&lane.stitch);
-    assert_eq!(purged.len(), 1, "{purged:?}");
+    assert!(matches!(purged.len(), 1 | 2), "{purged:?}");
     let _stitch = lane.stitcher(&dir.path().join("stitch.log"));
     let (status, stderr, took) = finish(waiting, Duration::from_secs(90));
     eprintln!("finished {took:?} after the purge: {stderr}");

@@ -3,22 +3,29 @@
 //! The job protocol and the use cases that run it, over two small ports:
 //!
 //! - [`ObjectStore`] (S3 and stand-ins): get, put (overwrite or create-only),
-//!   head, list by prefix. Contract in [`store`].
+//!   head, list by prefix, delete, multipart upload, download to a file.
+//!   Contract in [`store`].
 //! - [`Queue`] (SQS and stand-ins): send batch, receive batch, delete, with
 //!   at-least-once delivery. Contract in [`queue`].
 //!
-//! Adapters: [`MemoryStore`] and [`MemoryQueue`] (embedded mode, tests) and
-//! [`FsStore`] (a local folder). The S3 and SQS adapters live with the AWS
-//! code and satisfy the same conformance suite. Wrappers over any adapter:
+//! Adapters: [`MemoryStore`] and [`MemoryQueue`] (tests; the embedded
+//! mode's queues), [`SpillStore`] (the embedded mode's store: an index in
+//! memory, the bytes on disk) and [`FsStore`] (a local folder). The S3 and
+//! SQS adapters live with the AWS code and satisfy the same conformance
+//! suite. Wrappers over any adapter:
 //! [`Retrying`] (transient errors retried with jittered exponential
 //! backoff; the cloud adapters are always used through it) and
 //! [`faults::Flaky`] (injects transient errors, for tests).
 //!
+//! Tile objects, row markers and failure records: [`tiles`]. Outputs too
+//! big for memory go up part by part: [`upload`]. Log event names other
+//! programs read: [`events`].
+//!
 //! The protocol ([`job`]): a [`JobId`] is a content hash of the
 //! [`RenderParams`](mandel_core::RenderParams); the params are written once
 //! to `jobs/<job>/params.json`; one [`TileMessage`] per tile goes on the tiles
-//! queue; each tile's blob is a keyed, deterministic write; the writer of the
-//! last tile sends a [`StitchMessage`]; the stitch publishes `result.json`
+//! queue; each tile's blob is a keyed, deterministic write; the writer that
+//! completes the last row sends a [`StitchMessage`]; the stitch publishes `result.json`
 //! last, create-only, so there is exactly one result. A message that fails
 //! its last delivery leaves a [`Failure`] record under the job, which the
 //! waiting client reports; a `cancelled` marker makes workers skip a job.

@@ -18,7 +18,7 @@ use crate::memory::MemoryQueue;
 use crate::poller::{PollConfig, one_at_a_time, poll};
 use crate::queue::Queue;
 use crate::spill::SpillStore;
-use crate::stitch::handle_stitch_message;
+use crate::stitch::handle_stitch_delivery;
 use crate::store::ObjectStore;
 use crate::submit::{WaitPolicy, submit, wait_for_result};
 use crate::worker::TileWorker;
@@ -107,7 +107,7 @@ pub async fn render_embedded(
             poll(&*stitches, PollConfig::default(), shutdown, |batch, _| {
                 one_at_a_time(batch, |d| {
                     let store = Arc::clone(&store);
-                    async move { handle_stitch_message(&store, &d.body).await }
+                    async move { handle_stitch_delivery(&store, &d, None).await }
                 })
             })
             .await

@@ -46,17 +46,9 @@ fn parse_stitch(body: &str) -> Result<StitchMessage, PipelineError> {
     })
 }
 
-/// Parses a stitch-queue message body and stitches its job.
-pub async fn handle_stitch_message(
-    store: &Arc<dyn ObjectStore>,
-    body: &str,
-) -> Result<StitchOutcome, PipelineError> {
-    stitch(store, &parse_stitch(body)?.job).await
-}
-
-/// [`handle_stitch_message`] for a queue delivery, as the stitch function
-/// runs it: it marks the attempt ([`StitchAttempt`]) when it starts on a
-/// known job, and if it fails on the delivery that is the queue's last
+/// Parses a stitch-queue delivery and stitches its job, as the stitch
+/// function and the embedded mode run it: it marks the attempt
+/// ([`StitchAttempt`]) when it starts on a known job, and if it fails on the delivery that is the queue's last
 /// (`max_receive_count`), or in a way no retry can mend (a policy refuses a
 /// call, the stored params are invalid), a [`Failed::Stitch`] record tells
 /// the waiting client.

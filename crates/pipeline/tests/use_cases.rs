@@ -10,8 +10,8 @@ use mandel_pipeline::faults::Flaky;
 use mandel_pipeline::{
     CancelOutcome, Delivery, Failed, JobId, MemoryQueue, MemoryStore, Metadata, ObjectStore,
     PipelineError, PutMode, Queue, RetryPolicy, Retrying, StitchOutcome, Submitted, TileMessage,
-    TileWorker, WaitPolicy, cancel, read_failures, render_embedded, stitch, submit,
-    wait_for_result,
+    TileWorker, WaitPolicy, cancel, handle_stitch_delivery, read_failures, render_embedded, stitch,
+    submit, wait_for_result,
 };
 
 fn small() -> RenderParams {
@@ -146,7 +146,7 @@ async fn a_job_runs_once_even_with_duplicate_messages() {
 
     let mut published = 0;
     for body in &stitch_msgs {
-        match mandel_pipeline::stitch::handle_stitch_message(&r.store, body)
+        match handle_stitch_delivery(&r.store, &delivery("s", body.clone(), 1), None)
             .await
             .unwrap()
         {
@@ -407,7 +407,7 @@ async fn a_cancelled_job_is_skipped_and_resumes_when_submitted_again() {
         r.worker.handle_message(&body).await.unwrap();
     }
     for body in drain(&r.stitches).await {
-        mandel_pipeline::stitch::handle_stitch_message(&r.store, &body)
+        handle_stitch_delivery(&r.store, &delivery("s", body, 1), None)
             .await
             .unwrap();
     }
@@ -559,7 +559,7 @@ async fn transient_faults_are_retried_to_an_exact_result() {
         .receive(1, Duration::from_millis(10))
         .await
         .unwrap();
-    mandel_pipeline::stitch::handle_stitch_message(&store, &stitch_msg[0].body)
+    handle_stitch_delivery(&store, &stitch_msg[0], None)
         .await
         .unwrap();
     let m = wait_for_result(&*store, &*stitches, &job, &p, quick_wait(), |_| {})
@@ -754,9 +754,7 @@ async fn a_lost_stitch_message_is_sent_again_by_the_waiting_client() {
                     .await
                     .unwrap()
                 {
-                    mandel_pipeline::stitch::handle_stitch_message(&store, &d.body)
-                        .await
-                        .unwrap();
+                    handle_stitch_delivery(&store, &d, None).await.unwrap();
                     stitches.delete(&[d.receipt]).await.unwrap();
                 }
             }
@@ -922,10 +920,9 @@ async fn a_stitch_whose_params_are_gone_is_recorded_at_once() {
     let job = r.render_tiles(&p).await;
     let message = drain(&r.stitches).await.remove(0);
     r.store.delete(&job.params_key()).await.unwrap();
-    let err =
-        mandel_pipeline::handle_stitch_delivery(&r.store, &delivery("s", message, 1), Some(5))
-            .await
-            .unwrap_err();
+    let err = handle_stitch_delivery(&r.store, &delivery("s", message, 1), Some(5))
+        .await
+        .unwrap_err();
     assert!(matches!(err, PipelineError::UnknownJob { .. }), "{err}");
     let failures = read_failures(&*r.store, &job).await.unwrap();
     assert_eq!(failures.len(), 1, "{failures:?}");
@@ -936,7 +933,7 @@ async fn a_stitch_whose_params_are_gone_is_recorded_at_once() {
     );
 
     let stranger = r#"{"job":"nobody-submitted-this"}"#.to_string();
-    mandel_pipeline::handle_stitch_delivery(&r.store, &delivery("x", stranger, 1), Some(5))
+    handle_stitch_delivery(&r.store, &delivery("x", stranger, 1), Some(5))
         .await
         .unwrap_err();
     assert!(

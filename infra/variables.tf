@@ -61,7 +61,7 @@ variable "worker_timeout_seconds" {
 }
 
 variable "stitch_memory_mb" {
-  description = "Memory of the stitch function: it holds a row of tiles at a time (the largest image needs about 1.5 GiB)."
+  description = "Memory of the stitch function: it holds a row of tiles at a time (estimated at most about 1.5 GiB for the largest image)."
   type        = number
   default     = 4096
 

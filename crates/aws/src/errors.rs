@@ -10,8 +10,10 @@ pub(crate) fn status<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {
 }
 
 /// Worth a retry: a timeout, a failed connection or unreadable answer,
-/// throttling, or any 5xx, on every operation (a HEAD, whose answer has no
-/// body and so no error code, included).
+/// throttling, any 5xx, on every operation (a HEAD, whose answer has no
+/// body and so no error code, included), and S3's 409 for a conditional
+/// write that raced another on the same key (a retry settles it: written,
+/// or 412 already there).
 pub(crate) fn is_transient<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
     match err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
@@ -29,6 +31,7 @@ pub(crate) fn is_transient<E: ProvideErrorMetadata>(err: &SdkError<E, HttpRespon
                             | "RequestTimeout"
                             | "InternalError"
                             | "ServiceUnavailable"
+                            | "ConditionalRequestConflict"
                     )
                 )
         }

@@ -145,15 +145,6 @@ impl ObjectStore for S3Store {
             Err(e) if mode == PutMode::Create && status(&e) == Some(412) => {
                 Ok(PutOutcome::AlreadyExists)
             }
-            // A conditional write racing another on the same key may get
-            // 409 ConditionalRequestConflict: a retry (`Retrying`) decides.
-            Err(e) if mode == PutMode::Create && status(&e) == Some(409) => {
-                Err(StoreError::backend(
-                    key,
-                    aws_sdk_s3::error::DisplayErrorContext(e).to_string(),
-                    true,
-                ))
-            }
             Err(e) => Err(backend("s3:PutObject", key, e)),
         }
     }

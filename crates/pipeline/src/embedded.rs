@@ -39,17 +39,6 @@ impl EmbeddedRender {
     pub fn store(&self) -> &dyn ObjectStore {
         &*self.store
     }
-
-    /// Writes the PNG (in [`STORED_COLORMAP`](crate::stitch::STORED_COLORMAP))
-    /// to `dest`; a link, not a copy, where the filesystem allows.
-    pub async fn write_image(&self, dest: &Path) -> Result<u64, PipelineError> {
-        Ok(self.store.download(&self.manifest.image_key, dest).await?)
-    }
-
-    /// Writes the counts as `.npy` to `dest`, as [`write_image`](Self::write_image).
-    pub async fn write_counts(&self, dest: &Path) -> Result<u64, PipelineError> {
-        Ok(self.store.download(&self.manifest.counts_key, dest).await?)
-    }
 }
 
 /// Renders `params` with `workers` tile workers (and one stitcher), keeping

@@ -8,7 +8,7 @@
 /// what they held at their peak. A fixed threshold keeps every large block
 /// in a mapping of its own: measured on the 16384² default-viewport job
 /// embedded (2 cores, 2026-11-26), peak RSS 154 MiB → 52 MiB, time
-/// unchanged. Call it first thing in `main`.
+/// 22.7 s → 21.1–23.6 s (run-to-run noise). Call it first thing in `main`.
 pub fn return_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets a parameter of the allocator, under the

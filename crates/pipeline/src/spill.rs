@@ -102,35 +102,45 @@ impl SpillStore {
 impl ObjectStore for SpillStore {
     async fn get(&self, key: &str) -> Result<Object, StoreError> {
         validate_key(key)?;
-        let not_found = || StoreError::NotFound {
-            key: key.to_string(),
-        };
-        // Read under the lock: a File body's file is removed when replaced.
-        let index = self.index.lock().unwrap();
-        match index.get(key).ok_or_else(not_found)? {
-            Body::Log {
-                offset,
-                meta_len,
-                len,
-            } => {
-                let mut buf = vec![0; *meta_len as usize + *len as usize];
-                self.log
-                    .read_exact_at(&mut buf, *offset)
-                    .map_err(|e| io_err(key, e))?;
-                let body = buf.split_off(*meta_len as usize);
-                let metadata = serde_json::from_slice(&buf).map_err(|e| {
-                    StoreError::backend(key, format!("corrupt metadata: {e}"), false)
-                })?;
-                Ok(Object {
-                    body: body.into(),
-                    metadata,
-                })
+        let (offset, meta_len, len) = {
+            let index = self.index.lock().unwrap();
+            match index.get(key) {
+                None => {
+                    return Err(StoreError::NotFound {
+                        key: key.to_string(),
+                    });
+                }
+                Some(&Body::Log {
+                    offset,
+                    meta_len,
+                    len,
+                }) => (offset, meta_len, len),
+                // Read under the lock: a replaced File body's file is removed.
+                Some(Body::File { path, .. }) => {
+                    return Ok(Object {
+                        body: std::fs::read(path).map_err(|e| io_err(key, e))?.into(),
+                        metadata: Metadata::new(),
+                    });
+                }
             }
-            Body::File { path, .. } => Ok(Object {
-                body: std::fs::read(path).map_err(|e| io_err(key, e))?.into(),
-                metadata: Metadata::new(),
-            }),
-        }
+        };
+        // The log only grows, so a located record is read without the
+        // lock: the stitch's tile reads do not queue behind each other.
+        let mut meta = vec![0; meta_len as usize];
+        let mut body = vec![0; len as usize];
+        self.log
+            .read_exact_at(&mut meta, offset)
+            .and_then(|()| {
+                self.log
+                    .read_exact_at(&mut body, offset + u64::from(meta_len))
+            })
+            .map_err(|e| io_err(key, e))?;
+        let metadata = serde_json::from_slice(&meta)
+            .map_err(|e| StoreError::backend(key, format!("corrupt metadata: {e}"), false))?;
+        Ok(Object {
+            body: body.into(),
+            metadata,
+        })
     }
 
     async fn put(

@@ -99,6 +99,12 @@ resource "aws_s3_object" "deployment" {
     stitch_dlq_url   = aws_sqs_queue.stitch_dlq.url
     worker           = { timeout_secs = var.worker_timeout_seconds, memory_mb = var.worker_memory_mb }
     stitch           = { timeout_secs = var.stitch_timeout_seconds, memory_mb = var.stitch_memory_mb }
+    fleet = {
+      architecture           = var.architecture
+      worker_max_concurrency = var.worker_max_concurrency
+      worker_batch_size      = var.worker_batch_size
+      job_retention_days     = var.job_retention_days
+    }
   })
   depends_on = [aws_s3_bucket_server_side_encryption_configuration.jobs]
 }

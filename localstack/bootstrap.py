@@ -42,6 +42,8 @@ record = {
     # Terraform's defaults (infra/variables.tf); the pollers enforce them.
     "worker": {"timeout_secs": 60, "memory_mb": 3538},
     "stitch": {"timeout_secs": 300, "memory_mb": 4096},
+    "fleet": {"architecture": "x86_64", "worker_max_concurrency": 50, "worker_batch_size": 10,
+              "job_retention_days": 7},
 }
 s3.put_object(Bucket=bucket, Key=".mandel/deployment.json", Body=json.dumps(record, indent=2).encode(),
               ContentType="application/json")

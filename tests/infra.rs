@@ -11,7 +11,7 @@ use std::process::Command;
 use hcl::{Body, Expression};
 use mandel_core::TileId;
 use mandel_e2e::terraform::{attr, block, infra_dir, local, nested, terraform, text};
-use mandel_pipeline::{BUCKET_ENV, DEPLOYMENT_KEY, Deployment, Failed, FunctionLimits, JobId};
+use mandel_pipeline::{BUCKET_ENV, DEPLOYMENT_KEY, Deployment, Failed, Fleet, FunctionLimits, JobId};
 
 fn object_keys(expr: &Expression) -> BTreeSet<String> {
     let object = match expr {
@@ -145,6 +145,20 @@ fn deployment_record_has_exactly_the_fields_the_code_reads() {
             );
         }
     }
+    let fleet = serde_json::to_value(Fleet::default()).unwrap();
+    assert_eq!(keys(&fleet), FLEET_FIELDS.map(String::from).into());
+    for field in FLEET_FIELDS {
+        assert!(
+            content.contains(&format!("{field} = var.{field}")),
+            "fleet.{field} is not var.{field}: {content}"
+        );
+        let default = text(block(&tf, "variable", &[field]).body(), "default");
+        assert_eq!(
+            default,
+            fleet[field].to_string(),
+            "Fleet::default().{field} is not Terraform's default"
+        );
+    }
 }
 
 /// A deployment record with every field set, for comparing field names.
@@ -163,8 +177,18 @@ fn example_deployment() -> Deployment {
         stitch_dlq_url: String::new(),
         worker: limits,
         stitch: limits,
+        fleet: Fleet::default(),
     }
 }
+
+/// The fleet's fields are Terraform variables of the same names, and
+/// `Fleet::default()` holds their defaults.
+const FLEET_FIELDS: [&str; 4] = [
+    "architecture",
+    "worker_max_concurrency",
+    "worker_batch_size",
+    "job_retention_days",
+];
 
 /// The keys of a JSON object.
 fn keys(v: &serde_json::Value) -> BTreeSet<String> {
@@ -476,4 +500,9 @@ fn localstack_writes_the_record_terraform_writes() {
             );
         }
     }
+    assert_eq!(
+        record["fleet"],
+        serde_json::to_value(Fleet::default()).unwrap(),
+        "LocalStack's fleet is not Terraform's defaults"
+    );
 }

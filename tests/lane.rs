@@ -68,6 +68,7 @@ impl Lane {
             stitch_dlq_url: self.stitch_dlq.clone(),
             worker,
             stitch,
+            fleet: Default::default(),
         };
         self.rt
             .block_on(self.store.put(

@@ -159,6 +159,7 @@ impl IamCloud {
                 timeout_secs: 300,
                 memory_mb: 4096,
             },
+            fleet: Default::default(),
         };
         let mut users: serde_json::Map<String, Value> = policies
             .into_iter()

@@ -205,6 +205,30 @@ impl ObjectStore for S3Store {
         Ok(out)
     }
 
+    async fn list_children(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .delimiter("/")
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| backend("s3:ListBucket", prefix, e))?;
+            out.extend(
+                page.common_prefixes()
+                    .iter()
+                    .filter_map(|p| p.prefix()?.strip_prefix(prefix)?.strip_suffix('/'))
+                    .map(str::to_string),
+            );
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         validate_key(key)?;
         // S3 answers 204 whether or not the key existed.

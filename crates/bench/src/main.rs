@@ -188,6 +188,7 @@ fn main() -> Result<()> {
             &p,
             workers,
             scratch.path(),
+            None,
             |_| {},
         ))?;
         println!("{workers} worker(s): {:.3} s", t.elapsed().as_secs_f64());

@@ -271,6 +271,18 @@ async fn list_by_prefix(store: &dyn ObjectStore, root: &str) {
         "a prefix need not end at a '/': {partial:?}"
     );
     assert!(keys(format!("{root}/list/none/")).await.is_empty());
+    // The folders right under a prefix: `x` and `xy` and `y`, not the
+    // keys in them, nor `sub` (a folder of a folder).
+    assert_eq!(
+        store.list_children(&format!("{root}/list/")).await.unwrap(),
+        ["x", "xy", "y"],
+        "list_children must name each folder under the prefix once, sorted"
+    );
+    assert_eq!(
+        store.list_children(&format!("{root}/list/x/")).await.unwrap(),
+        ["sub"],
+        "a key right under the prefix is not a folder"
+    );
 }
 
 async fn delete_is_idempotent(store: &dyn ObjectStore, root: &str) {

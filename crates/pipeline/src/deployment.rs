@@ -31,6 +31,35 @@ pub struct Deployment {
     pub worker: FunctionLimits,
     /// The stitch function's timeout and memory.
     pub stitch: FunctionLimits,
+    /// The fleet, as the cost and time estimates need it (Terraform's
+    /// variables of the same names).
+    pub fleet: Fleet,
+}
+
+/// How the worker fleet runs: what [`estimate`](crate::estimate) models.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fleet {
+    /// `x86_64` or `arm64`: the price of a GB-second, and the kernel's lanes.
+    pub architecture: String,
+    /// Worker invocations at once (the SQS trigger's maximum concurrency).
+    pub worker_max_concurrency: u32,
+    /// Tile messages per worker invocation.
+    pub worker_batch_size: u32,
+    /// Days a job's objects are kept before the bucket expires them.
+    pub job_retention_days: u32,
+}
+
+impl Default for Fleet {
+    /// Terraform's defaults (`infra/variables.tf`; `tests/infra.rs` checks
+    /// they agree).
+    fn default() -> Self {
+        Fleet {
+            architecture: "x86_64".to_string(),
+            worker_max_concurrency: 50,
+            worker_batch_size: 10,
+            job_retention_days: 7,
+        }
+    }
 }
 
 /// What one invocation of a function may use, as Lambda enforces it: the

@@ -20,7 +20,8 @@ use crate::queue::Queue;
 use crate::spill::SpillStore;
 use crate::stitch::handle_stitch_delivery;
 use crate::store::ObjectStore;
-use crate::submit::{WaitPolicy, submit, wait_for_result};
+use crate::report::Submission;
+use crate::submit::{WaitPolicy, submit_recorded, wait_for_result};
 use crate::worker::TileWorker;
 
 /// Tile messages waiting at most (plus one submit chunk).
@@ -44,12 +45,13 @@ impl EmbeddedRender {
 /// Renders `params` with `workers` tile workers (and one stitcher), keeping
 /// tiles and outputs in a scratch folder created in `scratch` (and removed
 /// with the returned render), calling `progress` with the count of stored
-/// tiles as it grows. Invalid params are refused before anything is
-/// written.
+/// tiles as it grows. `submission`, if given, is recorded for the job's
+/// report. Invalid params are refused before anything is written.
 pub async fn render_embedded(
     params: &RenderParams,
     workers: usize,
     scratch: &Path,
+    submission: Option<&Submission>,
     progress: impl FnMut(u64),
 ) -> Result<EmbeddedRender, PipelineError> {
     params.validate()?;
@@ -109,7 +111,14 @@ pub async fn render_embedded(
     let policy = WaitPolicy::polling(Duration::from_millis(20));
     let render = async {
         let (_, manifest) = tokio::try_join!(
-            submit(&*store, &*tiles, &*stitches, params, Some(job.clone())),
+            submit_recorded(
+                &*store,
+                &*tiles,
+                &*stitches,
+                params,
+                Some(job.clone()),
+                submission
+            ),
             wait_for_result(&*store, &*stitches, &job, params, policy, progress),
         )?;
         Ok(manifest)

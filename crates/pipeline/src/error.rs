@@ -24,6 +24,9 @@ pub enum PipelineError {
     UnknownJob { job: JobId },
     #[error("job {job}: stored params.json is invalid: {reason}")]
     BadStoredParams { job: JobId, reason: String },
+    /// A record the pipeline wrote (a result, the stats) does not parse.
+    #[error("{key} is unreadable: {reason}")]
+    Unreadable { key: String, reason: String },
     #[error(
         "job {job} was submitted with other parameters than these; \
          pass that job's own parameters, or leave out the job id for a new job"

@@ -103,6 +103,11 @@ impl<S: ObjectStore> ObjectStore for Flaky<S> {
         self.inner.list(prefix).await
     }
 
+    async fn list_children(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.store_fault(prefix)?;
+        self.inner.list_children(prefix).await
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.store_fault(key)?;
         self.inner.delete(key).await

@@ -8,6 +8,9 @@
 //! jobs/<job>/rows/<row>.<min>-<max>  marker: the row's tiles are all stored, with their range
 //! jobs/<job>/image.png            the picture (default colormap)
 //! jobs/<job>/counts.npy           the stitched counts array
+//! jobs/<job>/estimate.json        Submission: the client's estimate, written at submit
+//! jobs/<job>/stats.json           [TileStat]: who rendered each tile and when (stitch)
+//! jobs/<job>/report.html          the report, written by the stitch before the result
 //! jobs/<job>/result.json          ResultManifest, written last, create-only
 //! jobs/<job>/failed/<row>-<col>.json  Failure: a tile that failed its last attempt
 //! jobs/<job>/failed/job.json      Failure: params.json unreadable, no tile can render
@@ -140,6 +143,23 @@ impl JobId {
         format!("{}counts.npy", self.prefix())
     }
 
+    /// What the client recorded at submit: its estimate
+    /// ([`Submission`](crate::report::Submission)).
+    pub fn estimate_key(&self) -> String {
+        format!("{}estimate.json", self.prefix())
+    }
+
+    /// Every tile's [`TileStat`], as a JSON array, written by the stitch
+    /// before the result.
+    pub fn stats_key(&self) -> String {
+        format!("{}stats.json", self.prefix())
+    }
+
+    /// The job's [report](crate::report), written by the stitch.
+    pub fn report_key(&self) -> String {
+        format!("{}report.html", self.prefix())
+    }
+
     pub fn result_key(&self) -> String {
         format!("{}result.json", self.prefix())
     }
@@ -217,7 +237,8 @@ impl StitchAttempt {
     }
 }
 
-fn unix_ms() -> u64 {
+/// Now, in milliseconds since the Unix epoch.
+pub(crate) fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -309,16 +330,40 @@ pub struct StitchMessage {
     pub job: JobId,
 }
 
-/// Per-tile facts recorded by the worker that wrote it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Per-tile facts recorded by the worker that wrote it (as the blob's
+/// metadata, [`tiles::put_tile`](crate::tiles::put_tile)): who rendered
+/// it, and when. Times are Unix milliseconds by the worker's clock; 0 is
+/// unknown (a tile written before they were recorded).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TileStat {
     pub row: u32,
     pub col: u32,
+    /// The kernel's time.
     pub compute_us: u64,
+    /// The process that rendered it (a Lambda log stream, a poller, an
+    /// embedded worker, or `stitch` for a tile the stitch rendered again).
     pub worker: String,
+    /// When the kernel started on it.
+    #[serde(default)]
+    pub started_ms: u64,
+    /// When the batch (the Lambda invocation) that rendered it started.
+    #[serde(default)]
+    pub batch_ms: u64,
+    /// When the worker process started: the first batch of a process
+    /// follows its cold start.
+    #[serde(default)]
+    pub boot_ms: u64,
 }
 
-/// `result.json`: published last, exactly once per job.
+impl TileStat {
+    pub fn tile(&self) -> TileId {
+        TileId::new(self.row, self.col)
+    }
+}
+
+/// `result.json`: published last, exactly once per job. Small whatever the
+/// job's size: each tile's [`TileStat`] is in `stats.json`
+/// ([`JobId::stats_key`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ResultManifest {
     pub job: JobId,
@@ -334,7 +379,11 @@ pub struct ResultManifest {
     /// Sum of the workers' kernel times.
     pub compute_us_total: u64,
     pub stitch_us: u64,
-    pub tile_stats: Vec<TileStat>,
+    /// When the stitch started (Unix ms), and the size of the PNG it wrote.
+    #[serde(default)]
+    pub stitch_started_ms: u64,
+    #[serde(default)]
+    pub image_bytes: u64,
 }
 
 #[cfg(test)]

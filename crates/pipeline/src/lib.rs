@@ -37,17 +37,20 @@
 
 pub mod conformance;
 pub mod deployment;
+pub mod estimate;
 pub mod embedded;
 mod error;
 pub mod events;
 pub mod faults;
 pub mod fs;
+pub mod inspect;
 pub mod job;
 pub mod memory;
 mod params_cache;
 pub mod poller;
 pub mod process;
 pub mod queue;
+pub mod report;
 pub mod retry;
 pub mod spill;
 pub mod stitch;
@@ -57,7 +60,7 @@ pub mod tiles;
 pub mod upload;
 pub mod worker;
 
-pub use deployment::{BUCKET_ENV, DEPLOYMENT_KEY, Deployment, FunctionLimits};
+pub use deployment::{BUCKET_ENV, DEPLOYMENT_KEY, Deployment, Fleet, FunctionLimits};
 pub use embedded::{EmbeddedRender, render_embedded};
 pub use error::PipelineError;
 pub use fs::FsStore;
@@ -70,9 +73,10 @@ pub use poller::{PollConfig, PollStats, invoke, one_at_a_time, poll};
 pub use queue::{Delivery, Queue, QueueError};
 pub use retry::{RetryPolicy, Retrying};
 pub use spill::SpillStore;
-pub use stitch::{StitchOutcome, handle_stitch_delivery, stitch};
+pub use stitch::{StitchOutcome, handle_stitch_delivery, read_stats, stitch};
 pub use store::{Metadata, Object, ObjectMeta, ObjectStore, PutMode, PutOutcome, StoreError};
 pub use submit::{
-    CancelOutcome, Submitted, WaitPolicy, cancel, read_failures, submit, wait_for_result,
+    CancelOutcome, Submitted, WaitPolicy, cancel, read_failures, submit, submit_recorded,
+    wait_for_result,
 };
 pub use worker::{TileOutcome, TileWorker};

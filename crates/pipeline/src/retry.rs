@@ -139,6 +139,14 @@ impl<S: ObjectStore> ObjectStore for Retrying<S> {
             .await
     }
 
+    async fn list_children(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.policy
+            .run("list", StoreError::is_transient, || {
+                self.inner.list_children(prefix)
+            })
+            .await
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.policy
             .run("delete", StoreError::is_transient, || {

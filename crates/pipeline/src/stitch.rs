@@ -19,7 +19,8 @@ use crate::job::{
 use crate::params_cache::load_params;
 use crate::queue::{Delivery, Queue};
 use crate::store::{Metadata, Object, ObjectStore, PutMode, PutOutcome, StoreError};
-use crate::tiles::{self, META_COMPUTE_US, META_SHA256, META_WORKER, put_tile, record_failure};
+use crate::tiles::{self, META_SHA256, put_tile, record_failure, tile_stat};
+use crate::inspect::read_submission;
 use crate::upload::{Appender, Prepender};
 
 /// How many tile GETs a stitch keeps in flight.
@@ -166,6 +167,7 @@ async fn stitch_marked(
         return Ok(StitchOutcome::Cancelled);
     }
     let started = Instant::now();
+    let started_ms = crate::job::unix_ms();
     let params = load_params(&**store, job).await?;
     if let Some(attempt) = &attempt {
         mark_attempt(store, job, attempt).await;
@@ -176,7 +178,11 @@ async fn stitch_marked(
     let npy_size = npy_header(side as usize, side as usize).len() as u64 + 2 * side * side;
     let mut npy = Prepender::start(&**store, &job.counts_key(), npy_size).await?;
     let written = write_outputs(store, job, &params, range, &mut png, &mut npy).await;
-    let (iterations, tile_stats) = match written {
+    let Written {
+        iterations,
+        stats: tile_stats,
+        thumbnail,
+    } = match written {
         Ok(w) => w,
         Err(e) => {
             png.abort().await;
@@ -184,7 +190,7 @@ async fn stitch_marked(
             return Err(e);
         }
     };
-    png.finish().await?;
+    let image_bytes = png.finish().await?;
     npy.finish().await?;
 
     let manifest = ResultManifest {
@@ -199,8 +205,19 @@ async fn stitch_marked(
         iterations,
         compute_us_total: tile_stats.iter().map(|s| s.compute_us).sum(),
         stitch_us: started.elapsed().as_micros() as u64,
-        tile_stats,
+        stitch_started_ms: started_ms,
+        image_bytes,
     };
+    let stats = serde_json::to_vec(&tile_stats).expect("stats serialise");
+    store
+        .put(
+            &job.stats_key(),
+            Bytes::from(stats),
+            Metadata::new(),
+            PutMode::Overwrite,
+        )
+        .await?;
+    write_report(&**store, &manifest, &tile_stats, &thumbnail).await?;
     // Compact: a million-tile job's stats are tens of megabytes already.
     let body = serde_json::to_vec(&manifest).expect("manifest serialises");
     match store
@@ -219,6 +236,40 @@ async fn stitch_marked(
         }
         PutOutcome::AlreadyExists => Ok(StitchOutcome::AlreadyDone),
     }
+}
+
+/// Every tile's [`TileStat`] of a finished job (`stats.json`).
+pub async fn read_stats(
+    store: &dyn ObjectStore,
+    job: &JobId,
+) -> Result<Vec<TileStat>, PipelineError> {
+    let body = store.get(&job.stats_key()).await?.body;
+    serde_json::from_slice(&body).map_err(|e| PipelineError::Unreadable {
+        key: job.stats_key(),
+        reason: e.to_string(),
+    })
+}
+
+/// Writes the job's report before its result, so a finished job always
+/// has one. The client's estimate is read if it recorded one.
+async fn write_report(
+    store: &dyn ObjectStore,
+    manifest: &ResultManifest,
+    stats: &[TileStat],
+    picture: &[u8],
+) -> Result<(), PipelineError> {
+    let job = &manifest.job;
+    let submission = read_submission(store, job).await?;
+    let html = crate::report::render(manifest, stats, picture, submission.as_ref());
+    store
+        .put(
+            &job.report_key(),
+            Bytes::from(html),
+            Metadata::new(),
+            PutMode::Overwrite,
+        )
+        .await?;
+    Ok(())
 }
 
 /// The count range of the whole image, from the row markers. A row with
@@ -256,9 +307,57 @@ struct Band {
     stats: Vec<TileStat>,
 }
 
+/// The report's picture: at most this many pixels a side.
+const THUMBNAIL_SIDE: usize = 1024;
+
+/// Every `step`th pixel of every `step`th row of the image, top row first:
+/// the picture the report shows, gathered as the bands stream past.
+struct Thumbnail {
+    step: usize,
+    width: usize,
+    counts: Vec<u16>,
+}
+
+impl Thumbnail {
+    fn new(side: usize) -> Self {
+        let step = side.div_ceil(THUMBNAIL_SIDE).max(1);
+        Thumbnail {
+            step,
+            width: side.div_ceil(step),
+            counts: Vec::new(),
+        }
+    }
+
+    /// Takes its rows of a band whose first row is image row `first`.
+    fn take(&mut self, band: &[u16], first: usize, side: usize) {
+        for (y, row) in band.chunks_exact(side).enumerate().rev() {
+            if (first + y) % self.step == 0 {
+                self.counts.extend(row.iter().step_by(self.step));
+            }
+        }
+    }
+
+    /// The thumbnail as a PNG, coloured like the picture.
+    fn encode(&self, range: CountRange) -> Result<Vec<u8>, mandel_core::png::EncodingError> {
+        let height = self.counts.len() / self.width;
+        let mut png = PngRows::new(self.width, height, STORED_COLORMAP, range)?;
+        for row in self.counts.chunks_exact(self.width) {
+            png.write_row(row)?;
+        }
+        png.finish()
+    }
+}
+
+/// What [`write_outputs`] gathered besides the outputs.
+struct Written {
+    iterations: u64,
+    stats: Vec<TileStat>,
+    thumbnail: Vec<u8>,
+}
+
 /// Writes the PNG (rows top first) and the `.npy` (back to front) one row
 /// of tiles at a time, fetching the next row while one encodes. Returns
-/// the brute-force iteration count and the tiles' stats.
+/// the brute-force iteration count, the tiles' stats and a thumbnail.
 async fn write_outputs(
     store: &Arc<dyn ObjectStore>,
     job: &JobId,
@@ -266,7 +365,7 @@ async fn write_outputs(
     range: CountRange,
     png: &mut Appender<'_>,
     npy: &mut Prepender<'_>,
-) -> Result<(u64, Vec<TileStat>), PipelineError> {
+) -> Result<Written, PipelineError> {
     let side = params.image_side() as usize;
     let p = params.tile_pixels as usize;
     let encode_err = |e: mandel_core::png::EncodingError| PipelineError::Encode {
@@ -281,6 +380,7 @@ async fn write_outputs(
     let mut next = Some(fetch(params.tiles_per_side - 1));
     let mut iterations = 0;
     let mut stats = Vec::with_capacity(params.tile_count() as usize);
+    let mut thumbnail = Thumbnail::new(side);
     for row in (0..params.tiles_per_side).rev() {
         let band = next
             .take()
@@ -305,12 +405,13 @@ async fn write_outputs(
             }),
             tokio::task::spawn_blocking(move || {
                 let its = kernel::brute_force_iterations(&counts, max_iter);
-                (blob::encode(&counts), its)
+                thumbnail.take(&counts, row as usize * p, side);
+                (blob::encode(&counts), its, thumbnail)
             }),
         );
         let (enc, png_bytes) = png_encoded.expect("encoder panicked").map_err(encode_err)?;
-        let (npy_bytes, its) = npy_encoded.expect("encoder panicked");
-        encoder = enc;
+        let (npy_bytes, its, thumb) = npy_encoded.expect("encoder panicked");
+        (encoder, thumbnail) = (enc, thumb);
         iterations += its;
         stats.extend(band.stats);
         png.write(&png_bytes).await?;
@@ -319,7 +420,11 @@ async fn write_outputs(
     png.write(&encoder.finish().map_err(encode_err)?).await?;
     npy.write_front(&npy_header(side, side)).await?;
     stats.sort_by_key(|s| (s.row, s.col));
-    Ok((iterations, stats))
+    Ok(Written {
+        iterations,
+        stats,
+        thumbnail: thumbnail.encode(range).map_err(encode_err)?,
+    })
 }
 
 /// Fetches one row of tiles with bounded parallelism into a band, checking
@@ -360,28 +465,19 @@ async fn fetch_band(
             (Some(object), Some(stored)) => check_blob(object, stored.range, &mut counts),
             _ => Some("not stored whole".to_string()),
         };
-        let worker = if let Some(reason) = problem {
+        let stat = if let Some(reason) = problem {
             warn!(%job, %tile, %reason, "damaged tile; rendering it again");
-            counts = rerender(store, job, params, tile).await?;
-            "stitch".to_string()
+            let (again, stat) = rerender(store, job, params, tile).await?;
+            counts = again;
+            stat
         } else {
-            let meta = &object.as_ref().expect("checked").metadata;
-            meta.get(META_WORKER).cloned().unwrap_or_default()
+            tile_stat(tile, &object.as_ref().expect("checked").metadata)
         };
         let x0 = tile.col as usize * p;
         for (y, src) in counts.chunks_exact(p).enumerate() {
             band[y * side + x0..y * side + x0 + p].copy_from_slice(src);
         }
-        stats.push(TileStat {
-            row: tile.row,
-            col: tile.col,
-            compute_us: object
-                .as_ref()
-                .and_then(|o| o.metadata.get(META_COMPUTE_US))
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0),
-            worker,
-        });
+        stats.push(stat);
     }
     Ok(Band {
         counts: band,
@@ -413,11 +509,25 @@ async fn rerender(
     job: &JobId,
     params: &RenderParams,
     tile: TileId,
-) -> Result<Vec<u16>, PipelineError> {
+) -> Result<(Vec<u16>, TileStat), PipelineError> {
     let params = *params;
-    let counts = tokio::task::spawn_blocking(move || kernel::render_tile(&params, tile))
-        .await
-        .expect("tile kernel panicked");
-    put_tile(&**store, job, tile, &counts, "stitch", None).await?;
-    Ok(counts)
+    let started_ms = crate::job::unix_ms();
+    let (counts, compute_us) = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let counts = kernel::render_tile(&params, tile);
+        (counts, started.elapsed().as_micros() as u64)
+    })
+    .await
+    .expect("tile kernel panicked");
+    let stat = TileStat {
+        row: tile.row,
+        col: tile.col,
+        compute_us,
+        worker: "stitch".to_string(),
+        started_ms,
+        batch_ms: started_ms,
+        boot_ms: started_ms,
+    };
+    put_tile(&**store, job, &counts, &stat).await?;
+    Ok((counts, stat))
 }

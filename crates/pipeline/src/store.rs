@@ -183,6 +183,26 @@ pub trait ObjectStore: Debug + Send + Sync + 'static {
     /// Every object whose key starts with `prefix`, sorted by key.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError>;
 
+    /// The folders right under `prefix` (which ends with `/`): for every
+    /// key below it with a further `/`, the part between the prefix and
+    /// that `/`; sorted, each once. This default lists every key below;
+    /// S3 asks for the common prefixes instead, so listing the jobs of a
+    /// bucket does not list their tiles.
+    async fn list_children(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut names: Vec<String> = self
+            .list(prefix)
+            .await?
+            .iter()
+            .filter_map(|m| m.key.strip_prefix(prefix)?.split_once('/'))
+            .map(|(name, _)| name.to_string())
+            .collect();
+        // A folder's keys are contiguous in the listing, but `x-a/` sorts
+        // before `x/`.
+        names.sort_unstable();
+        names.dedup();
+        Ok(names)
+    }
+
     /// Removes the object, if there is one.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
 
@@ -243,6 +263,10 @@ impl<T: ObjectStore + ?Sized> ObjectStore for std::sync::Arc<T> {
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
         (**self).list(prefix).await
+    }
+
+    async fn list_children(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        (**self).list_children(prefix).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {

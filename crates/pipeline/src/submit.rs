@@ -8,6 +8,7 @@ use mandel_core::RenderParams;
 use crate::error::PipelineError;
 use crate::job::{Failure, JobId, ResultManifest, StitchAttempt, TileMessage};
 use crate::queue::Queue;
+use crate::report::Submission;
 use crate::stitch::{read_attempt, restart_stitch};
 use crate::store::{Metadata, ObjectStore, PutMode, PutOutcome, StoreError};
 use crate::tiles::{finished_rows, missing_tiles, whole_tiles};
@@ -41,6 +42,19 @@ pub async fn submit(
     params: &RenderParams,
     job: Option<JobId>,
 ) -> Result<Submitted, PipelineError> {
+    submit_recorded(store, tiles_queue, stitch_queue, params, job, None).await
+}
+
+/// [`submit`], recording `submission` (the estimate shown to the user) in
+/// the job for its report, unless the job is already finished.
+pub async fn submit_recorded(
+    store: &dyn ObjectStore,
+    tiles_queue: &dyn Queue,
+    stitch_queue: &dyn Queue,
+    params: &RenderParams,
+    job: Option<JobId>,
+    submission: Option<&Submission>,
+) -> Result<Submitted, PipelineError> {
     params.validate()?;
     let job = job.unwrap_or_else(|| JobId::for_params(params));
     // The params first, create-only: a job id given with other params
@@ -68,6 +82,17 @@ pub async fn submit(
     }
     clear_failures(store, &job).await?;
     store.delete(&job.cancelled_key()).await?;
+    if let Some(submission) = submission {
+        let body = serde_json::to_vec(submission).expect("serialises");
+        store
+            .put(
+                &job.estimate_key(),
+                Bytes::from(body),
+                Metadata::new(),
+                PutMode::Overwrite,
+            )
+            .await?;
+    }
     let missing = missing_tiles(store, &job, params).await?;
     if missing.is_empty() {
         // A fresh stitch attempt: an earlier one that died is forgotten.
@@ -148,8 +173,9 @@ pub async fn read_failures(
             Err(e) => return Err(e.into()),
         };
         failures.push(
-            serde_json::from_slice(&body).map_err(|e| PipelineError::BadMessage {
-                reason: format!("failure record {} is unreadable: {e}", record.key),
+            serde_json::from_slice(&body).map_err(|e| PipelineError::Unreadable {
+                key: record.key.clone(),
+                reason: e.to_string(),
             })?,
         );
     }
@@ -342,8 +368,9 @@ pub async fn read_result(
     match store.get(&job.result_key()).await {
         Ok(o) => serde_json::from_slice(&o.body)
             .map(Some)
-            .map_err(|e| PipelineError::BadMessage {
-                reason: format!("result.json of job {job} is unreadable: {e}"),
+            .map_err(|e| PipelineError::Unreadable {
+                key: job.result_key(),
+                reason: e.to_string(),
             }),
         Err(crate::store::StoreError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e.into()),

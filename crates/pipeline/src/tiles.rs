@@ -22,13 +22,17 @@ use mandel_core::{CountRange, RenderParams, TileId, blob};
 use sha2::{Digest, Sha256};
 
 use crate::error::PipelineError;
-use crate::job::{Failure, JobId, hex};
+use crate::job::{Failure, JobId, TileStat, hex};
 use crate::store::{Metadata, ObjectMeta, ObjectStore, PutMode};
 
-/// Metadata names written with every tile blob.
+/// Metadata names written with every tile blob: its SHA-256, and the
+/// [`TileStat`] facts of who rendered it and when.
 pub const META_SHA256: &str = "sha256";
-pub const META_COMPUTE_US: &str = "compute-us";
-pub const META_WORKER: &str = "worker";
+const META_COMPUTE_US: &str = "compute-us";
+const META_WORKER: &str = "worker";
+const META_STARTED_MS: &str = "started-ms";
+const META_BATCH_MS: &str = "batch-ms";
+const META_BOOT_MS: &str = "boot-ms";
 
 /// The size of a whole tile blob: u16 counts.
 pub fn blob_size(params: &RenderParams) -> u64 {
@@ -44,33 +48,53 @@ pub struct StoredTile {
     pub key: String,
 }
 
-/// Writes a tile's blob with its metadata: a keyed overwrite with
-/// deterministic bytes, so writing it twice is harmless.
+/// Writes the blob of `stat`'s tile with its metadata: a keyed overwrite
+/// with deterministic bytes, so writing it twice is harmless (only the
+/// metadata, who rendered it and when, may differ).
 pub async fn put_tile(
     store: &dyn ObjectStore,
     job: &JobId,
-    tile: TileId,
     counts: &[u16],
-    writer: &str,
-    compute_us: Option<u64>,
+    stat: &TileStat,
 ) -> Result<(), PipelineError> {
     let bytes = blob::encode(counts);
-    let mut metadata = Metadata::from([
+    let metadata = Metadata::from([
         (META_SHA256.to_string(), hex(&Sha256::digest(&bytes))),
-        (META_WORKER.to_string(), writer.to_string()),
+        (META_WORKER.to_string(), stat.worker.clone()),
+        (META_COMPUTE_US.to_string(), stat.compute_us.to_string()),
+        (META_STARTED_MS.to_string(), stat.started_ms.to_string()),
+        (META_BATCH_MS.to_string(), stat.batch_ms.to_string()),
+        (META_BOOT_MS.to_string(), stat.boot_ms.to_string()),
     ]);
-    if let Some(us) = compute_us {
-        metadata.insert(META_COMPUTE_US.to_string(), us.to_string());
-    }
     store
         .put(
-            &job.tile_key(tile, CountRange::of(counts)),
+            &job.tile_key(stat.tile(), CountRange::of(counts)),
             Bytes::from(bytes),
             metadata,
             PutMode::Overwrite,
         )
         .await?;
     Ok(())
+}
+
+/// The [`TileStat`] a tile blob's metadata records (what is missing reads
+/// as zero or empty).
+pub fn tile_stat(tile: TileId, metadata: &Metadata) -> TileStat {
+    let number = |name: &str| {
+        metadata
+            .get(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    TileStat {
+        row: tile.row,
+        col: tile.col,
+        compute_us: number(META_COMPUTE_US),
+        worker: metadata.get(META_WORKER).cloned().unwrap_or_default(),
+        started_ms: number(META_STARTED_MS),
+        batch_ms: number(META_BATCH_MS),
+        boot_ms: number(META_BOOT_MS),
+    }
 }
 
 /// The tiles of `job` in a listing whose blobs are whole: a blob of the

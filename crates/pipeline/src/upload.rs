@@ -20,6 +20,7 @@ pub struct Appender<'a> {
     upload: UploadId,
     buf: Vec<u8>,
     parts: Vec<PartTag>,
+    written: u64,
 }
 
 impl<'a> Appender<'a> {
@@ -29,11 +30,13 @@ impl<'a> Appender<'a> {
             upload: store.start_upload(key, PART_SIZE).await?,
             buf: Vec::with_capacity(PART_SIZE),
             parts: Vec::new(),
+            written: 0,
         })
     }
 
     /// Appends `bytes`, putting each part as it fills.
     pub async fn write(&mut self, mut bytes: &[u8]) -> Result<(), StoreError> {
+        self.written += bytes.len() as u64;
         while !bytes.is_empty() {
             let take = bytes.len().min(PART_SIZE - self.buf.len());
             self.buf.extend_from_slice(&bytes[..take]);
@@ -56,12 +59,13 @@ impl<'a> Appender<'a> {
         Ok(())
     }
 
-    /// Puts the last part and makes the object.
-    pub async fn finish(mut self) -> Result<(), StoreError> {
+    /// Puts the last part and makes the object; returns its size.
+    pub async fn finish(mut self) -> Result<u64, StoreError> {
         if !self.buf.is_empty() || self.parts.is_empty() {
             self.put_buffered().await?;
         }
-        self.store.complete_upload(&self.upload, self.parts).await
+        self.store.complete_upload(&self.upload, self.parts).await?;
+        Ok(self.written)
     }
 
     /// Discards the upload (best effort: the bucket's lifecycle rule

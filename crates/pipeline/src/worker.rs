@@ -26,7 +26,7 @@ use tracing::{info, warn};
 
 use crate::error::PipelineError;
 use crate::events;
-use crate::job::{Failed, Failure, JobId, TileMessage};
+use crate::job::{Failed, Failure, JobId, TileMessage, TileStat};
 use crate::params_cache::ParamsCache;
 use crate::queue::{Delivery, Queue};
 use crate::stitch::send_stitch;
@@ -58,6 +58,8 @@ pub struct TileWorker {
     stitch_queue: Arc<dyn Queue>,
     params: ParamsCache,
     worker_id: String,
+    /// When this worker started (Unix ms): its process's cold start.
+    boot_ms: u64,
     /// Kernel runs at once: one per core, so a batch keeps every core busy
     /// while finished tiles upload.
     compute: Semaphore,
@@ -79,6 +81,7 @@ impl TileWorker {
             stitch_queue,
             params: ParamsCache::new(),
             worker_id: worker_id.into(),
+            boot_ms: crate::job::unix_ms(),
             compute: Semaphore::new(cores),
             max_receive_count: None,
         }
@@ -105,6 +108,10 @@ impl TileWorker {
     pub async fn handle_batch(&self, batch: &[Delivery], deadline: Option<Instant>) -> Vec<String> {
         let started = Instant::now();
         let stop = StopSignal::new(deadline.map(|d| d - stop_margin(d - started)));
+        let run = Batch {
+            stop,
+            started_ms: crate::job::unix_ms(),
+        };
         let parsed: Vec<_> = batch.iter().map(|d| parse(&d.body)).collect();
         let cancelled = self.cancelled_jobs(&parsed).await;
         let mut failed = Vec::new();
@@ -125,7 +132,7 @@ impl TileWorker {
         let skipped: usize = cancelled.iter().map(|(_, items)| items.len()).sum();
         let outcomes = futures::future::join_all(
             jobs.into_iter()
-                .map(|(job, items)| self.handle_job(job, items, &stop)),
+                .map(|(job, items)| self.handle_job(job, items, &run)),
         )
         .await;
         failed.extend(outcomes.into_iter().flatten());
@@ -133,7 +140,7 @@ impl TileWorker {
             tiles = batch.len() - failed.len() - skipped,
             skipped,
             failed = failed.len(),
-            stopped = stop.is_set(),
+            stopped = run.stop.is_set(),
             ms = started.elapsed().as_millis() as u64,
             message = events::TILE_BATCH_DONE,
         );
@@ -146,12 +153,12 @@ impl TileWorker {
         &self,
         job: &JobId,
         items: Vec<(&Delivery, &TileMessage)>,
-        stop: &StopSignal,
+        batch: &Batch,
     ) -> Vec<String> {
         let results = futures::future::join_all(
             items
                 .iter()
-                .map(|(d, msg)| self.render_delivery(d, msg, stop)),
+                .map(|(d, msg)| self.render_delivery(d, msg, batch)),
         )
         .await;
         let mut failed = Vec::new();
@@ -214,9 +221,9 @@ impl TileWorker {
         &self,
         d: &Delivery,
         msg: &TileMessage,
-        stop: &StopSignal,
+        batch: &Batch,
     ) -> Option<Stored> {
-        match self.store_tile(msg, d.receive_count, stop).await {
+        match self.store_tile(msg, d.receive_count, batch).await {
             Ok(s) => Some(s),
             Err(e) => {
                 warn!(message_id = %d.message_id, job = %msg.job, tile = %msg.tile(), error = %e,
@@ -272,8 +279,11 @@ impl TileWorker {
     }
 
     async fn parse_and_store(&self, body: &str) -> Result<Stored, PipelineError> {
-        self.store_tile(&parse(body)?, 1, &StopSignal::new(None))
-            .await
+        let batch = Batch {
+            stop: StopSignal::new(None),
+            started_ms: crate::job::unix_ms(),
+        };
+        self.store_tile(&parse(body)?, 1, &batch).await
     }
 
     /// Computes the tile and stores its blob: a keyed overwrite with the
@@ -284,8 +294,9 @@ impl TileWorker {
         &self,
         msg: &TileMessage,
         receive_count: u32,
-        stop: &StopSignal,
+        batch: &Batch,
     ) -> Result<Stored, PipelineError> {
+        let stop = &batch.stop;
         let params = self.params.get(&*self.store, &msg.job).await?;
         let tile = msg.tile();
         if !params.contains(tile) {
@@ -308,16 +319,16 @@ impl TileWorker {
             job: msg.job.clone(),
             tile,
         };
-        let (counts, compute_us) = {
+        let (counts, compute_us, started_ms) = {
             let _core = self.compute.acquire().await.expect("never closed");
             if stop.is_set() {
                 return Err(unfinished());
             }
             let flag = stop.flag();
             let render = move || {
-                let started = Instant::now();
+                let (started, started_ms) = (Instant::now(), crate::job::unix_ms());
                 let counts = kernel::render_tile_until(&params, tile, &flag)?;
-                Some((counts, started.elapsed().as_micros() as u64))
+                Some((counts, started.elapsed().as_micros() as u64, started_ms))
             };
             // A tiny tile costs less than handing it to another thread.
             let rendered = if tile_work(&params) <= INLINE_WORK {
@@ -329,15 +340,16 @@ impl TileWorker {
             };
             rendered.ok_or_else(unfinished)?
         };
-        tiles::put_tile(
-            &*self.store,
-            &msg.job,
-            tile,
-            &counts,
-            &self.worker_id,
-            Some(compute_us),
-        )
-        .await?;
+        let stat = TileStat {
+            row: tile.row,
+            col: tile.col,
+            compute_us,
+            worker: self.worker_id.clone(),
+            started_ms,
+            batch_ms: batch.started_ms,
+            boot_ms: self.boot_ms,
+        };
+        tiles::put_tile(&*self.store, &msg.job, &counts, &stat).await?;
         Ok(stored(compute_us))
     }
 
@@ -381,6 +393,12 @@ const INLINE_WORK: u64 = 1 << 20;
 /// what is finished and check completion before Lambda kills it.
 pub fn stop_margin(invocation: Duration) -> Duration {
     (invocation / 10).clamp(Duration::from_secs(1), Duration::from_secs(10))
+}
+
+/// A batch being handled: when it started, and its stop signal.
+struct Batch {
+    stop: StopSignal,
+    started_ms: u64,
 }
 
 /// Tells the kernels of a batch to stop: set at a time (shortly before the

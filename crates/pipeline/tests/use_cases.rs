@@ -10,8 +10,8 @@ use mandel_pipeline::faults::Flaky;
 use mandel_pipeline::{
     CancelOutcome, Delivery, Failed, JobId, MemoryQueue, MemoryStore, Metadata, ObjectStore,
     PipelineError, PutMode, Queue, RetryPolicy, Retrying, StitchOutcome, Submitted, TileMessage,
-    TileWorker, WaitPolicy, cancel, handle_stitch_delivery, read_failures, render_embedded, stitch,
-    submit, wait_for_result,
+    TileWorker, WaitPolicy, cancel, handle_stitch_delivery, read_failures, read_stats,
+    render_embedded, stitch, submit, wait_for_result,
 };
 
 fn small() -> RenderParams {
@@ -153,8 +153,12 @@ async fn a_job_runs_once_even_with_duplicate_messages() {
             StitchOutcome::Published(m) => {
                 published += 1;
                 assert_eq!(m.tiles, 9);
-                assert_eq!(m.tile_stats.len(), 9);
-                assert!(m.tile_stats.iter().all(|s| s.worker == "test-worker"));
+                let stats = read_stats(&*r.store, &m.job).await.unwrap();
+                assert_eq!(stats.len(), 9);
+                assert!(stats.iter().all(|s| s.worker == "test-worker"));
+                assert!(stats.iter().all(|s| s.started_ms >= s.batch_ms
+                    && s.batch_ms >= s.boot_ms
+                    && s.boot_ms > 0));
             }
             StitchOutcome::AlreadyDone => {}
             StitchOutcome::Cancelled => panic!("not cancelled"),
@@ -321,8 +325,9 @@ async fn stitch_refuses_missing_tiles_and_renders_corrupt_ones_again() {
         expected_counts(&p),
         "damaged tiles must never reach the image"
     );
-    let redone: Vec<(u32, u32)> = m
-        .tile_stats
+    let redone: Vec<(u32, u32)> = read_stats(&*r.store, &m.job)
+        .await
+        .unwrap()
         .iter()
         .filter(|s| s.worker == "stitch")
         .map(|s| (s.row, s.col))
@@ -600,7 +605,7 @@ async fn embedded_render_equals_the_reference_kernel() {
     let p = small();
     let mut seen = Vec::new();
     let dir = tempfile::tempdir().unwrap();
-    let out = render_embedded(&p, 3, dir.path(), |n| seen.push(n))
+    let out = render_embedded(&p, 3, dir.path(), None, |n| seen.push(n))
         .await
         .unwrap();
     let npy = out

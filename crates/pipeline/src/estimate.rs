@@ -1,0 +1,638 @@
+//! What a job will take before it runs, and what it took after.
+//!
+//! [`profile`] runs the real kernel over a coarse grid of the job's view
+//! (at most 256² pixels, tens of milliseconds) and times each coarse tile
+//! on one core: that gives the job's iterations and each tile's kernel
+//! time on this machine, with the pixel mix and the shortcuts included.
+//! [`Estimate::embedded`] and [`Estimate::lambda`] turn a profile into a
+//! wall time (the tiles list-scheduled onto the workers, as the queue hands
+//! them out) and, for Lambda, into a [`Usage`] of the AWS services. One
+//! function counts a job's requests, [`Usage::of_job`], for the estimate
+//! and for the actual job alike ([`Actual`]), and [`Usage::cost`] prices
+//! a usage at the list prices in [`PRICES`].
+//!
+//! The figures a sample cannot measure (Lambda's cold start and scaling,
+//! per-request latency, the speed of a Lambda core against this one) are
+//! the constants of [`Model`], each with its source.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use mandel_core::{RenderParams, TileId, kernel};
+use serde::{Deserialize, Serialize};
+
+use crate::deployment::Deployment;
+use crate::job::{ResultManifest, TileStat};
+
+/// The coarse grid's side when the first, smaller grid shows the job is
+/// cheap to sample.
+const FINE_SAMPLE_SIDE: u32 = 256;
+/// The first grid's side: 4096 pixels, a few milliseconds at worst.
+const COARSE_SAMPLE_SIDE: u32 = 64;
+/// The most core time the fine grid may take, judged from the coarse one.
+const SAMPLE_BUDGET_SECS: f64 = 0.25;
+
+/// A job's kernel work, measured on a coarse grid of its view.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    pub params: RenderParams,
+    /// Brute-force iterations of the whole image (what `result.json`
+    /// reports as `iterations`).
+    pub iterations: f64,
+    /// Kernel seconds of each tile on one core of this machine, row-major.
+    pub tile_seconds: Vec<f64>,
+    /// Pixels the sample rendered, and its wall time.
+    pub sample_pixels: u64,
+    pub sample_seconds: f64,
+    /// The kernel level that ran it.
+    pub kernel: &'static str,
+}
+
+impl Profile {
+    /// Kernel seconds of the whole job on one core.
+    pub fn core_seconds(&self) -> f64 {
+        self.tile_seconds.iter().sum()
+    }
+}
+
+/// Samples `params` (valid ones) with the real kernel, on every core.
+pub fn profile(params: &RenderParams) -> Profile {
+    let started = Instant::now();
+    let mut grid = coarse_grid(params, COARSE_SAMPLE_SIDE);
+    let mut measured = sample(&grid);
+    let coarse_secs: f64 = measured.iter().map(|t| t.seconds).sum();
+    let fine = coarse_grid(params, FINE_SAMPLE_SIDE);
+    let growth = fine.image_side() as f64 / grid.image_side() as f64;
+    if fine != grid && coarse_secs * growth * growth <= SAMPLE_BUDGET_SECS {
+        grid = fine;
+        measured = sample(&grid);
+    }
+    let sample_pixels = grid.image_side() * grid.image_side();
+    let iterations: u64 = measured.iter().map(|t| t.iterations).sum();
+    let pixels = params.image_side() * params.image_side();
+    let scale = pixels as f64 / sample_pixels as f64;
+    // Each real tile takes the per-pixel time of the coarse tile its
+    // centre falls in.
+    let (coarse_tiles, tiles) = (grid.tiles_per_side, params.tiles_per_side);
+    let coarse_pixels = grid.pixels_per_tile() as f64;
+    let per_tile = params.pixels_per_tile() as f64;
+    let tile_seconds = params
+        .tiles()
+        .map(|t| {
+            let at = |i: u32| {
+                ((2 * u64::from(i) + 1) * u64::from(coarse_tiles) / (2 * u64::from(tiles))) as u32
+            };
+            let c = &measured[(at(t.row) * coarse_tiles + at(t.col)) as usize];
+            c.seconds / coarse_pixels * per_tile
+        })
+        .collect();
+    Profile {
+        params: *params,
+        iterations: iterations as f64 * scale,
+        tile_seconds,
+        sample_pixels,
+        sample_seconds: started.elapsed().as_secs_f64(),
+        kernel: kernel::Level::selected().name(),
+    }
+}
+
+/// The same view and iterations at an image side of about `side` pixels,
+/// with as many tiles as the job has, up to one per pixel.
+fn coarse_grid(params: &RenderParams, side: u32) -> RenderParams {
+    let side = (params.image_side() as u32).min(side);
+    let tiles = params.tiles_per_side.min(side);
+    RenderParams {
+        tiles_per_side: tiles,
+        tile_pixels: side / tiles,
+        ..*params
+    }
+}
+
+/// One coarse tile, measured.
+#[derive(Clone, Copy, Default)]
+struct Measured {
+    seconds: f64,
+    iterations: u64,
+}
+
+/// Renders every tile of `grid`, timing each on its own core.
+fn sample(grid: &RenderParams) -> Vec<Measured> {
+    let tiles: Vec<TileId> = grid.tiles().collect();
+    let next = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut measured = vec![Measured::default(); tiles.len()];
+    let parts: Vec<Vec<(usize, Measured)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    let mut counts = vec![0u16; grid.pixels_per_tile()];
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&tile) = tiles.get(i) else { break };
+                        let started = Instant::now();
+                        kernel::render_tile_into(grid, tile, &mut counts);
+                        let seconds = started.elapsed().as_secs_f64();
+                        let iterations = kernel::brute_force_iterations(&counts, grid.max_iter);
+                        done.push((i, Measured { seconds, iterations }));
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("sampling panicked")).collect()
+    });
+    for (i, m) in parts.into_iter().flatten() {
+        measured[i] = m;
+    }
+    measured
+}
+
+/// The figures an estimate assumes because a sample here cannot measure
+/// them. Each says where it comes from; `docs/cost.md` lists them.
+#[derive(Clone, Copy, Debug)]
+pub struct Model {
+    /// Core seconds per tile outside the kernel in the embedded mode (the
+    /// queue, the scratch store, the row check): measured on the million
+    /// tiles job, whose kernel work is negligible.
+    pub embedded_tile_overhead_s: f64,
+    /// Seconds per output pixel to stitch (PNG and `.npy`, two threads):
+    /// measured on the embedded 16384² and 32768² jobs against their
+    /// kernel time.
+    pub stitch_s_per_pixel: f64,
+    /// A worker's cold start (Rust on `provided.al2023`, init and first
+    /// poll): published measurements of Rust functions put the init at
+    /// 20–50 ms; the rest is the SQS trigger's first delivery.
+    pub cold_start_s: f64,
+    /// Worker invocations the SQS trigger starts with, and how many it adds
+    /// a second (AWS Lambda documentation: "up to 300 concurrent
+    /// invocations per minute").
+    pub initial_concurrency: u32,
+    pub scale_per_s: f64,
+    /// One S3 or SQS request's latency inside a region (AWS's S3
+    /// performance guide: 100–200 ms first-byte for small objects at the
+    /// tail, tens of milliseconds typical).
+    pub request_s: f64,
+    /// A Lambda core's kernel speed against one of this machine's, by
+    /// architecture: assumed equal on x86_64; NEON has a quarter of
+    /// AVX-512's lanes and half of AVX2's, so half on arm64.
+    pub x86_core_speed: f64,
+    pub arm_core_speed: f64,
+    /// Lambda gives a function one vCPU per this much memory (AWS Lambda
+    /// documentation), at most six.
+    pub mb_per_vcpu: f64,
+    /// Bytes of PNG per pixel, for the transfer of the picture: an upper
+    /// bound (the default job's PNG is 0.045 bytes a pixel).
+    pub png_bytes_per_pixel: f64,
+}
+
+/// The model the estimates use.
+pub const MODEL: Model = Model {
+    embedded_tile_overhead_s: 40e-6,
+    stitch_s_per_pixel: 15e-9,
+    cold_start_s: 0.25,
+    initial_concurrency: 5,
+    scale_per_s: 5.0,
+    request_s: 0.03,
+    x86_core_speed: 1.0,
+    arm_core_speed: 0.5,
+    mb_per_vcpu: 1769.0,
+    png_bytes_per_pixel: 1.0,
+};
+
+/// AWS list prices in US dollars (us-east-1, on-demand, no free tier),
+/// from the services' pricing pages as of 2026-11; `docs/cost.md` names
+/// the pages.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Prices {
+    pub lambda_gb_second_x86: f64,
+    pub lambda_gb_second_arm: f64,
+    pub lambda_request: f64,
+    /// S3 Standard PUT, COPY, POST and LIST requests.
+    pub s3_put_request: f64,
+    /// S3 Standard GET and HEAD requests.
+    pub s3_get_request: f64,
+    /// SQS standard queue requests (each 64 KiB chunk).
+    pub sqs_request: f64,
+    /// Data out of AWS to the internet, per GB (first 10 TB a month).
+    pub transfer_out_gb: f64,
+    /// S3 Standard storage per GB-month (first 50 TB).
+    pub storage_gb_month: f64,
+}
+
+pub const PRICES: Prices = Prices {
+    lambda_gb_second_x86: 0.000_016_666_7,
+    lambda_gb_second_arm: 0.000_013_333_4,
+    lambda_request: 0.20e-6,
+    s3_put_request: 0.005e-3,
+    s3_get_request: 0.0004e-3,
+    sqs_request: 0.40e-6,
+    transfer_out_gb: 0.09,
+    storage_gb_month: 0.023,
+};
+
+/// What a job uses of the AWS services.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub lambda_gb_seconds: f64,
+    pub lambda_requests: u64,
+    pub s3_put_requests: u64,
+    pub s3_get_requests: u64,
+    pub sqs_requests: u64,
+    pub transfer_out_gb: f64,
+    pub storage_gb_months: f64,
+}
+
+/// A usage priced, item by item, in US dollars.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cost {
+    pub lambda_compute: f64,
+    pub lambda_requests: f64,
+    pub s3_requests: f64,
+    pub sqs_requests: f64,
+    pub transfer_out: f64,
+    pub storage: f64,
+    pub total: f64,
+}
+
+/// The facts of a job that decide its requests and its bill: predicted
+/// for an estimate, observed for a finished job.
+#[derive(Clone, Debug, Default)]
+pub struct JobShape {
+    pub tiles: u64,
+    pub rows: u64,
+    /// Worker invocations, and the rows they wrote to, summed over them.
+    pub invocations: u64,
+    pub rows_touched: u64,
+    /// Worker processes started (each a cold start).
+    pub cold_starts: u64,
+    /// Seconds of worker invocations and of the stitch.
+    pub worker_seconds: f64,
+    pub stitch_seconds: f64,
+    /// The client's wait, which decides how often it polls.
+    pub wait_seconds: f64,
+    pub image_bytes: u64,
+    pub counts_bytes: u64,
+    /// The outputs the client downloads.
+    pub downloaded_bytes: u64,
+}
+
+impl Usage {
+    /// Counts the requests of a job run by the protocol in `crate::job`,
+    /// and its Lambda time, for `deployment`.
+    pub fn of_job(shape: &JobShape, deployment: &Deployment) -> Usage {
+        let s = shape;
+        let gb = |mb: u32| f64::from(mb) / 1024.0;
+        let worker_seconds = s.worker_seconds + s.cold_starts as f64 * MODEL.cold_start_s;
+        let parts = |bytes: u64| bytes.div_ceil(crate::upload::PART_SIZE as u64).max(1);
+        // Client: submit (params PUT, a listing per 1000 tiles, cancel
+        // marker and failure cleanup), then a poll every 250 ms per 1000
+        // tiles (one listing; over 1000 tiles, `rows/`, `failed/` and two
+        // HEADs), then result.json and the outputs.
+        let thousands = s.tiles.div_ceil(1000);
+        let polls = (s.wait_seconds / (0.25 * thousands as f64)).ceil() as u64;
+        let (poll_lists, poll_heads) = if s.tiles <= 1000 {
+            (polls, 0)
+        } else {
+            (2 * polls, 2 * polls)
+        };
+        let client_put = 1 + thousands + 1 + poll_lists;
+        let client_get = 3 + poll_heads + 2;
+        // Workers: per invocation a cancel HEAD and a listing per row
+        // written to; per tile its PUT; per row its marker and a listing
+        // of the markers.
+        let worker_put = s.tiles + s.rows_touched + 2 * s.rows;
+        let worker_get = s.invocations;
+        // Stitch: two HEADs, params, the marker, `rows/`, every tile, and
+        // two multipart uploads.
+        let stitch_put = 2 + 3 + parts(s.image_bytes) + parts(s.counts_bytes) + 3;
+        let stitch_get = 3 + s.tiles;
+        Usage {
+            lambda_gb_seconds: worker_seconds * gb(deployment.worker.memory_mb)
+                + (s.stitch_seconds + MODEL.cold_start_s) * gb(deployment.stitch.memory_mb),
+            lambda_requests: s.invocations + 1,
+            s3_put_requests: client_put + worker_put + stitch_put,
+            s3_get_requests: client_get + worker_get + stitch_get,
+            // Sends in batches of 10, one receive and one batch delete per
+            // invocation; the stitch message's send, receive and delete.
+            sqs_requests: s.tiles.div_ceil(10) + 2 * s.invocations + 3,
+            transfer_out_gb: s.downloaded_bytes as f64 / 1e9,
+            // The tiles (as many bytes as the counts) and the outputs, kept
+            // for the retention period.
+            storage_gb_months: (2 * s.counts_bytes + s.image_bytes) as f64 / 1e9
+                * f64::from(deployment.fleet.job_retention_days)
+                / 30.0,
+        }
+    }
+
+    /// This usage at `prices`, on `architecture`'s GB-second price.
+    pub fn cost(&self, prices: &Prices, architecture: &str) -> Cost {
+        let gb_second = match architecture {
+            "arm64" => prices.lambda_gb_second_arm,
+            _ => prices.lambda_gb_second_x86,
+        };
+        let mut c = Cost {
+            lambda_compute: self.lambda_gb_seconds * gb_second,
+            lambda_requests: self.lambda_requests as f64 * prices.lambda_request,
+            s3_requests: self.s3_put_requests as f64 * prices.s3_put_request
+                + self.s3_get_requests as f64 * prices.s3_get_request,
+            sqs_requests: self.sqs_requests as f64 * prices.sqs_request,
+            transfer_out: self.transfer_out_gb * prices.transfer_out_gb,
+            storage: self.storage_gb_months * prices.storage_gb_month,
+            total: 0.0,
+        };
+        c.total = c.lambda_compute
+            + c.lambda_requests
+            + c.s3_requests
+            + c.sqs_requests
+            + c.transfer_out
+            + c.storage;
+        c
+    }
+}
+
+/// Where a job runs, as an estimate names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    Embedded,
+    Lambda,
+}
+
+/// A job's prediction: the `--estimate` document.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Estimate {
+    pub target: Target,
+    pub tiles: u64,
+    /// Tile workers at once (embedded threads, or Lambda invocations).
+    pub workers: u64,
+    /// Brute-force iterations of the image.
+    pub iterations: u64,
+    /// Kernel seconds on one core of this machine.
+    pub core_seconds: f64,
+    /// Wall time from submit to the stitched result.
+    pub seconds: f64,
+    /// The AWS services used, and their price (Lambda only).
+    pub usage: Option<Usage>,
+    pub cost: Option<Cost>,
+    pub sample: SampleFacts,
+}
+
+/// How the estimate was sampled.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SampleFacts {
+    pub pixels: u64,
+    pub milliseconds: f64,
+    pub kernel: String,
+}
+
+impl Estimate {
+    fn of(profile: &Profile, target: Target, workers: u64, seconds: f64) -> Estimate {
+        Estimate {
+            target,
+            tiles: profile.params.tile_count(),
+            workers,
+            iterations: profile.iterations.round() as u64,
+            core_seconds: profile.core_seconds(),
+            seconds,
+            usage: None,
+            cost: None,
+            sample: SampleFacts {
+                pixels: profile.sample_pixels,
+                milliseconds: profile.sample_seconds * 1e3,
+                kernel: profile.kernel.to_string(),
+            },
+        }
+    }
+
+    /// The job embedded on `workers` threads of this machine: the tiles
+    /// list-scheduled onto the workers (at most one per core), then the
+    /// stitch.
+    pub fn embedded(profile: &Profile, workers: usize) -> Estimate {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let lanes = workers.min(cores).max(1);
+        let tiles = profile
+            .tile_seconds
+            .iter()
+            .map(|s| s + MODEL.embedded_tile_overhead_s);
+        let seconds = schedule(std::iter::repeat_n(0.0, lanes), tiles)
+            + stitch_seconds(&profile.params, 1.0);
+        Estimate::of(profile, Target::Embedded, workers as u64, seconds)
+    }
+
+    /// The job on `deployment`'s Lambda functions: batches of tiles
+    /// list-scheduled onto invocations that the SQS trigger adds at its
+    /// scaling rate, each running its batch on its vCPUs; then the stitch.
+    /// `download` is the bytes the client fetches besides the picture.
+    pub fn lambda(profile: &Profile, deployment: &Deployment, counts_downloaded: bool) -> Estimate {
+        let params = &profile.params;
+        let fleet = &deployment.fleet;
+        let worker = Cpu::of(deployment.worker.memory_mb, &fleet.architecture);
+        let batch = fleet.worker_batch_size.max(1) as usize;
+        let batches: Vec<f64> = profile
+            .tile_seconds
+            .chunks(batch)
+            .map(|tiles| {
+                // Receive, cancel check; each tile's PUT overlaps the next
+                // tile's kernel; the row listings at the end.
+                let kernel = schedule(
+                    std::iter::repeat_n(0.0, worker.cores),
+                    tiles.iter().map(|s| s / worker.speed),
+                );
+                kernel + 3.0 * MODEL.request_s
+            })
+            .collect();
+        let invocations = batches.len() as u64;
+        let lanes = u64::from(fleet.worker_max_concurrency).min(invocations).max(1);
+        // Lane k opens once the trigger has scaled to k + 1 invocations.
+        let opens = (0..lanes).map(|k| {
+            let waiting = k.saturating_sub(u64::from(MODEL.initial_concurrency));
+            MODEL.cold_start_s + waiting as f64 / MODEL.scale_per_s
+        });
+        let tiles_done = schedule(opens, batches.iter().copied());
+        let stitch_cpu = Cpu::of(deployment.stitch.memory_mb, &fleet.architecture);
+        let stitch = MODEL.cold_start_s + stitch_seconds(params, stitch_cpu.speed);
+        // Submit: params, a listing, then the messages ten at a time.
+        let submit = (3 + params.tile_count().div_ceil(10) / 16) as f64 * MODEL.request_s;
+        let seconds = submit + tiles_done + stitch + 0.25;
+        let side = params.image_side();
+        let counts_bytes = 2 * side * side;
+        let image_bytes = (MODEL.png_bytes_per_pixel * (side * side) as f64) as u64;
+        let shape = JobShape {
+            tiles: params.tile_count(),
+            rows: u64::from(params.tiles_per_side),
+            invocations,
+            rows_touched: profile
+                .params
+                .tiles()
+                .collect::<Vec<_>>()
+                .chunks(batch)
+                .map(|c| rows_in(c.iter().copied()))
+                .sum(),
+            cold_starts: lanes,
+            worker_seconds: batches.iter().sum(),
+            stitch_seconds: stitch,
+            wait_seconds: seconds,
+            image_bytes,
+            counts_bytes,
+            downloaded_bytes: image_bytes + if counts_downloaded { counts_bytes } else { 0 },
+        };
+        let usage = Usage::of_job(&shape, deployment);
+        let mut e = Estimate::of(profile, Target::Lambda, lanes, seconds);
+        e.cost = Some(usage.cost(&PRICES, &fleet.architecture));
+        e.usage = Some(usage);
+        e
+    }
+}
+
+/// A function's cores and their speed against one core here.
+struct Cpu {
+    cores: usize,
+    speed: f64,
+}
+
+impl Cpu {
+    fn of(memory_mb: u32, architecture: &str) -> Cpu {
+        let vcpus = f64::from(memory_mb) / MODEL.mb_per_vcpu;
+        let cores = (vcpus.ceil() as usize).clamp(1, 6);
+        let core_speed = match architecture {
+            "arm64" => MODEL.arm_core_speed,
+            _ => MODEL.x86_core_speed,
+        };
+        Cpu {
+            cores,
+            speed: core_speed * (vcpus / cores as f64).min(1.0),
+        }
+    }
+}
+
+/// The stitch's seconds for the job's image at `speed` (1: a core here).
+fn stitch_seconds(params: &RenderParams, speed: f64) -> f64 {
+    let pixels = (params.image_side() * params.image_side()) as f64;
+    pixels * MODEL.stitch_s_per_pixel / speed
+}
+
+/// The rows a run of tiles touches.
+fn rows_in(tiles: impl Iterator<Item = TileId>) -> u64 {
+    let mut rows: Vec<u32> = tiles.map(|t| t.row).collect();
+    rows.dedup();
+    rows.len() as u64
+}
+
+/// When the last of `jobs` finishes, each started in order on the first
+/// free lane; the lanes open at the times `opens` gives.
+fn schedule(opens: impl Iterator<Item = f64>, jobs: impl Iterator<Item = f64>) -> f64 {
+    use std::cmp::Reverse;
+    let mut free: std::collections::BinaryHeap<_> = opens.map(|t| Reverse(Seconds(t))).collect();
+    let mut end: f64 = 0.0;
+    for job in jobs {
+        let Some(Reverse(Seconds(at))) = free.pop() else {
+            break;
+        };
+        end = end.max(at + job);
+        free.push(Reverse(Seconds(at + job)));
+    }
+    end
+}
+
+/// An `f64` ordered for the heap.
+#[derive(PartialEq, PartialOrd)]
+struct Seconds(f64);
+impl Eq for Seconds {}
+impl Ord for Seconds {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+impl JobShape {
+    /// The shape of a finished job from its manifest: its invocations
+    /// are its tiles grouped by worker and batch, each lasting from the
+    /// batch's start to its last kernel's end, plus the requests after it
+    /// (a tile's PUT, the row listings) at [`Model::request_s`] each.
+    /// `wait_seconds` is how long the client waited.
+    pub fn observed(
+        m: &ResultManifest,
+        stats: &[TileStat],
+        wait_seconds: f64,
+        counts_downloaded: bool,
+    ) -> JobShape {
+        let mut batches: std::collections::BTreeMap<(&str, u64), (u64, Vec<u32>)> =
+            Default::default();
+        for s in stats.iter().filter(|s| s.batch_ms > 0) {
+            let (end, rows) = batches.entry((&s.worker, s.batch_ms)).or_default();
+            *end = (*end).max(s.started_ms * 1000 + s.compute_us);
+            rows.push(s.row);
+        }
+        let worker_seconds = batches
+            .iter()
+            .map(|((_, start), (end_us, _))| {
+                end_us.saturating_sub(start * 1000) as f64 / 1e6 + 3.0 * MODEL.request_s
+            })
+            .sum();
+        let rows_touched = batches
+            .values_mut()
+            .map(|(_, rows)| {
+                rows.sort_unstable();
+                rows_in(rows.iter().map(|&r| TileId::new(r, 0)))
+            })
+            .sum();
+        let workers: std::collections::BTreeSet<&str> =
+            batches.keys().map(|(worker, _)| *worker).collect();
+        let counts_bytes = 2 * m.width * m.height;
+        JobShape {
+            tiles: m.tiles,
+            rows: u64::from(m.params.tiles_per_side),
+            invocations: batches.len() as u64,
+            rows_touched,
+            cold_starts: workers.len() as u64,
+            worker_seconds,
+            stitch_seconds: m.stitch_us as f64 / 1e6,
+            wait_seconds,
+            image_bytes: m.image_bytes,
+            counts_bytes,
+            downloaded_bytes: m.image_bytes + if counts_downloaded { counts_bytes } else { 0 },
+        }
+    }
+}
+
+/// A finished job against its estimate: the summary's and the report's
+/// `actual`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Actual {
+    pub seconds: f64,
+    pub iterations: u64,
+    pub usage: Option<Usage>,
+    pub cost: Option<Cost>,
+}
+
+impl Actual {
+    /// A job that ran embedded: no AWS usage.
+    pub fn embedded(m: &ResultManifest, seconds: f64) -> Actual {
+        Actual {
+            seconds,
+            iterations: m.iterations,
+            usage: None,
+            cost: None,
+        }
+    }
+
+    /// A job that ran on `deployment`'s functions, `seconds` from submit to
+    /// its result.
+    pub fn lambda(
+        m: &ResultManifest,
+        stats: &[TileStat],
+        deployment: &Deployment,
+        seconds: f64,
+        counts_downloaded: bool,
+    ) -> Actual {
+        let shape = JobShape::observed(m, stats, seconds, counts_downloaded);
+        let usage = Usage::of_job(&shape, deployment);
+        Actual {
+            seconds,
+            iterations: m.iterations,
+            cost: Some(usage.cost(&PRICES, &deployment.fleet.architecture)),
+            usage: Some(usage),
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! A bucket's jobs, for people: `--list` (every job, newest first) and
+//! `--status` (one job in detail). Both only read the bucket, so any
+//! laptop with read access can ask.
+
+use futures::StreamExt;
+use mandel_core::RenderParams;
+use serde::Serialize;
+
+use crate::error::PipelineError;
+use crate::estimate::Estimate;
+use crate::job::{Failure, JobId};
+use crate::params_cache::load_params;
+use crate::report::Submission;
+use crate::stitch::read_attempt;
+use crate::store::{ObjectStore, StoreError};
+use crate::submit::{read_failures, read_result};
+use crate::tiles;
+
+/// Where all jobs live.
+const JOBS_PREFIX: &str = "jobs/";
+
+/// Jobs read at once by [`list_jobs`].
+const PARALLEL_JOBS: usize = 8;
+
+/// Where a job stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Running,
+    Finished,
+    /// A tile or the stitch failed its last attempt (re-run to retry).
+    Failed,
+    Cancelled,
+}
+
+/// One line of `--list`.
+#[derive(Clone, Debug, Serialize)]
+pub struct JobSummary {
+    pub job: JobId,
+    pub params: RenderParams,
+    pub width: u64,
+    pub tiles: u64,
+    pub state: JobState,
+    /// Tiles stored: exact up to 1000 tiles; above, whole rows (from the
+    /// row markers), so a running big job costs one listing.
+    pub stored: u64,
+    /// When it was last submitted (Unix ms), if the client recorded it.
+    pub submitted_ms: Option<u64>,
+    /// From submit to the stitched result, for a finished job.
+    pub seconds: Option<f64>,
+}
+
+/// `--status`: one job in detail.
+#[derive(Clone, Debug, Serialize)]
+pub struct JobStatus {
+    #[serde(flatten)]
+    pub summary: JobSummary,
+    /// Tiles neither stored nor failed: queued or rendering.
+    pub pending: u64,
+    pub failures: Vec<Failure>,
+    pub stitch: StitchState,
+    /// The estimate shown when it was submitted.
+    pub estimate: Option<Estimate>,
+}
+
+/// The stitch of a job.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "lowercase", tag = "state")]
+pub enum StitchState {
+    /// Tiles are still missing.
+    Waiting,
+    /// Every tile is in; no stitch has started yet.
+    Due,
+    /// Started (delivery `attempt`), `age_seconds` ago.
+    Running { attempt: u32, age_seconds: f64 },
+    Finished,
+}
+
+/// Every job in the bucket, newest first (jobs with no recorded submit
+/// time last, by id). Objects under `jobs/` that are not a job (no
+/// readable params) are left out.
+pub async fn list_jobs(store: &dyn ObjectStore) -> Result<Vec<JobSummary>, PipelineError> {
+    let ids: Vec<JobId> = store
+        .list_children(JOBS_PREFIX)
+        .await?
+        .iter()
+        .filter_map(|name| JobId::parse(name).ok())
+        .collect();
+    let read: Vec<_> = futures::stream::iter(ids.iter().map(|job| summary(store, job)))
+        .buffered(PARALLEL_JOBS)
+        .collect()
+        .await;
+    let mut jobs = Vec::new();
+    for r in read {
+        match r {
+            Ok(s) => jobs.push(s),
+            Err(PipelineError::UnknownJob { .. } | PipelineError::BadStoredParams { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    jobs.sort_by(|a, b| {
+        b.submitted_ms
+            .cmp(&a.submitted_ms)
+            .then_with(|| a.job.cmp(&b.job))
+    });
+    Ok(jobs)
+}
+
+/// One job's summary.
+async fn summary(store: &dyn ObjectStore, job: &JobId) -> Result<JobSummary, PipelineError> {
+    let params = load_params(store, job).await?;
+    let submission = read_submission(store, job).await?;
+    let tiles = params.tile_count();
+    let result = read_result(store, job).await?;
+    let state = state(store, job, result.is_some()).await?;
+    let stored = match (&result, tiles <= 1000) {
+        (Some(_), _) => tiles,
+        (None, true) => tiles::stored_tiles(store, job, &params).await?.len() as u64,
+        (None, false) => {
+            let rows = tiles::finished_rows(store, job, &params).await?.len() as u64;
+            rows * u64::from(params.tiles_per_side)
+        }
+    };
+    let submitted_ms = submission.as_ref().map(|s| s.submitted_ms);
+    let seconds = result.as_ref().zip(submitted_ms).map(|(m, at)| {
+        (m.stitch_started_ms + m.stitch_us / 1000).saturating_sub(at) as f64 / 1e3
+    });
+    Ok(JobSummary {
+        job: job.clone(),
+        params,
+        width: params.image_side(),
+        tiles,
+        state,
+        stored,
+        submitted_ms,
+        seconds,
+    })
+}
+
+async fn state(
+    store: &dyn ObjectStore,
+    job: &JobId,
+    finished: bool,
+) -> Result<JobState, PipelineError> {
+    Ok(if finished {
+        JobState::Finished
+    } else if store.head(&job.cancelled_key()).await?.is_some() {
+        JobState::Cancelled
+    } else if !store.list(&job.failed_prefix()).await?.is_empty() {
+        JobState::Failed
+    } else {
+        JobState::Running
+    })
+}
+
+/// One job in detail: its summary with every tile counted, its failures
+/// with their reasons, and its stitch.
+pub async fn job_status(store: &dyn ObjectStore, job: &JobId) -> Result<JobStatus, PipelineError> {
+    let mut summary = summary(store, job).await?;
+    let failures = read_failures(store, job).await?;
+    let tiles_failed = failures
+        .iter()
+        .filter(|f| matches!(f.what, crate::job::Failed::Tile(_)))
+        .count() as u64;
+    if summary.state != JobState::Finished {
+        summary.stored = tiles::stored_tiles(store, job, &summary.params).await?.len() as u64;
+    }
+    let stitch = match summary.state {
+        JobState::Finished => StitchState::Finished,
+        _ if summary.stored < summary.tiles => StitchState::Waiting,
+        _ => match read_attempt(store, job).await? {
+            Some(a) => StitchState::Running {
+                attempt: a.attempt,
+                age_seconds: a.age().as_secs_f64(),
+            },
+            None => StitchState::Due,
+        },
+    };
+    let estimate = read_submission(store, job).await?.map(|s| s.estimate);
+    Ok(JobStatus {
+        pending: summary.tiles - summary.stored - tiles_failed.min(summary.tiles - summary.stored),
+        summary,
+        failures,
+        stitch,
+        estimate,
+    })
+}
+
+/// The client's record of the job's submit, if any (an unreadable one
+/// counts as none: it only informs).
+pub async fn read_submission(
+    store: &dyn ObjectStore,
+    job: &JobId,
+) -> Result<Option<Submission>, PipelineError> {
+    match store.get(&job.estimate_key()).await {
+        Ok(o) => Ok(serde_json::from_slice(&o.body).ok()),
+        Err(StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -90,9 +90,11 @@ data "aws_iam_policy_document" "stitch" {
       "${local.bucket_arn}/jobs/*/tiles/*",
       "${local.bucket_arn}/jobs/*/result.json",
       "${local.bucket_arn}/jobs/*/cancelled",
+      "${local.bucket_arn}/jobs/*/estimate.json",
     ]
   }
-  # Tiles: a corrupt blob is rendered again and put back.
+  # Tiles: a corrupt blob is rendered again and put back. The stats and
+  # the report (with the client's estimate) go beside the result.
   statement {
     sid     = "WriteResults"
     actions = ["s3:PutObject"]
@@ -103,6 +105,8 @@ data "aws_iam_policy_document" "stitch" {
       "${local.bucket_arn}/jobs/*/tiles/*",
       "${local.bucket_arn}/jobs/*/failed/stitch.json",
       "${local.bucket_arn}/jobs/*/stitching.json",
+      "${local.bucket_arn}/jobs/*/stats.json",
+      "${local.bucket_arn}/jobs/*/report.html",
     ]
   }
   # The outputs go up as multipart uploads (authorized as s3:PutObject);
@@ -160,10 +164,13 @@ data "aws_iam_policy_document" "client" {
     ]
   }
   statement {
+    # The params, the estimate shown at submit (for the report), the
+    # cancel marker.
     sid     = "SubmitAndCancel"
     actions = ["s3:PutObject"]
     resources = [
       "${local.bucket_arn}/jobs/*/params.json",
+      "${local.bucket_arn}/jobs/*/estimate.json",
       "${local.bucket_arn}/jobs/*/cancelled",
     ]
   }

@@ -11,7 +11,9 @@ use std::process::Command;
 use hcl::{Body, Expression};
 use mandel_core::TileId;
 use mandel_e2e::terraform::{attr, block, infra_dir, local, nested, terraform, text};
-use mandel_pipeline::{BUCKET_ENV, DEPLOYMENT_KEY, Deployment, Failed, Fleet, FunctionLimits, JobId};
+use mandel_pipeline::{
+    BUCKET_ENV, DEPLOYMENT_KEY, Deployment, Failed, Fleet, FunctionLimits, JobId,
+};
 
 fn object_keys(expr: &Expression) -> BTreeSet<String> {
     let object = match expr {
@@ -294,6 +296,12 @@ fn each_role_allows_what_its_function_does_and_no_more() {
         );
     }
     assert!(!allows(&worker, "s3:GetObject", &job.result_key()));
+    for key in [job.estimate_key(), job.stats_key(), job.report_key()] {
+        assert!(
+            !allows(&worker, "s3:PutObject", &key),
+            "worker may write {key}"
+        );
+    }
     assert_eq!(worker["sqs:SendMessage"], ["aws_sqs_queue.stitch.arn"]);
     assert_eq!(worker["sqs:ReceiveMessage"], ["aws_sqs_queue.tiles.arn"]);
 
@@ -305,6 +313,7 @@ fn each_role_allows_what_its_function_does_and_no_more() {
         &tile,
         &job.result_key(),
         &job.cancelled_key(),
+        &job.estimate_key(),
     ] {
         assert!(
             allows(&stitch, "s3:GetObject", key),
@@ -318,6 +327,8 @@ fn each_role_allows_what_its_function_does_and_no_more() {
         tile.clone(),
         job.failed_key(Failed::Stitch),
         job.stitching_key(),
+        job.stats_key(),
+        job.report_key(),
     ] {
         assert!(
             allows(&stitch, "s3:PutObject", &key),
@@ -327,6 +338,7 @@ fn each_role_allows_what_its_function_does_and_no_more() {
     for key in [
         job.params_key(),
         job.cancelled_key(),
+        job.estimate_key(),
         job.failed_key(Failed::Tile(TileId::new(3, 4))),
     ] {
         assert!(
@@ -357,7 +369,7 @@ fn each_role_allows_what_its_function_does_and_no_more() {
             "client cannot read {key}"
         );
     }
-    for key in [job.params_key(), job.cancelled_key()] {
+    for key in [job.params_key(), job.estimate_key(), job.cancelled_key()] {
         assert!(
             allows(&client, "s3:PutObject", &key),
             "client cannot write {key}"
@@ -378,6 +390,8 @@ fn each_role_allows_what_its_function_does_and_no_more() {
         job.result_key(),
         job.image_key(),
         job.counts_key(),
+        job.stats_key(),
+        job.report_key(),
     ] {
         assert!(
             !allows(&client, "s3:PutObject", &key),

@@ -84,13 +84,39 @@ pub struct Cli {
     /// With --bucket: cancel the job with this id (printed when it was
     /// submitted) and exit. Workers skip its remaining tiles; running the
     /// job's command again resumes it.
-    #[arg(long, value_name = "JOB")]
+    #[arg(long, value_name = "JOB", group = "action")]
     pub cancel: Option<String>,
 
     /// Print the result as one JSON document on stdout (shape in the
     /// README) instead of a line for people
     #[arg(long)]
     pub json: bool,
+
+    /// Print what the job would take (iterations, wall time and, with
+    /// --bucket, its AWS cost), from a sample run through the kernel, and
+    /// exit without writing anything.
+    #[arg(long, group = "action")]
+    pub estimate: bool,
+
+    /// With --bucket: refuse (exit 2, writing nothing) a job whose
+    /// estimated AWS cost is above this many US dollars.
+    #[arg(long, value_name = "USD")]
+    pub max_cost: Option<f64>,
+
+    /// Write the job's report (an HTML page: the picture, a timeline of
+    /// the tiles on the workers, compute time per tile, cost against the
+    /// estimate) to this file.
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
+
+    /// With --bucket: list the bucket's jobs, newest first, and exit.
+    #[arg(long, group = "action")]
+    pub list: bool,
+
+    /// With --bucket: show one job in detail (tiles stored and pending,
+    /// failures and their reasons, the stitch) and exit.
+    #[arg(long, value_name = "JOB", group = "action")]
+    pub status: Option<String>,
 }
 
 /// A fully validated request: what to render and how ([`Mode`]).
@@ -99,6 +125,8 @@ pub struct Request {
     pub params: RenderParams,
     pub out: PathBuf,
     pub counts_out: Option<PathBuf>,
+    /// `--report`: where to copy the job's report.
+    pub report: Option<PathBuf>,
     pub colormap: Colormap,
     pub mode: Mode,
     /// `--json`: the result as one JSON document.
@@ -120,9 +148,21 @@ pub enum Mode {
         /// `--fresh`: a new id.
         fresh: bool,
         wait: Option<Wait>,
+        /// `--max-cost`: the most the job may be estimated to cost, USD.
+        max_cost: Option<f64>,
+    },
+    /// `--estimate`: predict the job (on the bucket's deployment, or
+    /// embedded on `workers`) and write nothing.
+    Estimate {
+        bucket: Option<String>,
+        workers: usize,
     },
     /// `--cancel`: cancel a job in a bucket.
     Cancel { bucket: String, job: JobId },
+    /// `--list`: the bucket's jobs.
+    List { bucket: String },
+    /// `--status`: one job of the bucket.
+    Status { bucket: String, job: JobId },
 }
 
 /// How a cloud client waits for its job.
@@ -204,6 +244,7 @@ impl Cli {
         for (flag, path) in [
             ("out", Some(&self.out)),
             ("counts-out", self.counts_out.as_ref()),
+            ("report", self.report.as_ref()),
         ] {
             let Some(path) = path else { continue };
             let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
@@ -230,7 +271,36 @@ impl Cli {
                 .map_err(|e| usage(flag, e.to_string())),
         };
         let cancel = job_flag("cancel", &self.cancel)?;
+        let status = job_flag("status", &self.status)?;
         let job = job_flag("job", &self.job)?;
+        if self.list && self.bucket.is_none() {
+            return Err(usage(
+                "list",
+                "--list needs --bucket (embedded jobs live only as long as the command)",
+            ));
+        }
+        match self.max_cost {
+            Some(_) if self.bucket.is_none() => {
+                return Err(usage(
+                    "max-cost",
+                    "--max-cost needs --bucket (an embedded render costs no AWS money)",
+                ));
+            }
+            Some(usd) if !(usd.is_finite() && usd > 0.0) => {
+                return Err(usage(
+                    "max-cost",
+                    format!("max-cost must be a positive number of US dollars, got {usd}"),
+                ));
+            }
+            _ => {}
+        }
+        if self.report.is_some() && self.no_wait {
+            return Err(usage(
+                "report",
+                "--report needs the job's result; with --no-wait, fetch \
+                 jobs/<job>/report.html from the bucket when it is done",
+            ));
+        }
         // Flags of the cloud mode are refused without --bucket rather than
         // silently ignored.
         if self.bucket.is_none() {
@@ -262,10 +332,15 @@ impl Cli {
             self.restitch_after,
             WaitPolicy::RESTITCH_AFTER.as_secs(),
         )?;
-        let mode = match (self.bucket.clone(), cancel) {
-            (None, _) => Mode::Embedded { workers },
-            (Some(bucket), Some(job)) => Mode::Cancel { bucket, job },
-            (Some(bucket), None) => Mode::Cloud {
+        // At most one of --estimate, --cancel, --list and --status (clap's
+        // "action" group); each needs --bucket but --estimate.
+        let mode = match (self.bucket.clone(), cancel, status) {
+            (bucket, _, _) if self.estimate => Mode::Estimate { bucket, workers },
+            (None, _, _) => Mode::Embedded { workers },
+            (Some(bucket), Some(job), _) => Mode::Cancel { bucket, job },
+            (Some(bucket), _, Some(job)) => Mode::Status { bucket, job },
+            (Some(bucket), _, _) if self.list => Mode::List { bucket },
+            (Some(bucket), None, None) => Mode::Cloud {
                 bucket,
                 job,
                 fresh: self.fresh,
@@ -273,12 +348,14 @@ impl Cli {
                     timeout,
                     restitch_after,
                 }),
+                max_cost: self.max_cost,
             },
         };
         Ok(Request {
             params,
             out: self.out.clone(),
             counts_out: self.counts_out.clone(),
+            report: self.report.clone(),
             colormap,
             mode,
             json: self.json,

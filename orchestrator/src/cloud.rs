@@ -7,9 +7,11 @@ use anyhow::{Result, bail};
 use indicatif::ProgressBar;
 use mandel_aws::{AwsClients, Cloud};
 use mandel_core::RenderParams;
+use mandel_pipeline::inspect::{JobStatus, JobSummary, StitchState, job_status, list_jobs};
+use mandel_pipeline::report::Submission;
 use mandel_pipeline::{
     CancelOutcome, Failed, JobId, PipelineError, ResultManifest, Submitted, WaitPolicy, cancel,
-    submit, tiles::missing_tiles, wait_for_result,
+    submit_recorded, tiles::missing_tiles, wait_for_result,
 };
 
 use crate::cli::{Request, Wait};
@@ -19,9 +21,9 @@ pub async fn connect(bucket: &str) -> Result<Cloud> {
     Ok(Cloud::connect(&AwsClients::from_env().await, bucket).await?)
 }
 
-/// Checks the job against the deployment's limits (before anything is
-/// written), then submits it under `job`, a fresh id, or the params' hash.
-/// Says what was enqueued on stderr unless only the id is wanted.
+/// Submits the job under `job`, a fresh id, or the params' hash,
+/// recording `submission` for its report. Says what was enqueued on
+/// stderr unless only the id is wanted.
 pub async fn submit_job(
     cloud: &Cloud,
     req: &Request,
@@ -29,18 +31,17 @@ pub async fn submit_job(
     fresh: bool,
     announce: bool,
     bar: &ProgressBar,
+    submission: &Submission,
 ) -> Result<Submitted> {
-    // A job the functions cannot finish within their timeout or memory is
-    // refused here, not discovered later.
-    cloud.deployment.check_capacity(&req.params)?;
     let job = job.or_else(|| fresh.then(|| fresh_id(&req.params)));
     let started = std::time::Instant::now();
-    let submitted = submit(
+    let submitted = submit_recorded(
         &*cloud.store,
         &*cloud.tiles,
         &*cloud.stitch,
         &req.params,
         job,
+        Some(submission),
     )
     .await?;
     if announce {
@@ -150,4 +151,112 @@ pub async fn cancel_job(bucket: &str, job: &JobId, json: bool) -> Result<()> {
         CancelOutcome::AlreadyFinished => println!("job {job} already finished; nothing to cancel"),
     }
     Ok(())
+}
+
+/// `--list`.
+pub async fn list(bucket: &str, json: bool) -> Result<()> {
+    let cloud = connect(bucket).await?;
+    let jobs = list_jobs(&*cloud.store).await?;
+    if json {
+        println!("{}", serde_json::json!({ "jobs": jobs }));
+        return Ok(());
+    }
+    println!(
+        "{:<44} {:>11} {:>7} {:>9} {:>15} {:<20} {:>9}",
+        "JOB", "SIZE", "TILES", "STATE", "STORED", "SUBMITTED (UTC)", "WALL"
+    );
+    for j in &jobs {
+        println!("{}", list_line(j));
+    }
+    Ok(())
+}
+
+fn list_line(j: &JobSummary) -> String {
+    format!(
+        "{:<44} {:>11} {:>7} {:>9} {:>15} {:<20} {:>9}",
+        j.job.as_str(),
+        format!("{0}x{0}", j.width),
+        j.tiles,
+        format!("{:?}", j.state).to_lowercase(),
+        format!("{}/{}", j.stored, j.tiles),
+        j.submitted_ms.map_or("-".to_string(), utc),
+        j.seconds.map_or("-".to_string(), |s| format!("{s:.1} s")),
+    )
+}
+
+/// A Unix time in milliseconds as `YYYY-MM-DD HH:MM:SS` (UTC).
+fn utc(ms: u64) -> String {
+    jiff::Timestamp::from_millisecond(ms as i64)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|_| "-".to_string())
+}
+
+/// `--status JOB`.
+pub async fn status(bucket: &str, job: &JobId, json: bool) -> Result<()> {
+    let cloud = connect(bucket).await?;
+    let status = match job_status(&*cloud.store, job).await {
+        Err(PipelineError::UnknownJob { .. }) => bail!("no job {job} in s3://{bucket}"),
+        r => r?,
+    };
+    if json {
+        println!("{}", serde_json::json!({ "status": status }));
+        return Ok(());
+    }
+    print!("{}", status_text(&status));
+    Ok(())
+}
+
+fn status_text(s: &JobStatus) -> String {
+    let j = &s.summary;
+    let v = &j.params.viewport;
+    let mut out = format!(
+        "job {}: {:?}\n  {}x{} in {} tiles of {} px, max_iter {}, viewport {},{},{},{}\n",
+        j.job,
+        j.state,
+        j.width,
+        j.width,
+        j.tiles,
+        j.params.tile_pixels,
+        j.params.max_iter,
+        v.xmin,
+        v.xmax,
+        v.ymin,
+        v.ymax,
+    );
+    out += &format!(
+        "  tiles: {} stored, {} pending (queued or rendering), {} failed\n",
+        j.stored,
+        s.pending,
+        s.failures.len()
+    );
+    for f in &s.failures {
+        out += &format!("    failed: {f}\n");
+    }
+    out += &match &s.stitch {
+        StitchState::Waiting => "  stitch: waiting for tiles\n".to_string(),
+        StitchState::Due => "  stitch: due (every tile is stored)\n".to_string(),
+        StitchState::Running {
+            attempt,
+            age_seconds,
+        } => format!("  stitch: attempt {attempt}, started {age_seconds:.0} s ago\n"),
+        StitchState::Finished => "  stitch: finished\n".to_string(),
+    };
+    if let Some(at) = j.submitted_ms {
+        out += &format!("  submitted {} UTC", utc(at));
+        if let Some(secs) = j.seconds {
+            out += &format!(", finished after {secs:.1} s");
+        }
+        out += "\n";
+    }
+    if let Some(e) = &s.estimate {
+        out += &format!(
+            "  estimate: {:.2} s{}\n",
+            e.seconds,
+            e.cost
+                .as_ref()
+                .map(|c| format!(", ${:.4}", c.total))
+                .unwrap_or_default()
+        );
+    }
+    out
 }

@@ -13,9 +13,13 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mandel_core::RenderParams;
 use mandel_core::png;
+use mandel_pipeline::estimate::{self, Actual, Cost, Estimate, Profile, Target};
+use mandel_pipeline::report::Submission;
 use mandel_pipeline::{
-    ObjectStore, PipelineError, ResultManifest, Submitted, render_embedded, stitch::STORED_COLORMAP,
+    ObjectStore, PipelineError, ResultManifest, Submitted, read_stats, render_embedded,
+    stitch::STORED_COLORMAP,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -40,6 +44,10 @@ fn main() -> ExitCode {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     match runtime.block_on(run(&request)) {
         Ok(()) => ExitCode::SUCCESS,
+        // Refused after a look at the bucket (--max-cost): bad input too.
+        Err(e) if e.downcast_ref::<UsageError>().is_some() => {
+            usage_error(e.downcast_ref::<UsageError>().expect("checked"))
+        }
         Err(e) => match e.downcast_ref::<PipelineError>() {
             Some(PipelineError::InvalidParams(p)) => usage_error(&UsageError::from(p.clone())),
             // `--job X` with parameters other than X's: bad input, nothing written.
@@ -67,6 +75,25 @@ fn usage_error(e: &UsageError) -> ExitCode {
 
 async fn run(req: &cli::Request) -> Result<()> {
     let started = Instant::now();
+    match &req.mode {
+        Mode::Estimate { bucket, workers } => {
+            let profile = profile(&req.params).await;
+            let estimate = match bucket {
+                Some(bucket) => {
+                    let cloud = cloud::connect(bucket).await?;
+                    cloud.deployment.check_capacity(&req.params)?;
+                    Estimate::lambda(&profile, &cloud.deployment, req.counts_out.is_some())
+                }
+                None => Estimate::embedded(&profile, *workers),
+            };
+            print_estimate(&estimate, req.json);
+            return Ok(());
+        }
+        Mode::Cancel { bucket, job } => return cloud::cancel_job(bucket, job, req.json).await,
+        Mode::List { bucket } => return cloud::list(bucket, req.json).await,
+        Mode::Status { bucket, job } => return cloud::status(bucket, job, req.json).await,
+        Mode::Embedded { .. } | Mode::Cloud { .. } => {}
+    }
     let bar = progress_bar(req.params.tile_count());
     // Scratch space beside the output: the embedded render's tiles and
     // outputs (on the same filesystem, so the outputs are linked into place,
@@ -75,27 +102,75 @@ async fn run(req: &cli::Request) -> Result<()> {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let (manifest, workers, submitted) = match &req.mode {
+    let profile = profile(&req.params).await;
+    let (manifest, workers, submitted, estimate, actual) = match &req.mode {
         Mode::Embedded { workers } => {
-            let r = render_embedded(&req.params, *workers, &scratch_parent, |done| {
-                bar.set_position(done)
-            })
+            let estimate = Estimate::embedded(&profile, *workers);
+            let submission = Submission {
+                submitted_ms: unix_ms(),
+                estimate,
+                deployment: None,
+            };
+            let r = render_embedded(
+                &req.params,
+                *workers,
+                &scratch_parent,
+                Some(&submission),
+                |done| bar.set_position(done),
+            )
             .await?;
             bar.finish_and_clear();
+            let actual = Actual::embedded(&r.manifest, started.elapsed().as_secs_f64());
             write_outputs(r.store(), &r.manifest, req, &scratch_parent).await?;
-            (r.manifest, workers.to_string(), None)
+            if let Some(path) = &req.report {
+                download_report(r.store(), &r.manifest, path).await?;
+            }
+            let workers = workers.to_string();
+            (r.manifest, workers, None, submission.estimate, actual)
         }
-        Mode::Cancel { bucket, job } => return cloud::cancel_job(bucket, job, req.json).await,
         Mode::Cloud {
             bucket,
             job,
             fresh,
             wait,
+            max_cost,
         } => {
             let cloud = cloud::connect(bucket).await?;
+            // A job the functions cannot finish within their timeout or
+            // memory, or above the budget, is refused before any write.
+            cloud.deployment.check_capacity(&req.params)?;
+            let estimate = Estimate::lambda(&profile, &cloud.deployment, req.counts_out.is_some());
+            let cost = estimate.cost.as_ref().map_or(0.0, |c| c.total);
+            if let Some(max) = max_cost
+                && cost > *max
+            {
+                print_estimate(&estimate, req.json);
+                return Err(UsageError {
+                    flag: "max-cost".to_string(),
+                    message: format!(
+                        "the job is estimated to cost ${cost:.4}, more than --max-cost ${max}; \
+                         nothing was submitted"
+                    ),
+                }
+                .into());
+            }
+            let submission = Submission {
+                submitted_ms: unix_ms(),
+                estimate,
+                deployment: Some(cloud.deployment.clone()),
+            };
+            let submit_started = Instant::now();
             let announce = wait.is_some() && !req.json;
-            let submitted =
-                cloud::submit_job(&cloud, req, job.clone(), *fresh, announce, &bar).await?;
+            let submitted = cloud::submit_job(
+                &cloud,
+                req,
+                job.clone(),
+                *fresh,
+                announce,
+                &bar,
+                &submission,
+            )
+            .await?;
             let Some(wait) = wait else {
                 match req.json {
                     true => println!("{}", json!({ "submitted": Enqueued::from(&submitted) })),
@@ -104,10 +179,30 @@ async fn run(req: &cli::Request) -> Result<()> {
                 return Ok(());
             };
             let manifest = cloud::wait(&cloud, &submitted.job, &req.params, wait, &bar).await?;
+            let waited = submit_started.elapsed().as_secs_f64();
             bar.finish_and_clear();
             write_outputs(&*cloud.store, &manifest, req, &scratch_parent).await?;
-            (manifest, "remote".to_string(), Some(submitted))
+            let stats = read_stats(&*cloud.store, &manifest.job).await?;
+            let actual = Actual::lambda(
+                &manifest,
+                &stats,
+                &cloud.deployment,
+                waited,
+                req.counts_out.is_some(),
+            );
+            let store = &*cloud.store;
+            if let Some(path) = &req.report {
+                download_report(store, &manifest, path).await?;
+            }
+            (
+                manifest,
+                "remote".to_string(),
+                Some(submitted),
+                submission.estimate,
+                actual,
+            )
         }
+        _ => unreachable!("handled above"),
     };
 
     let secs = started.elapsed().as_secs_f64();
@@ -126,7 +221,10 @@ async fn run(req: &cli::Request) -> Result<()> {
             peak_memory_mib: peak_mib,
             image: &req.out,
             counts: req.counts_out.as_deref(),
+            report: req.report.as_deref(),
             submitted: submitted.as_ref().map(Enqueued::from),
+            estimate: &estimate,
+            actual: &actual,
         };
         println!("{}", serde_json::to_string(&summary).expect("serialises"));
         return Ok(());
@@ -145,6 +243,82 @@ async fn run(req: &cli::Request) -> Result<()> {
         gits = m.iterations as f64 / secs / 1e9,
         out = req.out.display(),
     );
+    let cost = |c: &Option<Cost>| {
+        c.as_ref()
+            .map(|c| format!(", ${:.4}", c.total))
+            .unwrap_or_default()
+    };
+    println!(
+        "estimated {:.2} s, {:.2} G iterations{}; took {:.2} s, {:.2} G iterations{}",
+        estimate.seconds,
+        estimate.iterations as f64 / 1e9,
+        cost(&estimate.cost),
+        actual.seconds,
+        actual.iterations as f64 / 1e9,
+        cost(&actual.cost),
+    );
+    Ok(())
+}
+
+/// Samples the job through the kernel (tens of milliseconds of every core).
+async fn profile(params: &RenderParams) -> Profile {
+    let params = *params;
+    tokio::task::spawn_blocking(move || estimate::profile(&params))
+        .await
+        .expect("sampling panicked")
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `--estimate`, or the estimate a `--max-cost` refusal shows.
+fn print_estimate(e: &Estimate, json: bool) {
+    if json {
+        println!("{}", json!({ "estimate": e }));
+        return;
+    }
+    let place = match e.target {
+        Target::Embedded => format!("embedded on {} workers", e.workers),
+        Target::Lambda => format!("on Lambda, {} workers at once", e.workers),
+    };
+    println!(
+        "estimate {place}: {its:.3} G iterations, {secs:.2} s ({core:.2} s of kernel on one core here; \
+         sampled {px} pixels in {ms:.0} ms, {kernel})",
+        its = e.iterations as f64 / 1e9,
+        secs = e.seconds,
+        core = e.core_seconds,
+        px = e.sample.pixels,
+        ms = e.sample.milliseconds,
+        kernel = e.sample.kernel,
+    );
+    if let Some(c) = &e.cost {
+        println!(
+            "cost ${:.4}: Lambda compute ${:.4}, Lambda requests ${:.4}, S3 ${:.4}, SQS ${:.4}, \
+             data out ${:.4}, storage ${:.4} (AWS list prices, us-east-1)",
+            c.total,
+            c.lambda_compute,
+            c.lambda_requests,
+            c.s3_requests,
+            c.sqs_requests,
+            c.transfer_out,
+            c.storage
+        );
+    }
+}
+
+/// Copies the job's report to `path`.
+async fn download_report(
+    store: &dyn ObjectStore,
+    manifest: &ResultManifest,
+    path: &Path,
+) -> Result<()> {
+    store
+        .download(&manifest.job.report_key(), path)
+        .await
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
@@ -165,8 +339,12 @@ struct Summary<'a> {
     peak_memory_mib: Option<u64>,
     image: &'a Path,
     counts: Option<&'a Path>,
+    report: Option<&'a Path>,
     /// What the submission sent (cloud only).
     submitted: Option<Enqueued<'a>>,
+    /// What was predicted before it ran, and what it took.
+    estimate: &'a Estimate,
+    actual: &'a Actual,
 }
 
 /// A submission, as `--json` reports it.

@@ -279,7 +279,10 @@ async fn list_by_prefix(store: &dyn ObjectStore, root: &str) {
         "list_children must name each folder under the prefix once, sorted"
     );
     assert_eq!(
-        store.list_children(&format!("{root}/list/x/")).await.unwrap(),
+        store
+            .list_children(&format!("{root}/list/x/"))
+            .await
+            .unwrap(),
         ["sub"],
         "a key right under the prefix is not a folder"
     );

@@ -17,10 +17,10 @@ use crate::job::ResultManifest;
 use crate::memory::MemoryQueue;
 use crate::poller::{PollConfig, one_at_a_time, poll};
 use crate::queue::Queue;
+use crate::report::Submission;
 use crate::spill::SpillStore;
 use crate::stitch::handle_stitch_delivery;
 use crate::store::ObjectStore;
-use crate::report::Submission;
 use crate::submit::{WaitPolicy, submit_recorded, wait_for_result};
 use crate::worker::TileWorker;
 

@@ -134,13 +134,22 @@ fn sample(grid: &RenderParams) -> Vec<Measured> {
                         kernel::render_tile_into(grid, tile, &mut counts);
                         let seconds = started.elapsed().as_secs_f64();
                         let iterations = kernel::brute_force_iterations(&counts, grid.max_iter);
-                        done.push((i, Measured { seconds, iterations }));
+                        done.push((
+                            i,
+                            Measured {
+                                seconds,
+                                iterations,
+                            },
+                        ));
                     }
                     done
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("sampling panicked")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("sampling panicked"))
+            .collect()
     });
     for (i, m) in parts.into_iter().flatten() {
         measured[i] = m;
@@ -415,8 +424,8 @@ impl Estimate {
             .tile_seconds
             .iter()
             .map(|s| s + MODEL.embedded_tile_overhead_s);
-        let seconds = schedule(std::iter::repeat_n(0.0, lanes), tiles)
-            + stitch_seconds(&profile.params, 1.0);
+        let seconds =
+            schedule(std::iter::repeat_n(0.0, lanes), tiles) + stitch_seconds(&profile.params, 1.0);
         Estimate::of(profile, Target::Embedded, workers as u64, seconds)
     }
 
@@ -443,7 +452,9 @@ impl Estimate {
             })
             .collect();
         let invocations = batches.len() as u64;
-        let lanes = u64::from(fleet.worker_max_concurrency).min(invocations).max(1);
+        let lanes = u64::from(fleet.worker_max_concurrency)
+            .min(invocations)
+            .max(1);
         // Lane k opens once the trigger has scaled to k + 1 invocations.
         let opens = (0..lanes).map(|k| {
             let waiting = k.saturating_sub(u64::from(MODEL.initial_concurrency));

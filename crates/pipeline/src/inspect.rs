@@ -72,7 +72,10 @@ pub enum StitchState {
     /// Every tile is in; no stitch has started yet.
     Due,
     /// Started (delivery `attempt`), `age_seconds` ago.
-    Running { attempt: u32, age_seconds: f64 },
+    Running {
+        attempt: u32,
+        age_seconds: f64,
+    },
     Finished,
 }
 
@@ -122,9 +125,10 @@ async fn summary(store: &dyn ObjectStore, job: &JobId) -> Result<JobSummary, Pip
         }
     };
     let submitted_ms = submission.as_ref().map(|s| s.submitted_ms);
-    let seconds = result.as_ref().zip(submitted_ms).map(|(m, at)| {
-        (m.stitch_started_ms + m.stitch_us / 1000).saturating_sub(at) as f64 / 1e3
-    });
+    let seconds = result
+        .as_ref()
+        .zip(submitted_ms)
+        .map(|(m, at)| (m.stitch_started_ms + m.stitch_us / 1000).saturating_sub(at) as f64 / 1e3);
     Ok(JobSummary {
         job: job.clone(),
         params,
@@ -163,7 +167,9 @@ pub async fn job_status(store: &dyn ObjectStore, job: &JobId) -> Result<JobStatu
         .filter(|f| matches!(f.what, crate::job::Failed::Tile(_)))
         .count() as u64;
     if summary.state != JobState::Finished {
-        summary.stored = tiles::stored_tiles(store, job, &summary.params).await?.len() as u64;
+        summary.stored = tiles::stored_tiles(store, job, &summary.params)
+            .await?
+            .len() as u64;
     }
     let stitch = match summary.state {
         JobState::Finished => StitchState::Finished,

@@ -37,9 +37,9 @@
 
 pub mod conformance;
 pub mod deployment;
-pub mod estimate;
 pub mod embedded;
 mod error;
+pub mod estimate;
 pub mod events;
 pub mod faults;
 pub mod fs;

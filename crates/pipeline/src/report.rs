@@ -72,7 +72,8 @@ th:first-child, td:first-child {{ text-align: left; }}
 .overlay {{ position: relative; display: inline-block; }}
 .overlay img, .overlay svg {{ display: block; width: 512px; height: 512px; image-rendering: pixelated; }}
 .overlay svg {{ position: absolute; top: 0; left: 0; }}
-.pair {{ display: flex; gap: 2em; flex-wrap: wrap; }}
+.pair {{ display: flex; gap: 2em; flex-wrap: wrap; }} figure {{ margin: 0; }}
+#timeline {{ width: 100%; height: auto; }}
 small {{ color: #666; }}
 </style></head><body>
 <h1>{title}</h1>
@@ -89,12 +90,15 @@ small {{ color: #666; }}
         y1 = m.params.viewport.ymax,
     );
     let data = base64::engine::general_purpose::STANDARD.encode(picture);
+    let heat = heat_map(m, stats);
     let _ = write!(
         page,
         r#"<div class="pair"><figure><div class="overlay"><img id="picture" alt="the picture" src="data:image/png;base64,{data}"></div><figcaption>The picture</figcaption></figure>
-<figure><div class="overlay"><img alt="" src="data:image/png;base64,{data}">{heat}</div><figcaption>Compute time per tile over the picture (dark: fast, bright: slow)</figcaption></figure></div>
+<figure><div class="overlay"><img alt="" src="data:image/png;base64,{data}">{heat}</div><figcaption>Kernel time per tile over the picture: dark {lo:.1} ms, bright {hi:.1} ms</figcaption></figure></div>
 "#,
-        heat = heat_map(m, stats),
+        heat = heat.svg,
+        lo = heat.min_ms,
+        hi = heat.max_ms,
     );
     page.push_str("<h2>Timeline</h2>\n");
     page.push_str(&timeline(m, stats));
@@ -106,9 +110,17 @@ small {{ color: #666; }}
     page
 }
 
-/// The heat map: an SVG grid of compute time, row 0 (lowest imaginary
-/// part) at the bottom as in the picture.
-fn heat_map(m: &ResultManifest, stats: &[TileStat]) -> String {
+/// The heat map's SVG and the range of its scale.
+struct HeatMap {
+    svg: String,
+    min_ms: f64,
+    max_ms: f64,
+}
+
+/// The heat map: an SVG grid of kernel time, row 0 (lowest imaginary
+/// part) at the bottom as in the picture, scaled from the fastest cell
+/// (dark) to the slowest (bright).
+fn heat_map(m: &ResultManifest, stats: &[TileStat]) -> HeatMap {
     let tiles = m.params.tiles_per_side;
     let cells = tiles.min(HEAT_CELLS);
     let mut sum = vec![0.0f64; (cells * cells) as usize];
@@ -125,6 +137,7 @@ fn heat_map(m: &ResultManifest, stats: &[TileStat]) -> String {
         .map(|(s, &n)| if n == 0 { 0.0 } else { s / f64::from(n) })
         .collect();
     let top = mean.iter().copied().fold(0.0, f64::max).max(1.0);
+    let bottom = mean.iter().copied().fold(f64::INFINITY, f64::min).min(top);
     let lut = Colormap::Magma.lut();
     let mut svg = format!(
         r#"<svg id="heatmap" viewBox="0 0 {cells} {cells}" preserveAspectRatio="none" shape-rendering="crispEdges" opacity="0.75">"#
@@ -132,7 +145,8 @@ fn heat_map(m: &ResultManifest, stats: &[TileStat]) -> String {
     for row in 0..cells {
         for col in 0..cells {
             let v = mean[(row * cells + col) as usize];
-            let [r, g, b] = lut[((v / top) * 255.0).round() as usize];
+            let level = (v - bottom) / (top - bottom).max(1.0);
+            let [r, g, b] = lut[(level * 255.0).round() as usize];
             let y = cells - 1 - row;
             let _ = write!(
                 svg,
@@ -142,7 +156,11 @@ fn heat_map(m: &ResultManifest, stats: &[TileStat]) -> String {
         }
     }
     svg.push_str("</svg>");
-    svg
+    HeatMap {
+        svg,
+        min_ms: bottom / 1e3,
+        max_ms: top / 1e3,
+    }
 }
 
 /// One bar of the timeline: a run of tiles back to back on one core, or a
@@ -168,10 +186,7 @@ fn timeline(m: &ResultManifest, stats: &[TileStat]) -> String {
         .map(|s| s.boot_ms.max(1).min(s.batch_ms.max(1)).min(s.started_ms) as f64)
         .fold(f64::INFINITY, f64::min);
     let stitch_end = (m.stitch_started_ms + m.stitch_us / 1000) as f64;
-    let t1 = stats
-        .iter()
-        .map(|s| end_of(s))
-        .fold(stitch_end, f64::max);
+    let t1 = stats.iter().map(|s| end_of(s)).fold(stitch_end, f64::max);
     let span = (t1 - t0).max(1.0);
     let unit = span / WIDTH;
     // Each worker's tiles by start; each to its first free core.
@@ -289,20 +304,39 @@ fn throughput(m: &ResultManifest, actual: Option<&Actual>) -> String {
     let compute_s = m.compute_us_total as f64 / 1e6;
     let mut rows = vec![
         ("tiles".to_string(), m.tiles.to_string()),
-        ("iterations (brute force)".to_string(), format!("{:.3} G", m.iterations as f64 / 1e9)),
-        ("kernel time, all tiles".to_string(), format!("{compute_s:.2} s")),
         (
-            "kernel rate per core".to_string(),
-            format!("{:.2} G iterations/s", m.iterations as f64 / compute_s.max(1e-9) / 1e9),
+            "iterations (brute force)".to_string(),
+            format!("{:.3} G", m.iterations as f64 / 1e9),
         ),
-        ("stitch".to_string(), format!("{:.2} s", m.stitch_us as f64 / 1e6)),
+        (
+            "kernel time, all tiles".to_string(),
+            format!("{compute_s:.2} s"),
+        ),
+        (
+            "brute-force iterations per kernel second".to_string(),
+            format!(
+                "{:.2} G iterations/s",
+                m.iterations as f64 / compute_s.max(1e-9) / 1e9
+            ),
+        ),
+        (
+            "stitch".to_string(),
+            format!("{:.2} s", m.stitch_us as f64 / 1e6),
+        ),
     ];
     if let Some(a) = actual {
-        rows.push(("wall time, submit to result".to_string(), format!("{:.2} s", a.seconds)));
+        rows.push((
+            "wall time, submit to result".to_string(),
+            format!("{:.2} s", a.seconds),
+        ));
         let px = (m.width * m.height) as f64;
         rows.push((
             "throughput".to_string(),
-            format!("{:.1} Mpixel/s, {:.2} G iterations/s", px / a.seconds / 1e6, m.iterations as f64 / a.seconds / 1e9),
+            format!(
+                "{:.1} Mpixel/s, {:.2} G iterations/s",
+                px / a.seconds / 1e6,
+                m.iterations as f64 / a.seconds / 1e9
+            ),
         ));
     }
     table(&["", ""], rows.into_iter().map(|(a, b)| vec![a, b]))
@@ -314,7 +348,11 @@ fn costs(submission: Option<&Submission>, actual: Option<&Actual>) -> String {
     };
     let e = &s.estimate;
     let mut rows = vec![
-        vec!["wall time".to_string(), format!("{:.2} s", e.seconds), format!("{:.2} s", a.seconds)],
+        vec![
+            "wall time".to_string(),
+            format!("{:.2} s", e.seconds),
+            format!("{:.2} s", a.seconds),
+        ],
         vec![
             "iterations".to_string(),
             format!("{:.3} G", e.iterations as f64 / 1e9),
@@ -322,9 +360,7 @@ fn costs(submission: Option<&Submission>, actual: Option<&Actual>) -> String {
         ],
     ];
     if let (Some(ec), Some(ac)) = (&e.cost, &a.cost) {
-        let item = |name: &str, f: fn(&Cost) -> f64| {
-            vec![name.to_string(), usd(f(ec)), usd(f(ac))]
-        };
+        let item = |name: &str, f: fn(&Cost) -> f64| vec![name.to_string(), usd(f(ec)), usd(f(ac))];
         rows.push(item("Lambda compute", |c| c.lambda_compute));
         rows.push(item("Lambda requests", |c| c.lambda_requests));
         rows.push(item("S3 requests", |c| c.s3_requests));
@@ -333,7 +369,11 @@ fn costs(submission: Option<&Submission>, actual: Option<&Actual>) -> String {
         rows.push(item("storage for the retention period", |c| c.storage));
         rows.push(item("total", |c| c.total));
     } else {
-        rows.push(vec!["AWS cost".to_string(), usd(0.0), usd(0.0) + " (embedded)"]);
+        rows.push(vec![
+            "AWS cost".to_string(),
+            usd(0.0),
+            usd(0.0) + " (embedded)",
+        ]);
     }
     let mut html = table(&["", "estimate", "actual"], rows.into_iter());
     html.push_str(

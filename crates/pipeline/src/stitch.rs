@@ -13,6 +13,7 @@ use tracing::{info, warn};
 
 use crate::error::PipelineError;
 use crate::events;
+use crate::inspect::read_submission;
 use crate::job::{
     Failed, Failure, JobId, ResultManifest, StitchAttempt, StitchMessage, TileStat, hex,
 };
@@ -20,7 +21,6 @@ use crate::params_cache::load_params;
 use crate::queue::{Delivery, Queue};
 use crate::store::{Metadata, Object, ObjectStore, PutMode, PutOutcome, StoreError};
 use crate::tiles::{self, META_SHA256, put_tile, record_failure, tile_stat};
-use crate::inspect::read_submission;
 use crate::upload::{Appender, Prepender};
 
 /// How many tile GETs a stitch keeps in flight.
@@ -308,7 +308,7 @@ struct Band {
 }
 
 /// The report's picture: at most this many pixels a side.
-const THUMBNAIL_SIDE: usize = 1024;
+const THUMBNAIL_SIDE: usize = 512;
 
 /// Every `step`th pixel of every `step`th row of the image, top row first:
 /// the picture the report shows, gathered as the bands stream past.

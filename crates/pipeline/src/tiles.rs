@@ -80,12 +80,7 @@ pub async fn put_tile(
 /// The [`TileStat`] a tile blob's metadata records (what is missing reads
 /// as zero or empty).
 pub fn tile_stat(tile: TileId, metadata: &Metadata) -> TileStat {
-    let number = |name: &str| {
-        metadata
-            .get(name)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
+    let number = |name: &str| metadata.get(name).and_then(|v| v.parse().ok()).unwrap_or(0);
     TileStat {
         row: tile.row,
         col: tile.col,

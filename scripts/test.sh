@@ -5,7 +5,8 @@
 # localstack/up.sh) because the AWS adapters are tested against it, and
 # installs cargo-lambda and checkov (infra/tools.sh) and moto, which
 # enforces IAM (localstack/moto.sh); the tests that need
-# them fail, never skip, if they are not there. One build profile (release)
+# them fail, never skip, if they are not there; and Chromium for the
+# browser tests (scripts/browser.sh). One build profile (release)
 # for everything, so the kernel tests run fast and nothing compiles twice.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +16,8 @@ eval "$(localstack/up.sh)"
 eval "$(infra/tools.sh)"
 # moto, the local cloud that enforces IAM (tests/iam_e2e.rs starts it).
 eval "$(localstack/moto.sh)"
+# Debian's Chromium and ChromeDriver, for the browser tests.
+eval "$(scripts/browser.sh)"
 # The end-to-end tests run the workspace's binaries, which `cargo test`
 # alone does not build for packages without integration tests. Building
 # --all-targets (not just --bins) resolves features exactly as the test run

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
+pub mod chrome;
 pub mod lane;
 pub mod moto;
 pub mod terraform;

@@ -102,6 +102,28 @@ fn bad_input_exits_2_with_one_line_and_writes_nothing() {
             &["--restitch-after", "5"],
             "--restitch-after: --restitch-after needs --bucket",
         ),
+        (
+            &["--max-cost", "1"],
+            "--max-cost: --max-cost needs --bucket",
+        ),
+        (&["--list"], "--list: --list needs --bucket"),
+        (&["--status", "abc"], "--status: --status needs --bucket"),
+        (
+            &["--bucket", "b", "--max-cost", "0"],
+            "--max-cost: max-cost must be a positive number of US dollars, got 0",
+        ),
+        (
+            &["--bucket", "b", "--max-cost", "nan"],
+            "--max-cost: max-cost must be a positive number",
+        ),
+        (
+            &["--bucket", "b", "--no-wait", "--report", "r.html"],
+            "--report: --report needs the job's result",
+        ),
+        (
+            &["--report", "no/such/dir/r.html"],
+            "--report: folder no/such/dir does not exist",
+        ),
     ];
     for (args, want) in cases {
         let out = run(dir.path(), args);
@@ -122,10 +144,104 @@ fn bad_input_exits_2_with_one_line_and_writes_nothing() {
             files_in(dir.path())
         );
     }
-    // clap's own parse errors (a negative count) also exit 2 and write nothing.
-    let out = run(dir.path(), &["--max-iter", "-5"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(files_in(dir.path()).is_empty());
+    // clap's own parse errors (a negative count, two actions at once)
+    // also exit 2 and write nothing.
+    for args in [
+        &["--max-iter", "-5"][..],
+        &["--bucket", "b", "--estimate", "--list"],
+        &["--bucket", "b", "--status", "abc", "--cancel", "abc"],
+    ] {
+        let out = run(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(files_in(dir.path()).is_empty());
+    }
+}
+
+/// `--estimate` samples the job and writes nothing; its prediction of the
+/// default job's iterations is within 2 % of the render's, and of its wall
+/// time within a factor of two (the estimate is checked loosely here: the
+/// benchmark measures its error).
+#[test]
+fn estimate_predicts_the_job_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), &["--estimate", "--json", "--workers", "2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        files_in(dir.path()).is_empty(),
+        "{:?}",
+        files_in(dir.path())
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let e = &doc["estimate"];
+    assert_eq!(e["target"], "embedded");
+    assert_eq!(e["tiles"], 256);
+    assert_eq!(e["workers"], 2);
+    assert_eq!(e["cost"], serde_json::Value::Null);
+    assert!(e["sample"]["pixels"].as_u64().unwrap() >= 4096);
+
+    let rendered = run(dir.path(), &["--json", "--workers", "2"]);
+    assert!(rendered.status.success());
+    let r: serde_json::Value = serde_json::from_slice(&rendered.stdout).unwrap();
+    let (predicted, actual) = (
+        e["iterations"].as_f64().unwrap(),
+        r["iterations"].as_f64().unwrap(),
+    );
+    assert!(
+        (predicted / actual - 1.0).abs() < 0.02,
+        "predicted {predicted} iterations, the render ran {actual}"
+    );
+    // The summary carries its own estimate and the actual figures.
+    assert_eq!(r["actual"]["iterations"], r["iterations"]);
+    assert!(r["estimate"]["seconds"].as_f64().unwrap() > 0.0);
+    let ratio =
+        r["estimate"]["seconds"].as_f64().unwrap() / r["actual"]["seconds"].as_f64().unwrap();
+    assert!((0.5..2.0).contains(&ratio), "estimate/actual time {ratio}");
+}
+
+/// `--report` writes one self-contained page: the picture inline, the
+/// timeline and the heat map as SVG, nothing fetched from elsewhere.
+#[test]
+fn report_is_one_self_contained_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &[
+            "--tiles-per-side",
+            "4",
+            "--tile-pixels",
+            "32",
+            "--max-iter",
+            "200",
+            "--report",
+            "r.html",
+            "--json",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["report"], "r.html");
+    let html = std::fs::read_to_string(dir.path().join("r.html")).unwrap();
+    for part in [
+        "<svg id=\"timeline\"",
+        "<svg id=\"heatmap\"",
+        "src=\"data:image/png;base64,",
+        "class=\"tile\"",
+        "Cost and time against the estimate",
+    ] {
+        assert!(html.contains(part), "the report lacks {part:?}");
+    }
+    // A cell per tile in the heat map, and nothing loaded from a network.
+    assert_eq!(html.matches("<rect x=").count(), 16);
+    assert!(!html.contains("http://") && !html.contains("https://"));
+    assert!(!html.contains("<script"));
 }
 
 #[test]

@@ -3,7 +3,9 @@
 //! Usage: `mandel-bench [--quick] [--python PATH]`, or
 //! `mandel-bench --kernel-only TILES_PER_SIDE TILE_PIXELS MAX_ITER`: the
 //! kernel alone over every tile of that job (default viewport) on every
-//! core, nothing stored, the baseline of a whole render's wall time.
+//! core, nothing stored, the baseline of a whole render's wall time; or
+//! `mandel-bench --estimator`: the estimate of four jobs against their
+//! embedded renders (the estimator's error).
 //! Numbers, never assertions: compare them with the targets yourself.
 
 use std::io::Cursor;
@@ -41,6 +43,9 @@ fn main() -> Result<()> {
         };
         job.validate()?;
         return kernel_only(&job, cores);
+    }
+    if args.iter().any(|a| a == "--estimator") {
+        return estimator(cores);
     }
 
     println!(
@@ -370,5 +375,67 @@ fn kernel_only(p: &RenderParams, cores: usize) -> Result<()> {
         p.max_iter,
         brute.load(Ordering::Relaxed) as f64 / secs / 1e9
     );
+    Ok(())
+}
+
+/// The estimator's error: four 4096² jobs (16×16 tiles, max_iter 2000)
+/// estimated, then rendered embedded on every core, twice each (the
+/// faster render counts).
+fn estimator(cores: usize) -> Result<()> {
+    use mandel_pipeline::estimate::{Estimate, profile};
+    let views = [
+        ("default view", "-0.745,-0.735,0.105,0.115"),
+        ("whole set", "-2.5,1,-1.75,1.75"),
+        (
+            "deep boundary zoom",
+            "-0.7436447860,-0.7436437860,0.1318252536,0.1318262536",
+        ),
+        ("interior-heavy (period-3 bulb)", "-0.2,-0.05,0.67,0.82"),
+    ];
+    println!(
+        "# estimator, {cores} workers, kernel {}",
+        Level::selected().name()
+    );
+    println!(
+        "{:<32} {:>9} {:>13} {:>13} {:>8} {:>10} {:>10} {:>8}",
+        "view", "sample ms", "est. G its", "actual G its", "error", "est. s", "actual s", "error"
+    );
+    let rt = tokio::runtime::Runtime::new()?;
+    let scratch = tempfile::tempdir_in(".")?;
+    for (name, view) in views {
+        let v: Vec<f64> = view.split(',').map(|x| x.parse().unwrap()).collect();
+        let params = RenderParams {
+            viewport: mandel_core::Viewport::from([v[0], v[1], v[2], v[3]]),
+            ..RenderParams::default()
+        };
+        let profiled = profile(&params);
+        let e = Estimate::embedded(&profiled, cores);
+        let mut best = f64::INFINITY;
+        let mut iterations = 0;
+        for _ in 0..2 {
+            let t = Instant::now();
+            let r = rt.block_on(mandel_pipeline::render_embedded(
+                &params,
+                cores,
+                scratch.path(),
+                None,
+                |_| {},
+            ))?;
+            best = best.min(t.elapsed().as_secs_f64());
+            iterations = r.manifest.iterations;
+        }
+        let error = |est: f64, actual: f64| format!("{:+.1}%", (est / actual - 1.0) * 100.0);
+        println!(
+            "{:<32} {:>9.1} {:>13.3} {:>13.3} {:>8} {:>10.2} {:>10.2} {:>8}",
+            name,
+            e.sample.milliseconds,
+            e.iterations as f64 / 1e9,
+            iterations as f64 / 1e9,
+            error(e.iterations as f64, iterations as f64),
+            e.seconds,
+            best,
+            error(e.seconds, best),
+        );
+    }
     Ok(())
 }

@@ -56,23 +56,41 @@ impl Profile {
 }
 
 /// Samples `params` (valid ones) with the real kernel, on every core.
+///
+/// Two grids over the job's view: one with as many tiles as the job (up
+/// to one per sample pixel) gives each tile's share of the work (its
+/// executed iterations plus its pixels) and the image's iterations; one
+/// with tiles of at least [`CALIBRATION_TILE`] pixels a side is timed, so
+/// the seconds per unit of work are not swamped by the fixed cost of
+/// rendering a tiny tile.
 pub fn profile(params: &RenderParams) -> Profile {
     let started = Instant::now();
-    let mut grid = coarse_grid(params, COARSE_SAMPLE_SIDE);
-    let mut measured = sample(&grid);
-    let coarse_secs: f64 = measured.iter().map(|t| t.seconds).sum();
-    let fine = coarse_grid(params, FINE_SAMPLE_SIDE);
-    let growth = fine.image_side() as f64 / grid.image_side() as f64;
-    if fine != grid && coarse_secs * growth * growth <= SAMPLE_BUDGET_SECS {
-        grid = fine;
-        measured = sample(&grid);
+    let mut side = COARSE_SAMPLE_SIDE;
+    let mut timed = sample(&calibration_grid(params, side));
+    let growth = (FINE_SAMPLE_SIDE / COARSE_SAMPLE_SIDE).pow(2) as f64;
+    let coarse_secs: f64 = timed.iter().map(|t| t.seconds).sum();
+    if params.image_side() > u64::from(side) && coarse_secs * growth <= SAMPLE_BUDGET_SECS {
+        side = FINE_SAMPLE_SIDE;
+        timed = sample(&calibration_grid(params, side));
     }
+    // Each tile's fastest of three timings: a shared machine's noise (an
+    // interrupt, another process) only ever adds time.
+    for _ in 0..2 {
+        let again = sample(&calibration_grid(params, side));
+        for (t, a) in timed.iter_mut().zip(again) {
+            t.seconds = t.seconds.min(a.seconds);
+        }
+    }
+    let seconds_per_work = timed.iter().map(|t| t.seconds).sum::<f64>()
+        / timed.iter().map(|t| t.work).sum::<u64>().max(1) as f64;
+    let grid = coarse_grid(params, side);
+    let measured = sample(&grid);
     let sample_pixels = grid.image_side() * grid.image_side();
     let iterations: u64 = measured.iter().map(|t| t.iterations).sum();
     let pixels = params.image_side() * params.image_side();
     let scale = pixels as f64 / sample_pixels as f64;
-    // Each real tile takes the per-pixel time of the coarse tile its
-    // centre falls in.
+    // Each real tile has the work per pixel of the coarse tile its centre
+    // falls in.
     let (coarse_tiles, tiles) = (grid.tiles_per_side, params.tiles_per_side);
     let coarse_pixels = grid.pixels_per_tile() as f64;
     let per_tile = params.pixels_per_tile() as f64;
@@ -83,7 +101,7 @@ pub fn profile(params: &RenderParams) -> Profile {
                 ((2 * u64::from(i) + 1) * u64::from(coarse_tiles) / (2 * u64::from(tiles))) as u32
             };
             let c = &measured[(at(t.row) * coarse_tiles + at(t.col)) as usize];
-            c.seconds / coarse_pixels * per_tile
+            c.work as f64 / coarse_pixels * per_tile * seconds_per_work
         })
         .collect();
     Profile {
@@ -95,6 +113,10 @@ pub fn profile(params: &RenderParams) -> Profile {
         kernel: kernel::Level::selected().name(),
     }
 }
+
+/// The smallest side of a timed sample tile: at 32² pixels the fixed cost
+/// of a tile (its coordinates, its buffer, the clock) is under a percent.
+const CALIBRATION_TILE: u32 = 32;
 
 /// The same view and iterations at an image side of about `side` pixels,
 /// with as many tiles as the job has, up to one per pixel.
@@ -108,11 +130,41 @@ fn coarse_grid(params: &RenderParams, side: u32) -> RenderParams {
     }
 }
 
-/// One coarse tile, measured.
+/// Like [`coarse_grid`], with tiles of at least [`CALIBRATION_TILE`]
+/// pixels a side (or one tile, if the image is smaller).
+fn calibration_grid(params: &RenderParams, side: u32) -> RenderParams {
+    let side = (params.image_side() as u32).min(side);
+    let tiles = params.tiles_per_side.min(side / CALIBRATION_TILE).max(1);
+    RenderParams {
+        tiles_per_side: tiles,
+        tile_pixels: side / tiles,
+        ..*params
+    }
+}
+
+/// One coarse tile, measured: its seconds, its brute-force iterations and
+/// its work (executed iterations plus pixels: a pixel the shortcuts skip
+/// still costs its coordinates and its store).
 #[derive(Clone, Copy, Default)]
 struct Measured {
     seconds: f64,
     iterations: u64,
+    work: u64,
+}
+
+/// A tile's work: the iterations of the pixels the interior shortcut
+/// does not settle, plus one per pixel.
+fn work_of(grid: &RenderParams, tile: TileId, counts: &[u16]) -> u64 {
+    let axes = grid.tile_axes(tile);
+    let mut work = counts.len() as u64;
+    for (row, &y) in counts.chunks_exact(axes.xs.len()).zip(&axes.ys) {
+        for (&c, &x) in row.iter().zip(&axes.xs) {
+            if !kernel::surely_interior(x, y) {
+                work += (u64::from(c) + 1).min(u64::from(grid.max_iter));
+            }
+        }
+    }
+    work
 }
 
 /// Renders every tile of `grid`, timing each on its own core.
@@ -134,11 +186,13 @@ fn sample(grid: &RenderParams) -> Vec<Measured> {
                         kernel::render_tile_into(grid, tile, &mut counts);
                         let seconds = started.elapsed().as_secs_f64();
                         let iterations = kernel::brute_force_iterations(&counts, grid.max_iter);
+                        let work = work_of(grid, tile, &counts);
                         done.push((
                             i,
                             Measured {
                                 seconds,
                                 iterations,
+                                work,
                             },
                         ));
                     }
@@ -162,12 +216,12 @@ fn sample(grid: &RenderParams) -> Vec<Measured> {
 #[derive(Clone, Copy, Debug)]
 pub struct Model {
     /// Core seconds per tile outside the kernel in the embedded mode (the
-    /// queue, the scratch store, the row check): measured on the million
-    /// tiles job, whose kernel work is negligible.
+    /// queue, the scratch store, the row check), and the seconds of an
+    /// embedded run that are neither tiles nor stitch (the sample, the
+    /// scratch store, the workers starting).
     pub embedded_tile_overhead_s: f64,
-    /// Seconds per output pixel to stitch (PNG and `.npy`, two threads):
-    /// measured on the embedded 16384² and 32768² jobs against their
-    /// kernel time.
+    pub embedded_fixed_s: f64,
+    /// Seconds per output pixel to stitch (PNG and `.npy`, two threads).
     pub stitch_s_per_pixel: f64,
     /// A worker's cold start (Rust on `provided.al2023`, init and first
     /// poll): published measurements of Rust functions put the init at
@@ -197,8 +251,11 @@ pub struct Model {
 
 /// The model the estimates use.
 pub const MODEL: Model = Model {
-    embedded_tile_overhead_s: 40e-6,
-    stitch_s_per_pixel: 15e-9,
+    // Fitted to seven embedded jobs from 4096² to 32768² and from 256 to
+    // a million tiles (docs/cost.md), 2026-11-26.
+    embedded_tile_overhead_s: 25e-6,
+    embedded_fixed_s: 0.1,
+    stitch_s_per_pixel: 17e-9,
     cold_start_s: 0.25,
     initial_concurrency: 5,
     scale_per_s: 5.0,

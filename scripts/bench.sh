@@ -9,6 +9,8 @@ if [ ! -x .venv-bench/bin/python ]; then
 fi
 cargo build --release --workspace --all-targets
 cargo run --release -p mandel-bench -- --python .venv-bench/bin/python "$@"
+# The estimator's error on four views (docs/performance.md#estimator).
+target/release/mandel-bench --estimator
 
 # Peak memory (VmHWM) of whole embedded renders: the default job and the
 # 64×64-tile, 16384×16384 job. The orchestrator prints it in its summary.

@@ -351,10 +351,11 @@ impl Usage {
         let gb = |mb: u32| f64::from(mb) / 1024.0;
         let worker_seconds = s.worker_seconds + s.cold_starts as f64 * MODEL.cold_start_s;
         let parts = |bytes: u64| bytes.div_ceil(crate::upload::PART_SIZE as u64).max(1);
-        // Client: submit (params PUT, a listing per 1000 tiles, cancel
-        // marker and failure cleanup), then a poll every 250 ms per 1000
-        // tiles (one listing; over 1000 tiles, `rows/`, `failed/` and two
-        // HEADs), then result.json and the outputs.
+        // Client: submit (params and estimate PUTs, a listing of the
+        // failure records, a listing per 1000 tiles; deletes are free),
+        // then a poll every 250 ms per 1000 tiles (one listing; over 1000
+        // tiles, `rows/`, `failed/` and two HEADs), then result.json,
+        // stats.json and the outputs.
         let thousands = s.tiles.div_ceil(1000);
         let polls = (s.wait_seconds / (0.25 * thousands as f64)).ceil() as u64;
         let (poll_lists, poll_heads) = if s.tiles <= 1000 {
@@ -362,17 +363,18 @@ impl Usage {
         } else {
             (2 * polls, 2 * polls)
         };
-        let client_put = 1 + thousands + 1 + poll_lists;
-        let client_get = 3 + poll_heads + 2;
+        let client_put = 2 + 1 + thousands + poll_lists;
+        let client_get = 2 + poll_heads + 2;
         // Workers: per invocation a cancel HEAD and a listing per row
         // written to; per tile its PUT; per row its marker and a listing
         // of the markers.
         let worker_put = s.tiles + s.rows_touched + 2 * s.rows;
         let worker_get = s.invocations;
-        // Stitch: two HEADs, params, the marker, `rows/`, every tile, and
-        // two multipart uploads.
-        let stitch_put = 2 + 3 + parts(s.image_bytes) + parts(s.counts_bytes) + 3;
-        let stitch_get = 3 + s.tiles;
+        // Stitch: its marker, a listing of `rows/`, two multipart uploads
+        // (start, parts, complete), stats.json, report.html and
+        // result.json; two HEADs, params, estimate.json and every tile.
+        let stitch_put = 2 + 2 * 2 + parts(s.image_bytes) + parts(s.counts_bytes) + 3;
+        let stitch_get = 4 + s.tiles;
         Usage {
             lambda_gb_seconds: worker_seconds * gb(deployment.worker.memory_mb)
                 + (s.stitch_seconds + MODEL.cold_start_s) * gb(deployment.stitch.memory_mb),
@@ -603,10 +605,19 @@ fn schedule(opens: impl Iterator<Item = f64>, jobs: impl Iterator<Item = f64>) -
     end
 }
 
-/// An `f64` ordered for the heap.
-#[derive(PartialEq, PartialOrd)]
+/// An `f64` totally ordered, for the heap.
 struct Seconds(f64);
+impl PartialEq for Seconds {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
 impl Eq for Seconds {}
+impl PartialOrd for Seconds {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 impl Ord for Seconds {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.0.total_cmp(&other.0)
@@ -702,5 +713,140 @@ impl Actual {
             cost: Some(usage.cost(&PRICES, &deployment.fleet.architecture)),
             usage: Some(usage),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deployment::{Fleet, FunctionLimits};
+
+    fn deployment() -> Deployment {
+        let limits = |timeout_secs, memory_mb| FunctionLimits {
+            timeout_secs,
+            memory_mb,
+        };
+        Deployment {
+            version: 1,
+            bucket: "b".into(),
+            region: "us-east-1".into(),
+            tiles_queue_url: String::new(),
+            tiles_dlq_url: String::new(),
+            stitch_queue_url: String::new(),
+            stitch_dlq_url: String::new(),
+            worker: limits(60, 3538),
+            stitch: limits(300, 4096),
+            fleet: Fleet::default(),
+        }
+    }
+
+    #[test]
+    fn tiles_are_list_scheduled_onto_lanes_as_they_open() {
+        let at_zero = |n| std::iter::repeat_n(0.0, n);
+        assert_eq!(schedule(at_zero(2), [3.0, 1.0, 1.0, 1.0].into_iter()), 3.0);
+        assert_eq!(schedule(at_zero(1), [3.0, 1.0].into_iter()), 4.0);
+        // A lane that opens late takes work only once open.
+        assert_eq!(
+            schedule([0.0, 10.0].into_iter(), [1.0, 1.0].into_iter()),
+            2.0
+        );
+        assert_eq!(schedule(at_zero(4), std::iter::empty()), 0.0);
+    }
+
+    #[test]
+    fn the_sample_predicts_the_iterations_of_the_job() {
+        let params = RenderParams {
+            tiles_per_side: 8,
+            tile_pixels: 64,
+            max_iter: 500,
+            ..RenderParams::default()
+        };
+        let p = profile(&params);
+        let actual: u64 = params
+            .tiles()
+            .map(|t| kernel::brute_force_iterations(&kernel::render_tile(&params, t), 500))
+            .sum();
+        assert!(
+            (p.iterations / actual as f64 - 1.0).abs() < 0.02,
+            "{} against {actual}",
+            p.iterations
+        );
+        assert_eq!(p.tile_seconds.len(), 64);
+        assert!(p.tile_seconds.iter().all(|&s| s > 0.0));
+    }
+
+    #[test]
+    fn a_finished_job_counts_its_batches_and_workers() {
+        let stat = |row, col, worker: &str, batch_ms, started_ms, compute_us| TileStat {
+            row,
+            col,
+            compute_us,
+            worker: worker.into(),
+            started_ms,
+            batch_ms,
+            boot_ms: 1,
+        };
+        let stats = [
+            stat(0, 0, "a", 1000, 1000, 5000),
+            stat(0, 1, "a", 1000, 1005, 5000),
+            stat(1, 0, "a", 2000, 2000, 1000),
+            stat(1, 1, "b", 1000, 1001, 20_000),
+        ];
+        let m = ResultManifest {
+            job: crate::job::JobId::parse("j").unwrap(),
+            params: RenderParams {
+                tiles_per_side: 2,
+                ..RenderParams::default()
+            },
+            width: 512,
+            height: 512,
+            tiles: 4,
+            image_key: String::new(),
+            counts_key: String::new(),
+            colormap: String::new(),
+            iterations: 0,
+            compute_us_total: 0,
+            stitch_us: 500_000,
+            stitch_started_ms: 0,
+            image_bytes: 1000,
+        };
+        let shape = JobShape::observed(&m, &stats, 2.0, false);
+        assert_eq!(shape.invocations, 3);
+        assert_eq!(shape.cold_starts, 2);
+        assert_eq!(shape.rows_touched, 3);
+        // Batches: a@1000 ends at 1010 ms, a@2000 at 2001, b@1000 at 1021.
+        let spans = 0.010 + 0.001 + 0.021 + 3.0 * 3.0 * MODEL.request_s;
+        assert!((shape.worker_seconds - spans).abs() < 1e-9, "{shape:?}");
+        let usage = Usage::of_job(&shape, &deployment());
+        assert_eq!(usage.lambda_requests, 4);
+        // Two sends of ten, a receive and a delete per invocation, the
+        // stitch message's three.
+        assert_eq!(usage.sqs_requests, 1 + 6 + 3);
+    }
+
+    #[test]
+    fn cost_is_the_sum_of_its_items_and_arm_seconds_are_cheaper() {
+        let usage = Usage {
+            lambda_gb_seconds: 100.0,
+            lambda_requests: 1_000_000,
+            s3_put_requests: 1000,
+            s3_get_requests: 1000,
+            sqs_requests: 1_000_000,
+            transfer_out_gb: 1.0,
+            storage_gb_months: 1.0,
+        };
+        let x86 = usage.cost(&PRICES, "x86_64");
+        assert!((x86.lambda_compute - 0.001_666_67).abs() < 1e-9);
+        assert!((x86.lambda_requests - 0.20).abs() < 1e-12);
+        assert!((x86.s3_requests - 0.0054).abs() < 1e-12);
+        assert!((x86.sqs_requests - 0.40).abs() < 1e-12);
+        let items = x86.lambda_compute
+            + x86.lambda_requests
+            + x86.s3_requests
+            + x86.sqs_requests
+            + x86.transfer_out
+            + x86.storage;
+        assert!((x86.total - items).abs() < 1e-12);
+        assert!(usage.cost(&PRICES, "arm64").lambda_compute < x86.lambda_compute);
     }
 }

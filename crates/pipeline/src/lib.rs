@@ -19,7 +19,9 @@
 //!
 //! Tile objects, row markers and failure records: [`tiles`]. Outputs too
 //! big for memory go up part by part: [`upload`]. Log event names other
-//! programs read: [`events`].
+//! programs read: [`events`]. What a job will take and cost, and what it
+//! took: [`estimate`]; its page for people: [`report`]; a bucket's jobs
+//! listed and inspected: [`inspect`].
 //!
 //! The protocol ([`job`]): a [`JobId`] is a content hash of the
 //! [`RenderParams`](mandel_core::RenderParams); the params are written once

@@ -331,7 +331,7 @@ impl Thumbnail {
     /// Takes its rows of a band whose first row is image row `first`.
     fn take(&mut self, band: &[u16], first: usize, side: usize) {
         for (y, row) in band.chunks_exact(side).enumerate().rev() {
-            if (first + y) % self.step == 0 {
+            if (first + y).is_multiple_of(self.step) {
                 self.counts.extend(row.iter().step_by(self.step));
             }
         }
@@ -530,4 +530,34 @@ async fn rerender(
     };
     put_tile(&**store, job, &counts, &stat).await?;
     Ok((counts, stat))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thumbnail_takes_every_step_th_pixel_top_row_first() {
+        // A 1030-pixel side: step 3 (at most 512 a side), 344 a side.
+        let side = 1030;
+        let mut thumb = Thumbnail::new(side);
+        assert_eq!((thumb.step, thumb.width), (3, 344));
+        let value = |x: usize, y: usize| ((x * 7 + y * 13) % 65536) as u16;
+        // Bands of 10 rows, top band first, as the stitch streams them.
+        for first in (0..side).step_by(10).collect::<Vec<_>>().into_iter().rev() {
+            let band: Vec<u16> = (first..first + 10)
+                .flat_map(|y| (0..side).map(move |x| value(x, y)))
+                .collect();
+            thumb.take(&band, first, side);
+        }
+        let rows: Vec<usize> = (0..side).step_by(3).rev().collect();
+        assert_eq!(thumb.counts.len(), rows.len() * 344);
+        for (i, &y) in rows.iter().enumerate() {
+            for (j, x) in (0..side).step_by(3).enumerate() {
+                assert_eq!(thumb.counts[i * 344 + j], value(x, y));
+            }
+        }
+        let png = thumb.encode(CountRange { min: 0, max: 65535 }).unwrap();
+        assert!(png.starts_with(b"\x89PNG"));
+    }
 }

@@ -10,15 +10,7 @@ use mandel_e2e::lane::Lane;
 use mandel_pipeline::{FunctionLimits, JobId};
 use serde_json::Value;
 
-/// Terraform's defaults (infra/variables.tf).
-const WORKER: FunctionLimits = FunctionLimits {
-    timeout_secs: 60,
-    memory_mb: 3538,
-};
-const STITCH: FunctionLimits = FunctionLimits {
-    timeout_secs: 300,
-    memory_mb: 4096,
-};
+use mandel_e2e::lane::{TERRAFORM_STITCH as STITCH, TERRAFORM_WORKER as WORKER};
 
 const SMALL: [&str; 6] = [
     "--tiles-per-side",

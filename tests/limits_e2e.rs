@@ -16,15 +16,7 @@ use mandel_e2e::lane::Lane;
 use mandel_e2e::{REFERENCE_IMAGE_SHA256, Running, counts_sha256, finish};
 use mandel_pipeline::FunctionLimits;
 
-/// Terraform's defaults (infra/variables.tf).
-const WORKER: FunctionLimits = FunctionLimits {
-    timeout_secs: 60,
-    memory_mb: 3538,
-};
-const STITCH: FunctionLimits = FunctionLimits {
-    timeout_secs: 300,
-    memory_mb: 4096,
-};
+use mandel_e2e::lane::{TERRAFORM_STITCH as STITCH, TERRAFORM_WORKER as WORKER};
 
 fn client(lane: &Lane, dir: &std::path::Path, args: &[&str]) -> Child {
     lane.command("mandel-orchestrate")

@@ -12,7 +12,7 @@ use crate::job::{Failure, JobId};
 use crate::params_cache::load_params;
 use crate::report::Submission;
 use crate::stitch::read_attempt;
-use crate::store::{ObjectStore, StoreError};
+use crate::store::{ObjectStore, get_json_if_any};
 use crate::submit::{read_failures, read_result};
 use crate::tiles;
 
@@ -198,9 +198,5 @@ pub async fn read_submission(
     store: &dyn ObjectStore,
     job: &JobId,
 ) -> Result<Option<Submission>, PipelineError> {
-    match store.get(&job.estimate_key()).await {
-        Ok(o) => Ok(serde_json::from_slice(&o.body).ok()),
-        Err(StoreError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    Ok(get_json_if_any(store, &job.estimate_key()).await?)
 }

@@ -19,7 +19,9 @@ use crate::job::{
 };
 use crate::params_cache::load_params;
 use crate::queue::{Delivery, Queue};
-use crate::store::{Metadata, Object, ObjectStore, PutMode, PutOutcome, StoreError};
+use crate::store::{
+    Metadata, Object, ObjectStore, PutMode, PutOutcome, StoreError, get_json_if_any, put_json,
+};
 use crate::tiles::{self, META_SHA256, put_tile, record_failure, tile_stat};
 use crate::upload::{Appender, Prepender};
 
@@ -114,26 +116,13 @@ pub async fn read_attempt(
     store: &dyn ObjectStore,
     job: &JobId,
 ) -> Result<Option<StitchAttempt>, PipelineError> {
-    match store.get(&job.stitching_key()).await {
-        Ok(o) => Ok(serde_json::from_slice(&o.body).ok()),
-        Err(StoreError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    Ok(get_json_if_any(store, &job.stitching_key()).await?)
 }
 
 /// Writes the job's [`StitchAttempt`] marker; best effort (a client that
 /// cannot see it only waits longer to report a killed stitch).
 async fn mark_attempt(store: &Arc<dyn ObjectStore>, job: &JobId, attempt: &StitchAttempt) {
-    let body = serde_json::to_vec(attempt).expect("serialises");
-    if let Err(e) = store
-        .put(
-            &job.stitching_key(),
-            Bytes::from(body),
-            Metadata::new(),
-            PutMode::Overwrite,
-        )
-        .await
-    {
+    if let Err(e) = put_json(&**store, &job.stitching_key(), attempt).await {
         warn!(%job, error = %e, "could not mark the stitch attempt");
     }
 }
@@ -208,15 +197,7 @@ async fn stitch_marked(
         stitch_started_ms: started_ms,
         image_bytes,
     };
-    let stats = serde_json::to_vec(&tile_stats).expect("stats serialise");
-    store
-        .put(
-            &job.stats_key(),
-            Bytes::from(stats),
-            Metadata::new(),
-            PutMode::Overwrite,
-        )
-        .await?;
+    put_json(&**store, &job.stats_key(), &tile_stats).await?;
     write_report(&**store, &manifest, &tile_stats, &thumbnail).await?;
     // Compact: a million-tile job's stats are tens of megabytes already.
     let body = serde_json::to_vec(&manifest).expect("manifest serialises");

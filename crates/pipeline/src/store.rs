@@ -443,3 +443,30 @@ pub fn validate_metadata(key: &str, metadata: &Metadata) -> Result<(), StoreErro
     }
     Ok(())
 }
+
+/// Writes `value` as compact JSON at `key` (an overwrite): the job's
+/// small records.
+pub async fn put_json<T: serde::Serialize + ?Sized>(
+    store: &dyn ObjectStore,
+    key: &str,
+    value: &T,
+) -> Result<(), StoreError> {
+    let body = serde_json::to_vec(value).expect("records serialise");
+    store
+        .put(key, Bytes::from(body), Metadata::new(), PutMode::Overwrite)
+        .await?;
+    Ok(())
+}
+
+/// Reads a JSON record that only informs: a missing or unreadable one is
+/// `None`.
+pub async fn get_json_if_any<T: serde::de::DeserializeOwned>(
+    store: &dyn ObjectStore,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    match store.get(key).await {
+        Ok(o) => Ok(serde_json::from_slice(&o.body).ok()),
+        Err(StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}

@@ -10,7 +10,7 @@ use crate::job::{Failure, JobId, ResultManifest, StitchAttempt, TileMessage};
 use crate::queue::Queue;
 use crate::report::Submission;
 use crate::stitch::{read_attempt, restart_stitch};
-use crate::store::{Metadata, ObjectStore, PutMode, PutOutcome, StoreError};
+use crate::store::{Metadata, ObjectStore, PutMode, PutOutcome, StoreError, put_json};
 use crate::tiles::{finished_rows, missing_tiles, whole_tiles};
 use tracing::warn;
 
@@ -83,15 +83,7 @@ pub async fn submit_recorded(
     clear_failures(store, &job).await?;
     store.delete(&job.cancelled_key()).await?;
     if let Some(submission) = submission {
-        let body = serde_json::to_vec(submission).expect("serialises");
-        store
-            .put(
-                &job.estimate_key(),
-                Bytes::from(body),
-                Metadata::new(),
-                PutMode::Overwrite,
-            )
-            .await?;
+        put_json(store, &job.estimate_key(), submission).await?;
     }
     let missing = missing_tiles(store, &job, params).await?;
     if missing.is_empty() {

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use mandel_e2e::lane::Lane;
-use mandel_pipeline::{FunctionLimits, JobId};
+use mandel_pipeline::JobId;
 use serde_json::Value;
 
 use mandel_e2e::lane::{TERRAFORM_STITCH as STITCH, TERRAFORM_WORKER as WORKER};

@@ -158,9 +158,7 @@ fn bad_input_exits_2_with_one_line_and_writes_nothing() {
 }
 
 /// `--estimate` samples the job and writes nothing; its prediction of the
-/// default job's iterations is within 2 % of the render's, and of its wall
-/// time within a factor of two (the estimate is checked loosely here: the
-/// benchmark measures its error).
+/// default job's iterations is within 2 % of the render's.
 #[test]
 fn estimate_predicts_the_job_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -196,10 +194,10 @@ fn estimate_predicts_the_job_and_writes_nothing() {
     );
     // The summary carries its own estimate and the actual figures.
     assert_eq!(r["actual"]["iterations"], r["iterations"]);
+    // Times are compared by the benchmark (mandel-bench --estimator), not
+    // here, where other tests share the cores.
     assert!(r["estimate"]["seconds"].as_f64().unwrap() > 0.0);
-    let ratio =
-        r["estimate"]["seconds"].as_f64().unwrap() / r["actual"]["seconds"].as_f64().unwrap();
-    assert!((0.5..2.0).contains(&ratio), "estimate/actual time {ratio}");
+    assert!(r["actual"]["seconds"].as_f64().unwrap() > 0.0);
 }
 
 /// `--report` writes one self-contained page: the picture inline, the

@@ -87,7 +87,7 @@ pub async fn render_embedded(
         tasks.spawn(async move {
             poll(&*tiles, batches, shutdown, |batch, _| {
                 let worker = Arc::clone(&worker);
-                async move { worker.handle_batch(&batch, None).await }
+                async move { worker.handle_batch(&batch, None).await.failed_ids() }
             })
             .await
         });

@@ -81,4 +81,4 @@ pub use submit::{
     CancelOutcome, Submitted, WaitPolicy, cancel, read_failures, submit, submit_recorded,
     wait_for_result,
 };
-pub use worker::{TileOutcome, TileWorker};
+pub use worker::{BatchOutcome, TileOutcome, TileWorker};

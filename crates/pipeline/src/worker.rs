@@ -33,14 +33,43 @@ use crate::stitch::send_stitch;
 use crate::store::ObjectStore;
 use crate::tiles;
 
-/// What rendering a tile did.
+/// What handling one tiles-queue message did.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TileOutcome {
-    pub job: JobId,
-    pub tile: TileId,
-    pub compute_us: u64,
-    /// This tile was the last one missing, and a stitch message was sent.
-    pub completed_job: bool,
+pub enum TileOutcome {
+    /// Its tile is stored: rendered now in `compute_us`, or found stored
+    /// whole by this redelivery (0).
+    Stored {
+        job: JobId,
+        tile: TileId,
+        compute_us: u64,
+    },
+    /// Acknowledged without work: its job is cancelled.
+    Skipped { job: JobId },
+    /// Not done: the message comes back after its visibility timeout (and
+    /// after its last delivery goes to the dead-letter queue). `reason` is
+    /// what was logged and, on a last delivery, recorded for the client.
+    Failed { reason: String },
+}
+
+/// What [`TileWorker::handle_batch`] did with a batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Each message's outcome, by message id, in the batch's order.
+    pub messages: Vec<(String, TileOutcome)>,
+    /// The jobs whose last tiles this batch stored: it sent their stitch
+    /// messages.
+    pub completed: Vec<JobId>,
+}
+
+impl BatchOutcome {
+    /// The ids of the failed messages: Lambda's `ReportBatchItemFailures`.
+    pub fn failed_ids(&self) -> Vec<String> {
+        self.messages
+            .iter()
+            .filter(|(_, o)| matches!(o, TileOutcome::Failed { .. }))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
 }
 
 /// A tile computed and stored, not yet checked for job completion.
@@ -94,18 +123,23 @@ impl TileWorker {
         self
     }
 
-    /// Handles a batch of tiles-queue messages and returns the ids of those
-    /// that failed (Lambda's `ReportBatchItemFailures`). A bad message fails
-    /// only itself; a failed completion check fails the job's messages of
-    /// this batch, so their redelivery repeats the check. Each job's
-    /// completion check runs as soon as that job's tiles are stored.
+    /// Handles a batch of tiles-queue messages: every message's outcome,
+    /// and the jobs it completed. A bad message fails only itself; a
+    /// failed completion check fails the job's messages of this batch, so
+    /// their redelivery repeats the check. Each job's completion check
+    /// runs as soon as that job's tiles are stored. The SQS trigger deletes
+    /// all but [`BatchOutcome::failed_ids`].
     ///
     /// With a `deadline` (the Lambda invocation's), no tile is started and
     /// every tile still computing is abandoned shortly before it
     /// ([`stop_margin`]); their messages fail and come back, while the
     /// tiles finished in time are kept. The same happens if the returned
     /// future is dropped (the invocation killed).
-    pub async fn handle_batch(&self, batch: &[Delivery], deadline: Option<Instant>) -> Vec<String> {
+    pub async fn handle_batch(
+        &self,
+        batch: &[Delivery],
+        deadline: Option<Instant>,
+    ) -> BatchOutcome {
         let started = Instant::now();
         let stop = StopSignal::new(deadline.map(|d| d - stop_margin(d - started)));
         let run = Batch {
@@ -114,81 +148,123 @@ impl TileWorker {
         };
         let parsed: Vec<_> = batch.iter().map(|d| parse(&d.body)).collect();
         let cancelled = self.cancelled_jobs(&parsed).await;
-        let mut failed = Vec::new();
+        let mut outcomes: BTreeMap<&str, TileOutcome> = BTreeMap::new();
         let mut jobs: BTreeMap<&JobId, Vec<(&Delivery, &TileMessage)>> = BTreeMap::new();
         for (d, msg) in batch.iter().zip(&parsed) {
             match msg {
+                // A cancelled job's messages are acknowledged without work.
+                Ok(m) if cancelled.contains(&m.job) => {
+                    let skipped = TileOutcome::Skipped { job: m.job.clone() };
+                    outcomes.insert(&d.message_id, skipped);
+                }
                 Ok(m) => jobs.entry(&m.job).or_default().push((d, m)),
                 Err(e) => {
                     warn!(message_id = %d.message_id, error = %e, "tile message failed");
-                    failed.push(d.message_id.clone());
+                    let reason = e.to_string();
+                    outcomes.insert(&d.message_id, TileOutcome::Failed { reason });
                 }
             }
         }
-        // A cancelled job's messages are acknowledged without work.
-        let (cancelled, jobs): (Vec<_>, Vec<_>) = jobs
-            .into_iter()
-            .partition(|(job, _)| cancelled.contains(*job));
-        let skipped: usize = cancelled.iter().map(|(_, items)| items.len()).sum();
-        let outcomes = futures::future::join_all(
+        let handled = futures::future::join_all(
             jobs.into_iter()
                 .map(|(job, items)| self.handle_job(job, items, &run)),
         )
         .await;
-        failed.extend(outcomes.into_iter().flatten());
+        let mut completed = Vec::new();
+        for (job_outcomes, job_completed) in handled {
+            outcomes.extend(job_outcomes);
+            completed.extend(job_completed);
+        }
+        let result = BatchOutcome {
+            messages: batch
+                .iter()
+                .map(|d| {
+                    let outcome = outcomes
+                        .remove(d.message_id.as_str())
+                        .expect("every message handled");
+                    (d.message_id.clone(), outcome)
+                })
+                .collect(),
+            completed,
+        };
+        let count =
+            |f: fn(&TileOutcome) -> bool| result.messages.iter().filter(|(_, o)| f(o)).count();
         info!(
-            tiles = batch.len() - failed.len() - skipped,
-            skipped,
-            failed = failed.len(),
+            tiles = count(|o| matches!(o, TileOutcome::Stored { .. })),
+            skipped = count(|o| matches!(o, TileOutcome::Skipped { .. })),
+            failed = count(|o| matches!(o, TileOutcome::Failed { .. })),
             stopped = run.stop.is_set(),
             ms = started.elapsed().as_millis() as u64,
             message = events::TILE_BATCH_DONE,
         );
-        failed
+        result
     }
 
     /// Renders one job's tiles of a batch, then checks the job for
-    /// completion. Returns the failed message ids.
-    async fn handle_job(
+    /// completion: each message's outcome, and the job if this completed
+    /// it.
+    async fn handle_job<'d>(
         &self,
         job: &JobId,
-        items: Vec<(&Delivery, &TileMessage)>,
+        items: Vec<(&'d Delivery, &TileMessage)>,
         batch: &Batch,
-    ) -> Vec<String> {
+    ) -> (Vec<(&'d str, TileOutcome)>, Option<JobId>) {
         let results = futures::future::join_all(
             items
                 .iter()
                 .map(|(d, msg)| self.render_delivery(d, msg, batch)),
         )
         .await;
-        let mut failed = Vec::new();
+        let mut outcomes = Vec::new();
         let mut stored = Vec::new();
         let mut rows = BTreeSet::new();
         let mut params = None;
         for ((d, _), result) in items.iter().zip(results) {
             match result {
-                Some(s) => {
+                Ok(s) => {
                     rows.insert(s.tile.row);
                     params = Some(s.params);
                     stored.push(*d);
+                    outcomes.push((
+                        d.message_id.as_str(),
+                        TileOutcome::Stored {
+                            job: s.job,
+                            tile: s.tile,
+                            compute_us: s.compute_us,
+                        },
+                    ));
                 }
-                None => failed.push(d.message_id.clone()),
+                Err(reason) => {
+                    outcomes.push((d.message_id.as_str(), TileOutcome::Failed { reason }))
+                }
             }
         }
-        if let Some(params) = params
-            && let Err(e) = self.complete_if_done(job, &params, &rows).await
-        {
-            warn!(job = %job, error = %e, "completion check failed");
-            // The tiles are stored; only the stitch trigger is lost if this
-            // was the last try, or if a policy refuses it (no retry helps).
-            // Say so, so the client stops and a re-run re-triggers it.
-            let last = stored.iter().find(|d| self.is_last(d));
-            if let Some(d) = last.or(stored.first().filter(|_| e.is_denied())) {
-                self.record(job, Failed::Stitch, d, &e).await;
+        let Some(params) = params else {
+            return (outcomes, None);
+        };
+        match self.complete_if_done(job, &params, &rows).await {
+            Ok(done) => (outcomes, done.then(|| job.clone())),
+            Err(e) => {
+                warn!(job = %job, error = %e, "completion check failed");
+                // The tiles are stored; only the stitch trigger is lost if
+                // this was the last try, or if a policy refuses it (no
+                // retry helps). Say so, so the client stops and a re-run
+                // re-triggers it.
+                let last = stored.iter().find(|d| self.is_last(d));
+                if let Some(d) = last.or(stored.first().filter(|_| e.is_denied())) {
+                    self.record(job, Failed::Stitch, d, &e).await;
+                }
+                let reason = format!("checking job {job} for completion: {e}");
+                for (_, outcome) in &mut outcomes {
+                    if matches!(outcome, TileOutcome::Stored { .. }) {
+                        *outcome = TileOutcome::Failed {
+                            reason: reason.clone(),
+                        };
+                    }
+                }
+                (outcomes, None)
             }
-            failed.extend(stored.iter().map(|d| d.message_id.clone()));
         }
-        failed
     }
 
     fn is_last(&self, d: &Delivery) -> bool {
@@ -215,16 +291,16 @@ impl TileWorker {
         cancelled
     }
 
-    /// Renders and stores one message's tile; `None` if it failed. A
+    /// Renders and stores one message's tile; why not, if it failed. A
     /// failure is logged and, if final, recorded in the job.
     async fn render_delivery(
         &self,
         d: &Delivery,
         msg: &TileMessage,
         batch: &Batch,
-    ) -> Option<Stored> {
+    ) -> Result<Stored, String> {
         match self.store_tile(msg, d.receive_count, batch).await {
-            Ok(s) => Some(s),
+            Ok(s) => Ok(s),
             Err(e) => {
                 warn!(message_id = %d.message_id, job = %msg.job, tile = %msg.tile(), error = %e,
                       attempt = d.receive_count, "tile message failed");
@@ -246,7 +322,7 @@ impl TileWorker {
                     }
                     _ => {}
                 }
-                None
+                Err(e.to_string())
             }
         }
     }
@@ -262,28 +338,6 @@ impl TileWorker {
         if let Err(e) = tiles::record_failure(&*self.store, job, &failure).await {
             warn!(%job, error = %e, "could not record the failure");
         }
-    }
-
-    /// Parses a tiles-queue message body and renders its tile.
-    pub async fn handle_message(&self, body: &str) -> Result<TileOutcome, PipelineError> {
-        let s = self.parse_and_store(body).await?;
-        let completed_job = self
-            .complete_if_done(&s.job, &s.params, &BTreeSet::from([s.tile.row]))
-            .await?;
-        Ok(TileOutcome {
-            job: s.job,
-            tile: s.tile,
-            compute_us: s.compute_us,
-            completed_job,
-        })
-    }
-
-    async fn parse_and_store(&self, body: &str) -> Result<Stored, PipelineError> {
-        let batch = Batch {
-            stop: StopSignal::new(None),
-            started_ms: crate::job::unix_ms(),
-        };
-        self.store_tile(&parse(body)?, 1, &batch).await
     }
 
     /// Computes the tile and stores its blob: a keyed overwrite with the

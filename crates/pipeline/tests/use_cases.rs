@@ -10,7 +10,7 @@ use mandel_pipeline::faults::Flaky;
 use mandel_pipeline::{
     CancelOutcome, Delivery, Failed, JobId, MemoryQueue, MemoryStore, Metadata, ObjectStore,
     PipelineError, PutMode, Queue, RetryPolicy, Retrying, StitchOutcome, Submitted, TileMessage,
-    TileWorker, WaitPolicy, cancel, handle_stitch_delivery, read_failures, read_stats,
+    TileOutcome, TileWorker, WaitPolicy, cancel, handle_stitch_delivery, read_failures, read_stats,
     render_embedded, stitch, submit, wait_for_result,
 };
 
@@ -47,7 +47,7 @@ impl Rig {
     async fn render_tiles(&self, p: &RenderParams) -> JobId {
         let job = self.submit(p).await.job;
         for body in drain(&self.tiles).await {
-            self.worker.handle_message(&body).await.unwrap();
+            store_one(&self.worker, &body).await;
         }
         job
     }
@@ -136,8 +136,7 @@ async fn a_job_runs_once_even_with_duplicate_messages() {
     // Deliver every message twice: blobs are keyed and deterministic.
     let mut completions = 0;
     for body in messages.iter().chain(messages.iter()) {
-        let out = r.worker.handle_message(body).await.unwrap();
-        completions += usize::from(out.completed_job);
+        completions += usize::from(store_one(&r.worker, body).await);
     }
     // The last new tile and every duplicate after it see a complete job.
     assert!(completions >= 1);
@@ -197,7 +196,7 @@ async fn resubmitting_enqueues_only_missing_tiles() {
     let job = r.submit(&p).await.job;
     let messages = drain(&r.tiles).await;
     for body in &messages[..4] {
-        r.worker.handle_message(body).await.unwrap();
+        store_one(&r.worker, body).await;
     }
     let resumed = r.submit(&p).await;
     assert_eq!(
@@ -234,8 +233,8 @@ async fn bad_messages_fail_alone_and_write_nothing() {
         ),
     ];
     for (body, want) in cases {
-        let err = r.worker.handle_message(&body).await.unwrap_err();
-        assert!(err.to_string().contains(want), "{body}: {err}");
+        let reason = failure_of(&r.worker, &body).await;
+        assert!(reason.contains(want), "{body}: {reason}");
     }
     assert_eq!(r.store.list("").await.unwrap(), before);
     let ok = TileMessage {
@@ -243,10 +242,7 @@ async fn bad_messages_fail_alone_and_write_nothing() {
         row: 0,
         col: 0,
     };
-    r.worker
-        .handle_message(&serde_json::to_string(&ok).unwrap())
-        .await
-        .unwrap();
+    store_one(&r.worker, &serde_json::to_string(&ok).unwrap()).await;
 }
 
 #[tokio::test]
@@ -263,15 +259,8 @@ async fn hand_edited_params_are_refused() {
         )
         .await
         .unwrap();
-    let err = r
-        .worker
-        .handle_message(r#"{"job":"edited","row":0,"col":0}"#)
-        .await
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("xmin must be less than xmax"),
-        "{err}"
-    );
+    let reason = failure_of(&r.worker, r#"{"job":"edited","row":0,"col":0}"#).await;
+    assert!(reason.contains("xmin must be less than xmax"), "{reason}");
     assert_eq!(r.store.list("jobs/edited/tiles/").await.unwrap(), vec![]);
 }
 
@@ -282,13 +271,13 @@ async fn stitch_refuses_missing_tiles_and_renders_corrupt_ones_again() {
     let job = r.submit(&p).await.job;
     let messages = drain(&r.tiles).await;
     for body in &messages[1..] {
-        r.worker.handle_message(body).await.unwrap();
+        store_one(&r.worker, body).await;
     }
     match stitch(&r.store, &job).await.unwrap_err() {
         PipelineError::MissingTiles { missing, .. } => assert_eq!(missing.len(), 1),
         e => panic!("expected MissingTiles, got {e}"),
     }
-    r.worker.handle_message(&messages[0]).await.unwrap();
+    store_one(&r.worker, &messages[0]).await;
     // Flip one byte of a tile, keeping its recorded checksum; cut another short.
     let flipped = stored_key(&r.store, &job, TileId::new(1, 1)).await;
     let obj = r.store.get(&flipped).await.unwrap();
@@ -352,6 +341,32 @@ fn delivery(id: &str, body: String, receive_count: u32) -> Delivery {
     }
 }
 
+/// One message through the worker's entry point, as a batch of one: its
+/// outcome, and whether it completed its job.
+async fn handle_one(worker: &TileWorker, body: &str) -> (TileOutcome, bool) {
+    let out = worker
+        .handle_batch(&[delivery("m", body.to_string(), 1)], None)
+        .await;
+    let completed = !out.completed.is_empty();
+    let (_, outcome) = out.messages.into_iter().next().expect("one outcome");
+    (outcome, completed)
+}
+
+/// One message that must store its tile; whether it completed its job.
+async fn store_one(worker: &TileWorker, body: &str) -> bool {
+    let (outcome, completed) = handle_one(worker, body).await;
+    assert!(matches!(outcome, TileOutcome::Stored { .. }), "{outcome:?}");
+    completed
+}
+
+/// One message that must fail; why.
+async fn failure_of(worker: &TileWorker, body: &str) -> String {
+    match handle_one(worker, body).await.0 {
+        TileOutcome::Failed { reason } => reason,
+        other => panic!("{body}: expected a failure, got {other:?}"),
+    }
+}
+
 fn tile_body(job: &JobId, row: u32, col: u32) -> String {
     serde_json::to_string(&TileMessage {
         job: job.clone(),
@@ -374,7 +389,13 @@ async fn a_cancelled_job_is_skipped_and_resumes_when_submitted_again() {
         .enumerate()
         .map(|(i, b)| delivery(&i.to_string(), b.clone(), 1))
         .collect();
-    assert!(r.worker.handle_batch(&first, None).await.is_empty());
+    assert!(
+        r.worker
+            .handle_batch(&first, None)
+            .await
+            .failed_ids()
+            .is_empty()
+    );
 
     assert_eq!(
         cancel(&*r.store, &job).await.unwrap(),
@@ -386,7 +407,11 @@ async fn a_cancelled_job_is_skipped_and_resumes_when_submitted_again() {
         .map(|(i, b)| delivery(&format!("rest{i}"), b.clone(), 1))
         .collect();
     assert!(
-        r.worker.handle_batch(&rest, None).await.is_empty(),
+        r.worker
+            .handle_batch(&rest, None)
+            .await
+            .failed_ids()
+            .is_empty(),
         "skipped messages succeed, so they are deleted"
     );
     let stored = mandel_pipeline::tiles::stored_tiles(&*r.store, &job, &p)
@@ -409,7 +434,7 @@ async fn a_cancelled_job_is_skipped_and_resumes_when_submitted_again() {
     let resumed = r.submit(&p).await;
     assert_eq!((resumed.enqueued, resumed.already_stored), (6, 3));
     for body in drain(&r.tiles).await {
-        r.worker.handle_message(&body).await.unwrap();
+        store_one(&r.worker, &body).await;
     }
     for body in drain(&r.stitches).await {
         handle_stitch_delivery(&r.store, &delivery("s", body, 1), None)
@@ -448,13 +473,15 @@ async fn a_final_failure_is_recorded_reported_and_retried_by_a_rerun() {
     let body = tile_body(&job, 2, 1);
     let failed = flaky_worker("w2")
         .handle_batch(&[delivery("m", body.clone(), 2)], None)
-        .await;
+        .await
+        .failed_ids();
     assert_eq!(failed, ["m"]);
     assert!(read_failures(&*r.store, &job).await.unwrap().is_empty());
 
     let failed = flaky_worker("w3")
         .handle_batch(&[delivery("m", body.clone(), 3)], None)
-        .await;
+        .await
+        .failed_ids();
     assert_eq!(failed, ["m"]);
     let failures = read_failures(&*r.store, &job).await.unwrap();
     assert_eq!(failures.len(), 1);
@@ -508,7 +535,8 @@ async fn a_hand_edited_params_json_fails_the_job_with_its_reason() {
     .with_max_receive_count(Some(3));
     let failed = worker
         .handle_batch(&[delivery("a", tile_body(&job, 0, 0), 1)], None)
-        .await;
+        .await
+        .failed_ids();
     assert_eq!(failed, ["a"]);
     assert!(
         r.store.list(&job.tiles_prefix()).await.unwrap().is_empty(),
@@ -556,7 +584,13 @@ async fn transient_faults_are_retried_to_an_exact_result() {
         if batch.is_empty() {
             break;
         }
-        assert!(worker.handle_batch(&batch, None).await.is_empty());
+        assert!(
+            worker
+                .handle_batch(&batch, None)
+                .await
+                .failed_ids()
+                .is_empty()
+        );
         let receipts: Vec<String> = batch.into_iter().map(|d| d.receipt).collect();
         tiles.delete(&receipts).await.unwrap();
     }
@@ -596,7 +630,13 @@ async fn transient_faults_are_retried_to_an_exact_result() {
         .enumerate()
         .map(|(i, b)| delivery(&i.to_string(), b, 1))
         .collect();
-    assert!(!flaky.handle_batch(&batch, None).await.is_empty());
+    assert!(
+        !flaky
+            .handle_batch(&batch, None)
+            .await
+            .failed_ids()
+            .is_empty()
+    );
     let _ = job;
 }
 
@@ -680,7 +720,7 @@ async fn a_batch_reports_only_its_bad_messages() {
             ),
         ])
         .collect();
-    let mut failed = r.worker.handle_batch(&first, None).await;
+    let mut failed = r.worker.handle_batch(&first, None).await.failed_ids();
     failed.sort();
     assert_eq!(failed, ["garbage", "outside"]);
     assert!(drain(&r.stitches).await.is_empty(), "job not complete yet");
@@ -690,7 +730,13 @@ async fn a_batch_reports_only_its_bad_messages() {
         .enumerate()
         .map(|(i, b)| delivery(&format!("late{i}"), b))
         .collect();
-    assert!(r.worker.handle_batch(&rest, None).await.is_empty());
+    assert!(
+        r.worker
+            .handle_batch(&rest, None)
+            .await
+            .failed_ids()
+            .is_empty()
+    );
     assert_eq!(drain(&r.stitches).await.len(), 1, "one stitch message");
     match stitch(&r.store, &job).await.unwrap() {
         StitchOutcome::Published(m) => assert_eq!(m.tiles, 9),
@@ -734,10 +780,22 @@ async fn completes_at_the_last_tile(p: &RenderParams, batch: usize) {
         .collect();
     let (last, before) = batches.split_last().unwrap();
     for batch in before {
-        assert!(r.worker.handle_batch(batch, None).await.is_empty());
+        assert!(
+            r.worker
+                .handle_batch(batch, None)
+                .await
+                .failed_ids()
+                .is_empty()
+        );
         assert!(drain(&r.stitches).await.is_empty(), "stitch sent too early");
     }
-    assert!(r.worker.handle_batch(last, None).await.is_empty());
+    assert!(
+        r.worker
+            .handle_batch(last, None)
+            .await
+            .failed_ids()
+            .is_empty()
+    );
     assert_eq!(drain(&r.stitches).await.len(), 1);
 }
 
@@ -812,7 +870,10 @@ async fn a_worker_at_its_deadline_keeps_what_it_finished_and_fails_only_the_rest
         delivery("fast", tile_body(&fast_job, 1, 1), 1),
     ];
     let deadline = std::time::Instant::now() + Duration::from_secs(4);
-    let failed = worker.handle_batch(&batch, Some(deadline)).await;
+    let failed = worker
+        .handle_batch(&batch, Some(deadline))
+        .await
+        .failed_ids();
     assert!(
         std::time::Instant::now() < deadline,
         "the worker returned after its deadline"
@@ -843,7 +904,13 @@ async fn a_worker_at_its_deadline_keeps_what_it_finished_and_fails_only_the_rest
         "second",
     );
     let redelivered = [delivery("fast", tile_body(&fast_job, 1, 1), 2)];
-    assert!(again.handle_batch(&redelivered, None).await.is_empty());
+    assert!(
+        again
+            .handle_batch(&redelivered, None)
+            .await
+            .failed_ids()
+            .is_empty()
+    );
     let kept = r
         .store
         .get(&stored_key(&r.store, &fast_job, TileId::new(1, 1)).await)

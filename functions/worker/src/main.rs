@@ -43,7 +43,7 @@ async fn main() -> Result<(), Error> {
     );
     let handle = |batch: Vec<Delivery>, deadline: Option<Instant>| {
         let worker = Arc::clone(&worker);
-        async move { worker.handle_batch(&batch, deadline).await }
+        async move { worker.handle_batch(&batch, deadline).await.failed_ids() }
     };
     let poll = args.poll.then_some(args.batch);
     run_function(&*cloud.tiles, cloud.deployment.worker, poll, handle).await

@@ -11,15 +11,91 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::LambdaEvent;
-use mandel_pipeline::{Delivery, FunctionLimits, PipelineError, invoke};
+use mandel_pipeline::{Delivery, FunctionLimits, PipelineError, Queue, invoke};
+
+use crate::{AwsClients, Cloud, bucket_from};
+
+/// Which of the deployment's two functions a binary is: which queue it
+/// consumes and which limits it runs under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Function {
+    Worker,
+    Stitch,
+}
+
+/// The command line both function binaries take.
+#[derive(Debug, clap::Args)]
+pub struct FunctionArgs {
+    /// Long-poll the function's queue from this machine instead of serving
+    /// Lambda's runtime API.
+    #[arg(long)]
+    pub poll: bool,
+    /// The deployment's bucket [default: $MANDEL_BUCKET].
+    #[arg(long)]
+    pub bucket: Option<String>,
+}
+
+/// What a function's handler is built from: the deployment, the
+/// `maxReceiveCount` of its queue (a failure on that delivery is final,
+/// and recorded for the client), and a name for this process.
+pub struct Setup {
+    pub cloud: Cloud,
+    pub max_receive_count: Option<u32>,
+    /// The Lambda log stream, or `poller-<pid>`: recorded with each tile.
+    pub process_name: String,
+}
+
+/// A function's whole `main`: logging, connecting to the bucket's
+/// deployment, building the batch handler from the [`Setup`], then
+/// serving Lambda (or, with `--poll`, polling in batches of `poll_batch`)
+/// under the function's limits.
+pub async fn serve<B, F, Fut>(
+    function: Function,
+    args: FunctionArgs,
+    poll_batch: usize,
+    build: B,
+) -> Result<(), lambda_runtime::Error>
+where
+    B: FnOnce(&Setup) -> F,
+    F: Fn(Vec<Delivery>, Option<Instant>) -> Fut,
+    Fut: Future<Output = Vec<String>>,
+{
+    lambda_runtime::tracing::init_default_subscriber();
+    let cloud = Cloud::connect(&AwsClients::from_env().await, &bucket_from(args.bucket)?).await?;
+    // Each role may read the attributes of the queue it consumes only.
+    let (max_receive_count, limits) = match function {
+        Function::Worker => (
+            cloud.tiles_max_receive_count().await?,
+            cloud.deployment.worker,
+        ),
+        Function::Stitch => (
+            cloud.stitch_max_receive_count().await?,
+            cloud.deployment.stitch,
+        ),
+    };
+    let process_name = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|_| {
+        let mode = if args.poll { "poller" } else { "lambda" };
+        format!("{mode}-{}", std::process::id())
+    });
+    let setup = Setup {
+        cloud,
+        max_receive_count,
+        process_name,
+    };
+    let handle = build(&setup);
+    let queue: &dyn Queue = match function {
+        Function::Worker => &*setup.cloud.tiles,
+        Function::Stitch => &*setup.cloud.stitch,
+    };
+    run_function(queue, limits, args.poll.then_some(poll_batch), handle).await
+}
 
 /// Runs a function: as a Lambda serving the runtime API, or with
 /// `poll_batch` as its own event-source mapping on `queue` (batches of that
 /// many messages). Either way its memory is capped and each batch is an
-/// invocation with the function's timeout. The whole `main` of a function
-/// is connecting, building its batch handler, and calling this.
+/// invocation with the function's timeout.
 pub async fn run_function<F, Fut>(
-    queue: &dyn mandel_pipeline::Queue,
+    queue: &dyn Queue,
     limits: FunctionLimits,
     poll_batch: Option<usize>,
     handle: F,

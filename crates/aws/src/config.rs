@@ -13,7 +13,14 @@ pub struct AwsClients {
 
 impl AwsClients {
     pub async fn from_env() -> Self {
-        let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        // One retry layer: mandel_pipeline's `Retrying`, with its total
+        // deadline and the classification in `errors.rs`, wraps every
+        // store and queue of a `Cloud`. The SDK's own retries would repeat
+        // each of its attempts up to three times more, past that deadline.
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+            .await;
         Self::from_config(&config)
     }
 

@@ -39,7 +39,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     /// 8 attempts, delays up to 0.1, 0.2, 0.4 … 5 s (about 11 s of waiting
-    /// at most, on top of the AWS SDK's own quick retries), none started
+    /// at most; the AWS clients retry nothing themselves), none started
     /// after 30 s.
     fn default() -> Self {
         RetryPolicy {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Gigapixel renders on bounded memory (issue 12's figures): wall time and
+# Gigapixel renders on bounded memory (the figures of docs/performance.md#gigapixel-renders): wall time and
 # peak memory (VmHWM, printed by the orchestrator) of
 #   - the 32768×32768 default-viewport job embedded (128×128 tiles of
 #     256 px, max_iter 2000), beside the kernel alone on the same job;

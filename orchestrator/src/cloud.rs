@@ -14,7 +14,7 @@ use mandel_pipeline::{
     submit_recorded, tiles::missing_tiles, wait_for_result,
 };
 
-use crate::cli::{Request, Wait};
+use crate::cli::{Mode, Request, Wait};
 
 /// The bucket's deployment.
 pub async fn connect(bucket: &str) -> Result<Cloud> {
@@ -23,16 +23,16 @@ pub async fn connect(bucket: &str) -> Result<Cloud> {
 
 /// Submits the job under `job`, a fresh id, or the params' hash,
 /// recording `submission` for its report. Says what was enqueued on
-/// stderr unless only the id is wanted.
+/// stderr when the command goes on to wait for a human reader (with
+/// `--no-wait` or `--json` stdout carries the answer).
 pub async fn submit_job(
     cloud: &Cloud,
     req: &Request,
     job: Option<JobId>,
     fresh: bool,
-    announce: bool,
-    bar: &ProgressBar,
     submission: &Submission,
 ) -> Result<Submitted> {
+    let announce = matches!(req.mode, Mode::Cloud { wait: Some(_), .. }) && !req.json;
     let job = job.or_else(|| fresh.then(|| fresh_id(&req.params)));
     let started = std::time::Instant::now();
     let submitted = submit_recorded(
@@ -45,21 +45,19 @@ pub async fn submit_job(
     )
     .await?;
     if announce {
-        bar.suspend(|| {
-            eprintln!(
-                "job {} in s3://{}: {} tiles enqueued, {} already stored{} ({:.1} s)",
-                submitted.job,
-                cloud.deployment.bucket,
-                submitted.enqueued,
-                submitted.already_stored,
-                if submitted.finished {
-                    ", already finished"
-                } else {
-                    ""
-                },
-                started.elapsed().as_secs_f64()
-            )
-        });
+        eprintln!(
+            "job {} in s3://{}: {} tiles enqueued, {} already stored{} ({:.1} s)",
+            submitted.job,
+            cloud.deployment.bucket,
+            submitted.enqueued,
+            submitted.already_stored,
+            if submitted.finished {
+                ", already finished"
+            } else {
+                ""
+            },
+            started.elapsed().as_secs_f64()
+        );
     }
     Ok(submitted)
 }

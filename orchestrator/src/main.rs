@@ -13,6 +13,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mandel_aws::Cloud;
 use mandel_core::RenderParams;
 use mandel_core::png;
 use mandel_pipeline::estimate::{self, Actual, Cost, Estimate, Profile, Target};
@@ -75,59 +76,14 @@ fn usage_error(e: &UsageError) -> ExitCode {
 
 async fn run(req: &cli::Request) -> Result<()> {
     let started = Instant::now();
-    match &req.mode {
+    let rendered = match &req.mode {
         Mode::Estimate { bucket, workers } => {
-            let profile = profile(&req.params).await;
-            let estimate = match bucket {
-                Some(bucket) => {
-                    let cloud = cloud::connect(bucket).await?;
-                    cloud.deployment.check_capacity(&req.params)?;
-                    Estimate::lambda(&profile, &cloud.deployment, req.counts_out.is_some())
-                }
-                None => Estimate::embedded(&profile, *workers),
-            };
-            print_estimate(&estimate, req.json);
-            return Ok(());
+            return estimate_only(req, bucket.as_deref(), *workers).await;
         }
         Mode::Cancel { bucket, job } => return cloud::cancel_job(bucket, job, req.json).await,
         Mode::List { bucket } => return cloud::list(bucket, req.json).await,
         Mode::Status { bucket, job } => return cloud::status(bucket, job, req.json).await,
-        Mode::Embedded { .. } | Mode::Cloud { .. } => {}
-    }
-    let bar = progress_bar(req.params.tile_count());
-    // Scratch space beside the output: the embedded render's tiles and
-    // outputs (on the same filesystem, so the outputs are linked into place,
-    // not copied), or counts to recolour.
-    let scratch_parent = match req.out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let profile = profile(&req.params).await;
-    let (manifest, workers, submitted, estimate, actual) = match &req.mode {
-        Mode::Embedded { workers } => {
-            let estimate = Estimate::embedded(&profile, *workers);
-            let submission = Submission {
-                submitted_ms: unix_ms(),
-                estimate,
-                deployment: None,
-            };
-            let r = render_embedded(
-                &req.params,
-                *workers,
-                &scratch_parent,
-                Some(&submission),
-                |done| bar.set_position(done),
-            )
-            .await?;
-            bar.finish_and_clear();
-            let actual = Actual::embedded(&r.manifest, started.elapsed().as_secs_f64());
-            write_outputs(r.store(), &r.manifest, req, &scratch_parent).await?;
-            if let Some(path) = &req.report {
-                download_report(r.store(), &r.manifest, path).await?;
-            }
-            let workers = workers.to_string();
-            (r.manifest, workers, None, submission.estimate, actual)
-        }
+        Mode::Embedded { workers } => render_here(req, *workers, started).await?,
         Mode::Cloud {
             bucket,
             job,
@@ -136,41 +92,9 @@ async fn run(req: &cli::Request) -> Result<()> {
             max_cost,
         } => {
             let cloud = cloud::connect(bucket).await?;
-            // A job the functions cannot finish within their timeout or
-            // memory, or above the budget, is refused before any write.
-            cloud.deployment.check_capacity(&req.params)?;
-            let estimate = Estimate::lambda(&profile, &cloud.deployment, req.counts_out.is_some());
-            let cost = estimate.cost.as_ref().map_or(0.0, |c| c.total);
-            if let Some(max) = max_cost
-                && cost > *max
-            {
-                print_estimate(&estimate, req.json);
-                return Err(UsageError {
-                    flag: "max-cost".to_string(),
-                    message: format!(
-                        "the job is estimated to cost ${cost:.4}, more than --max-cost ${max}; \
-                         nothing was submitted"
-                    ),
-                }
-                .into());
-            }
-            let submission = Submission {
-                submitted_ms: unix_ms(),
-                estimate,
-                deployment: Some(cloud.deployment.clone()),
-            };
-            let submit_started = Instant::now();
-            let announce = wait.is_some() && !req.json;
-            let submitted = cloud::submit_job(
-                &cloud,
-                req,
-                job.clone(),
-                *fresh,
-                announce,
-                &bar,
-                &submission,
-            )
-            .await?;
+            let submission = submission_for(req, &cloud, *max_cost).await?;
+            let submitted =
+                cloud::submit_job(&cloud, req, job.clone(), *fresh, &submission).await?;
             let Some(wait) = wait else {
                 match req.json {
                     true => println!("{}", json!({ "submitted": Enqueued::from(&submitted) })),
@@ -178,35 +102,138 @@ async fn run(req: &cli::Request) -> Result<()> {
                 }
                 return Ok(());
             };
-            let manifest = cloud::wait(&cloud, &submitted.job, &req.params, wait, &bar).await?;
-            let waited = submit_started.elapsed().as_secs_f64();
-            bar.finish_and_clear();
-            write_outputs(&*cloud.store, &manifest, req, &scratch_parent).await?;
-            let stats = read_stats(&*cloud.store, &manifest.job).await?;
-            let actual = Actual::lambda(
-                &manifest,
-                &stats,
-                &cloud.deployment,
-                waited,
-                req.counts_out.is_some(),
-            );
-            let store = &*cloud.store;
-            if let Some(path) = &req.report {
-                download_report(store, &manifest, path).await?;
-            }
-            (
-                manifest,
-                "remote".to_string(),
-                Some(submitted),
-                submission.estimate,
-                actual,
-            )
+            render_remote(req, &cloud, submitted, submission, wait).await?
         }
-        _ => unreachable!("handled above"),
     };
+    print_summary(req, &rendered, started.elapsed().as_secs_f64());
+    Ok(())
+}
 
-    let secs = started.elapsed().as_secs_f64();
-    let m = &manifest;
+/// A finished render, whichever mode ran it: what the summary reports.
+struct Rendered {
+    manifest: ResultManifest,
+    /// A number, or "remote" for the cloud's workers.
+    workers: String,
+    /// What the submission sent (cloud only).
+    submitted: Option<Submitted>,
+    estimate: Estimate,
+    actual: Actual,
+}
+
+/// `--estimate`: the prediction, and nothing written.
+async fn estimate_only(req: &cli::Request, bucket: Option<&str>, workers: usize) -> Result<()> {
+    let profile = profile(&req.params).await;
+    let estimate = match bucket {
+        Some(bucket) => {
+            let cloud = cloud::connect(bucket).await?;
+            cloud.deployment.check_capacity(&req.params)?;
+            Estimate::lambda(&profile, &cloud.deployment, req.counts_out.is_some())
+        }
+        None => Estimate::embedded(&profile, workers),
+    };
+    print_estimate(&estimate, req.json);
+    Ok(())
+}
+
+/// Embedded: the whole pipeline on this machine's cores, then the outputs
+/// written where asked.
+async fn render_here(req: &cli::Request, workers: usize, started: Instant) -> Result<Rendered> {
+    let bar = progress_bar(req.params.tile_count());
+    let estimate = Estimate::embedded(&profile(&req.params).await, workers);
+    let submission = Submission {
+        submitted_ms: unix_ms(),
+        estimate,
+        deployment: None,
+    };
+    let scratch = scratch_parent(req);
+    let r = render_embedded(&req.params, workers, &scratch, Some(&submission), |done| {
+        bar.set_position(done)
+    })
+    .await?;
+    bar.finish_and_clear();
+    let actual = Actual::embedded(&r.manifest, started.elapsed().as_secs_f64());
+    write_outputs(r.store(), &r.manifest, req, &scratch).await?;
+    Ok(Rendered {
+        workers: workers.to_string(),
+        submitted: None,
+        estimate: submission.estimate,
+        actual,
+        manifest: r.manifest,
+    })
+}
+
+/// The cloud job's estimate, recorded with it at submit; a job the
+/// functions cannot finish within their timeout or memory, or above the
+/// budget, is refused before any write.
+async fn submission_for(
+    req: &cli::Request,
+    cloud: &Cloud,
+    max_cost: Option<f64>,
+) -> Result<Submission> {
+    cloud.deployment.check_capacity(&req.params)?;
+    let profile = profile(&req.params).await;
+    let estimate = Estimate::lambda(&profile, &cloud.deployment, req.counts_out.is_some());
+    let cost = estimate.cost.as_ref().map_or(0.0, |c| c.total);
+    if let Some(max) = max_cost
+        && cost > max
+    {
+        print_estimate(&estimate, req.json);
+        return Err(UsageError {
+            flag: "max-cost".to_string(),
+            message: format!(
+                "the job is estimated to cost ${cost:.4}, more than --max-cost ${max}; \
+                 nothing was submitted"
+            ),
+        }
+        .into());
+    }
+    Ok(Submission {
+        submitted_ms: unix_ms(),
+        estimate,
+        deployment: Some(cloud.deployment.clone()),
+    })
+}
+
+/// A submitted cloud job: waits for its result, writes the outputs, and
+/// sets what it used against its estimate.
+async fn render_remote(
+    req: &cli::Request,
+    cloud: &Cloud,
+    submitted: Submitted,
+    submission: Submission,
+    wait: &cli::Wait,
+) -> Result<Rendered> {
+    let bar = progress_bar(req.params.tile_count());
+    let waiting = Instant::now();
+    let manifest = cloud::wait(cloud, &submitted.job, &req.params, wait, &bar).await?;
+    let waited = waiting.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let store = &*cloud.store;
+    write_outputs(store, &manifest, req, &scratch_parent(req)).await?;
+    let stats = read_stats(store, &manifest.job).await?;
+    let counts = req.counts_out.is_some();
+    let actual = Actual::lambda(&manifest, &stats, &cloud.deployment, waited, counts);
+    Ok(Rendered {
+        manifest,
+        workers: "remote".to_string(),
+        submitted: Some(submitted),
+        estimate: submission.estimate,
+        actual,
+    })
+}
+
+/// Where scratch files go: beside the output, on the same filesystem, so
+/// the embedded render's outputs are linked into place, not copied.
+fn scratch_parent(req: &cli::Request) -> PathBuf {
+    match req.out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// The last word: one JSON document, or two lines for people.
+fn print_summary(req: &cli::Request, r: &Rendered, secs: f64) {
+    let m = &r.manifest;
     let peak_mib = mandel_pipeline::process::peak_rss_bytes().map(|b| b >> 20);
     if req.json {
         let summary = Summary {
@@ -215,19 +242,19 @@ async fn run(req: &cli::Request) -> Result<()> {
             height: m.height,
             tiles: m.tiles,
             max_iter: m.params.max_iter,
-            workers: &workers,
+            workers: &r.workers,
             seconds: secs,
             iterations: m.iterations,
             peak_memory_mib: peak_mib,
             image: &req.out,
             counts: req.counts_out.as_deref(),
             report: req.report.as_deref(),
-            submitted: submitted.as_ref().map(Enqueued::from),
-            estimate: &estimate,
-            actual: &actual,
+            submitted: r.submitted.as_ref().map(Enqueued::from),
+            estimate: &r.estimate,
+            actual: &r.actual,
         };
         println!("{}", serde_json::to_string(&summary).expect("serialises"));
-        return Ok(());
+        return;
     }
     let peak = peak_mib
         .map(|mib| format!(", peak memory {mib} MiB"))
@@ -239,6 +266,7 @@ async fn run(req: &cli::Request) -> Result<()> {
         h = m.height,
         tiles = m.tiles,
         mi = m.params.max_iter,
+        workers = r.workers,
         mpx = (m.width * m.height) as f64 / secs / 1e6,
         gits = m.iterations as f64 / secs / 1e9,
         out = req.out.display(),
@@ -248,16 +276,16 @@ async fn run(req: &cli::Request) -> Result<()> {
             .map(|c| format!(", ${:.4}", c.total))
             .unwrap_or_default()
     };
+    let (e, a) = (&r.estimate, &r.actual);
     println!(
         "estimated {:.2} s, {:.2} G iterations{}; took {:.2} s, {:.2} G iterations{}",
-        estimate.seconds,
-        estimate.iterations as f64 / 1e9,
-        cost(&estimate.cost),
-        actual.seconds,
-        actual.iterations as f64 / 1e9,
-        cost(&actual.cost),
+        e.seconds,
+        e.iterations as f64 / 1e9,
+        cost(&e.cost),
+        a.seconds,
+        a.iterations as f64 / 1e9,
+        cost(&a.cost),
     );
-    Ok(())
 }
 
 /// Samples the job through the kernel (tens of milliseconds of every core).
@@ -307,19 +335,6 @@ fn print_estimate(e: &Estimate, json: bool) {
             c.storage
         );
     }
-}
-
-/// Copies the job's report to `path`.
-async fn download_report(
-    store: &dyn ObjectStore,
-    manifest: &ResultManifest,
-    path: &Path,
-) -> Result<()> {
-    store
-        .download(&manifest.job.report_key(), path)
-        .await
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }
 
 /// The result as `--json` prints it: one object, the shape documented in
@@ -384,6 +399,9 @@ async fn write_outputs(
     };
     if let Some(path) = &req.counts_out {
         download(&manifest.counts_key, path).await?;
+    }
+    if let Some(path) = &req.report {
+        download(&manifest.job.report_key(), path).await?;
     }
     if req.colormap == STORED_COLORMAP {
         download(&manifest.image_key, &req.out).await?;

@@ -19,8 +19,8 @@ use mandel_core::png;
 use mandel_pipeline::estimate::{self, Actual, Cost, Estimate, Profile, Target};
 use mandel_pipeline::report::Submission;
 use mandel_pipeline::{
-    ObjectStore, PipelineError, ResultManifest, Submitted, read_stats, render_embedded,
-    stitch::STORED_COLORMAP,
+    ObjectStore, PipelineError, ResultManifest, STORED_COLORMAP, Submitted, read_stats,
+    render_embedded,
 };
 use serde::Serialize;
 use serde_json::json;

@@ -6,10 +6,10 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
-use mandel_pipeline::store::{
-    PartTag, UploadId, validate_completion, validate_key, validate_metadata, validate_part,
+use mandel_pipeline::{
+    Metadata, Object, ObjectMeta, ObjectStore, PartTag, PutMode, PutOutcome, StoreError, UploadId,
+    validate_completion, validate_key, validate_metadata, validate_part,
 };
-use mandel_pipeline::{Metadata, Object, ObjectMeta, ObjectStore, PutMode, PutOutcome, StoreError};
 
 use crate::errors::{is_denied, is_transient, refusal, status};
 

@@ -1,6 +1,7 @@
 //! The port contracts as executable checks, run against every adapter
 //! (memory, filesystem, S3/SQS on LocalStack). Each function panics on the
-//! first violation. Enabled by the `conformance` feature.
+//! first violation. Built with the `test-support` feature (the adapters'
+//! tests turn it on through their dev-dependencies).
 
 use std::collections::HashSet;
 use std::sync::Arc;

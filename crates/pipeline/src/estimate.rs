@@ -60,7 +60,7 @@ impl Profile {
 /// Two grids over the job's view: one with as many tiles as the job (up
 /// to one per sample pixel) gives each tile's share of the work (its
 /// executed iterations plus its pixels) and the image's iterations; one
-/// with tiles of at least [`CALIBRATION_TILE`] pixels a side is timed, so
+/// with tiles of at least 32 pixels a side is timed, so
 /// the seconds per unit of work are not swamped by the fixed cost of
 /// rendering a tiny tile.
 pub fn profile(params: &RenderParams) -> Profile {

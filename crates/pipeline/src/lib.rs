@@ -4,26 +4,27 @@
 //!
 //! - [`ObjectStore`] (S3 and stand-ins): get, put (overwrite or create-only),
 //!   head, list by prefix, delete, multipart upload, download to a file.
-//!   Contract in [`store`].
+//!   Its contract is on the trait.
 //! - [`Queue`] (SQS and stand-ins): send batch, receive batch, delete, with
-//!   at-least-once delivery. Contract in [`queue`].
+//!   at-least-once delivery. Its contract is on the trait.
 //!
 //! Adapters: [`MemoryStore`] and [`MemoryQueue`] (tests; the embedded
 //! mode's queues), [`SpillStore`] (the embedded mode's store: an index in
 //! memory, the bytes on disk) and [`FsStore`] (a local folder). The S3 and
 //! SQS adapters live with the AWS code and satisfy the same conformance
-//! suite. Wrappers over any adapter:
-//! [`Retrying`] (transient errors retried with jittered exponential
-//! backoff; the cloud adapters are always used through it) and
-//! [`faults::Flaky`] (injects transient errors, for tests).
+//! suite (`conformance`, with the `test-support` feature, as object_store
+//! gates its integration suite). Wrappers over any adapter: [`Retrying`]
+//! (transient errors retried with jittered exponential backoff within a
+//! total deadline; the cloud adapters are always used through it) and,
+//! with `test-support`, `faults::Flaky` (injects transient errors).
 //!
 //! Tile objects, row markers and failure records: [`tiles`]. Outputs too
-//! big for memory go up part by part: [`upload`]. Log event names other
+//! big for memory go up part by part, in [`PART_SIZE`] parts. Log event names other
 //! programs read: [`events`]. What a job will take and cost, and what it
 //! took: [`estimate`]; its page for people: [`report`]; a bucket's jobs
 //! listed and inspected: [`inspect`].
 //!
-//! The protocol ([`job`]): a [`JobId`] is a content hash of the
+//! The protocol: a [`JobId`] is a content hash of the
 //! [`RenderParams`](mandel_core::RenderParams); the params are written once
 //! to `jobs/<job>/params.json`; one [`TileMessage`] per tile goes on the tiles
 //! queue; each tile's blob is a keyed, deterministic write; the writer that
@@ -37,37 +38,45 @@
 //! [`stitch()`] (the stitch function), [`poll()`] (the event-source
 //! mapping), and [`render_embedded`] which wires them all in one process.
 
+// The public API: the items re-exported here, each at one path, and the
+// modules below that are namespaces of their own. Everything else is
+// private.
+#[cfg(feature = "test-support")]
 pub mod conformance;
-pub mod deployment;
-pub mod embedded;
+mod deployment;
+mod embedded;
 mod error;
 pub mod estimate;
 pub mod events;
+#[cfg(feature = "test-support")]
 pub mod faults;
-pub mod fs;
+mod fs;
 pub mod inspect;
-pub mod job;
-pub mod memory;
+mod job;
+mod memory;
 mod params_cache;
-pub mod poller;
+mod poller;
 pub mod process;
-pub mod queue;
+mod queue;
 pub mod report;
-pub mod retry;
-pub mod spill;
-pub mod stitch;
-pub mod store;
-pub mod submit;
+mod retry;
+mod spill;
+mod stitch;
+mod store;
+mod submit;
 pub mod tiles;
-pub mod upload;
-pub mod worker;
+mod upload;
+mod worker;
 
-pub use deployment::{BUCKET_ENV, DEPLOYMENT_KEY, Deployment, Fleet, FunctionLimits};
+pub use deployment::{
+    BUCKET_ENV, DEPLOYMENT_KEY, Deployment, Fleet, FunctionLimits, KERNEL_RATE_FLOOR,
+};
 pub use embedded::{EmbeddedRender, render_embedded};
 pub use error::PipelineError;
 pub use fs::FsStore;
 pub use job::{
-    Failed, Failure, JobId, ResultManifest, StitchAttempt, StitchMessage, TileMessage, TileStat,
+    Failed, Failure, InvalidJobId, JobId, ResultManifest, StitchAttempt, StitchMessage,
+    TileMessage, TileStat,
 };
 pub use memory::{MemoryQueue, MemoryStore};
 pub use params_cache::{ParamsCache, load_params};
@@ -75,10 +84,15 @@ pub use poller::{PollConfig, PollStats, invoke, one_at_a_time, poll};
 pub use queue::{Delivery, Queue, QueueError};
 pub use retry::{RetryPolicy, Retrying};
 pub use spill::SpillStore;
-pub use stitch::{StitchOutcome, handle_stitch_delivery, read_stats, stitch};
-pub use store::{Metadata, Object, ObjectMeta, ObjectStore, PutMode, PutOutcome, StoreError};
+pub use stitch::{STORED_COLORMAP, StitchOutcome, handle_stitch_delivery, read_stats, stitch};
+pub use store::{
+    MAX_PARTS, MIN_PART_SIZE, Metadata, Object, ObjectMeta, ObjectStore, PartTag, PutMode,
+    PutOutcome, StoreError, UploadId, validate_completion, validate_key, validate_metadata,
+    validate_part,
+};
 pub use submit::{
     CancelOutcome, Submitted, WaitPolicy, cancel, read_failures, submit, submit_recorded,
     wait_for_result,
 };
-pub use worker::{BatchOutcome, TileOutcome, TileWorker};
+pub use upload::PART_SIZE;
+pub use worker::{BatchOutcome, TileOutcome, TileWorker, stop_margin};

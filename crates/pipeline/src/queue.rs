@@ -1,20 +1,4 @@
-//! The message-queue port (SQS and its stand-ins).
-//!
-//! # Contract
-//!
-//! - Delivery is at least once: a received message stays hidden for the
-//!   queue's visibility timeout; if it is not [`delete`](Queue::delete)d by
-//!   then it is delivered again, with a higher `receive_count`. Consumers
-//!   must therefore be idempotent.
-//! - Order is not guaranteed.
-//! - [`send_batch`](Queue::send_batch) takes any number of bodies; adapters
-//!   split them into the backend's batch size.
-//! - [`receive`](Queue::receive) returns at most `max` messages, waiting up
-//!   to `wait` for the first one (long polling); an empty vector means none
-//!   arrived in time.
-//! - [`delete`](Queue::delete) takes any number of receipts (adapters split
-//!   them into the backend's batch size). Deleting with a receipt that is no
-//!   longer valid is not an error.
+//! The message-queue port (SQS and its stand-ins). The contract is on [`Queue`].
 
 use std::time::Duration;
 
@@ -58,6 +42,23 @@ pub struct QueueError {
     pub denied: Option<&'static str>,
 }
 
+/// The message-queue port (SQS and its stand-ins).
+///
+/// # Contract
+///
+/// - Delivery is at least once: a received message stays hidden for the
+///   queue's visibility timeout; if it is not [`delete`](Queue::delete)d by
+///   then it is delivered again, with a higher `receive_count`. Consumers
+///   must therefore be idempotent.
+/// - Order is not guaranteed.
+/// - [`send_batch`](Queue::send_batch) takes any number of bodies; adapters
+///   split them into the backend's batch size.
+/// - [`receive`](Queue::receive) returns at most `max` messages, waiting up
+///   to `wait` for the first one (long polling); an empty vector means none
+///   arrived in time.
+/// - [`delete`](Queue::delete) takes any number of receipts (adapters split
+///   them into the backend's batch size). Deleting with a receipt that is no
+///   longer valid is not an error.
 #[async_trait]
 pub trait Queue: std::fmt::Debug + Send + Sync + 'static {
     async fn send_batch(&self, bodies: &[String]) -> Result<(), QueueError>;

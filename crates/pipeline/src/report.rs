@@ -5,7 +5,7 @@
 //! estimate, and throughput. Charts are inline SVG written here; the
 //! picture is a data URL; the page loads nothing else and runs no script.
 //!
-//! The stitch writes it beside `result.json` ([`JobId::report_key`]); the
+//! The stitch writes it beside `result.json` ([`JobId::report_key`](crate::JobId::report_key)); the
 //! embedded mode copies it to `--report`.
 
 use std::collections::BTreeMap;

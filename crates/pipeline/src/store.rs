@@ -1,41 +1,4 @@
-//! The object-store port.
-//!
-//! # Contract
-//!
-//! Every adapter ([`MemoryStore`](crate::MemoryStore),
-//! [`FsStore`](crate::FsStore), S3) behaves the same, and the conformance
-//! suite ([`conformance`](crate::conformance), run by each adapter's tests)
-//! holds each of them to it:
-//!
-//! - Keys are `/`-separated segments of printable ASCII; empty, `.` and `..`
-//!   segments, a leading `/` and control characters are refused with
-//!   [`StoreError::InvalidKey`].
-//! - [`put`](ObjectStore::put) with [`PutMode::Overwrite`] replaces the whole
-//!   object atomically: a reader sees the old bytes or the new, never a mix.
-//! - With [`PutMode::Create`] the write happens only if no object has the key;
-//!   of several concurrent creators exactly one gets [`PutOutcome::Written`],
-//!   the others [`PutOutcome::AlreadyExists`] (S3 `If-None-Match: *`).
-//! - [`get`](ObjectStore::get) returns the body and the user metadata given at
-//!   write; a missing key is [`StoreError::NotFound`].
-//! - [`list`](ObjectStore::list) is strongly consistent (read-after-write, as
-//!   S3 is) and returns every key under the prefix, sorted, with its size.
-//! - [`delete`](ObjectStore::delete) removes the object; deleting a key
-//!   that has no object is not an error (so a retried delete is harmless).
-//! - A multipart upload ([`start_upload`](ObjectStore::start_upload),
-//!   [`put_part`](ObjectStore::put_part),
-//!   [`complete_upload`](ObjectStore::complete_upload)) writes an object
-//!   too big to hold in memory, part by part, as S3's multipart upload does:
-//!   parts are numbered from 1 (at most [`MAX_PARTS`]), may be put in any
-//!   order and concurrently, a part put again replaces itself, and every
-//!   part but the last has the upload's `part_size` (at least
-//!   [`MIN_PART_SIZE`]). Nothing is visible at the key until the upload
-//!   completes, which replaces the object atomically, with no metadata;
-//!   [`abort_upload`](ObjectStore::abort_upload) discards the parts.
-//! - [`download`](ObjectStore::download) writes an object's body to a
-//!   local file, byte for byte as [`get`](ObjectStore::get) returns it.
-//! - Errors that a retry may cure are marked [`StoreError::is_transient`];
-//!   a refusal by the backend's access policy is [`StoreError::Denied`],
-//!   naming the action that was refused.
+//! The object-store port. The contract is on [`ObjectStore`].
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -163,8 +126,44 @@ impl StoreError {
     }
 }
 
-/// A key-value object store (S3 and its stand-ins). See the module docs for
-/// the contract.
+/// The object-store port.
+///
+/// # Contract
+///
+/// Every adapter ([`MemoryStore`](crate::MemoryStore),
+/// [`FsStore`](crate::FsStore), S3) behaves the same, and the conformance
+/// suite (`conformance`, with the `test-support` feature, run by each adapter's tests)
+/// holds each of them to it:
+///
+/// - Keys are `/`-separated segments of printable ASCII; empty, `.` and `..`
+///   segments, a leading `/` and control characters are refused with
+///   [`StoreError::InvalidKey`].
+/// - [`put`](ObjectStore::put) with [`PutMode::Overwrite`] replaces the whole
+///   object atomically: a reader sees the old bytes or the new, never a mix.
+/// - With [`PutMode::Create`] the write happens only if no object has the key;
+///   of several concurrent creators exactly one gets [`PutOutcome::Written`],
+///   the others [`PutOutcome::AlreadyExists`] (S3 `If-None-Match: *`).
+/// - [`get`](ObjectStore::get) returns the body and the user metadata given at
+///   write; a missing key is [`StoreError::NotFound`].
+/// - [`list`](ObjectStore::list) is strongly consistent (read-after-write, as
+///   S3 is) and returns every key under the prefix, sorted, with its size.
+/// - [`delete`](ObjectStore::delete) removes the object; deleting a key
+///   that has no object is not an error (so a retried delete is harmless).
+/// - A multipart upload ([`start_upload`](ObjectStore::start_upload),
+///   [`put_part`](ObjectStore::put_part),
+///   [`complete_upload`](ObjectStore::complete_upload)) writes an object
+///   too big to hold in memory, part by part, as S3's multipart upload does:
+///   parts are numbered from 1 (at most [`MAX_PARTS`]), may be put in any
+///   order and concurrently, a part put again replaces itself, and every
+///   part but the last has the upload's `part_size` (at least
+///   [`MIN_PART_SIZE`]). Nothing is visible at the key until the upload
+///   completes, which replaces the object atomically, with no metadata;
+///   [`abort_upload`](ObjectStore::abort_upload) discards the parts.
+/// - [`download`](ObjectStore::download) writes an object's body to a
+///   local file, byte for byte as [`get`](ObjectStore::get) returns it.
+/// - Errors that a retry may cure are marked [`StoreError::is_transient`];
+///   a refusal by the backend's access policy is [`StoreError::Denied`],
+///   naming the action that was refused.
 #[async_trait]
 pub trait ObjectStore: Debug + Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Object, StoreError>;

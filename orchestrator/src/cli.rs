@@ -109,6 +109,12 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
 
+    /// Also write a Deep Zoom pyramid of the picture (DIR/image.dzi and
+    /// 256-px PNG tiles at every level, coloured as the PNG) for viewers
+    /// such as OpenSeadragon; DIR is created.
+    #[arg(long, value_name = "DIR")]
+    pub pyramid: Option<PathBuf>,
+
     /// With --bucket: list the bucket's jobs, newest first, and exit.
     #[arg(long, group = "action")]
     pub list: bool,
@@ -127,6 +133,8 @@ pub struct Request {
     pub counts_out: Option<PathBuf>,
     /// `--report`: where to copy the job's report.
     pub report: Option<PathBuf>,
+    /// `--pyramid`: where to write the Deep Zoom pyramid.
+    pub pyramid: Option<PathBuf>,
     pub colormap: Colormap,
     pub mode: Mode,
     /// `--json`: the result as one JSON document.
@@ -245,6 +253,7 @@ impl Cli {
             ("out", Some(&self.out)),
             ("counts-out", self.counts_out.as_ref()),
             ("report", self.report.as_ref()),
+            ("pyramid", self.pyramid.as_ref()),
         ] {
             let Some(path) = path else { continue };
             let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
@@ -293,6 +302,12 @@ impl Cli {
                 ));
             }
             _ => {}
+        }
+        if self.pyramid.is_some() && self.no_wait {
+            return Err(usage(
+                "pyramid",
+                "--pyramid needs the job's result; it cannot be written with --no-wait",
+            ));
         }
         if self.report.is_some() && self.no_wait {
             return Err(usage(
@@ -356,6 +371,7 @@ impl Cli {
             out: self.out.clone(),
             counts_out: self.counts_out.clone(),
             report: self.report.clone(),
+            pyramid: self.pyramid.clone(),
             colormap,
             mode,
             json: self.json,

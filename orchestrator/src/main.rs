@@ -403,9 +403,12 @@ async fn write_outputs(
     if let Some(path) = &req.report {
         download(&manifest.job.report_key(), path).await?;
     }
-    if req.colormap == STORED_COLORMAP {
+    let recolour = req.colormap != STORED_COLORMAP;
+    if !recolour {
         download(&manifest.image_key, &req.out).await?;
-        return Ok(());
+        if req.pyramid.is_none() {
+            return Ok(());
+        }
     }
     let scratch = tempfile::Builder::new()
         .prefix(".mandel-recolour-")
@@ -419,23 +422,77 @@ async fn write_outputs(
             path
         }
     };
-    let (colormap, out) = (req.colormap, req.out.clone());
+    let (colormap, out, pyramid) = (req.colormap, req.out.clone(), req.pyramid.clone());
     tokio::task::spawn_blocking(move || -> Result<()> {
-        let npy = std::io::BufReader::new(
-            std::fs::File::open(&counts)
-                .with_context(|| format!("reading {}", counts.display()))?,
-        );
-        let file =
-            std::fs::File::create(&out).with_context(|| format!("writing {}", out.display()))?;
-        let mut png = std::io::BufWriter::new(file);
-        png::recolour_npy(npy, colormap, &mut png).context("encoding the PNG")?;
-        png.into_inner()
-            .map_err(|e| e.into_error())
-            .with_context(|| format!("writing {}", out.display()))?;
+        let open = || -> Result<_> {
+            Ok(std::io::BufReader::new(
+                std::fs::File::open(&counts)
+                    .with_context(|| format!("reading {}", counts.display()))?,
+            ))
+        };
+        if recolour {
+            let file = std::fs::File::create(&out)
+                .with_context(|| format!("writing {}", out.display()))?;
+            let mut png = std::io::BufWriter::new(file);
+            png::recolour_npy(open()?, colormap, &mut png).context("encoding the PNG")?;
+            png.into_inner()
+                .map_err(|e| e.into_error())
+                .with_context(|| format!("writing {}", out.display()))?;
+        }
+        if let Some(dir) = pyramid {
+            write_pyramid(open()?, colormap, &dir)?;
+        }
         Ok(())
     })
     .await
     .expect("recolouring panicked")
+}
+
+/// `--pyramid DIR`: a Deep Zoom pyramid of the picture, coloured as the
+/// PNG, built a row at a time from the counts: `DIR/image.dzi` and
+/// `DIR/image_files/<level>/<col>_<row>.png`.
+fn write_pyramid(
+    npy: impl std::io::Read + std::io::Seek,
+    colormap: mandel_core::Colormap,
+    dir: &Path,
+) -> Result<()> {
+    use mandel_core::pyramid::{Pyramid, Tile, descriptor};
+    let files = dir.join("image_files");
+    let write = |tiles: Vec<Tile>| -> Result<()> {
+        for t in tiles {
+            let level = files.join(t.level.to_string());
+            std::fs::create_dir_all(&level)
+                .with_context(|| format!("writing {}", level.display()))?;
+            let path = level.join(format!("{}_{}.png", t.col, t.row));
+            std::fs::write(&path, &t.png).with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
+    };
+    let mut built: Option<(Pyramid, Vec<[u8; 3]>, Vec<u8>, (usize, usize))> = None;
+    let mut failed = None;
+    png::npy_rows_top_first(npy, |shape, range, row| {
+        let (pyramid, palette, rgb, _) = built.get_or_insert_with(|| {
+            (
+                Pyramid::new(shape.width, shape.height),
+                colormap.palette(range.min, range.max),
+                vec![0; shape.width * 3],
+                (shape.width, shape.height),
+            )
+        });
+        png::colour_row(palette, row, rgb);
+        let tiles = pyramid.push_row(rgb)?;
+        if let Err(e) = write(tiles) {
+            failed = Some(e);
+            return Err(std::io::Error::other("writing the pyramid").into());
+        }
+        Ok(())
+    })
+    .map_err(|e| failed.take().unwrap_or_else(|| anyhow::Error::new(e)))?;
+    let (pyramid, _, _, (w, h)) = built.context("the counts have no rows")?;
+    write(pyramid.finish().context("encoding the pyramid")?)?;
+    let dzi = dir.join("image.dzi");
+    std::fs::write(&dzi, descriptor(w, h)).with_context(|| format!("writing {}", dzi.display()))?;
+    Ok(())
 }
 
 pub(crate) fn progress_bar(total: u64) -> ProgressBar {

@@ -124,6 +124,10 @@ fn bad_input_exits_2_with_one_line_and_writes_nothing() {
             &["--report", "no/such/dir/r.html"],
             "--report: folder no/such/dir does not exist",
         ),
+        (
+            &["--bucket", "b", "--no-wait", "--pyramid", "p"],
+            "--pyramid: --pyramid needs the job's result",
+        ),
     ];
     for (args, want) in cases {
         let out = run(dir.path(), args);
@@ -460,5 +464,60 @@ fn outputs_are_byte_identical_to_the_recorded_ones() {
                 "{file} of {args:?}"
             );
         }
+    }
+}
+
+/// `--pyramid DIR`: a Deep Zoom pyramid whose top level is the PNG, cut in
+/// 256-px tiles, and whose lower levels halve it down to one pixel.
+#[test]
+fn pyramid_tiles_are_the_picture_at_every_level() {
+    let dir = tempfile::tempdir().unwrap();
+    for colormap in ["twilight_shifted", "viridis"] {
+        let out = run(
+            dir.path(),
+            &[
+                "--tiles-per-side",
+                "3",
+                "--tile-pixels",
+                "100",
+                "--max-iter",
+                "300",
+                "--colormap",
+                colormap,
+                "--out",
+                "p.png",
+                "--pyramid",
+                "pyr",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let picture = image::open(dir.path().join("p.png")).unwrap().to_rgb8();
+        let dzi = std::fs::read_to_string(dir.path().join("pyr/image.dzi")).unwrap();
+        assert!(dzi.contains(r#"<Size Width="300" Height="300"/>"#), "{dzi}");
+        assert!(dzi.contains(r#"TileSize="256""#) && dzi.contains(r#"Overlap="0""#));
+        // 300 px: level 9 is full resolution, in 2×2 tiles.
+        let tile = |level: u32, col: u32, row: u32| {
+            let path = dir
+                .path()
+                .join(format!("pyr/image_files/{level}/{col}_{row}.png"));
+            image::open(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+                .to_rgb8()
+        };
+        for (col, row) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+            let t = tile(9, col, row);
+            let crop =
+                image::imageops::crop_imm(&picture, col * 256, row * 256, t.width(), t.height())
+                    .to_image();
+            assert_eq!(t, crop, "{colormap}: level 9 tile {col}_{row}");
+        }
+        assert_eq!(tile(9, 1, 1).dimensions(), (44, 44));
+        assert_eq!(tile(8, 0, 0).dimensions(), (150, 150));
+        assert_eq!(tile(0, 0, 0).dimensions(), (1, 1));
+        assert!(!dir.path().join("pyr/image_files/10").exists());
     }
 }

@@ -25,6 +25,7 @@ pub mod geometry;
 pub mod kernel;
 pub mod params;
 pub mod png;
+pub mod pyramid;
 
 pub use colormap::{Colormap, UnknownColormap};
 pub use counts::{CountRange, CountsImage};

@@ -43,9 +43,30 @@ pub fn write_png<W: Write>(
 /// PNG exactly as [`write_png`] would colour the counts, reading it a row at
 /// a time: one pass for the count range, one for the rows, top first.
 pub fn recolour_npy<R: Read + Seek, W: Write>(
-    mut npy: R,
+    npy: R,
     colormap: Colormap,
     mut out: W,
+) -> Result<(), EncodingError> {
+    let mut png: Option<PngRows> = None;
+    npy_rows_top_first(npy, |shape, range, row| {
+        let rows = match &mut png {
+            Some(rows) => rows,
+            None => png.insert(PngRows::new(shape.width, shape.height, colormap, range)?),
+        };
+        rows.write_row(row)?;
+        out.write_all(&rows.take_bytes())?;
+        Ok(())
+    })?;
+    out.write_all(&png.expect("a picture has rows").finish()?)?;
+    Ok(())
+}
+
+/// Reads a counts `.npy` a row at a time: a first pass for the image's
+/// count range, then `each(shape, range, row)` for every row, top (`ymax`)
+/// first, as pictures are written.
+pub fn npy_rows_top_first<R: Read + Seek>(
+    mut npy: R,
+    mut each: impl FnMut(&NpyShape, CountRange, &[u16]) -> Result<(), EncodingError>,
 ) -> Result<(), EncodingError> {
     let bad = |e: crate::counts::NpyError| io::Error::new(io::ErrorKind::InvalidData, e.0);
     let mut head = Vec::new();
@@ -69,14 +90,22 @@ pub fn recolour_npy<R: Read + Seek, W: Write>(
         read_row(&mut npy, y, &mut row)?;
         range = range.merge(CountRange::of(&row));
     }
-    let mut rows = PngRows::new(w, h, colormap, range)?;
     for y in (0..h).rev() {
         read_row(&mut npy, y, &mut row)?;
-        rows.write_row(&row)?;
-        out.write_all(&rows.take_bytes())?;
+        each(&shape, range, &row)?;
     }
-    out.write_all(&rows.finish()?)?;
     Ok(())
+}
+
+/// Colours `counts` into `rgb` (3 bytes a count) with a palette from
+/// [`Colormap::palette`], as every picture of the product is coloured: a
+/// count above the palette (only a hand-edited range can cause one) takes
+/// its last colour.
+pub fn colour_row(palette: &[[u8; 3]], counts: &[u16], rgb: &mut [u8]) {
+    let top = palette.len() - 1;
+    for (px, &c) in rgb.chunks_exact_mut(3).zip(counts) {
+        px.copy_from_slice(&palette[usize::from(c).min(top)]);
+    }
 }
 
 /// A PNG being encoded one picture row at a time, top row first: push rows
@@ -131,10 +160,7 @@ impl PngRows {
             self.rgb.len(),
             "a PNG row has the wrong width"
         );
-        for (px, &c) in self.rgb.chunks_exact_mut(3).zip(counts) {
-            let top = self.palette.len() - 1;
-            px.copy_from_slice(&self.palette[usize::from(c).min(top)]);
-        }
+        colour_row(&self.palette, counts, &mut self.rgb);
         self.stream.write_all(&self.rgb)?;
         Ok(())
     }

@@ -468,19 +468,24 @@ fn write_pyramid(
         }
         Ok(())
     };
-    let mut built: Option<(Pyramid, Vec<[u8; 3]>, Vec<u8>, (usize, usize))> = None;
+    /// The pyramid once the counts' shape and range are known.
+    struct Building {
+        pyramid: Pyramid,
+        palette: Vec<[u8; 3]>,
+        rgb: Vec<u8>,
+        size: (usize, usize),
+    }
+    let mut built: Option<Building> = None;
     let mut failed = None;
     png::npy_rows_top_first(npy, |shape, range, row| {
-        let (pyramid, palette, rgb, _) = built.get_or_insert_with(|| {
-            (
-                Pyramid::new(shape.width, shape.height),
-                colormap.palette(range.min, range.max),
-                vec![0; shape.width * 3],
-                (shape.width, shape.height),
-            )
+        let b = built.get_or_insert_with(|| Building {
+            pyramid: Pyramid::new(shape.width, shape.height),
+            palette: colormap.palette(range.min, range.max),
+            rgb: vec![0; shape.width * 3],
+            size: (shape.width, shape.height),
         });
-        png::colour_row(palette, row, rgb);
-        let tiles = pyramid.push_row(rgb)?;
+        png::colour_row(&b.palette, row, &mut b.rgb);
+        let tiles = b.pyramid.push_row(&b.rgb)?;
         if let Err(e) = write(tiles) {
             failed = Some(e);
             return Err(std::io::Error::other("writing the pyramid").into());
@@ -488,8 +493,9 @@ fn write_pyramid(
         Ok(())
     })
     .map_err(|e| failed.take().unwrap_or_else(|| anyhow::Error::new(e)))?;
-    let (pyramid, _, _, (w, h)) = built.context("the counts have no rows")?;
-    write(pyramid.finish().context("encoding the pyramid")?)?;
+    let b = built.context("the counts have no rows")?;
+    let (w, h) = b.size;
+    write(b.pyramid.finish().context("encoding the pyramid")?)?;
     let dzi = dir.join("image.dzi");
     std::fs::write(&dzi, descriptor(w, h)).with_context(|| format!("writing {}", dzi.display()))?;
     Ok(())

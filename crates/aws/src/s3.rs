@@ -21,6 +21,17 @@ pub struct S3Store {
 }
 
 impl S3Store {
+    /// A ListObjectsV2 request for the keys under `prefix`.
+    fn listing(
+        &self,
+        prefix: &str,
+    ) -> aws_sdk_s3::operation::list_objects_v2::builders::ListObjectsV2FluentBuilder {
+        self.client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+    }
+
     pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
         S3Store {
             client,
@@ -181,13 +192,7 @@ impl ObjectStore for S3Store {
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
         let mut out = Vec::new();
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
+        let mut pages = self.listing(prefix).into_paginator().send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| backend("s3:ListBucket", prefix, e))?;
             for obj in page.contents() {
@@ -207,14 +212,7 @@ impl ObjectStore for S3Store {
 
     async fn list_children(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let mut out = Vec::new();
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .delimiter("/")
-            .into_paginator()
-            .send();
+        let mut pages = self.listing(prefix).delimiter("/").into_paginator().send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| backend("s3:ListBucket", prefix, e))?;
             out.extend(

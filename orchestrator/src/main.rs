@@ -140,11 +140,7 @@ async fn estimate_only(req: &cli::Request, bucket: Option<&str>, workers: usize)
 async fn render_here(req: &cli::Request, workers: usize, started: Instant) -> Result<Rendered> {
     let bar = progress_bar(req.params.tile_count());
     let estimate = Estimate::embedded(&profile(&req.params).await, workers);
-    let submission = Submission {
-        submitted_ms: unix_ms(),
-        estimate,
-        deployment: None,
-    };
+    let submission = Submission::now(estimate, None);
     let scratch = scratch_parent(req);
     let r = render_embedded(&req.params, workers, &scratch, Some(&submission), |done| {
         bar.set_position(done)
@@ -187,11 +183,7 @@ async fn submission_for(
         }
         .into());
     }
-    Ok(Submission {
-        submitted_ms: unix_ms(),
-        estimate,
-        deployment: Some(cloud.deployment.clone()),
-    })
+    Ok(Submission::now(estimate, Some(cloud.deployment.clone())))
 }
 
 /// A submitted cloud job: waits for its result, writes the outputs, and
@@ -294,12 +286,6 @@ async fn profile(params: &RenderParams) -> Profile {
     tokio::task::spawn_blocking(move || estimate::profile(&params))
         .await
         .expect("sampling panicked")
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// `--estimate`, or the estimate a `--max-cost` refusal shows.

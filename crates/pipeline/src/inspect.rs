@@ -128,7 +128,7 @@ async fn summary(store: &dyn ObjectStore, job: &JobId) -> Result<JobSummary, Pip
     let seconds = result
         .as_ref()
         .zip(submitted_ms)
-        .map(|(m, at)| (m.stitch_started_ms + m.stitch_us / 1000).saturating_sub(at) as f64 / 1e3);
+        .map(|(m, at)| m.finished_ms().saturating_sub(at) as f64 / 1e3);
     Ok(JobSummary {
         job: job.clone(),
         params,
@@ -184,7 +184,7 @@ pub async fn job_status(store: &dyn ObjectStore, job: &JobId) -> Result<JobStatu
     };
     let estimate = read_submission(store, job).await?.map(|s| s.estimate);
     Ok(JobStatus {
-        pending: summary.tiles - summary.stored - tiles_failed.min(summary.tiles - summary.stored),
+        pending: (summary.tiles - summary.stored).saturating_sub(tiles_failed),
         summary,
         failures,
         stitch,

@@ -386,6 +386,13 @@ pub struct ResultManifest {
     pub image_bytes: u64,
 }
 
+impl ResultManifest {
+    /// When the stitch finished (Unix ms, by its clock).
+    pub fn finished_ms(&self) -> u64 {
+        self.stitch_started_ms + self.stitch_us / 1000
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -30,11 +30,19 @@ pub struct Submission {
 }
 
 impl Submission {
+    /// The record of a job submitted now.
+    pub fn now(estimate: Estimate, deployment: Option<Deployment>) -> Self {
+        Submission {
+            submitted_ms: crate::job::unix_ms(),
+            estimate,
+            deployment,
+        }
+    }
+
     /// The finished job against this submission: its wall time is from
     /// submit to the end of the stitch.
     pub fn actual(&self, m: &ResultManifest, stats: &[TileStat]) -> Actual {
-        let end_ms = m.stitch_started_ms + m.stitch_us / 1000;
-        let seconds = end_ms.saturating_sub(self.submitted_ms) as f64 / 1e3;
+        let seconds = m.finished_ms().saturating_sub(self.submitted_ms) as f64 / 1e3;
         match &self.deployment {
             Some(d) => Actual::lambda(m, stats, d, seconds, false),
             None => Actual::embedded(m, seconds),
@@ -181,11 +189,15 @@ fn timeline(m: &ResultManifest, stats: &[TileStat]) -> String {
     }
     let start_of = |s: &TileStat| s.started_ms as f64;
     let end_of = |s: &TileStat| s.started_ms as f64 + s.compute_us as f64 / 1e3;
+    // The earliest time recorded (0 is unknown: a tile written before
+    // boot and batch times were recorded).
     let t0 = stats
         .iter()
-        .map(|s| s.boot_ms.max(1).min(s.batch_ms.max(1)).min(s.started_ms) as f64)
-        .fold(f64::INFINITY, f64::min);
-    let stitch_end = (m.stitch_started_ms + m.stitch_us / 1000) as f64;
+        .flat_map(|s| [s.boot_ms, s.batch_ms, s.started_ms])
+        .filter(|&t| t > 0)
+        .min()
+        .unwrap_or(0) as f64;
+    let stitch_end = m.finished_ms() as f64;
     let t1 = stats.iter().map(|s| end_of(s)).fold(stitch_end, f64::max);
     let span = (t1 - t0).max(1.0);
     let unit = span / WIDTH;

@@ -1,4 +1,4 @@
-//! `mandel-bench`: prints the numbers behind the README's performance table.
+//! `mandel-bench`: prints the numbers behind docs/performance.md.
 //!
 //! Usage: `mandel-bench [--quick] [--python PATH]`, or
 //! `mandel-bench --kernel-only TILES_PER_SIDE TILE_PIXELS MAX_ITER`: the

@@ -53,7 +53,7 @@ impl Browser {
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                     "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync",
-                    "--window-size=1200,1400",
+                    "--window-size=1200,1400", "--force-color-profile=srgb",
                     format!("--user-data-dir={}", profile.path().display()),
                 ],
             },

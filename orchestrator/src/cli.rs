@@ -110,8 +110,8 @@ pub struct Cli {
     pub report: Option<PathBuf>,
 
     /// Also write a Deep Zoom pyramid of the picture (DIR/image.dzi and
-    /// 256-px PNG tiles at every level, coloured as the PNG) for viewers
-    /// such as OpenSeadragon; DIR is created.
+    /// 256-px PNG tiles at every level, coloured as the PNG) and its
+    /// viewer, DIR/index.html (or any Deep Zoom viewer); DIR is created.
     #[arg(long, value_name = "DIR")]
     pub pyramid: Option<PathBuf>,
 

@@ -435,8 +435,9 @@ async fn write_outputs(
 }
 
 /// `--pyramid DIR`: a Deep Zoom pyramid of the picture, coloured as the
-/// PNG, built a row at a time from the counts: `DIR/image.dzi` and
-/// `DIR/image_files/<level>/<col>_<row>.png`.
+/// PNG, built a row at a time from the counts: `DIR/image.dzi`,
+/// `DIR/image_files/<level>/<col>_<row>.png`, and `DIR/index.html`, the
+/// viewer, which opens it even as a file.
 fn write_pyramid(
     npy: impl std::io::Read + std::io::Seek,
     colormap: mandel_core::Colormap,
@@ -484,6 +485,9 @@ fn write_pyramid(
     write(b.pyramid.finish().context("encoding the pyramid")?)?;
     let dzi = dir.join("image.dzi");
     std::fs::write(&dzi, descriptor(w, h)).with_context(|| format!("writing {}", dzi.display()))?;
+    let index = dir.join("index.html");
+    let page = mandel_core::viewer::page(&mandel_core::viewer::Source::dzi("image_files/", w, h));
+    std::fs::write(&index, page).with_context(|| format!("writing {}", index.display()))?;
     Ok(())
 }
 

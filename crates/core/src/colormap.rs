@@ -49,6 +49,12 @@ impl Colormap {
         }
     }
 
+    /// Whether the table ends where it starts (twilight's do), so a scale
+    /// may wrap around it without a seam.
+    pub fn is_cyclic(self) -> bool {
+        self == Colormap::TwilightShifted
+    }
+
     pub fn names() -> Vec<&'static str> {
         Colormap::ALL.iter().map(|c| c.name()).collect()
     }

@@ -17,15 +17,20 @@
 //!   writes it as `.npy`.
 //! - [`Colormap`] and [`png::encode_png`] turn counts into the picture
 //!   (`log1p`, min–max normalised, `origin="lower"`).
+//! - [`pyramid`] cuts the picture into a Deep Zoom pyramid; [`explore`] cuts
+//!   the whole plane into a quadtree of one-tile renders for the explorer;
+//!   [`viewer`] is the page that pans and zooms either.
 
 pub mod blob;
 pub mod colormap;
 pub mod counts;
+pub mod explore;
 pub mod geometry;
 pub mod kernel;
 pub mod params;
 pub mod png;
 pub mod pyramid;
+pub mod viewer;
 
 pub use colormap::{Colormap, UnknownColormap};
 pub use counts::{CountRange, CountsImage};

@@ -132,6 +132,16 @@ impl PngRows {
         colormap: Colormap,
         range: CountRange,
     ) -> Result<Self, EncodingError> {
+        Self::with_palette(width, height, colormap.palette(range.min, range.max))
+    }
+
+    /// Starts a `width`×`height` picture coloured with `palette`, a colour
+    /// per count (as [`colour_row`] uses it).
+    pub fn with_palette(
+        width: usize,
+        height: usize,
+        palette: Vec<[u8; 3]>,
+    ) -> Result<Self, EncodingError> {
         let out = Shared::default();
         let mut encoder = png::Encoder::new(out.clone(), width as u32, height as u32);
         encoder.set_color(png::ColorType::Rgb);
@@ -142,7 +152,7 @@ impl PngRows {
         Ok(PngRows {
             stream,
             out,
-            palette: colormap.palette(range.min, range.max),
+            palette,
             rgb: vec![0; width * 3],
         })
     }

@@ -22,7 +22,8 @@
 //! big for memory go up part by part, in [`PART_SIZE`] parts. Log event names other
 //! programs read: [`events`]. What a job will take and cost, and what it
 //! took: [`estimate`]; its page for people: [`report`]; a bucket's jobs
-//! listed and inspected: [`inspect`].
+//! listed and inspected: [`inspect`]; the explorer's tiles, cached and
+//! rendered on request: [`explore`].
 //!
 //! The protocol: a [`JobId`] is a content hash of the
 //! [`RenderParams`](mandel_core::RenderParams); the params are written once
@@ -48,6 +49,7 @@ mod embedded;
 mod error;
 pub mod estimate;
 pub mod events;
+pub mod explore;
 #[cfg(feature = "test-support")]
 pub mod faults;
 mod fs;

@@ -28,6 +28,12 @@ mod simd;
 pub use fast::Tuning;
 pub use shortcut::{MARGIN as INTERIOR_MARGIN, surely_interior};
 
+/// The version of the counts' contract (the formula above and the
+/// coordinate rule). Counts cached by their params alone are keyed with it
+/// too, so a change of contract, should one ever be needed, never serves
+/// counts of the old one.
+pub const CONTRACT_VERSION: u32 = 1;
+
 /// An instruction-set level the kernel can run at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Level {

@@ -1,0 +1,292 @@
+//! The explorer's world: the plane cut into a quadtree of 256-pixel tiles
+//! (XYZ addressing, as web maps do), each tile an ordinary one-tile render,
+//! so it obeys the kernel's contract and its bytes are a function of its
+//! parameters alone: render it once, cache it for good.
+//!
+//! - Zoom 0 is one tile covering the square re ∈ [−2.5, 1.5], im ∈ [−2, 2];
+//!   zoom `z` has `2^z` tiles a side, tile `(x, y)` counting from the left
+//!   and from the top.
+//! - The tile's side is a power of two and its corners are multiples of
+//!   it, so every corner and every pixel step is exact in f64 down to
+//!   [`MAX_ZOOM`], the deepest zoom at which f64 still tells neighbouring
+//!   pixels apart everywhere in the world.
+//! - The iteration budget grows with depth ([`max_iter_for`]): deeper views
+//!   need more iterations to separate the set from its slow escapers.
+//! - Colours are stable while panning ([`palette`]): a function of the
+//!   count and the budget only, never of a tile's own range, so
+//!   neighbouring tiles agree at their seams.
+
+use crate::png::{EncodingError, PngRows};
+use crate::{Colormap, RenderParams, TileId, Viewport, kernel};
+
+/// Pixels on a tile's side.
+pub const TILE_PIXELS: u32 = 256;
+/// The world's left edge (re) and top edge (im).
+pub const WORLD_LEFT: f64 = -2.5;
+pub const WORLD_TOP: f64 = 2.0;
+/// The world's side at zoom 0.
+pub const WORLD_SIDE: f64 = 4.0;
+
+/// The deepest zoom: a pixel is `2^-(6+z)` wide, and at `|re|` up to 2.5 a
+/// double's spacing is `2^-51`, so beyond zoom 45 neighbouring pixels near
+/// the world's left edge would get the same coordinate.
+pub const MAX_ZOOM: u32 = 45;
+
+/// The iteration budget at zoom 0, and what each zoom level adds.
+pub const ITER_BASE: u32 = 500;
+pub const ITER_PER_ZOOM: u32 = 150;
+
+/// The default iteration budget at `zoom`: `500 + 150·zoom`, capped at the
+/// counts' limit (65535). Zoom 10, where a 1024-pixel window shows about
+/// the notebook's default view, gets its 2000.
+pub fn max_iter_for(zoom: u32) -> u32 {
+    (ITER_BASE + ITER_PER_ZOOM * zoom).min(crate::params::MAX_ITER_LIMIT)
+}
+
+/// One tile of the world; only [`WorldTile::new`] makes one, so every
+/// value is inside the world.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct WorldTile {
+    zoom: u32,
+    x: u64,
+    y: u64,
+}
+
+/// Why a tile address was refused; the message is shown to the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TileError {
+    #[error(
+        "zoom {zoom} is past {MAX_ZOOM}, the deepest at which f64 can still tell neighbouring pixels apart"
+    )]
+    TooDeep { zoom: u32 },
+    #[error("tile {x},{y} is outside zoom {zoom}'s grid of {side}×{side} tiles")]
+    OutsideWorld {
+        zoom: u32,
+        x: u64,
+        y: u64,
+        side: u64,
+    },
+    #[error("max_iter must be in 1..=65535, got {0}")]
+    MaxIter(u32),
+}
+
+impl WorldTile {
+    /// Checks the address: zoom at most [`MAX_ZOOM`], `x` and `y` inside
+    /// the grid.
+    pub fn new(zoom: u32, x: u64, y: u64) -> Result<Self, TileError> {
+        if zoom > MAX_ZOOM {
+            return Err(TileError::TooDeep { zoom });
+        }
+        let side = 1u64 << zoom;
+        if x >= side || y >= side {
+            return Err(TileError::OutsideWorld { zoom, x, y, side });
+        }
+        Ok(WorldTile { zoom, x, y })
+    }
+
+    pub fn zoom(&self) -> u32 {
+        self.zoom
+    }
+
+    /// The tile's side in the plane: `4 / 2^zoom`, exact.
+    pub fn side(&self) -> f64 {
+        WORLD_SIDE / (1u64 << self.zoom) as f64
+    }
+
+    /// The tile as a one-tile render of `max_iter` iterations: its
+    /// viewport's corners are exact multiples of its side.
+    pub fn params(&self, max_iter: u32) -> Result<RenderParams, TileError> {
+        if !(1..=crate::params::MAX_ITER_LIMIT).contains(&max_iter) {
+            return Err(TileError::MaxIter(max_iter));
+        }
+        let side = self.side();
+        let xmin = WORLD_LEFT + self.x as f64 * side;
+        let ymax = WORLD_TOP - self.y as f64 * side;
+        Ok(RenderParams {
+            viewport: Viewport {
+                xmin,
+                xmax: xmin + side,
+                ymin: ymax - side,
+                ymax,
+            },
+            tiles_per_side: 1,
+            tile_pixels: TILE_PIXELS,
+            max_iter,
+        })
+    }
+}
+
+/// The counts of a tile's render (`params` from [`WorldTile::params`]).
+pub fn render(params: &RenderParams) -> Vec<u16> {
+    kernel::render_tile(params, TileId::new(0, 0))
+}
+
+/// How many times a cyclic colormap wraps around between count 0 and
+/// `max_iter`.
+pub const CYCLES: f64 = 3.0;
+
+/// The explorer's colour of every count `0..=max_iter`: `x = log1p(count)
+/// / log1p(max_iter)`, wrapped [`CYCLES`] times around a cyclic colormap
+/// (`x·3 mod 1`) and used as is by the others, then looked up as the
+/// picture's colours are (`floor(x·N)`). A deep view's counts span a small
+/// part of `0..=max_iter`; wrapping keeps them in the colormap's full
+/// range without a range of their own. Points that never escape get the
+/// colour of `max_iter`: a cyclic map's first, the others' last.
+pub fn palette(max_iter: u32, colormap: Colormap) -> Vec<[u8; 3]> {
+    let lut = colormap.lut();
+    let n = lut.len();
+    let top = f64::from(max_iter).ln_1p();
+    (0..=max_iter.min(u32::from(u16::MAX)))
+        .map(|count| {
+            let x = f64::from(count).ln_1p() / top;
+            let x = if colormap.is_cyclic() {
+                (x * CYCLES).fract()
+            } else {
+                x
+            };
+            lut[((x * n as f64) as usize).min(n - 1)]
+        })
+        .collect()
+}
+
+/// A tile's counts as the explorer shows them: a PNG, top row = highest
+/// imaginary part, coloured by [`palette`].
+pub fn tile_png(
+    counts: &[u16],
+    max_iter: u32,
+    colormap: Colormap,
+) -> Result<Vec<u8>, EncodingError> {
+    let side = TILE_PIXELS as usize;
+    assert_eq!(counts.len(), side * side, "a world tile has 256² counts");
+    let mut png = PngRows::with_palette(side, side, palette(max_iter, colormap))?;
+    let mut bytes = Vec::new();
+    for row in counts.chunks_exact(side).rev() {
+        png.write_row(row)?;
+        bytes.extend(png.take_bytes());
+    }
+    bytes.extend(png.finish()?);
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zoom_zero_is_the_whole_world() {
+        let p = WorldTile::new(0, 0, 0).unwrap().params(500).unwrap();
+        assert_eq!(<[f64; 4]>::from(p.viewport), [-2.5, 1.5, -2.0, 2.0]);
+        assert!(p.validate().is_ok());
+    }
+
+    #[test]
+    fn children_tile_their_parent_exactly() {
+        let parent = WorldTile::new(3, 5, 2)
+            .unwrap()
+            .params(100)
+            .unwrap()
+            .viewport;
+        let child = |dx: u64, dy: u64| {
+            WorldTile::new(4, 10 + dx, 4 + dy)
+                .unwrap()
+                .params(100)
+                .unwrap()
+                .viewport
+        };
+        assert_eq!(child(0, 0).xmin, parent.xmin);
+        assert_eq!(child(1, 0).xmax, parent.xmax);
+        assert_eq!(child(0, 0).ymax, parent.ymax);
+        assert_eq!(child(0, 1).ymin, parent.ymin);
+        assert_eq!(child(0, 0).xmax, child(1, 0).xmin);
+    }
+
+    /// Pixel coordinates of a tile, by the contract's rule.
+    fn axes(tile: WorldTile) -> (Vec<f64>, Vec<f64>) {
+        let p = tile.params(10).unwrap();
+        let a = p.tile_axes(TileId::new(0, 0));
+        (a.xs, a.ys)
+    }
+
+    fn strictly_increasing(v: &[f64]) -> bool {
+        v.windows(2).all(|w| w[0] < w[1])
+    }
+
+    #[test]
+    fn the_deepest_zoom_still_tells_every_pixel_apart_and_the_next_would_not() {
+        let last = (1u64 << MAX_ZOOM) - 1;
+        // The world's corners and the tiles beside the origin.
+        for (x, y) in [(0, 0), (last, last), (0, last), (last / 8 * 5, last / 2)] {
+            let (xs, ys) = axes(WorldTile::new(MAX_ZOOM, x, y).unwrap());
+            assert!(strictly_increasing(&xs), "x axis of {x},{y}");
+            assert!(strictly_increasing(&ys), "y axis of {x},{y}");
+        }
+        // One zoom deeper, the leftmost tile's pixels would collide.
+        let deeper = RenderParams {
+            viewport: Viewport {
+                xmin: WORLD_LEFT,
+                xmax: WORLD_LEFT + WORLD_SIDE / (1u64 << (MAX_ZOOM + 1)) as f64,
+                ymin: 0.0,
+                ymax: 1.0,
+            },
+            tiles_per_side: 1,
+            tile_pixels: TILE_PIXELS,
+            max_iter: 10,
+        };
+        assert!(!strictly_increasing(
+            &deeper.tile_axes(TileId::new(0, 0)).xs
+        ));
+        assert_eq!(
+            WorldTile::new(MAX_ZOOM + 1, 0, 0),
+            Err(TileError::TooDeep { zoom: MAX_ZOOM + 1 })
+        );
+    }
+
+    #[test]
+    fn addresses_outside_the_grid_and_bad_budgets_are_refused() {
+        assert!(matches!(
+            WorldTile::new(2, 4, 0),
+            Err(TileError::OutsideWorld { side: 4, .. })
+        ));
+        let t = WorldTile::new(2, 3, 3).unwrap();
+        assert_eq!(t.params(0), Err(TileError::MaxIter(0)));
+        assert_eq!(t.params(65536), Err(TileError::MaxIter(65536)));
+    }
+
+    #[test]
+    fn the_budget_grows_with_depth_and_is_capped() {
+        assert_eq!(max_iter_for(0), 500);
+        assert_eq!(max_iter_for(10), 2000);
+        assert_eq!(max_iter_for(MAX_ZOOM), 7250);
+        assert!(max_iter_for(u32::MAX / 200) <= 65535);
+    }
+
+    #[test]
+    fn the_palette_depends_on_the_budget_only_and_wraps_cyclic_maps() {
+        let lut = Colormap::TwilightShifted.lut();
+        let p = palette(2000, Colormap::TwilightShifted);
+        assert_eq!(p.len(), 2001);
+        // Never escaping: the cyclic map's first colour, as the picture's
+        // interior (x = 1) wraps to 0.
+        assert_eq!(p[2000], lut[0]);
+        // Three times round: past a third of the log scale the map starts
+        // again, from its end to its beginning.
+        let index = |c: [u8; 3]| lut.iter().position(|&l| l == c).unwrap();
+        let third = (2001f64.powf(1.0 / 3.0) - 1.0).ceil() as usize;
+        assert!(index(p[third]) < lut.len() / 20, "{}", index(p[third]));
+        assert!(index(p[third - 1]) > lut.len() * 19 / 20);
+        let gray = palette(100, Colormap::Gray);
+        assert_eq!(gray[100], *Colormap::Gray.lut().last().unwrap());
+    }
+
+    #[test]
+    fn a_tile_png_is_its_counts_on_the_budget_scale_top_row_first() {
+        let mut counts = vec![0u16; 256 * 256];
+        counts[0] = 100; // bottom-left pixel
+        let png = tile_png(&counts, 100, Colormap::Gray).unwrap();
+        let decoded = image::load_from_memory(&png).unwrap().to_rgb8();
+        assert_eq!(decoded.dimensions(), (256, 256));
+        let lut = Colormap::Gray.lut();
+        assert_eq!(decoded.get_pixel(0, 255).0, lut[lut.len() - 1]);
+        assert_eq!(decoded.get_pixel(0, 0).0, lut[0]);
+    }
+}

@@ -1,0 +1,105 @@
+//! The viewer: one self-contained HTML page (no script or style fetched
+//! from anywhere) that pans and zooms a tile pyramid, either the live
+//! world of [`crate::explore`] served by `mandel-explore`, or a Deep Zoom
+//! pyramid from `--pyramid`, opened from its directory (even as a file)
+//! or through `mandel-explore`.
+
+use serde::Serialize;
+
+use crate::explore::{
+    ITER_BASE, ITER_PER_ZOOM, MAX_ZOOM, TILE_PIXELS, WORLD_LEFT, WORLD_SIDE, WORLD_TOP,
+};
+use crate::pyramid;
+
+const TEMPLATE: &str = include_str!("../viewer/viewer.html");
+
+/// What the page shows; it reads this as JSON from the page itself.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Source {
+    /// The live world: `tiles` is a URL template with `{z}`, `{x}`, `{y}`
+    /// (the page adds `?iter=N`).
+    Live {
+        tiles: String,
+        tile_size: u32,
+        max_level: u32,
+        iter_base: u32,
+        iter_per_zoom: u32,
+        iter_max: u32,
+        world_left: f64,
+        world_top: f64,
+        world_side: f64,
+    },
+    /// A Deep Zoom pyramid of a `width`×`height` picture: `tiles` is a
+    /// URL template with `{z}` (the level), `{x}` (column), `{y}` (row).
+    Dzi {
+        tiles: String,
+        tile_size: u32,
+        max_level: u32,
+        width: usize,
+        height: usize,
+    },
+}
+
+impl Source {
+    /// The live world, its tiles at `tiles` (e.g. `/tiles/{z}/{x}/{y}.png`).
+    pub fn live(tiles: &str) -> Self {
+        Source::Live {
+            tiles: tiles.to_string(),
+            tile_size: TILE_PIXELS,
+            max_level: MAX_ZOOM,
+            iter_base: ITER_BASE,
+            iter_per_zoom: ITER_PER_ZOOM,
+            iter_max: crate::params::MAX_ITER_LIMIT,
+            world_left: WORLD_LEFT,
+            world_top: WORLD_TOP,
+            world_side: WORLD_SIDE,
+        }
+    }
+
+    /// A pyramid of a `width`×`height` picture whose `<level>/<col>_<row>.png`
+    /// tiles are under `files` (e.g. `image_files/`).
+    pub fn dzi(files: &str, width: usize, height: usize) -> Self {
+        Source::Dzi {
+            tiles: format!("{files}{{z}}/{{x}}_{{y}}.png"),
+            tile_size: pyramid::TILE as u32,
+            max_level: pyramid::max_level(width, height),
+            width,
+            height,
+        }
+    }
+}
+
+/// The viewer page for `source`.
+pub fn page(source: &Source) -> String {
+    // Inside a <script> element only "</" could end it early; JSON never
+    // needs it, so escape the slash.
+    let config = serde_json::to_string(source)
+        .expect("a source always serialises")
+        .replace("</", "<\\/");
+    TEMPLATE.replacen("/*CONFIG*/", &config, 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_carries_its_source_and_fetches_nothing_else() {
+        let page = page(&Source::dzi("image_files/", 4096, 4096));
+        assert!(page.contains(r#""kind":"dzi""#));
+        assert!(page.contains(r#""tiles":"image_files/{z}/{x}_{y}.png""#));
+        assert!(page.contains(r#""max_level":12"#));
+        assert!(!page.contains("/*CONFIG*/"));
+        for fetched in [
+            "src=\"http",
+            "href=\"http",
+            "<link rel=\"stylesheet",
+            "@import",
+        ] {
+            assert!(!page.contains(fetched), "{fetched}");
+        }
+        let live = super::page(&Source::live("/tiles/{z}/{x}/{y}.png"));
+        assert!(live.contains(r#""kind":"live""#) && live.contains(r#""max_level":45"#));
+    }
+}

@@ -1,0 +1,89 @@
+//! `mandel-explore`: pan and zoom the Mandelbrot set in a browser. A web
+//! server on 127.0.0.1 serves the viewer and renders any tile of the world
+//! on request with the exact kernel, caching each picture on disk for good
+//! (its key names its exact params and the contract's version). It prints
+//! its URL on stdout.
+
+mod server;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use mandel_core::Colormap;
+
+#[derive(Debug, Parser)]
+#[command(name = "mandel-explore", version, about)]
+struct Args {
+    /// Port to listen on, on 127.0.0.1; 0 picks a free one.
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+
+    /// Folder of the tile cache [default: $XDG_CACHE_HOME/mandel/explore,
+    /// else ~/.cache/mandel/explore].
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+
+    /// Colormap of the tiles: twilight_shifted, viridis, magma or gray.
+    #[arg(long, default_value = "twilight_shifted")]
+    colormap: Colormap,
+
+    /// Tiles rendered at once [default: one per core].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: Option<u16>,
+
+    /// Also serve a pyramid written by `mandel-orchestrate --pyramid DIR`,
+    /// at /pyramid/.
+    #[arg(long, value_name = "DIR")]
+    pyramid: Option<PathBuf>,
+}
+
+fn default_cache() -> Result<PathBuf> {
+    let base = match std::env::var_os("XDG_CACHE_HOME") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(
+            std::env::var_os("HOME")
+                .context("neither XDG_CACHE_HOME nor HOME is set; pass --cache")?,
+        )
+        .join(".cache"),
+    };
+    Ok(base.join("mandel").join("explore"))
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "mandel=info,mandel_explore=info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    if let Some(dir) = &args.pyramid {
+        let index = dir.join("index.html");
+        if !index.is_file() {
+            eprintln!(
+                "mandel-explore: error: --pyramid: {} has no index.html; write one with mandel-orchestrate --pyramid DIR",
+                dir.display()
+            );
+            std::process::exit(2);
+        }
+    }
+    let cache = match args.cache {
+        Some(dir) => dir,
+        None => default_cache()?,
+    };
+    let workers = args
+        .workers
+        .map(usize::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let config = server::Config {
+        port: args.port,
+        cache,
+        colormap: args.colormap,
+        workers,
+        pyramid: args.pyramid,
+    };
+    server::run(config).await
+}

@@ -1,16 +1,22 @@
 //! `mandel-explore`: pan and zoom the Mandelbrot set in a browser. A web
 //! server on 127.0.0.1 serves the viewer and renders any tile of the world
 //! on request with the exact kernel, caching each picture on disk for good
-//! (its key names its exact params and the contract's version). It prints
-//! its URL on stdout.
+//! (its key names its exact params and the contract's version). With
+//! `--bucket` the deployed workers render the tiles this machine has not
+//! cached, and the bucket keeps them for every explorer. It prints its URL
+//! on stdout.
 
 mod server;
 
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use anyhow::{Context, Result};
 use clap::Parser;
+use mandel_aws::{AwsClients, Cloud};
 use mandel_core::Colormap;
+use mandel_pipeline::explore::Renderer;
 
 #[derive(Debug, Parser)]
 #[command(name = "mandel-explore", version, about)]
@@ -36,6 +42,19 @@ struct Args {
     /// at /pyramid/.
     #[arg(long, value_name = "DIR")]
     pyramid: Option<PathBuf>,
+
+    /// Have the workers deployed with this bucket render the tiles (and
+    /// keep them there); also serve its jobs' pyramids at
+    /// /jobs/<job>/pyramid/. Default: $MANDEL_BUCKET if set with
+    /// --bucket-from-env, else render here.
+    #[arg(long, value_name = "BUCKET")]
+    bucket: Option<String>,
+
+    /// With --bucket: give up on a tile the workers have not stored after
+    /// this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60, requires = "bucket",
+          value_parser = clap::value_parser!(u64).range(1..=900))]
+    tile_timeout: u64,
 }
 
 fn default_cache() -> Result<PathBuf> {
@@ -78,12 +97,36 @@ async fn main() -> Result<()> {
         .workers
         .map(usize::from)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let (renderer, bucket, rendered_by) = match &args.bucket {
+        None => (
+            Renderer::local(workers),
+            None,
+            format!("on {workers} cores here"),
+        ),
+        Some(bucket) => {
+            let cloud = Cloud::connect(&AwsClients::from_env().await, bucket)
+                .await
+                .with_context(|| format!("connecting to the deployment of bucket {bucket}"))?;
+            let renderer = Renderer::Fleet {
+                store: cloud.store.clone(),
+                tiles_queue: cloud.tiles.clone(),
+                timeout: Duration::from_secs(args.tile_timeout),
+            };
+            (
+                renderer,
+                Some(cloud.store),
+                format!("by the workers of bucket {bucket}"),
+            )
+        }
+    };
     let config = server::Config {
         port: args.port,
         cache,
         colormap: args.colormap,
-        workers,
+        renderer,
+        rendered_by,
         pyramid: args.pyramid,
+        bucket,
     };
     server::run(config).await
 }

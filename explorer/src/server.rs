@@ -14,8 +14,8 @@ use axum::routing::get;
 use mandel_core::Colormap;
 use mandel_core::explore::{WorldTile, max_iter_for};
 use mandel_core::viewer::{Source, page};
-use mandel_pipeline::FsStore;
-use mandel_pipeline::explore::{TileService, TileServiceError};
+use mandel_pipeline::explore::{Renderer, TileService, TileServiceError};
+use mandel_pipeline::{FsStore, JobId, ObjectStore, StoreError};
 use serde::Deserialize;
 use tracing::info;
 
@@ -24,14 +24,19 @@ pub struct Config {
     pub port: u16,
     pub cache: PathBuf,
     pub colormap: Colormap,
-    pub workers: usize,
+    pub renderer: Renderer,
+    /// Who renders, for people: "on 2 cores here".
+    pub rendered_by: String,
     pub pyramid: Option<PathBuf>,
+    /// With `--bucket`: the deployment's store, for its jobs' pyramids.
+    pub bucket: Option<Arc<dyn ObjectStore>>,
 }
 
 struct App {
     tiles: TileService,
     page: String,
     pyramid: Option<PathBuf>,
+    bucket: Option<Arc<dyn ObjectStore>>,
 }
 
 /// Serves until Ctrl-C.
@@ -39,15 +44,18 @@ pub async fn run(config: Config) -> Result<()> {
     let store = FsStore::new(&config.cache)
         .with_context(|| format!("making the tile cache {}", config.cache.display()))?;
     let app = Arc::new(App {
-        tiles: TileService::new(Arc::new(store), config.colormap, config.workers),
+        tiles: TileService::new(Arc::new(store), config.colormap, config.renderer),
         page: page(&Source::live("/tiles/{z}/{x}/{y}.png")),
         pyramid: config.pyramid,
+        bucket: config.bucket,
     });
     let router = Router::new()
         .route("/", get(index))
         .route("/tiles/{z}/{x}/{file}", get(tile))
         .route("/pyramid/", get(pyramid_index))
         .route("/pyramid/{*path}", get(pyramid_file))
+        .route("/jobs/{job}/pyramid/", get(bucket_pyramid_index))
+        .route("/jobs/{job}/pyramid/{*path}", get(bucket_pyramid_file))
         .with_state(app.clone());
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
         .await
@@ -60,9 +68,9 @@ pub async fn run(config: Config) -> Result<()> {
     let url = format!("http://{}/", listener.local_addr()?);
     println!("{url}");
     eprintln!(
-        "mandel-explore: open {url} (tiles cached in {}, rendered on {} cores at once){}",
+        "mandel-explore: open {url} (tiles cached in {}, rendered {}){}",
         config.cache.display(),
-        config.workers,
+        config.rendered_by,
         match &app.pyramid {
             Some(dir) => format!("; the pyramid in {} at {url}pyramid/", dir.display()),
             None => String::new(),
@@ -119,8 +127,8 @@ async fn tile(
     match app.tiles.tile(tile, max_iter).await {
         Ok((png, source)) => {
             let ms = started.elapsed().as_secs_f64() * 1e3;
-            if source == mandel_pipeline::explore::Source::Rendered {
-                info!(z, x, y, max_iter, ms, "tile rendered");
+            if source != mandel_pipeline::explore::Source::Cached {
+                info!(z, x, y, max_iter, ms, source = source.name(), "tile served");
             }
             (
                 [
@@ -156,29 +164,72 @@ async fn pyramid_file(State(app): State<Arc<App>>, UrlPath(path): UrlPath<String
     serve_file(app.pyramid.as_deref(), &path).await
 }
 
-/// A file of the pyramid's folder; only plain names, so nothing outside it.
-async fn serve_file(dir: Option<&Path>, path: &str) -> Response {
-    let Some(dir) = dir else {
-        return refuse(StatusCode::NOT_FOUND, "no --pyramid was given".into());
-    };
-    let plain = |part: &str| {
+async fn bucket_pyramid_index(
+    State(app): State<Arc<App>>,
+    UrlPath(job): UrlPath<String>,
+) -> Response {
+    serve_object(app.bucket.as_deref(), &job, "index.html").await
+}
+
+async fn bucket_pyramid_file(
+    State(app): State<Arc<App>>,
+    UrlPath((job, path)): UrlPath<(String, String)>,
+) -> Response {
+    serve_object(app.bucket.as_deref(), &job, &path).await
+}
+
+/// Whether `path` is plain names (no `..`, nothing hidden), so it stays
+/// inside the folder or prefix it is served from.
+fn plain(path: &str) -> bool {
+    path.split('/').all(|part| {
         !part.is_empty()
             && !part.starts_with('.')
             && part
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-    };
-    if !path.split('/').all(plain) {
-        return refuse(StatusCode::NOT_FOUND, format!("no file {path}"));
-    }
+    })
+}
+
+fn file_response(path: &str, bytes: impl IntoResponse) -> Response {
     let kind = match path.rsplit('.').next() {
         Some("html") => "text/html; charset=utf-8",
         Some("png") => "image/png",
         Some("dzi") => "application/xml",
         _ => "application/octet-stream",
     };
+    ([(header::CONTENT_TYPE, kind)], bytes).into_response()
+}
+
+/// A file of the `--pyramid` folder.
+async fn serve_file(dir: Option<&Path>, path: &str) -> Response {
+    let Some(dir) = dir else {
+        return refuse(StatusCode::NOT_FOUND, "no --pyramid was given".into());
+    };
+    if !plain(path) {
+        return refuse(StatusCode::NOT_FOUND, format!("no file {path}"));
+    }
     match tokio::fs::read(dir.join(path)).await {
-        Ok(bytes) => ([(header::CONTENT_TYPE, kind)], bytes).into_response(),
+        Ok(bytes) => file_response(path, bytes),
         Err(_) => refuse(StatusCode::NOT_FOUND, format!("no file {path}")),
+    }
+}
+
+/// An object of a job's pyramid in the bucket.
+async fn serve_object(store: Option<&dyn ObjectStore>, job: &str, path: &str) -> Response {
+    let Some(store) = store else {
+        return refuse(StatusCode::NOT_FOUND, "no --bucket was given".into());
+    };
+    let Ok(job) = JobId::parse(job) else {
+        return refuse(StatusCode::NOT_FOUND, format!("no job {job}"));
+    };
+    if !plain(path) {
+        return refuse(StatusCode::NOT_FOUND, format!("no file {path}"));
+    }
+    match store.get(&job.pyramid_key(path)).await {
+        Ok(object) => file_response(path, object.body),
+        Err(StoreError::NotFound { key }) => {
+            refuse(StatusCode::NOT_FOUND, format!("no object {key}"))
+        }
+        Err(e) => refuse(StatusCode::BAD_GATEWAY, e.to_string()),
     }
 }

@@ -1,33 +1,53 @@
 //! The explorer's use case: the picture of one tile of the world
 //! ([`mandel_core::explore`]), from the cache when it is there, otherwise
-//! rendered on this machine's cores and cached for good. A tile's bytes are
-//! a function of its params, the contract's version and the colormap, so
-//! the cache key names exactly those and an entry never goes stale.
+//! rendered and cached for good. A tile's bytes are a function of its
+//! params, the contract's version and the colormap, so the cache key names
+//! exactly those and an entry never goes stale.
+//!
+//! Tiles the cache lacks are rendered by a [`Renderer`]: this machine's
+//! cores, or the deployed fleet. For the fleet a tile is a one-tile job of
+//! the ordinary protocol (its id the params' hash, `params.json` written
+//! once, one message on the tiles queue) marked `explore`, so the worker
+//! stores the blob and stops there: no row marker, no stitch. The blob
+//! stays in the bucket, where every explorer of the deployment finds it.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use mandel_core::explore::{self, TileError, WorldTile};
-use mandel_core::{Colormap, RenderParams, kernel};
+use mandel_core::{Colormap, RenderParams, TileId, kernel};
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tracing::warn;
 
-use crate::JobId;
+use crate::error::PipelineError;
+use crate::job::{JobId, TileMessage};
+use crate::queue::Queue;
 use crate::store::{Metadata, ObjectStore, PutMode, StoreError};
+use crate::submit::write_params;
+use crate::tiles;
 
 /// Where a served tile came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
-    /// The cache had it.
+    /// The local cache had it.
     Cached,
-    /// Rendered for this request (and now cached).
+    /// Rendered on this machine for this request.
     Rendered,
+    /// The fleet's bucket had its blob already.
+    Bucket,
+    /// Rendered by the fleet for this request.
+    Fleet,
 }
 
 impl Source {
     pub fn name(self) -> &'static str {
         match self {
-            Source::Cached => "hit",
-            Source::Rendered => "miss",
+            Source::Cached => "cached",
+            Source::Rendered => "rendered",
+            Source::Bucket => "bucket",
+            Source::Fleet => "fleet",
         }
     }
 }
@@ -40,8 +60,44 @@ pub enum TileServiceError {
     Tile(#[from] TileError),
     #[error("the tile cache failed: {0}")]
     Cache(#[from] StoreError),
+    #[error("asking the fleet for job {job}: {source}")]
+    Fleet {
+        job: JobId,
+        #[source]
+        source: PipelineError,
+    },
+    #[error(
+        "no worker stored tile job {job} within {} s; are the worker functions deployed and running?",
+        waited.as_secs()
+    )]
+    Timeout { job: JobId, waited: Duration },
     #[error("encoding the tile failed: {0}")]
     Encode(String),
+}
+
+/// Where the tiles the cache lacks are rendered.
+#[derive(Debug)]
+pub enum Renderer {
+    /// On this machine, one tile per core at a time: a burst of requests
+    /// queues here rather than sharing the cores, so the first tiles
+    /// arrive first.
+    Local { cores: Semaphore },
+    /// By the deployed workers through `tiles_queue`; blobs land in
+    /// `store`. A tile not stored within `timeout` is an error.
+    Fleet {
+        store: Arc<dyn ObjectStore>,
+        tiles_queue: Arc<dyn Queue>,
+        timeout: Duration,
+    },
+}
+
+impl Renderer {
+    /// This machine's cores, `workers` tiles at once.
+    pub fn local(workers: usize) -> Self {
+        Renderer::Local {
+            cores: Semaphore::new(workers.max(1)),
+        }
+    }
 }
 
 /// Serves world tiles' pictures: cache, else render.
@@ -49,14 +105,11 @@ pub enum TileServiceError {
 pub struct TileService {
     cache: Arc<dyn ObjectStore>,
     colormap: Colormap,
-    /// One render per core at a time: a burst of requests queues here
-    /// rather than sharing the cores, so the first tiles arrive first.
-    cores: Arc<Semaphore>,
+    renderer: Renderer,
 }
 
 /// The cache key of a tile's picture: the contract's version, the
-/// colormap and the params' content hash (the job id a one-tile job of
-/// these params would have).
+/// colormap and the params' content hash (its one-tile job's id).
 pub fn cache_key(params: &RenderParams, colormap: Colormap) -> String {
     format!(
         "tiles/v{}/{}/{}.png",
@@ -66,14 +119,17 @@ pub fn cache_key(params: &RenderParams, colormap: Colormap) -> String {
     )
 }
 
+/// The only tile of a world tile's one-tile job.
+const ONLY: TileId = TileId { row: 0, col: 0 };
+
 impl TileService {
-    /// Tiles coloured with `colormap`, cached in `cache`, rendered on up to
-    /// `workers` cores at once.
-    pub fn new(cache: Arc<dyn ObjectStore>, colormap: Colormap, workers: usize) -> Self {
+    /// Tiles coloured with `colormap`, cached in `cache`, rendered by
+    /// `renderer`.
+    pub fn new(cache: Arc<dyn ObjectStore>, colormap: Colormap, renderer: Renderer) -> Self {
         TileService {
             cache,
             colormap,
-            cores: Arc::new(Semaphore::new(workers.max(1))),
+            renderer,
         }
     }
 
@@ -90,47 +146,131 @@ impl TileService {
             Err(StoreError::NotFound { .. }) => {}
             Err(e) => return Err(e.into()),
         }
+        let (counts, source) = match &self.renderer {
+            Renderer::Local { cores } => {
+                let _permit = cores.acquire().await.expect("never closed");
+                let counts = tokio::task::spawn_blocking(move || explore::render(&params))
+                    .await
+                    .expect("rendering a tile panicked");
+                (counts, Source::Rendered)
+            }
+            Renderer::Fleet {
+                store,
+                tiles_queue,
+                timeout,
+            } => from_fleet(&**store, &**tiles_queue, *timeout, &params).await?,
+        };
         let colormap = self.colormap;
-        let permit = self.cores.clone().acquire_owned().await;
-        let png = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let counts = explore::render(&params);
-            explore::tile_png(&counts, max_iter, colormap)
-        })
-        .await
-        .expect("rendering a tile panicked")
-        .map_err(|e| TileServiceError::Encode(e.to_string()))?;
+        let png =
+            tokio::task::spawn_blocking(move || explore::tile_png(&counts, max_iter, colormap))
+                .await
+                .expect("encoding a tile panicked")
+                .map_err(|e| TileServiceError::Encode(e.to_string()))?;
         let png = Bytes::from(png);
         // Concurrent requests for one tile write the same bytes.
         self.cache
             .put(&key, png.clone(), Metadata::new(), PutMode::Overwrite)
             .await?;
-        Ok((png, Source::Rendered))
+        Ok((png, source))
     }
+}
+
+/// The tile's counts from the fleet: its blob if the bucket has it,
+/// otherwise its one-tile job submitted and the blob awaited.
+async fn from_fleet(
+    store: &dyn ObjectStore,
+    tiles_queue: &dyn Queue,
+    timeout: Duration,
+    params: &RenderParams,
+) -> Result<(Vec<u16>, Source), TileServiceError> {
+    let job = JobId::for_params(params);
+    let fleet = |source| TileServiceError::Fleet {
+        job: job.clone(),
+        source,
+    };
+    if let Some(counts) = stored_counts(store, &job, params).await.map_err(fleet)? {
+        return Ok((counts, Source::Bucket));
+    }
+    write_params(store, &job, params).await.map_err(fleet)?;
+    let message = TileMessage {
+        explore: true,
+        ..TileMessage::new(job.clone(), ONLY)
+    };
+    let body = serde_json::to_string(&message).expect("a message serialises");
+    tiles_queue
+        .send_batch(&[body])
+        .await
+        .map_err(|e| fleet(e.into()))?;
+    // A Lambda worker takes tens of milliseconds for a tile once it has
+    // the message; poll often at first, then every 200 ms.
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(20);
+    loop {
+        tokio::time::sleep(delay).await;
+        if let Some(counts) = stored_counts(store, &job, params).await.map_err(fleet)? {
+            return Ok((counts, Source::Fleet));
+        }
+        if started.elapsed() >= timeout {
+            return Err(TileServiceError::Timeout {
+                job,
+                waited: started.elapsed(),
+            });
+        }
+        delay = (delay * 2).min(Duration::from_millis(200));
+    }
+}
+
+/// The tile's counts if its blob is stored whole and sound (one listing,
+/// one GET); a damaged blob reads as missing, so it is rendered again.
+async fn stored_counts(
+    store: &dyn ObjectStore,
+    job: &JobId,
+    params: &RenderParams,
+) -> Result<Option<Vec<u16>>, PipelineError> {
+    let listed = store.list(&job.tile_prefix(ONLY)).await?;
+    let Some(stored) = tiles::whole_tiles(&listed, job, params).next() else {
+        return Ok(None);
+    };
+    let object = match store.get(&stored.key).await {
+        Ok(object) => object,
+        Err(StoreError::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let mut counts = vec![0; params.pixels_per_tile()];
+    if let Some(problem) = tiles::check_blob(&object, stored.range, &mut counts) {
+        warn!(%job, problem, "stored tile is damaged; asking for it again");
+        return Ok(None);
+    }
+    Ok(Some(counts))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MemoryStore;
+    use crate::{MemoryQueue, MemoryStore, TileWorker};
+
+    fn direct(tile: WorldTile, max_iter: u32) -> Bytes {
+        let counts = explore::render(&tile.params(max_iter).unwrap());
+        Bytes::from(explore::tile_png(&counts, max_iter, Colormap::TwilightShifted).unwrap())
+    }
 
     #[tokio::test]
     async fn a_tile_is_rendered_once_then_served_from_the_cache() {
         let cache = Arc::new(MemoryStore::new());
-        let service = TileService::new(cache.clone(), Colormap::TwilightShifted, 2);
+        let service =
+            TileService::new(cache.clone(), Colormap::TwilightShifted, Renderer::local(2));
         let tile = WorldTile::new(3, 2, 3).unwrap();
         let (first, source) = service.tile(tile, 200).await.unwrap();
         assert_eq!(source, Source::Rendered);
         let (again, source) = service.tile(tile, 200).await.unwrap();
         assert_eq!((again.clone(), source), (first.clone(), Source::Cached));
         // The picture is the kernel's counts on the stable scale.
-        let params = tile.params(200).unwrap();
-        let direct = explore::tile_png(&explore::render(&params), 200, Colormap::TwilightShifted);
-        assert_eq!(first, Bytes::from(direct.unwrap()));
+        assert_eq!(first, direct(tile, 200));
         // Another budget or colormap is another entry.
         let (other, source) = service.tile(tile, 201).await.unwrap();
         assert_eq!(source, Source::Rendered);
         assert_ne!(other, first);
+        let params = tile.params(200).unwrap();
         assert_ne!(
             cache_key(&params, Colormap::TwilightShifted),
             cache_key(&params, Colormap::Viridis)
@@ -140,9 +280,95 @@ mod tests {
 
     #[tokio::test]
     async fn a_bad_budget_is_refused_with_its_reason() {
-        let service = TileService::new(Arc::new(MemoryStore::new()), Colormap::Gray, 1);
+        let service = TileService::new(
+            Arc::new(MemoryStore::new()),
+            Colormap::Gray,
+            Renderer::local(1),
+        );
         let tile = WorldTile::new(0, 0, 0).unwrap();
         let err = service.tile(tile, 0).await.unwrap_err();
         assert!(err.to_string().contains("max_iter"), "{err}");
+    }
+
+    /// A fleet of one worker on in-memory queues, as the poller runs it.
+    fn fleet() -> (Arc<MemoryStore>, Arc<MemoryQueue>, Arc<MemoryQueue>) {
+        let store = Arc::new(MemoryStore::new());
+        let tiles = Arc::new(MemoryQueue::new(Duration::from_secs(30)));
+        let stitch = Arc::new(MemoryQueue::new(Duration::from_secs(30)));
+        let worker = TileWorker::new(store.clone(), stitch.clone(), "w");
+        let queue = tiles.clone();
+        tokio::spawn(async move {
+            loop {
+                let batch = queue.receive(10, Duration::from_millis(50)).await.unwrap();
+                let outcome = worker.handle_batch(&batch, None).await;
+                let failed = outcome.failed_ids();
+                let done: Vec<String> = batch
+                    .iter()
+                    .filter(|d| !failed.contains(&d.message_id))
+                    .map(|d| d.receipt.clone())
+                    .collect();
+                queue.delete(&done).await.unwrap();
+            }
+        });
+        (store, tiles, stitch)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_fleet_renders_a_missing_tile_once_and_stores_only_the_tile() {
+        let (store, tiles, stitch) = fleet();
+        let renderer = || Renderer::Fleet {
+            store: store.clone(),
+            tiles_queue: tiles.clone(),
+            timeout: Duration::from_secs(30),
+        };
+        let service = TileService::new(
+            Arc::new(MemoryStore::new()),
+            Colormap::TwilightShifted,
+            renderer(),
+        );
+        let tile = WorldTile::new(10, 282, 372).unwrap();
+        let (png, source) = service.tile(tile, 2000).await.unwrap();
+        assert_eq!(source, Source::Fleet);
+        assert_eq!(png, direct(tile, 2000));
+        // The one-tile job holds its params and its blob, and nothing
+        // else: no row marker, no stitch message.
+        let job = JobId::for_params(&tile.params(2000).unwrap());
+        let keys: Vec<String> = store
+            .list("")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.key)
+            .collect();
+        assert_eq!(keys.len(), 2, "{keys:?}");
+        assert!(keys.contains(&job.params_key()));
+        assert!(keys.iter().any(|k| k.starts_with(&job.tile_prefix(ONLY))));
+        assert!(stitch.receive(10, Duration::ZERO).await.unwrap().is_empty());
+        // Another explorer, with an empty cache of its own, finds the blob.
+        let other = TileService::new(
+            Arc::new(MemoryStore::new()),
+            Colormap::TwilightShifted,
+            renderer(),
+        );
+        assert_eq!(other.tile(tile, 2000).await.unwrap(), (png, Source::Bucket));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_workers_a_tile_request_times_out_saying_so() {
+        let service = TileService::new(
+            Arc::new(MemoryStore::new()),
+            Colormap::Gray,
+            Renderer::Fleet {
+                store: Arc::new(MemoryStore::new()),
+                tiles_queue: Arc::new(MemoryQueue::new(Duration::from_secs(30))),
+                timeout: Duration::from_secs(5),
+            },
+        );
+        let err = service
+            .tile(WorldTile::new(1, 0, 1).unwrap(), 100)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TileServiceError::Timeout { .. }), "{err}");
+        assert!(err.to_string().contains("within 5 s"), "{err}");
     }
 }

@@ -160,6 +160,19 @@ impl JobId {
         format!("{}report.html", self.prefix())
     }
 
+    /// The job's Deep Zoom pyramid and its viewer, written by the stitch:
+    /// `pyramid/index.html`, `pyramid/image.dzi`,
+    /// `pyramid/image_files/<level>/<col>_<row>.png`.
+    pub fn pyramid_prefix(&self) -> String {
+        format!("{}pyramid/", self.prefix())
+    }
+
+    /// The object at `path` (as [`mandel_core::pyramid`] names it) in the
+    /// job's pyramid.
+    pub fn pyramid_key(&self, path: &str) -> String {
+        format!("{}{path}", self.pyramid_prefix())
+    }
+
     pub fn result_key(&self) -> String {
         format!("{}result.json", self.prefix())
     }
@@ -315,9 +328,24 @@ pub struct TileMessage {
     pub job: JobId,
     pub row: u32,
     pub col: u32,
+    /// An explorer's request for a one-tile job: the tile is all that is
+    /// wanted, so the worker stores it and checks nothing for completion
+    /// (no row marker, no stitch). Absent from other messages.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub explore: bool,
 }
 
 impl TileMessage {
+    /// A job's tile, for the stitched picture.
+    pub fn new(job: JobId, tile: TileId) -> Self {
+        TileMessage {
+            job,
+            row: tile.row,
+            col: tile.col,
+            explore: false,
+        }
+    }
+
     pub fn tile(&self) -> TileId {
         TileId::new(self.row, self.col)
     }

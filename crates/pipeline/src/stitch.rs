@@ -8,21 +8,18 @@ use futures::StreamExt;
 use mandel_core::counts::npy_header;
 use mandel_core::png::PngRows;
 use mandel_core::{Colormap, CountRange, RenderParams, TileId, blob, kernel};
-use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use crate::error::PipelineError;
 use crate::events;
 use crate::inspect::read_submission;
-use crate::job::{
-    Failed, Failure, JobId, ResultManifest, StitchAttempt, StitchMessage, TileStat, hex,
-};
+use crate::job::{Failed, Failure, JobId, ResultManifest, StitchAttempt, StitchMessage, TileStat};
 use crate::params_cache::load_params;
 use crate::queue::{Delivery, Queue};
 use crate::store::{
-    Metadata, Object, ObjectStore, PutMode, PutOutcome, StoreError, get_json_if_any, put_json,
+    Metadata, ObjectStore, PutMode, PutOutcome, StoreError, get_json_if_any, put_json,
 };
-use crate::tiles::{self, META_SHA256, put_tile, record_failure, tile_stat};
+use crate::tiles::{self, put_tile, record_failure, tile_stat};
 use crate::upload::{Appender, Prepender};
 
 /// How many tile GETs a stitch keeps in flight.
@@ -443,7 +440,7 @@ async fn fetch_band(
             Some(Err(e)) => return Err(e.into()),
         };
         let problem = match (&object, &stored) {
-            (Some(object), Some(stored)) => check_blob(object, stored.range, &mut counts),
+            (Some(object), Some(stored)) => tiles::check_blob(object, stored.range, &mut counts),
             _ => Some("not stored whole".to_string()),
         };
         let stat = if let Some(reason) = problem {
@@ -464,24 +461,6 @@ async fn fetch_band(
         counts: band,
         stats,
     })
-}
-
-/// Decodes a tile's blob into `counts`; what is wrong with it, if anything:
-/// its size, its recorded SHA-256, or the range its key names.
-fn check_blob(object: &Object, range: CountRange, counts: &mut [u16]) -> Option<String> {
-    if let Err(e) = blob::decode_into(&object.body, counts) {
-        return Some(e.to_string());
-    }
-    if let Some(expected) = object.metadata.get(META_SHA256) {
-        let actual = hex(&Sha256::digest(&object.body));
-        if &actual != expected {
-            return Some(format!(
-                "sha256 {actual} differs from the recorded {expected}"
-            ));
-        }
-    }
-    let actual = CountRange::of(counts);
-    (actual != range).then(|| format!("counts span {actual:?}, its key says {range:?}"))
 }
 
 /// Renders `tile` again and puts its blob back.

@@ -57,21 +57,10 @@ pub async fn submit_recorded(
 ) -> Result<Submitted, PipelineError> {
     params.validate()?;
     let job = job.unwrap_or_else(|| JobId::for_params(params));
-    // The params first, create-only: a job id given with other params
-    // (`--job X` and a different viewport) is refused, even for a finished
-    // job, instead of answering with X's picture.
-    let body = Bytes::from(params.canonical_json());
-    let key = job.params_key();
-    if store
-        .put(&key, body.clone(), Metadata::new(), PutMode::Create)
-        .await?
-        == PutOutcome::AlreadyExists
-    {
-        let stored = store.get(&key).await?.body;
-        if stored != body {
-            return Err(PipelineError::ParamsConflict { job });
-        }
-    }
+    // The params first: a job id given with other params (`--job X` and a
+    // different viewport) is refused, even for a finished job, instead of
+    // answering with X's picture.
+    write_params(store, &job, params).await?;
     if store.head(&job.result_key()).await?.is_some() {
         return Ok(Submitted {
             job,
@@ -95,14 +84,7 @@ pub async fn submit_recorded(
     for chunk in missing.chunks(SEND_CHUNK) {
         let messages: Vec<String> = chunk
             .iter()
-            .map(|t| {
-                serde_json::to_string(&TileMessage {
-                    job: job.clone(),
-                    row: t.row,
-                    col: t.col,
-                })
-                .expect("serialises")
-            })
+            .map(|t| serde_json::to_string(&TileMessage::new(job.clone(), *t)).expect("serialises"))
             .collect();
         tiles_queue.send_batch(&messages).await?;
     }
@@ -112,6 +94,28 @@ pub async fn submit_recorded(
         already_stored: params.tile_count() - missing.len() as u64,
         finished: false,
     })
+}
+
+/// Writes the job's `params.json` once (create-only); a job whose stored
+/// params differ is refused with [`PipelineError::ParamsConflict`].
+pub(crate) async fn write_params(
+    store: &dyn ObjectStore,
+    job: &JobId,
+    params: &RenderParams,
+) -> Result<(), PipelineError> {
+    let body = Bytes::from(params.canonical_json());
+    let key = job.params_key();
+    if store
+        .put(&key, body.clone(), Metadata::new(), PutMode::Create)
+        .await?
+        == PutOutcome::AlreadyExists
+    {
+        let stored = store.get(&key).await?.body;
+        if stored != body {
+            return Err(PipelineError::ParamsConflict { job: job.clone() });
+        }
+    }
+    Ok(())
 }
 
 async fn clear_failures(store: &dyn ObjectStore, job: &JobId) -> Result<(), PipelineError> {

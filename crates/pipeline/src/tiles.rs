@@ -3,7 +3,9 @@
 //! `P × P` little-endian u16 counts ([`blob_size`] bytes), written by
 //! [`put_tile`] with its SHA-256, compute time and writer as metadata. A
 //! tile counts as stored when a listing shows its canonical key with the
-//! whole size ([`whole_tiles`]); a blob of any other size is rendered again.
+//! whole size ([`whole_tiles`]); a blob of any other size is rendered again,
+//! and so is one whose bytes break its recorded SHA-256 or the range its
+//! key names ([`check_blob`], when it is read).
 //!
 //! Completion is tracked per row, so its cost grows with the tiles, not
 //! with tiles × tiles per side: the writer of a row's last tile sees the
@@ -23,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::PipelineError;
 use crate::job::{Failure, JobId, TileStat, hex};
-use crate::store::{Metadata, ObjectMeta, ObjectStore, PutMode};
+use crate::store::{Metadata, Object, ObjectMeta, ObjectStore, PutMode};
 
 /// Metadata names written with every tile blob: its SHA-256, and the
 /// [`TileStat`] facts of who rendered it and when.
@@ -110,6 +112,24 @@ pub fn whole_tiles<'a>(
                 .contains(tile)
                 .then_some(StoredTile { tile, range, key })
         })
+}
+
+/// Decodes a tile's blob into `counts`; what is wrong with it, if anything:
+/// its size, its recorded SHA-256, or the range its key names.
+pub fn check_blob(object: &Object, range: CountRange, counts: &mut [u16]) -> Option<String> {
+    if let Err(e) = blob::decode_into(&object.body, counts) {
+        return Some(e.to_string());
+    }
+    if let Some(expected) = object.metadata.get(META_SHA256) {
+        let actual = hex(&Sha256::digest(&object.body));
+        if &actual != expected {
+            return Some(format!(
+                "sha256 {actual} differs from the recorded {expected}"
+            ));
+        }
+    }
+    let actual = CountRange::of(counts);
+    (actual != range).then(|| format!("counts span {actual:?}, its key says {range:?}"))
 }
 
 /// Whether `tile` is stored whole. A listing of its own key, not a HEAD:

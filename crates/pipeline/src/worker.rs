@@ -10,7 +10,9 @@
 //! listing is read-after-write consistent), and the check after the last
 //! row marker sees every marker, so the stitch message is always sent.
 //!
-//! Messages of a cancelled job are acknowledged without work. A message
+//! An explorer's tile request (`explore` in its message) is stored and
+//! not checked for completion. Messages of a cancelled job are
+//! acknowledged without work. A message
 //! that fails on its last delivery (the queue's `maxReceiveCount`, after
 //! which SQS moves it to the dead-letter queue) leaves a [`Failure`] record
 //! in the job, so the client waiting for the job can stop and say why.
@@ -242,6 +244,10 @@ impl TileWorker {
         let Some(params) = params else {
             return (outcomes, None);
         };
+        // The explorer wants its tiles, not a picture: nothing to complete.
+        if items.iter().all(|(_, m)| m.explore) {
+            return (outcomes, None);
+        }
         match self.complete_if_done(job, &params, &rows).await {
             Ok(done) => (outcomes, done.then(|| job.clone())),
             Err(e) => {

@@ -237,11 +237,7 @@ async fn bad_messages_fail_alone_and_write_nothing() {
         assert!(reason.contains(want), "{body}: {reason}");
     }
     assert_eq!(r.store.list("").await.unwrap(), before);
-    let ok = TileMessage {
-        job: job.clone(),
-        row: 0,
-        col: 0,
-    };
+    let ok = TileMessage::new(job.clone(), TileId::new(0, 0));
     store_one(&r.worker, &serde_json::to_string(&ok).unwrap()).await;
 }
 
@@ -368,12 +364,7 @@ async fn failure_of(worker: &TileWorker, body: &str) -> String {
 }
 
 fn tile_body(job: &JobId, row: u32, col: u32) -> String {
-    serde_json::to_string(&TileMessage {
-        job: job.clone(),
-        row,
-        col,
-    })
-    .unwrap()
+    serde_json::to_string(&TileMessage::new(job.clone(), TileId::new(row, col))).unwrap()
 }
 
 /// A cancelled job's messages are acknowledged without work, its stitch is
@@ -711,12 +702,7 @@ async fn a_batch_reports_only_its_bad_messages() {
             delivery("garbage", "{not json".to_string()),
             delivery(
                 "outside",
-                serde_json::to_string(&TileMessage {
-                    job: job.clone(),
-                    row: 3,
-                    col: 0,
-                })
-                .unwrap(),
+                serde_json::to_string(&TileMessage::new(job.clone(), TileId::new(3, 0))).unwrap(),
             ),
         ])
         .collect();

@@ -93,8 +93,9 @@ data "aws_iam_policy_document" "stitch" {
       "${local.bucket_arn}/jobs/*/estimate.json",
     ]
   }
-  # Tiles: a corrupt blob is rendered again and put back. The stats and
-  # the report (with the client's estimate) go beside the result.
+  # Tiles: a corrupt blob is rendered again and put back. The stats, the
+  # report (with the client's estimate) and the Deep Zoom pyramid go beside
+  # the result.
   statement {
     sid     = "WriteResults"
     actions = ["s3:PutObject"]
@@ -107,6 +108,7 @@ data "aws_iam_policy_document" "stitch" {
       "${local.bucket_arn}/jobs/*/stitching.json",
       "${local.bucket_arn}/jobs/*/stats.json",
       "${local.bucket_arn}/jobs/*/report.html",
+      "${local.bucket_arn}/jobs/*/pyramid/*",
     ]
   }
   # The outputs go up as multipart uploads (authorized as s3:PutObject);
@@ -149,13 +151,16 @@ resource "aws_iam_role_policy" "function" {
 }
 
 # The laptop user's policy: what `mandel-orchestrate --bucket` does to
-# submit a job, wait for it, download it, cancel it and resume it. Attach
+# submit a job, wait for it, download it, cancel it and resume it, and
+# what `mandel-explore --bucket` does to have the workers render tiles as
+# one-tile jobs and read them (and the jobs' pyramids) back. Attach
 # the managed policy (output `client_policy_arn`) to the IAM user or role
 # you render with; nothing more is needed.
 data "aws_iam_policy_document" "client" {
   statement {
     # The deployment record, params (to check a conflicting job id),
-    # result, image, counts and failure records.
+    # result, image, counts, failure records, the explorer's tiles and the
+    # pyramids.
     sid     = "ReadJobs"
     actions = ["s3:GetObject"]
     resources = [

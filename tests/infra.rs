@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
 use hcl::{Body, Expression};
-use mandel_core::TileId;
+use mandel_core::{TileId, pyramid};
 use mandel_e2e::terraform::{attr, block, infra_dir, local, nested, terraform, text};
 use mandel_pipeline::{
     BUCKET_ENV, DEPLOYMENT_KEY, Deployment, Failed, Fleet, FunctionLimits, JobId,
@@ -296,7 +296,12 @@ fn each_role_allows_what_its_function_does_and_no_more() {
         );
     }
     assert!(!allows(&worker, "s3:GetObject", &job.result_key()));
-    for key in [job.estimate_key(), job.stats_key(), job.report_key()] {
+    for key in [
+        job.estimate_key(),
+        job.stats_key(),
+        job.report_key(),
+        job.pyramid_key(pyramid::VIEWER),
+    ] {
         assert!(
             !allows(&worker, "s3:PutObject", &key),
             "worker may write {key}"
@@ -329,6 +334,9 @@ fn each_role_allows_what_its_function_does_and_no_more() {
         job.stitching_key(),
         job.stats_key(),
         job.report_key(),
+        job.pyramid_key(&pyramid::tile_path(12, 3, 4)),
+        job.pyramid_key(pyramid::DESCRIPTOR),
+        job.pyramid_key(pyramid::VIEWER),
     ] {
         assert!(
             allows(&stitch, "s3:PutObject", &key),
@@ -363,6 +371,8 @@ fn each_role_allows_what_its_function_does_and_no_more() {
         &job.image_key(),
         &job.counts_key(),
         &job.failed_key(Failed::Stitch),
+        &tile,
+        &job.pyramid_key(&pyramid::tile_path(12, 3, 4)),
     ] {
         assert!(
             allows(&client, "s3:GetObject", key),
@@ -392,6 +402,7 @@ fn each_role_allows_what_its_function_does_and_no_more() {
         job.counts_key(),
         job.stats_key(),
         job.report_key(),
+        job.pyramid_key(pyramid::VIEWER),
     ] {
         assert!(
             !allows(&client, "s3:PutObject", &key),

@@ -443,18 +443,17 @@ fn write_pyramid(
     colormap: mandel_core::Colormap,
     dir: &Path,
 ) -> Result<()> {
-    use mandel_core::pyramid::{Pyramid, Tile, descriptor};
-    let files = dir.join("image_files");
-    let write = |tiles: Vec<Tile>| -> Result<()> {
-        for t in tiles {
-            let level = files.join(t.level.to_string());
-            std::fs::create_dir_all(&level)
-                .with_context(|| format!("writing {}", level.display()))?;
-            let path = level.join(format!("{}_{}.png", t.col, t.row));
-            std::fs::write(&path, &t.png).with_context(|| format!("writing {}", path.display()))?;
+    use mandel_core::pyramid::{self, Pyramid, Tile};
+    let put = |path: &str, bytes: &[u8]| -> Result<()> {
+        let path = dir.join(path);
+        if let Some(folder) = path.parent() {
+            std::fs::create_dir_all(folder)
+                .with_context(|| format!("writing {}", folder.display()))?;
         }
-        Ok(())
+        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
     };
+    let write =
+        |tiles: Vec<Tile>| -> Result<()> { tiles.iter().try_for_each(|t| put(&t.path(), &t.png)) };
     /// The pyramid once the counts' shape and range are known.
     struct Building {
         pyramid: Pyramid,
@@ -483,12 +482,9 @@ fn write_pyramid(
     let b = built.context("the counts have no rows")?;
     let (w, h) = b.size;
     write(b.pyramid.finish().context("encoding the pyramid")?)?;
-    let dzi = dir.join("image.dzi");
-    std::fs::write(&dzi, descriptor(w, h)).with_context(|| format!("writing {}", dzi.display()))?;
-    let index = dir.join("index.html");
-    let page = mandel_core::viewer::page(&mandel_core::viewer::Source::dzi("image_files/", w, h));
-    std::fs::write(&index, page).with_context(|| format!("writing {}", index.display()))?;
-    Ok(())
+    put(pyramid::DESCRIPTOR, pyramid::descriptor(w, h).as_bytes())?;
+    let viewer = mandel_core::viewer::page(&mandel_core::viewer::Source::dzi(w, h));
+    put(pyramid::VIEWER, viewer.as_bytes())
 }
 
 pub(crate) fn progress_bar(total: u64) -> ProgressBar {

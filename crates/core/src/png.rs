@@ -157,14 +157,16 @@ impl PngRows {
         })
     }
 
-    /// Encodes the next picture row (counts left to right), top row first.
+    /// Encodes the next picture row (counts left to right), top row first,
+    /// and returns it as coloured (RGB), for whatever else is made of the
+    /// picture (a pyramid).
     ///
     /// A count above the range's max (only a hand-edited range can cause
     /// one) takes the max's colour.
     ///
     /// # Panics
     /// If the row is not `width` counts long.
-    pub fn write_row(&mut self, counts: &[u16]) -> Result<(), EncodingError> {
+    pub fn write_row(&mut self, counts: &[u16]) -> Result<&[u8], EncodingError> {
         assert_eq!(
             counts.len() * 3,
             self.rgb.len(),
@@ -172,7 +174,7 @@ impl PngRows {
         );
         colour_row(&self.palette, counts, &mut self.rgb);
         self.stream.write_all(&self.rgb)?;
-        Ok(())
+        Ok(&self.rgb)
     }
 
     /// The bytes encoded since the last call.

@@ -14,6 +14,33 @@ use crate::png::EncodingError;
 /// A tile's side, in pixels.
 pub const TILE: usize = 256;
 
+/// The pyramid's descriptor, its viewer and its tiles' folder, relative to
+/// the pyramid's own folder (or prefix).
+pub const DESCRIPTOR: &str = "image.dzi";
+pub const VIEWER: &str = "index.html";
+pub const FILES: &str = "image_files/";
+
+/// Where a tile lives in the pyramid: `image_files/<level>/<col>_<row>.png`
+/// (the viewer fills in `{z}`, `{x}` and `{y}`).
+pub fn tile_path(
+    level: impl std::fmt::Display,
+    col: impl std::fmt::Display,
+    row: impl std::fmt::Display,
+) -> String {
+    format!("{FILES}{level}/{col}_{row}.png")
+}
+
+/// How many objects a `width`×`height` pyramid has: every level's tiles,
+/// the descriptor and the viewer.
+pub fn object_count(width: usize, height: usize) -> u64 {
+    let (mut w, mut h, mut tiles) = (width.max(1), height.max(1), 0);
+    for _ in 0..=max_level(width, height) {
+        tiles += (w.div_ceil(TILE) * h.div_ceil(TILE)) as u64;
+        (w, h) = (w.div_ceil(2).max(1), h.div_ceil(2).max(1));
+    }
+    tiles + 2
+}
+
 /// The `.dzi` descriptor of a `width`×`height` picture in PNG tiles.
 pub fn descriptor(width: usize, height: usize) -> String {
     format!(
@@ -35,6 +62,13 @@ pub struct Tile {
     pub col: usize,
     pub row: usize,
     pub png: Vec<u8>,
+}
+
+impl Tile {
+    /// Its path in the pyramid ([`tile_path`]).
+    pub fn path(&self) -> String {
+        tile_path(self.level, self.col, self.row)
+    }
 }
 
 /// One level being filled: its band of rows (RGB) and the row waiting
@@ -203,6 +237,20 @@ mod tests {
         let info = reader.next_frame(&mut buf).unwrap();
         buf.truncate(info.buffer_size());
         (info.width as usize, info.height as usize, buf)
+    }
+
+    #[test]
+    fn object_count_is_every_tile_built_plus_the_descriptor_and_viewer() {
+        let (w, h) = (600, 300);
+        let mut p = Pyramid::new(w, h);
+        let mut tiles = 0;
+        for _ in 0..h {
+            tiles += p.push_row(&vec![7; w * 3]).unwrap().len();
+        }
+        tiles += p.finish().unwrap().len();
+        assert_eq!(object_count(w, h), tiles as u64 + 2);
+        assert_eq!(object_count(4096, 4096), 351);
+        assert_eq!(tile_path(12, 3, 4), "image_files/12/3_4.png");
     }
 
     #[test]

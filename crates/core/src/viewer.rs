@@ -57,11 +57,11 @@ impl Source {
         }
     }
 
-    /// A pyramid of a `width`×`height` picture whose `<level>/<col>_<row>.png`
-    /// tiles are under `files` (e.g. `image_files/`).
-    pub fn dzi(files: &str, width: usize, height: usize) -> Self {
+    /// The pyramid of a `width`×`height` picture, the page beside its
+    /// descriptor ([`pyramid::VIEWER`]), so its tiles' URLs are relative.
+    pub fn dzi(width: usize, height: usize) -> Self {
         Source::Dzi {
-            tiles: format!("{files}{{z}}/{{x}}_{{y}}.png"),
+            tiles: pyramid::tile_path("{z}", "{x}", "{y}"),
             tile_size: pyramid::TILE as u32,
             max_level: pyramid::max_level(width, height),
             width,
@@ -86,7 +86,7 @@ mod tests {
 
     #[test]
     fn the_page_carries_its_source_and_fetches_nothing_else() {
-        let page = page(&Source::dzi("image_files/", 4096, 4096));
+        let page = page(&Source::dzi(4096, 4096));
         assert!(page.contains(r#""kind":"dzi""#));
         assert!(page.contains(r#""tiles":"image_files/{z}/{x}_{y}.png""#));
         assert!(page.contains(r#""max_level":12"#));

@@ -19,7 +19,7 @@ use crate::poller::{PollConfig, one_at_a_time, poll};
 use crate::queue::Queue;
 use crate::report::Submission;
 use crate::spill::SpillStore;
-use crate::stitch::handle_stitch_delivery;
+use crate::stitch::{Pyramid, handle_stitch_delivery};
 use crate::store::ObjectStore;
 use crate::submit::{WaitPolicy, submit_recorded, wait_for_result};
 use crate::worker::TileWorker;
@@ -98,7 +98,7 @@ pub async fn render_embedded(
             poll(&*stitches, PollConfig::default(), shutdown, |batch, _| {
                 one_at_a_time(batch, |d| {
                     let store = Arc::clone(&store);
-                    async move { handle_stitch_delivery(&store, &d, None).await }
+                    async move { handle_stitch_delivery(&store, &d, None, Pyramid::Skip).await }
                 })
             })
             .await

@@ -18,7 +18,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use mandel_core::{RenderParams, TileId, kernel};
+use mandel_core::{RenderParams, TileId, kernel, pyramid};
 use serde::{Deserialize, Serialize};
 
 use crate::deployment::Deployment;
@@ -223,6 +223,10 @@ pub struct Model {
     pub embedded_fixed_s: f64,
     /// Seconds per output pixel to stitch (PNG and `.npy`, two threads).
     pub stitch_s_per_pixel: f64,
+    /// Seconds per output pixel the cloud stitch adds for the pyramid:
+    /// `--pyramid` added 0.27 s to the embedded default job's 16.8
+    /// Mpixel (2026-11-26).
+    pub pyramid_s_per_pixel: f64,
     /// A worker's cold start (Rust on `provided.al2023`, init and first
     /// poll): published measurements of Rust functions put the init at
     /// 20–50 ms; the rest is the SQS trigger's first delivery.
@@ -256,6 +260,7 @@ pub const MODEL: Model = Model {
     embedded_tile_overhead_s: 25e-6,
     embedded_fixed_s: 0.1,
     stitch_s_per_pixel: 17e-9,
+    pyramid_s_per_pixel: 16e-9,
     cold_start_s: 0.25,
     initial_concurrency: 5,
     scale_per_s: 5.0,
@@ -339,6 +344,8 @@ pub struct JobShape {
     pub wait_seconds: f64,
     pub image_bytes: u64,
     pub counts_bytes: u64,
+    /// The objects of the job's Deep Zoom pyramid (the stitch's PUTs).
+    pub pyramid_objects: u64,
     /// The outputs the client downloads.
     pub downloaded_bytes: u64,
 }
@@ -371,9 +378,11 @@ impl Usage {
         let worker_put = s.tiles + s.rows_touched + 2 * s.rows;
         let worker_get = s.invocations;
         // Stitch: its marker, a listing of `rows/`, two multipart uploads
-        // (start, parts, complete), stats.json, report.html and
-        // result.json; two HEADs, params, estimate.json and every tile.
-        let stitch_put = 2 + 2 * 2 + parts(s.image_bytes) + parts(s.counts_bytes) + 3;
+        // (start, parts, complete), the pyramid's objects, stats.json,
+        // report.html and result.json; two HEADs, params, estimate.json
+        // and every tile.
+        let stitch_put =
+            2 + 2 * 2 + parts(s.image_bytes) + parts(s.counts_bytes) + s.pyramid_objects + 3;
         let stitch_get = 4 + s.tiles;
         Usage {
             lambda_gb_seconds: worker_seconds * gb(deployment.worker.memory_mb)
@@ -385,9 +394,11 @@ impl Usage {
             // invocation; the stitch message's send, receive and delete.
             sqs_requests: s.tiles.div_ceil(10) + 2 * s.invocations + 3,
             transfer_out_gb: s.downloaded_bytes as f64 / 1e9,
-            // The tiles (as many bytes as the counts) and the outputs, kept
-            // for the retention period.
-            storage_gb_months: (2 * s.counts_bytes + s.image_bytes) as f64 / 1e9
+            // The tiles (as many bytes as the counts) and the outputs (the
+            // pyramid about a third more than the picture, its levels
+            // shrinking by four), kept for the retention period.
+            storage_gb_months: (2 * s.counts_bytes + s.image_bytes + s.image_bytes / 3) as f64
+                / 1e9
                 * f64::from(deployment.fleet.job_retention_days)
                 / 30.0,
         }
@@ -521,7 +532,10 @@ impl Estimate {
         });
         let tiles_done = schedule(opens, batches.iter().copied());
         let stitch_cpu = Cpu::of(deployment.stitch.memory_mb, &fleet.architecture);
-        let stitch = MODEL.cold_start_s + stitch_seconds(params, stitch_cpu.speed);
+        let pixels = (params.image_side() * params.image_side()) as f64;
+        let stitch = MODEL.cold_start_s
+            + stitch_seconds(params, stitch_cpu.speed)
+            + pixels * MODEL.pyramid_s_per_pixel / stitch_cpu.speed;
         // Submit: params, a listing, then the messages ten at a time.
         let submit = (3 + params.tile_count().div_ceil(10) / 16) as f64 * MODEL.request_s;
         let seconds = submit + tiles_done + stitch + 0.25;
@@ -545,6 +559,7 @@ impl Estimate {
             wait_seconds: seconds,
             image_bytes,
             counts_bytes,
+            pyramid_objects: pyramid::object_count(side as usize, side as usize),
             downloaded_bytes: image_bytes + if counts_downloaded { counts_bytes } else { 0 },
         };
         let usage = Usage::of_job(&shape, deployment);
@@ -670,6 +685,7 @@ impl JobShape {
             wait_seconds,
             image_bytes: m.image_bytes,
             counts_bytes,
+            pyramid_objects: pyramid::object_count(m.width as usize, m.height as usize),
             downloaded_bytes: m.image_bytes + if counts_downloaded { counts_bytes } else { 0 },
         }
     }

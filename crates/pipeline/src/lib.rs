@@ -86,7 +86,9 @@ pub use poller::{PollConfig, PollStats, invoke, one_at_a_time, poll};
 pub use queue::{Delivery, Queue, QueueError};
 pub use retry::{RetryPolicy, Retrying};
 pub use spill::SpillStore;
-pub use stitch::{STORED_COLORMAP, StitchOutcome, handle_stitch_delivery, read_stats, stitch};
+pub use stitch::{
+    Pyramid, STORED_COLORMAP, StitchOutcome, handle_stitch_delivery, read_stats, stitch,
+};
 pub use store::{
     MAX_PARTS, MIN_PART_SIZE, Metadata, Object, ObjectMeta, ObjectStore, PartTag, PutMode,
     PutOutcome, StoreError, UploadId, validate_completion, validate_key, validate_metadata,

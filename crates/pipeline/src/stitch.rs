@@ -7,7 +7,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use mandel_core::counts::npy_header;
 use mandel_core::png::PngRows;
-use mandel_core::{Colormap, CountRange, RenderParams, TileId, blob, kernel};
+use mandel_core::{Colormap, CountRange, RenderParams, TileId, blob, kernel, pyramid};
 use tracing::{info, warn};
 
 use crate::error::PipelineError;
@@ -28,6 +28,20 @@ const PARALLEL_GETS: usize = 32;
 /// The colormap of the stored `image.png`. Other colormaps are applied by
 /// the client from `counts.npy`.
 pub const STORED_COLORMAP: Colormap = Colormap::TwilightShifted;
+
+/// Whether a stitch also writes the job's Deep Zoom pyramid
+/// (`jobs/<job>/pyramid/`, [`JobId::pyramid_prefix`]) as the picture
+/// streams: the stitch function always does, so every cloud job can be
+/// explored; the embedded mode does not (its `--pyramid` is cut from the
+/// counts, in any colormap).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pyramid {
+    Write,
+    Skip,
+}
+
+/// Pyramid tiles a stitch keeps uploading at once.
+const PARALLEL_PUTS: usize = 16;
 
 /// What a stitch did.
 #[derive(Clone, Debug, PartialEq)]
@@ -56,11 +70,12 @@ pub async fn handle_stitch_delivery(
     store: &Arc<dyn ObjectStore>,
     delivery: &Delivery,
     max_receive_count: Option<u32>,
+    pyramid: Pyramid,
 ) -> Result<StitchOutcome, PipelineError> {
     let msg = parse_stitch(&delivery.body)?;
     let last = delivery.is_final(max_receive_count);
     let attempt = StitchAttempt::starting(delivery.receive_count, last);
-    let result = stitch_marked(store, &msg.job, Some(attempt)).await;
+    let result = stitch_marked(store, &msg.job, Some(attempt), pyramid).await;
     // Params gone from a job that has tiles: deleted by hand, not a
     // stranger's message (which must write nothing).
     let params_gone = async |e: &PipelineError| {
@@ -136,8 +151,9 @@ async fn mark_attempt(store: &Arc<dyn ObjectStore>, job: &JobId, attempt: &Stitc
 pub async fn stitch(
     store: &Arc<dyn ObjectStore>,
     job: &JobId,
+    pyramid: Pyramid,
 ) -> Result<StitchOutcome, PipelineError> {
-    stitch_marked(store, job, None).await
+    stitch_marked(store, job, None, pyramid).await
 }
 
 /// [`stitch`], marking `attempt` once the job is known to exist.
@@ -145,6 +161,7 @@ async fn stitch_marked(
     store: &Arc<dyn ObjectStore>,
     job: &JobId,
     attempt: Option<StitchAttempt>,
+    pyramid: Pyramid,
 ) -> Result<StitchOutcome, PipelineError> {
     if store.head(&job.result_key()).await?.is_some() {
         return Ok(StitchOutcome::AlreadyDone);
@@ -163,7 +180,7 @@ async fn stitch_marked(
     let mut png = Appender::start(&**store, &job.image_key()).await?;
     let npy_size = npy_header(side as usize, side as usize).len() as u64 + 2 * side * side;
     let mut npy = Prepender::start(&**store, &job.counts_key(), npy_size).await?;
-    let written = write_outputs(store, job, &params, range, &mut png, &mut npy).await;
+    let written = write_outputs(store, job, &params, range, &mut png, &mut npy, pyramid).await;
     let Written {
         iterations,
         stats: tile_stats,
@@ -334,8 +351,9 @@ struct Written {
 }
 
 /// Writes the PNG (rows top first) and the `.npy` (back to front) one row
-/// of tiles at a time, fetching the next row while one encodes. Returns
-/// the brute-force iteration count, the tiles' stats and a thumbnail.
+/// of tiles at a time, fetching the next row while one encodes, and the
+/// pyramid's tiles as the PNG's rows complete them. Returns the
+/// brute-force iteration count, the tiles' stats and a thumbnail.
 async fn write_outputs(
     store: &Arc<dyn ObjectStore>,
     job: &JobId,
@@ -343,6 +361,7 @@ async fn write_outputs(
     range: CountRange,
     png: &mut Appender<'_>,
     npy: &mut Prepender<'_>,
+    pyramid: Pyramid,
 ) -> Result<Written, PipelineError> {
     let side = params.image_side() as usize;
     let p = params.tile_pixels as usize;
@@ -351,6 +370,7 @@ async fn write_outputs(
         reason: e.to_string(),
     };
     let mut encoder = PngRows::new(side, side, STORED_COLORMAP, range).map_err(encode_err)?;
+    let mut levels = (pyramid == Pyramid::Write).then(|| pyramid::Pyramid::new(side, side));
     let fetch = |row: u32| {
         let (store, job, params) = (Arc::clone(store), job.clone(), *params);
         tokio::spawn(async move { fetch_band(&store, &job, &params, row).await })
@@ -375,11 +395,15 @@ async fn write_outputs(
         let for_png = Arc::clone(&counts);
         let (png_encoded, npy_encoded) = tokio::join!(
             tokio::task::spawn_blocking(move || {
+                let mut tiles = Vec::new();
                 for y in (0..p).rev() {
-                    encoder.write_row(&for_png[y * side..(y + 1) * side])?;
+                    let rgb = encoder.write_row(&for_png[y * side..(y + 1) * side])?;
+                    if let Some(levels) = &mut levels {
+                        tiles.extend(levels.push_row(rgb)?);
+                    }
                 }
                 let bytes = encoder.take_bytes();
-                Ok::<_, mandel_core::png::EncodingError>((encoder, bytes))
+                Ok::<_, mandel_core::png::EncodingError>((encoder, levels, bytes, tiles))
             }),
             tokio::task::spawn_blocking(move || {
                 let its = kernel::brute_force_iterations(&counts, max_iter);
@@ -387,22 +411,64 @@ async fn write_outputs(
                 (blob::encode(&counts), its, thumbnail)
             }),
         );
-        let (enc, png_bytes) = png_encoded.expect("encoder panicked").map_err(encode_err)?;
+        let (enc, pyr, png_bytes, pyramid_tiles) =
+            png_encoded.expect("encoder panicked").map_err(encode_err)?;
         let (npy_bytes, its, thumb) = npy_encoded.expect("encoder panicked");
-        (encoder, thumbnail) = (enc, thumb);
+        (encoder, levels, thumbnail) = (enc, pyr, thumb);
         iterations += its;
         stats.extend(band.stats);
         png.write(&png_bytes).await?;
         npy.write_front(&npy_bytes).await?;
+        put_pyramid(&**store, job, pyramid_tiles).await?;
     }
     png.write(&encoder.finish().map_err(encode_err)?).await?;
     npy.write_front(&npy_header(side, side)).await?;
+    if let Some(levels) = levels {
+        put_pyramid(&**store, job, levels.finish().map_err(encode_err)?).await?;
+        let viewer = mandel_core::viewer::page(&mandel_core::viewer::Source::dzi(side, side));
+        for (path, body) in [
+            (pyramid::DESCRIPTOR, pyramid::descriptor(side, side)),
+            (pyramid::VIEWER, viewer),
+        ] {
+            let key = job.pyramid_key(path);
+            store
+                .put(&key, Bytes::from(body), Metadata::new(), PutMode::Overwrite)
+                .await?;
+        }
+    }
     stats.sort_by_key(|s| (s.row, s.col));
     Ok(Written {
         iterations,
         stats,
         thumbnail: thumbnail.encode(range).map_err(encode_err)?,
     })
+}
+
+/// Puts pyramid tiles, a few at a time: keyed overwrites of deterministic
+/// bytes, so a stitch that dies and runs again writes the same objects.
+async fn put_pyramid(
+    store: &dyn ObjectStore,
+    job: &JobId,
+    tiles: Vec<pyramid::Tile>,
+) -> Result<(), PipelineError> {
+    futures::stream::iter(tiles)
+        .map(|t| async move {
+            let key = job.pyramid_key(&t.path());
+            store
+                .put(
+                    &key,
+                    Bytes::from(t.png),
+                    Metadata::new(),
+                    PutMode::Overwrite,
+                )
+                .await
+        })
+        .buffer_unordered(PARALLEL_PUTS)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .try_for_each(|r| r.map(drop))?;
+    Ok(())
 }
 
 /// Fetches one row of tiles with bounded parallelism into a band, checking

@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use mandel_core::{CountsImage, RenderParams, TileId, Viewport, kernel};
+use mandel_core::{CountsImage, RenderParams, TileId, Viewport, kernel, pyramid};
 use mandel_pipeline::faults::Flaky;
 use mandel_pipeline::{
     CancelOutcome, Delivery, Failed, JobId, MemoryQueue, MemoryStore, Metadata, ObjectStore,
-    PipelineError, PutMode, Queue, RetryPolicy, Retrying, StitchOutcome, Submitted, TileMessage,
-    TileOutcome, TileWorker, WaitPolicy, cancel, handle_stitch_delivery, read_failures, read_stats,
-    render_embedded, stitch, submit, wait_for_result,
+    PipelineError, PutMode, Pyramid, Queue, RetryPolicy, Retrying, StitchOutcome, Submitted,
+    TileMessage, TileOutcome, TileWorker, WaitPolicy, cancel, handle_stitch_delivery,
+    read_failures, read_stats, render_embedded, stitch, submit, wait_for_result,
 };
 
 fn small() -> RenderParams {
@@ -145,9 +145,14 @@ async fn a_job_runs_once_even_with_duplicate_messages() {
 
     let mut published = 0;
     for body in &stitch_msgs {
-        match handle_stitch_delivery(&r.store, &delivery("s", body.clone(), 1), None)
-            .await
-            .unwrap()
+        match handle_stitch_delivery(
+            &r.store,
+            &delivery("s", body.clone(), 1),
+            None,
+            Pyramid::Skip,
+        )
+        .await
+        .unwrap()
         {
             StitchOutcome::Published(m) => {
                 published += 1;
@@ -269,7 +274,7 @@ async fn stitch_refuses_missing_tiles_and_renders_corrupt_ones_again() {
     for body in &messages[1..] {
         store_one(&r.worker, body).await;
     }
-    match stitch(&r.store, &job).await.unwrap_err() {
+    match stitch(&r.store, &job, Pyramid::Skip).await.unwrap_err() {
         PipelineError::MissingTiles { missing, .. } => assert_eq!(missing.len(), 1),
         e => panic!("expected MissingTiles, got {e}"),
     }
@@ -301,7 +306,7 @@ async fn stitch_refuses_missing_tiles_and_renders_corrupt_ones_again() {
     assert_eq!(stored.len(), 8);
     assert!(!stored.contains(&TileId::new(2, 0)));
 
-    let StitchOutcome::Published(m) = stitch(&r.store, &job).await.unwrap() else {
+    let StitchOutcome::Published(m) = stitch(&r.store, &job, Pyramid::Skip).await.unwrap() else {
         panic!("published")
     };
     let npy = r.store.get(&job.counts_key()).await.unwrap().body;
@@ -410,7 +415,7 @@ async fn a_cancelled_job_is_skipped_and_resumes_when_submitted_again() {
         .unwrap();
     assert_eq!(stored.len(), 3, "nothing rendered after the cancel");
     assert_eq!(
-        stitch(&r.store, &job).await.unwrap(),
+        stitch(&r.store, &job, Pyramid::Skip).await.unwrap(),
         StitchOutcome::Cancelled
     );
     let err = wait_for_result(&*r.store, &*r.stitches, &job, &p, quick_wait(), |_| {})
@@ -428,7 +433,7 @@ async fn a_cancelled_job_is_skipped_and_resumes_when_submitted_again() {
         store_one(&r.worker, &body).await;
     }
     for body in drain(&r.stitches).await {
-        handle_stitch_delivery(&r.store, &delivery("s", body, 1), None)
+        handle_stitch_delivery(&r.store, &delivery("s", body, 1), None, Pyramid::Skip)
             .await
             .unwrap();
     }
@@ -589,7 +594,7 @@ async fn transient_faults_are_retried_to_an_exact_result() {
         .receive(1, Duration::from_millis(10))
         .await
         .unwrap();
-    handle_stitch_delivery(&store, &stitch_msg[0], None)
+    handle_stitch_delivery(&store, &stitch_msg[0], None, Pyramid::Skip)
         .await
         .unwrap();
     let m = wait_for_result(&*store, &*stitches, &job, &p, quick_wait(), |_| {})
@@ -724,7 +729,7 @@ async fn a_batch_reports_only_its_bad_messages() {
             .is_empty()
     );
     assert_eq!(drain(&r.stitches).await.len(), 1, "one stitch message");
-    match stitch(&r.store, &job).await.unwrap() {
+    match stitch(&r.store, &job, Pyramid::Skip).await.unwrap() {
         StitchOutcome::Published(m) => assert_eq!(m.tiles, 9),
         other => panic!("{other:?}"),
     }
@@ -803,7 +808,9 @@ async fn a_lost_stitch_message_is_sent_again_by_the_waiting_client() {
                     .await
                     .unwrap()
                 {
-                    handle_stitch_delivery(&store, &d, None).await.unwrap();
+                    handle_stitch_delivery(&store, &d, None, Pyramid::Skip)
+                        .await
+                        .unwrap();
                     stitches.delete(&[d.receipt]).await.unwrap();
                 }
             }
@@ -978,7 +985,7 @@ async fn a_stitch_whose_params_are_gone_is_recorded_at_once() {
     let job = r.render_tiles(&p).await;
     let message = drain(&r.stitches).await.remove(0);
     r.store.delete(&job.params_key()).await.unwrap();
-    let err = handle_stitch_delivery(&r.store, &delivery("s", message, 1), Some(5))
+    let err = handle_stitch_delivery(&r.store, &delivery("s", message, 1), Some(5), Pyramid::Skip)
         .await
         .unwrap_err();
     assert!(matches!(err, PipelineError::UnknownJob { .. }), "{err}");
@@ -991,9 +998,14 @@ async fn a_stitch_whose_params_are_gone_is_recorded_at_once() {
     );
 
     let stranger = r#"{"job":"nobody-submitted-this"}"#.to_string();
-    handle_stitch_delivery(&r.store, &delivery("x", stranger, 1), Some(5))
-        .await
-        .unwrap_err();
+    handle_stitch_delivery(
+        &r.store,
+        &delivery("x", stranger, 1),
+        Some(5),
+        Pyramid::Skip,
+    )
+    .await
+    .unwrap_err();
     assert!(
         r.store
             .list("jobs/nobody-submitted-this/")
@@ -1008,4 +1020,49 @@ async fn stored_key(store: &Arc<dyn ObjectStore>, job: &JobId, tile: TileId) -> 
     let listed = store.list(&job.tile_prefix(tile)).await.unwrap();
     assert_eq!(listed.len(), 1, "{tile} is stored once");
     listed[0].key.clone()
+}
+
+#[tokio::test]
+async fn the_stitch_writes_a_pyramid_whose_top_level_is_the_picture() {
+    let r = rig();
+    let p = RenderParams {
+        tile_pixels: 200,
+        ..small()
+    };
+    let job = r.render_tiles(&p).await;
+    let StitchOutcome::Published(_) = stitch(&r.store, &job, Pyramid::Write).await.unwrap() else {
+        panic!("published")
+    };
+    let listed = r.store.list(&job.pyramid_prefix()).await.unwrap();
+    assert_eq!(listed.len() as u64, pyramid::object_count(600, 600));
+    let get = async |path: &str| r.store.get(&job.pyramid_key(path)).await.unwrap().body;
+    let descriptor = get(pyramid::DESCRIPTOR).await;
+    assert!(
+        std::str::from_utf8(&descriptor)
+            .unwrap()
+            .contains(r#"Width="600""#)
+    );
+    let viewer = get(pyramid::VIEWER).await;
+    assert!(
+        std::str::from_utf8(&viewer)
+            .unwrap()
+            .contains(r#""kind":"dzi""#)
+    );
+    // The full-resolution level is the picture, cut in 256-px tiles.
+    let picture = image::load_from_memory(&r.store.get(&job.image_key()).await.unwrap().body)
+        .unwrap()
+        .to_rgb8();
+    let top = pyramid::max_level(600, 600);
+    for (col, row) in [(0, 0), (2, 1), (2, 2)] {
+        let tile = image::load_from_memory(&get(&pyramid::tile_path(top, col, row)).await)
+            .unwrap()
+            .to_rgb8();
+        let (x, y) = (col as u32 * 256, row as u32 * 256);
+        let crop =
+            image::imageops::crop_imm(&picture, x, y, tile.width(), tile.height()).to_image();
+        assert_eq!(tile, crop, "tile {col}_{row}");
+    }
+    // Level 0 is one pixel.
+    let one = image::load_from_memory(&get(&pyramid::tile_path(0, 0, 0)).await).unwrap();
+    assert_eq!((one.width(), one.height()), (1, 1));
 }

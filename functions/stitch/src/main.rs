@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use mandel_aws::lambda::{Function, FunctionArgs, serve};
-use mandel_pipeline::{Delivery, handle_stitch_delivery, one_at_a_time};
+use mandel_pipeline::{Delivery, Pyramid, handle_stitch_delivery, one_at_a_time};
 
 /// Stitch jobs from the stitch queue (a Lambda unless --poll is given).
 #[derive(Parser)]
@@ -25,7 +25,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             let store = store.clone();
             one_at_a_time(batch, move |d| {
                 let store = store.clone();
-                async move { handle_stitch_delivery(&store, &d, max_receives).await }
+                async move { handle_stitch_delivery(&store, &d, max_receives, Pyramid::Write).await }
             })
         }
     })

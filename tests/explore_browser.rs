@@ -5,9 +5,8 @@
 //! on the page; a pyramid from `--pyramid` opens, as a file and through
 //! the server, showing the picture's own pixels.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, Locator};
@@ -15,27 +14,8 @@ use image::{GenericImageView, RgbImage, RgbaImage};
 use mandel_core::Colormap;
 use mandel_core::explore::{self, WorldTile, max_iter_for};
 use mandel_e2e::chrome::{Browser, number};
-use mandel_e2e::{Running, binary, orchestrate};
+use mandel_e2e::{binary, orchestrate, start_explorer};
 use serde_json::Value;
-
-/// Starts `mandel-explore` on a free port; returns it and its URL.
-fn explorer(cache: &Path, extra: &[&str]) -> (Running, String) {
-    let mut child = Running::spawn(
-        Command::new(binary("mandel-explore"))
-            .args(["--port", "0", "--cache"])
-            .arg(cache)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit()),
-    );
-    let mut line = String::new();
-    BufReader::new(child.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().to_string();
-    assert!(url.starts_with("http://127.0.0.1:"), "printed {line:?}");
-    (child, url)
-}
 
 /// Waits until `condition` (a script's boolean expression) holds.
 async fn wait_for(c: &Client, condition: &str) {
@@ -172,9 +152,12 @@ async fn the_explorer_shows_the_kernels_tiles_zooms_and_opens_a_pyramid() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (_server, url) = explorer(
-        &cache,
-        &["--pyramid", dir.path().join("pyramid").to_str().unwrap()],
+    let (_server, url) = start_explorer(
+        Command::new(binary("mandel-explore"))
+            .arg("--cache")
+            .arg(&cache)
+            .arg("--pyramid")
+            .arg(dir.path().join("pyramid")),
     );
 
     let browser = Browser::start().await;

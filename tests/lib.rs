@@ -124,3 +124,66 @@ impl Drop for Running {
         let _ = self.0.wait();
     }
 }
+
+/// An HTTP response, as [`http_get`] reads it.
+pub struct Response {
+    pub status: u16,
+    /// Header names in lowercase.
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+/// `GET url` over HTTP/1.1 on a fresh connection (`http://host:port/path`
+/// only: the servers under test are local).
+pub fn http_get(url: &str) -> Response {
+    use std::io::Write;
+    let rest = url.strip_prefix("http://").expect("an http:// URL");
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = std::net::TcpStream::connect(host).expect("connecting");
+    write!(
+        stream,
+        "GET {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n",
+        if path.is_empty() { "/" } else { path }
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("reading the response");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete head");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Response {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+/// Starts `cmd` (a `mandel-explore` command line) with `--port 0`; returns
+/// it and the URL it prints.
+pub fn start_explorer(cmd: &mut Command) -> (Running, String) {
+    use std::io::BufRead;
+    let mut child = Running::spawn(
+        cmd.args(["--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit()),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(child.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "printed {line:?}");
+    (child, url)
+}

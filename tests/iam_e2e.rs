@@ -3,16 +3,20 @@
 //! `infra/iam.tf` gives it (rendered from the HCL), against a local cloud
 //! that enforces IAM (moto, see `moto.rs`): the worker and stitch as their
 //! Lambda roles, `mandel-orchestrate` as the laptop user with the client
-//! policy. A job must complete exactly; with a statement a binary needs
-//! taken away, it must fail at once, naming the refused action.
+//! policy (and `mandel-explore --bucket` too). A job must complete
+//! exactly; with a statement a binary needs taken away, it must fail at
+//! once, naming the refused action.
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use mandel_core::explore::{self, WorldTile, max_iter_for};
+use mandel_core::{Colormap, RenderParams};
 use mandel_e2e::moto::IamCloud;
 use mandel_e2e::terraform::{policy_document, terraform};
-use mandel_e2e::{REFERENCE_IMAGE_SHA256, counts_sha256, finish};
+use mandel_e2e::{REFERENCE_IMAGE_SHA256, counts_sha256, finish, http_get, start_explorer};
+use mandel_pipeline::JobId;
 use serde_json::Value;
 
 /// The three principals' policies, as `infra/` renders them for `name`.
@@ -186,4 +190,46 @@ fn without_the_workers_write_of_tiles_the_job_fails_at_once_naming_it() {
         Some("/tiles/*"),
         &["s3:PutObject", "tiles/"],
     );
+}
+
+#[test]
+fn the_explorer_has_the_fleet_render_tiles_and_reads_pyramids_under_the_client_policy() {
+    let cloud = IamCloud::start("iam-explore", policies("iam-explore"));
+    let dir = tempfile::tempdir().unwrap();
+    let _worker = cloud.poller("mandel-worker", "worker", &dir.path().join("w.log"));
+    let (_explorer, url) = start_explorer(
+        cloud
+            .command("mandel-explore", "client")
+            .args(["--bucket", &cloud.bucket, "--tile-timeout", "30", "--cache"])
+            .arg(dir.path().join("cache")),
+    );
+    let tile = WorldTile::new(10, 282, 372).unwrap();
+    let r = http_get(&format!("{url}tiles/10/282/372.png"));
+    assert_eq!(
+        r.status,
+        200,
+        "{}\nworker log:\n{}",
+        String::from_utf8_lossy(&r.body),
+        std::fs::read_to_string(dir.path().join("w.log")).unwrap_or_default()
+    );
+    assert_eq!(r.headers["x-mandel-tile"], "fleet");
+    let counts = explore::render(&tile.params(max_iter_for(10)).unwrap());
+    let direct = explore::tile_png(&counts, max_iter_for(10), Colormap::TwilightShifted).unwrap();
+    assert_eq!(r.body, direct);
+
+    // A job, so the stitch writes its pyramid under the stitch's policy;
+    // the explorer reads it under the client's.
+    let run = run_job(&cloud, SMALL_JOB);
+    assert!(run.status.success(), "{}", run.stderr);
+    let params = RenderParams {
+        tiles_per_side: 4,
+        tile_pixels: 32,
+        ..RenderParams::default()
+    };
+    let job = JobId::for_params(&params);
+    let page = http_get(&format!("{url}jobs/{job}/pyramid/"));
+    assert_eq!(page.status, 200, "{}", String::from_utf8_lossy(&page.body));
+    let top = http_get(&format!("{url}jobs/{job}/pyramid/image_files/7/0_0.png"));
+    assert_eq!(top.status, 200, "{}", String::from_utf8_lossy(&top.body));
+    assert_eq!(cloud.depth(&cloud.deployment.tiles_dlq_url), 0);
 }

@@ -37,7 +37,7 @@ fn the_fleet_renders_the_explorers_tiles_and_the_bucket_keeps_them() {
     let (_first, url) = explorer("cache1");
 
     // Seahorse valley at the default job's depth and budget.
-    let tiles = [(10, 282, 372), (10, 283, 372), (11, 565, 745)];
+    let tiles = [(10, 450, 483), (10, 451, 484), (11, 901, 967)];
     for &(z, x, y) in &tiles {
         let tile = WorldTile::new(z, x, y).unwrap();
         let r = http_get(&format!("{url}tiles/{z}/{x}/{y}.png"));
@@ -51,9 +51,9 @@ fn the_fleet_renders_the_explorers_tiles_and_the_bucket_keeps_them() {
         assert_eq!(again.body, r.body);
     }
     // Another budget is another tile.
-    let r = http_get(&format!("{url}tiles/10/282/372.png?iter=300"));
+    let r = http_get(&format!("{url}tiles/10/450/483.png?iter=300"));
     assert_eq!(r.headers["x-mandel-tile"], "fleet");
-    let tile = WorldTile::new(10, 282, 372).unwrap();
+    let tile = WorldTile::new(10, 450, 483).unwrap();
     assert_eq!(r.body, direct(tile, 300));
 
     // Each one-tile job holds its params and its blob, nothing else: no

@@ -203,8 +203,8 @@ fn the_explorer_has_the_fleet_render_tiles_and_reads_pyramids_under_the_client_p
             .args(["--bucket", &cloud.bucket, "--tile-timeout", "30", "--cache"])
             .arg(dir.path().join("cache")),
     );
-    let tile = WorldTile::new(10, 282, 372).unwrap();
-    let r = http_get(&format!("{url}tiles/10/282/372.png"));
+    let tile = WorldTile::new(10, 450, 483).unwrap();
+    let r = http_get(&format!("{url}tiles/10/450/483.png"));
     assert_eq!(
         r.status,
         200,

@@ -326,7 +326,7 @@ mod tests {
             Colormap::TwilightShifted,
             renderer(),
         );
-        let tile = WorldTile::new(10, 282, 372).unwrap();
+        let tile = WorldTile::new(10, 450, 483).unwrap();
         let (png, source) = service.tile(tile, 2000).await.unwrap();
         assert_eq!(source, Source::Fleet);
         assert_eq!(png, direct(tile, 2000));

@@ -36,6 +36,19 @@ async fn wait_for(c: &Client, condition: &str) {
     }
 }
 
+async fn click(c: &Client, id: &str) {
+    c.find(Locator::Id(id))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+async fn text(c: &Client, id: &str) -> String {
+    c.find(Locator::Id(id)).await.unwrap().text().await.unwrap()
+}
+
 /// Every tile on screen, as the page placed it.
 struct Placed {
     level: u32,
@@ -205,12 +218,7 @@ async fn the_explorer_shows_the_kernels_tiles_zooms_and_opens_a_pyramid() {
 
     // Zooming in fetches the next level's tiles and moves the permalink.
     let before = cached_tiles(&cache);
-    c.find(Locator::Id("zoom-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, "zoom-in").await;
     wait_for(
         c,
         &format!(
@@ -224,19 +232,8 @@ async fn the_explorer_shows_the_kernels_tiles_zooms_and_opens_a_pyramid() {
     assert!(cached_tiles(&cache) > before, "no new tile was rendered");
 
     // The command that renders this view as a still.
-    c.find(Locator::Id("render"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let command = c
-        .find(Locator::Id("command"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    click(c, "render").await;
+    let command = text(c, "command").await;
     assert!(
         command.starts_with("mandel-orchestrate --viewport -0.74")
             && command.contains("--max-iter 2450"),
@@ -248,19 +245,8 @@ async fn the_explorer_shows_the_kernels_tiles_zooms_and_opens_a_pyramid() {
         .await
         .unwrap();
     c.refresh().await.unwrap();
-    c.find(Locator::Id("zoom-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let note = c
-        .find(Locator::Id("note"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    click(c, "zoom-in").await;
+    let note = text(c, "note").await;
     assert!(
         note.contains("f64 can no longer tell neighbouring pixels apart"),
         "{note:?}"

@@ -88,13 +88,17 @@ pub const KERNEL_RATE_FLOOR: f64 = 1.0e9;
 /// tiles at a time (a band of `P × side` pixels): the band's counts and the
 /// next band's (2 + 2 bytes a pixel), the tiles of the next band in flight
 /// (2), the band's `.npy` bytes (2) and PNG bytes (at most about 3), then
-/// two upload parts of 8 MiB each and the process itself. So it grows with
-/// the image's side, not its area: for the largest image the CLI accepts
-/// (32768² in 4096-px tiles) it gives about 1.5 GiB, an upper bound (the
-/// whole embedded process measured 743 MiB, 2026-11-26).
+/// the Deep Zoom pyramid's bands (256 RGB rows of every level, whose widths
+/// add up to about twice the side), two upload parts of 8 MiB each and the
+/// process itself. So it grows with the image's side, not its area: for
+/// the largest image the CLI accepts (32768² in 4096-px tiles) it gives
+/// about 1.5 GiB, an upper bound (the whole embedded process, without the
+/// pyramid, measured 743 MiB, 2026-11-26).
 fn stitch_mib(params: &RenderParams) -> f64 {
-    let band = f64::from(params.tile_pixels) * params.image_side() as f64;
-    11.0 * band / f64::from(1 << 20) + 16.0 + 100.0
+    let side = params.image_side() as f64;
+    let band = f64::from(params.tile_pixels) * side;
+    let pyramid = (mandel_core::pyramid::TILE * 3 * 2) as f64 * side;
+    (11.0 * band + pyramid) / f64::from(1 << 20) + 16.0 + 100.0
 }
 
 impl Deployment {

@@ -39,14 +39,13 @@ struct Args {
     workers: Option<u16>,
 
     /// Also serve a pyramid written by `mandel-orchestrate --pyramid DIR`,
-    /// at /pyramid/.
+    /// at `/pyramid/`.
     #[arg(long, value_name = "DIR")]
     pyramid: Option<PathBuf>,
 
     /// Have the workers deployed with this bucket render the tiles (and
     /// keep them there); also serve its jobs' pyramids at
-    /// /jobs/<job>/pyramid/. Default: $MANDEL_BUCKET if set with
-    /// --bucket-from-env, else render here.
+    /// `/jobs/JOB/pyramid/`. Without it, tiles render on this machine.
     #[arg(long, value_name = "BUCKET")]
     bucket: Option<String>,
 

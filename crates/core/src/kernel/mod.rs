@@ -13,7 +13,7 @@
 //! [`render_tile`] is the single entry point the rest of the product calls.
 //! It runs the fast kernel (`fast.rs`: SIMD lanes with refill, exact
 //! shortcuts) at the best [`Level`] this CPU supports, chosen at run time;
-//! [`reference`] is the plain scalar definition every level is tested
+//! [`reference`](mod@reference) is the plain scalar definition every level is tested
 //! against, byte for byte.
 
 use std::sync::OnceLock;

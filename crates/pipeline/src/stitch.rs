@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use mandel_core::counts::npy_header;
 use mandel_core::png::PngRows;
 use mandel_core::{Colormap, CountRange, RenderParams, TileId, blob, kernel, pyramid};
@@ -371,6 +371,7 @@ async fn write_outputs(
     };
     let mut encoder = PngRows::new(side, side, STORED_COLORMAP, range).map_err(encode_err)?;
     let mut levels = (pyramid == Pyramid::Write).then(|| pyramid::Pyramid::new(side, side));
+    let uploads = (pyramid == Pyramid::Write).then(|| PyramidUploads::start(store, job));
     let fetch = |row: u32| {
         let (store, job, params) = (Arc::clone(store), job.clone(), *params);
         tokio::spawn(async move { fetch_band(&store, &job, &params, row).await })
@@ -419,12 +420,15 @@ async fn write_outputs(
         stats.extend(band.stats);
         png.write(&png_bytes).await?;
         npy.write_front(&npy_bytes).await?;
-        put_pyramid(&**store, job, pyramid_tiles).await?;
+        if let Some(uploads) = &uploads {
+            uploads.send(pyramid_tiles).await;
+        }
     }
     png.write(&encoder.finish().map_err(encode_err)?).await?;
     npy.write_front(&npy_header(side, side)).await?;
-    if let Some(levels) = levels {
-        put_pyramid(&**store, job, levels.finish().map_err(encode_err)?).await?;
+    if let (Some(levels), Some(uploads)) = (levels, uploads) {
+        uploads.send(levels.finish().map_err(encode_err)?).await;
+        uploads.finish().await?;
         let viewer = mandel_core::viewer::page(&mandel_core::viewer::Source::dzi(side, side));
         for (path, body) in [
             (pyramid::DESCRIPTOR, pyramid::descriptor(side, side)),
@@ -444,31 +448,58 @@ async fn write_outputs(
     })
 }
 
-/// Puts pyramid tiles, a few at a time: keyed overwrites of deterministic
-/// bytes, so a stitch that dies and runs again writes the same objects.
-async fn put_pyramid(
-    store: &dyn ObjectStore,
-    job: &JobId,
-    tiles: Vec<pyramid::Tile>,
-) -> Result<(), PipelineError> {
-    futures::stream::iter(tiles)
-        .map(|t| async move {
-            let key = job.pyramid_key(&t.path());
-            store
-                .put(
-                    &key,
-                    Bytes::from(t.png),
-                    Metadata::new(),
-                    PutMode::Overwrite,
-                )
+/// The pyramid's tiles going up in the background, a few at a time, while
+/// the stitch goes on with the next band: keyed overwrites of
+/// deterministic bytes, so a stitch that dies and runs again writes the
+/// same objects.
+struct PyramidUploads {
+    tiles: tokio::sync::mpsc::Sender<pyramid::Tile>,
+    task: tokio::task::JoinHandle<Result<(), PipelineError>>,
+}
+
+impl PyramidUploads {
+    fn start(store: &Arc<dyn ObjectStore>, job: &JobId) -> Self {
+        // About a band's top-level tiles of the widest image waiting.
+        let (tiles, mut rx) = tokio::sync::mpsc::channel::<pyramid::Tile>(128);
+        let (store, job) = (Arc::clone(store), job.clone());
+        let task = tokio::spawn(async move {
+            let incoming = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|t| t.map(Ok)));
+            incoming
+                .try_for_each_concurrent(PARALLEL_PUTS, |t: pyramid::Tile| {
+                    let (store, key) = (Arc::clone(&store), job.pyramid_key(&t.path()));
+                    async move {
+                        store
+                            .put(
+                                &key,
+                                Bytes::from(t.png),
+                                Metadata::new(),
+                                PutMode::Overwrite,
+                            )
+                            .await
+                            .map(drop)
+                            .map_err(PipelineError::from)
+                    }
+                })
                 .await
-        })
-        .buffer_unordered(PARALLEL_PUTS)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .try_for_each(|r| r.map(drop))?;
-    Ok(())
+        });
+        PyramidUploads { tiles, task }
+    }
+
+    /// Queues tiles; if the uploads have failed, [`finish`](Self::finish)
+    /// says why.
+    async fn send(&self, tiles: Vec<pyramid::Tile>) {
+        for t in tiles {
+            if self.tiles.send(t).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Waits for every queued tile to be stored.
+    async fn finish(self) -> Result<(), PipelineError> {
+        drop(self.tiles);
+        self.task.await.expect("pyramid uploads panicked")
+    }
 }
 
 /// Fetches one row of tiles with bounded parallelism into a band, checking

@@ -443,7 +443,7 @@ fn write_pyramid(
     colormap: mandel_core::Colormap,
     dir: &Path,
 ) -> Result<()> {
-    use mandel_core::pyramid::{self, Pyramid, Tile};
+    use mandel_core::pyramid::{Pyramid, Tile};
     let put = |path: &str, bytes: &[u8]| -> Result<()> {
         let path = dir.join(path);
         if let Some(folder) = path.parent() {
@@ -482,9 +482,9 @@ fn write_pyramid(
     let b = built.context("the counts have no rows")?;
     let (w, h) = b.size;
     write(b.pyramid.finish().context("encoding the pyramid")?)?;
-    put(pyramid::DESCRIPTOR, pyramid::descriptor(w, h).as_bytes())?;
-    let viewer = mandel_core::viewer::page(&mandel_core::viewer::Source::dzi(w, h));
-    put(pyramid::VIEWER, viewer.as_bytes())
+    mandel_core::viewer::pyramid_files(w, h)
+        .iter()
+        .try_for_each(|(path, body)| put(path, body.as_bytes()))
 }
 
 pub(crate) fn progress_bar(total: u64) -> ProgressBar {

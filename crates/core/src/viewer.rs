@@ -70,6 +70,16 @@ impl Source {
     }
 }
 
+/// The files a `width`×`height` pyramid has beside its tiles, by their
+/// paths in it: the descriptor and the viewer page. Every writer of a
+/// pyramid writes these, last.
+pub fn pyramid_files(width: usize, height: usize) -> [(&'static str, String); 2] {
+    [
+        (pyramid::DESCRIPTOR, pyramid::descriptor(width, height)),
+        (pyramid::VIEWER, page(&Source::dzi(width, height))),
+    ]
+}
+
 /// The viewer page for `source`.
 pub fn page(source: &Source) -> String {
     // Inside a <script> element only "</" could end it early; JSON never

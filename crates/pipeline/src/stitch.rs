@@ -429,11 +429,7 @@ async fn write_outputs(
     if let (Some(levels), Some(uploads)) = (levels, uploads) {
         uploads.send(levels.finish().map_err(encode_err)?).await;
         uploads.finish().await?;
-        let viewer = mandel_core::viewer::page(&mandel_core::viewer::Source::dzi(side, side));
-        for (path, body) in [
-            (pyramid::DESCRIPTOR, pyramid::descriptor(side, side)),
-            (pyramid::VIEWER, viewer),
-        ] {
+        for (path, body) in mandel_core::viewer::pyramid_files(side, side) {
             let key = job.pyramid_key(path);
             store
                 .put(&key, Bytes::from(body), Metadata::new(), PutMode::Overwrite)

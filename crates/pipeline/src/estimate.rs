@@ -358,32 +358,52 @@ impl Usage {
         let gb = |mb: u32| f64::from(mb) / 1024.0;
         let worker_seconds = s.worker_seconds + s.cold_starts as f64 * MODEL.cold_start_s;
         let parts = |bytes: u64| bytes.div_ceil(crate::upload::PART_SIZE as u64).max(1);
-        // Client: submit (params and estimate PUTs, a listing of the
-        // failure records, a listing per 1000 tiles; deletes are free),
-        // then a poll every 250 ms per 1000 tiles (one listing; over 1000
-        // tiles, `rows/`, `failed/` and two HEADs), then result.json,
-        // stats.json and the outputs.
+        // A job of at most a thousand tiles is seen in one listing of it;
+        // a larger one through row markers (`crate::tiles`).
+        let whole = s.tiles <= crate::tiles::ONE_LISTING;
+        // Client: submit (params and estimate PUTs, then one listing; over
+        // a thousand tiles, a HEAD, a listing of the failure records and a
+        // listing per 1000 tiles; deletes are free), then a poll every
+        // 250 ms per 1000 tiles (one listing; over 1000 tiles, `rows/`,
+        // `failed/` and two HEADs), then result.json, stats.json, the
+        // stitch's marker and the outputs.
         let thousands = s.tiles.div_ceil(1000);
         let polls = (s.wait_seconds / (0.25 * thousands as f64)).ceil() as u64;
-        let (poll_lists, poll_heads) = if s.tiles <= 1000 {
-            (polls, 0)
+        let (submit_lists, submit_heads, poll_lists, poll_heads) = if whole {
+            (1, 0, polls, 0)
         } else {
-            (2 * polls, 2 * polls)
+            (1 + thousands, 1, 2 * polls, 2 * polls)
         };
-        let client_put = 2 + 1 + thousands + poll_lists;
-        let client_get = 2 + poll_heads + 2;
-        // Workers: per invocation a cancel HEAD and a listing per row
-        // written to; per tile its PUT; per row its marker and a listing
-        // of the markers.
-        let worker_put = s.tiles + s.rows_touched + 2 * s.rows;
-        let worker_get = s.invocations;
-        // Stitch: its marker, a listing of `rows/`, two multipart uploads
-        // (start, parts, complete), the pyramid's objects, stats.json,
-        // report.html and result.json; two HEADs, params, estimate.json
-        // and every tile.
-        let stitch_put =
-            2 + 2 * 2 + parts(s.image_bytes) + parts(s.counts_bytes) + s.pyramid_objects + 3;
-        let stitch_get = 4 + s.tiles;
+        let client_put = 2 + submit_lists + poll_lists;
+        let client_get = submit_heads + poll_heads + 2 + 1 + 2;
+        // Workers: per process its params; a cancel HEAD per process and
+        // second of work at most; per tile its PUT; per invocation one
+        // listing of the job, or over a thousand tiles a listing per row
+        // written to and, per row, its marker and a listing of the markers.
+        let cancel_heads = s
+            .invocations
+            .min(s.cold_starts + s.worker_seconds.ceil() as u64);
+        let worker_put = s.tiles
+            + if whole {
+                s.invocations
+            } else {
+                s.rows_touched + 2 * s.rows
+            };
+        let worker_get = s.cold_starts + cancel_heads;
+        // Stitch: its marker, one listing of the job (over a thousand
+        // tiles, of `rows/` and of each row), two multipart uploads (start,
+        // parts, complete), the pyramid's objects, stats.json, report.html
+        // and result.json; params, estimate.json and every tile (over a
+        // thousand tiles, two HEADs too).
+        let stitch_lists = if whole { 1 } else { 1 + s.rows };
+        let stitch_put = 1
+            + stitch_lists
+            + 2 * 2
+            + parts(s.image_bytes)
+            + parts(s.counts_bytes)
+            + s.pyramid_objects
+            + 3;
+        let stitch_get = 2 + s.tiles + if whole { 0 } else { 2 };
         Usage {
             lambda_gb_seconds: worker_seconds * gb(deployment.worker.memory_mb)
                 + (s.stitch_seconds + MODEL.cold_start_s) * gb(deployment.stitch.memory_mb),

@@ -1,7 +1,11 @@
 //! Fault injection for tests: [`Flaky`] wraps a store or queue and fails
 //! some of its calls with a transient error before they reach the backend,
 //! the way a dropped connection or a throttled request looks to a caller.
+//! It also records every store call made through it ([`Flaky::calls`]), so
+//! a test can count a use case's requests (with a budget of 0 it only
+//! records).
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -22,6 +26,7 @@ pub struct Flaky<T> {
     budget: u64,
     calls: AtomicU64,
     failed: AtomicU64,
+    log: Mutex<Vec<(&'static str, String)>>,
 }
 
 impl<T> Flaky<T> {
@@ -32,7 +37,16 @@ impl<T> Flaky<T> {
             budget,
             calls: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            log: Mutex::default(),
         }
+    }
+
+    /// The store calls made so far, failed or not: the operation (`get`,
+    /// `put`, `head`, `list`, `list_children`, `delete`, `start_upload`,
+    /// `put_part`, `complete_upload`, `abort_upload`, `download`) and its
+    /// key or prefix.
+    pub fn calls(&self) -> Vec<(&'static str, String)> {
+        self.log.lock().unwrap().clone()
     }
 
     /// Calls failed so far.
@@ -51,7 +65,8 @@ impl<T> Flaky<T> {
                 .is_ok()
     }
 
-    fn store_fault(&self, key: &str) -> Result<(), StoreError> {
+    fn store_fault(&self, op: &'static str, key: &str) -> Result<(), StoreError> {
+        self.log.lock().unwrap().push((op, key.to_string()));
         if self.should_fail() {
             return Err(StoreError::backend(
                 key,
@@ -78,7 +93,7 @@ impl<T> Flaky<T> {
 #[async_trait]
 impl<S: ObjectStore> ObjectStore for Flaky<S> {
     async fn get(&self, key: &str) -> Result<Object, StoreError> {
-        self.store_fault(key)?;
+        self.store_fault("get", key)?;
         self.inner.get(key).await
     }
 
@@ -89,32 +104,32 @@ impl<S: ObjectStore> ObjectStore for Flaky<S> {
         metadata: Metadata,
         mode: PutMode,
     ) -> Result<PutOutcome, StoreError> {
-        self.store_fault(key)?;
+        self.store_fault("put", key)?;
         self.inner.put(key, body, metadata, mode).await
     }
 
     async fn head(&self, key: &str) -> Result<Option<ObjectMeta>, StoreError> {
-        self.store_fault(key)?;
+        self.store_fault("head", key)?;
         self.inner.head(key).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StoreError> {
-        self.store_fault(prefix)?;
+        self.store_fault("list", prefix)?;
         self.inner.list(prefix).await
     }
 
     async fn list_children(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        self.store_fault(prefix)?;
+        self.store_fault("list_children", prefix)?;
         self.inner.list_children(prefix).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.store_fault(key)?;
+        self.store_fault("delete", key)?;
         self.inner.delete(key).await
     }
 
     async fn start_upload(&self, key: &str, part_size: usize) -> Result<UploadId, StoreError> {
-        self.store_fault(key)?;
+        self.store_fault("start_upload", key)?;
         self.inner.start_upload(key, part_size).await
     }
 
@@ -124,7 +139,7 @@ impl<S: ObjectStore> ObjectStore for Flaky<S> {
         number: u32,
         body: Bytes,
     ) -> Result<PartTag, StoreError> {
-        self.store_fault(&upload.key)?;
+        self.store_fault("put_part", &upload.key)?;
         self.inner.put_part(upload, number, body).await
     }
 
@@ -133,17 +148,17 @@ impl<S: ObjectStore> ObjectStore for Flaky<S> {
         upload: &UploadId,
         parts: Vec<PartTag>,
     ) -> Result<(), StoreError> {
-        self.store_fault(&upload.key)?;
+        self.store_fault("complete_upload", &upload.key)?;
         self.inner.complete_upload(upload, parts).await
     }
 
     async fn abort_upload(&self, upload: &UploadId) -> Result<(), StoreError> {
-        self.store_fault(&upload.key)?;
+        self.store_fault("abort_upload", &upload.key)?;
         self.inner.abort_upload(upload).await
     }
 
     async fn download(&self, key: &str, dest: &std::path::Path) -> Result<u64, StoreError> {
-        self.store_fault(key)?;
+        self.store_fault("download", key)?;
         self.inner.download(key, dest).await
     }
 }

@@ -99,4 +99,4 @@ pub use submit::{
     wait_for_result,
 };
 pub use upload::PART_SIZE;
-pub use worker::{BatchOutcome, TileOutcome, TileWorker, stop_margin};
+pub use worker::{BatchOutcome, CANCEL_RECHECK, TileOutcome, TileWorker, stop_margin};

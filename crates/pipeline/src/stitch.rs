@@ -1,5 +1,6 @@
 //! Stitching a finished job: the stitch function's use case.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,7 +20,7 @@ use crate::queue::{Delivery, Queue};
 use crate::store::{
     Metadata, ObjectStore, PutMode, PutOutcome, StoreError, get_json_if_any, put_json,
 };
-use crate::tiles::{self, put_tile, record_failure, tile_stat};
+use crate::tiles::{self, JobListing, StoredTile, put_tile, record_failure, tile_stat};
 use crate::upload::{Appender, Prepender};
 
 /// How many tile GETs a stitch keeps in flight.
@@ -145,7 +146,8 @@ async fn mark_attempt(store: &Arc<dyn ObjectStore>, job: &JobId, attempt: &Stitc
 /// result is left alone.
 ///
 /// Memory is bounded by a row of tiles, whatever the image size: the
-/// image's count range comes from the row markers (one listing), then
+/// image's count range comes from one listing (of the job if it has at
+/// most a thousand tiles, else of its row markers), then
 /// rows are fetched top row first (the next one while the current one
 /// encodes) and go out as multipart uploads as they are encoded.
 pub async fn stitch(
@@ -163,24 +165,40 @@ async fn stitch_marked(
     attempt: Option<StitchAttempt>,
     pyramid: Pyramid,
 ) -> Result<StitchOutcome, PipelineError> {
-    if store.head(&job.result_key()).await?.is_some() {
-        return Ok(StitchOutcome::AlreadyDone);
-    }
-    if store.head(&job.cancelled_key()).await?.is_some() {
-        return Ok(StitchOutcome::Cancelled);
-    }
     let started = Instant::now();
     let started_ms = crate::job::unix_ms();
     let params = load_params(&**store, job).await?;
+    // A job listed whole answers everything below with this one listing.
+    let listing = match tiles::listed_whole(&params) {
+        true => Some(JobListing::read(&**store, job, &params).await?),
+        false => None,
+    };
+    let exists = async |key: String, listed: fn(&JobListing) -> bool| match &listing {
+        Some(l) => Ok::<_, PipelineError>(listed(l)),
+        None => Ok(store.head(&key).await?.is_some()),
+    };
+    if exists(job.result_key(), |l| l.result).await? {
+        return Ok(StitchOutcome::AlreadyDone);
+    }
+    if exists(job.cancelled_key(), |l| l.cancelled).await? {
+        return Ok(StitchOutcome::Cancelled);
+    }
     if let Some(attempt) = &attempt {
         mark_attempt(store, job, attempt).await;
     }
-    let range = image_range(&**store, job, &params).await?;
+    let mut rows = match listing {
+        Some(l) => Rows::Listed(l.into_listed_rows()),
+        None => Rows::Marked,
+    };
+    let range = image_range(&**store, job, &params, &rows).await?;
     let side = params.image_side();
     let mut png = Appender::start(&**store, &job.image_key()).await?;
     let npy_size = npy_header(side as usize, side as usize).len() as u64 + 2 * side * side;
     let mut npy = Prepender::start(&**store, &job.counts_key(), npy_size).await?;
-    let written = write_outputs(store, job, &params, range, &mut png, &mut npy, pyramid).await;
+    let written = write_outputs(
+        store, job, &params, &mut rows, range, &mut png, &mut npy, pyramid,
+    )
+    .await;
     let Written {
         iterations,
         stats: tile_stats,
@@ -267,19 +285,52 @@ async fn write_report(
     Ok(())
 }
 
-/// The count range of the whole image, from the row markers. A row with
-/// no marker (its last writer died after storing its tile) is listed
-/// instead; a row with tiles missing makes the stitch fail, naming them.
+/// Where the stitch finds each row's tiles: in the job's one listing, or
+/// row by row (a job too large to list whole, tracked by row markers).
+enum Rows {
+    Listed(BTreeMap<u32, BTreeMap<u32, StoredTile>>),
+    Marked,
+}
+
+impl Rows {
+    /// The listed tiles of `row` (taken: each row is fetched once), or
+    /// `None` if the row is to be listed.
+    fn take(&mut self, row: u32) -> Option<BTreeMap<u32, StoredTile>> {
+        match self {
+            Rows::Listed(rows) => Some(rows.remove(&row).unwrap_or_default()),
+            Rows::Marked => None,
+        }
+    }
+}
+
+/// The count range of the whole image: from the job's listing, or from
+/// the row markers, where a row with no marker (its last writer died after
+/// storing its tile) is listed instead. A row with tiles missing makes the
+/// stitch fail, naming them.
 async fn image_range(
     store: &dyn ObjectStore,
     job: &JobId,
     params: &RenderParams,
+    rows: &Rows,
 ) -> Result<CountRange, PipelineError> {
-    let marked = tiles::finished_rows(store, job, params).await?;
+    let marked = match rows {
+        Rows::Listed(_) => BTreeMap::new(),
+        Rows::Marked => tiles::finished_rows(store, job, params).await?,
+    };
     let mut range = marked.values().fold(CountRange::EMPTY, |r, &m| r.merge(m));
     let mut missing = Vec::new();
     for row in (0..params.tiles_per_side).filter(|r| !marked.contains_key(r)) {
-        let stored = tiles::row_tiles(store, job, params, row).await?;
+        let listed;
+        let stored = match rows {
+            Rows::Listed(rows) => match rows.get(&row) {
+                Some(r) => r,
+                None => &BTreeMap::new(),
+            },
+            Rows::Marked => {
+                listed = tiles::row_tiles(store, job, params, row).await?;
+                &listed
+            }
+        };
         range = stored.values().fold(range, |r, t| r.merge(t.range));
         missing.extend(
             (0..params.tiles_per_side)
@@ -354,10 +405,12 @@ struct Written {
 /// of tiles at a time, fetching the next row while one encodes, and the
 /// pyramid's tiles as the PNG's rows complete them. Returns the
 /// brute-force iteration count, the tiles' stats and a thumbnail.
+#[allow(clippy::too_many_arguments)]
 async fn write_outputs(
     store: &Arc<dyn ObjectStore>,
     job: &JobId,
     params: &RenderParams,
+    rows: &mut Rows,
     range: CountRange,
     png: &mut Appender<'_>,
     npy: &mut Prepender<'_>,
@@ -372,9 +425,10 @@ async fn write_outputs(
     let mut encoder = PngRows::new(side, side, STORED_COLORMAP, range).map_err(encode_err)?;
     let mut levels = (pyramid == Pyramid::Write).then(|| pyramid::Pyramid::new(side, side));
     let uploads = (pyramid == Pyramid::Write).then(|| PyramidUploads::start(store, job));
-    let fetch = |row: u32| {
+    let mut fetch = |row: u32| {
         let (store, job, params) = (Arc::clone(store), job.clone(), *params);
-        tokio::spawn(async move { fetch_band(&store, &job, &params, row).await })
+        let listed = rows.take(row);
+        tokio::spawn(async move { fetch_band(&store, &job, &params, row, listed).await })
     };
     let mut next = Some(fetch(params.tiles_per_side - 1));
     let mut iterations = 0;
@@ -502,14 +556,19 @@ impl PyramidUploads {
 /// each blob's size, recorded checksum and named range. The row is known
 /// whole ([`image_range`]), so a tile that fails a check, or is no longer
 /// listed whole, was damaged since: it is rendered again (and its good
-/// bytes put back), never stitched as it is.
+/// bytes put back), never stitched as it is. The row's tiles are `listed`
+/// already, or listed now.
 async fn fetch_band(
     store: &Arc<dyn ObjectStore>,
     job: &JobId,
     params: &RenderParams,
     row: u32,
+    listed: Option<BTreeMap<u32, StoredTile>>,
 ) -> Result<Band, PipelineError> {
-    let mut stored = tiles::row_tiles(&**store, job, params, row).await?;
+    let mut stored = match listed {
+        Some(tiles) => tiles,
+        None => tiles::row_tiles(&**store, job, params, row).await?,
+    };
     let (p, side) = (params.tile_pixels as usize, params.image_side() as usize);
     let mut band = vec![0u16; p * side];
     let mut stats = Vec::with_capacity(params.tiles_per_side as usize);

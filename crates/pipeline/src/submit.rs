@@ -10,8 +10,8 @@ use crate::job::{Failure, JobId, ResultManifest, StitchAttempt, TileMessage};
 use crate::queue::Queue;
 use crate::report::Submission;
 use crate::stitch::{read_attempt, restart_stitch};
-use crate::store::{Metadata, ObjectStore, PutMode, PutOutcome, StoreError, put_json};
-use crate::tiles::{finished_rows, missing_tiles, whole_tiles};
+use crate::store::{Metadata, ObjectMeta, ObjectStore, PutMode, PutOutcome, StoreError, put_json};
+use crate::tiles::{JobListing, finished_rows, listed_whole, missing_tiles};
 use tracing::warn;
 
 /// Tile messages built and sent at a time by [`submit`].
@@ -61,7 +61,16 @@ pub async fn submit_recorded(
     // different viewport) is refused, even for a finished job, instead of
     // answering with X's picture.
     write_params(store, &job, params).await?;
-    if store.head(&job.result_key()).await?.is_some() {
+    // A job listed whole: one listing answers every question below.
+    let listing = match listed_whole(params) {
+        true => Some(JobListing::read(store, &job, params).await?),
+        false => None,
+    };
+    let finished = match &listing {
+        Some(l) => l.result,
+        None => store.head(&job.result_key()).await?.is_some(),
+    };
+    if finished {
         return Ok(Submitted {
             job,
             enqueued: 0,
@@ -69,12 +78,23 @@ pub async fn submit_recorded(
             finished: true,
         });
     }
-    clear_failures(store, &job).await?;
-    store.delete(&job.cancelled_key()).await?;
+    let failures = match &listing {
+        Some(l) => l.failures.clone(),
+        None => keys(store.list(&job.failed_prefix()).await?),
+    };
+    for key in failures {
+        store.delete(&key).await?;
+    }
+    if listing.as_ref().is_none_or(|l| l.cancelled) {
+        store.delete(&job.cancelled_key()).await?;
+    }
     if let Some(submission) = submission {
         put_json(store, &job.estimate_key(), submission).await?;
     }
-    let missing = missing_tiles(store, &job, params).await?;
+    let missing = match &listing {
+        Some(l) => l.missing(params),
+        None => missing_tiles(store, &job, params).await?,
+    };
     if missing.is_empty() {
         // A fresh stitch attempt: an earlier one that died is forgotten.
         restart_stitch(store, stitch_queue, &job).await?;
@@ -118,11 +138,8 @@ pub(crate) async fn write_params(
     Ok(())
 }
 
-async fn clear_failures(store: &dyn ObjectStore, job: &JobId) -> Result<(), PipelineError> {
-    for record in store.list(&job.failed_prefix()).await? {
-        store.delete(&record.key).await?;
-    }
-    Ok(())
+fn keys(listed: Vec<ObjectMeta>) -> Vec<String> {
+    listed.into_iter().map(|m| m.key).collect()
 }
 
 /// Marks the job cancelled: workers acknowledge its remaining messages
@@ -234,6 +251,7 @@ pub async fn wait_for_result(
     let mut complete_since: Option<tokio::time::Instant> = None;
     let mut grace = policy.restitch_after;
     let mut resent_for_death = false;
+    let mut attempt = None;
     loop {
         let seen = look(store, job, params).await?;
         if seen.result
@@ -260,11 +278,18 @@ pub async fn wait_for_result(
             last = Some(done);
         }
         if done == params.tile_count() {
-            let attempt = read_attempt(store, job).await?;
             let killed = |a: &StitchAttempt| {
                 policy
                     .stitch_timeout
                     .is_some_and(|timeout| a.age() > timeout + KILLED_AFTER)
+            };
+            // The marker is read once per attempt: it changes only when a
+            // new attempt starts, which matters only once this one would
+            // count as killed.
+            attempt = match (seen.stitching, attempt) {
+                (Some(false), _) => None,
+                (_, Some(a)) if !killed(&a) => Some(a),
+                _ => read_attempt(store, job).await?,
             };
             let since = *complete_since.get_or_insert_with(tokio::time::Instant::now);
             let resend = match &attempt {
@@ -286,6 +311,7 @@ pub async fn wait_for_result(
             if resend {
                 warn!(%job, after = ?since.elapsed(), "every tile is stored but there is no result: sending the stitch message again");
                 restart_stitch(store, stitch_queue, job).await?;
+                attempt = None;
                 complete_since = Some(tokio::time::Instant::now());
                 grace *= 2;
             }
@@ -299,34 +325,30 @@ struct Seen {
     result: bool,
     failed: bool,
     cancelled: bool,
-    /// Tiles stored whole; for a job over one listing page, those of the
+    /// Whether a stitch has started, if the look could tell.
+    stitching: Option<bool>,
+    /// Tiles stored whole; for a job too large to list whole, those of the
     /// finished rows.
     tiles_done: u64,
 }
 
-/// Keys in one S3 listing page.
-const LIST_PAGE: u64 = 1000;
-
-/// Looks at a job at a cost that does not grow with it: a job that fits
-/// in one listing page is listed whole (progress by tile); a larger one is
-/// seen through its row markers (progress by row), its failure records and
-/// two HEADs.
+/// Looks at a job at a cost that does not grow with it: a job
+/// [`listed_whole`] in one listing (progress by tile); a larger one
+/// through its row markers (progress by row), its failure records and two
+/// HEADs.
 async fn look(
     store: &dyn ObjectStore,
     job: &JobId,
     params: &RenderParams,
 ) -> Result<Seen, PipelineError> {
-    if params.tile_count() <= LIST_PAGE {
-        let listed = store.list(&job.prefix()).await?;
-        let has = |key: &str| listed.iter().any(|m| m.key == key);
-        let failed_prefix = job.failed_prefix();
-        let mut tiles: Vec<_> = whole_tiles(&listed, job, params).map(|t| t.tile).collect();
-        tiles.dedup();
+    if listed_whole(params) {
+        let l = JobListing::read(store, job, params).await?;
         return Ok(Seen {
-            result: has(&job.result_key()),
-            failed: listed.iter().any(|m| m.key.starts_with(&failed_prefix)),
-            cancelled: has(&job.cancelled_key()),
-            tiles_done: tiles.len() as u64,
+            result: l.result,
+            failed: !l.failures.is_empty(),
+            cancelled: l.cancelled,
+            stitching: Some(l.stitching),
+            tiles_done: l.stored(),
         });
     }
     let rows = finished_rows(store, job, params).await?.len() as u64;
@@ -334,6 +356,7 @@ async fn look(
         result: store.head(&job.result_key()).await?.is_some(),
         failed: !store.list(&job.failed_prefix()).await?.is_empty(),
         cancelled: store.head(&job.cancelled_key()).await?.is_some(),
+        stitching: None,
         tiles_done: rows * u64::from(params.tiles_per_side),
     })
 }

@@ -7,12 +7,19 @@
 //! and so is one whose bytes break its recorded SHA-256 or the range its
 //! key names ([`check_blob`], when it is read).
 //!
-//! Completion is tracked per row, so its cost grows with the tiles, not
-//! with tiles × tiles per side: the writer of a row's last tile sees the
-//! row whole in one listing of the row and marks it ([`mark_row`]); the
-//! job is complete when every row is marked ([`finished_rows`], one
-//! listing of the small `rows/` prefix). A row marker names its range, so
-//! a stitch knows the image's range from that one listing.
+//! How a job's progress is seen depends on its size, decided once by
+//! [`listed_whole`]. A job of at most [`ONE_LISTING`] tiles fits in one S3
+//! listing page, so one listing of the job ([`JobListing`]) answers every
+//! question at once: which tiles are stored whole, and whether the job is
+//! finished, failed, cancelled or being stitched. The worker, the stitch,
+//! the submit and the waiting client each ask it with that one request.
+//!
+//! A larger job is tracked per row, so no check grows with the job: the
+//! writer of a row's last tile sees the row whole in one listing of the
+//! row and marks it ([`mark_row`]); the job is complete when every row is
+//! marked ([`finished_rows`], one listing of the small `rows/` prefix). A
+//! row marker names its range, so a stitch knows the image's range from
+//! that one listing.
 //!
 //! Failure records ([`record_failure`]) sit beside the tiles under
 //! `failed/`.
@@ -26,6 +33,103 @@ use sha2::{Digest, Sha256};
 use crate::error::PipelineError;
 use crate::job::{Failure, JobId, TileStat, hex};
 use crate::store::{Metadata, Object, ObjectMeta, ObjectStore, PutMode};
+
+/// The most tiles of a job seen whole in one listing: an S3 listing page
+/// holds 1000 keys.
+pub const ONE_LISTING: u64 = 1000;
+
+/// Whether the job is tracked by listing it whole ([`JobListing`]), not
+/// by row markers.
+pub fn listed_whole(params: &RenderParams) -> bool {
+    params.tile_count() <= ONE_LISTING
+}
+
+/// What one listing of a job ([`listed_whole`]) shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobListing {
+    /// Its tiles stored whole, by row, then column.
+    pub rows: BTreeMap<u32, BTreeMap<u32, StoredTile>>,
+    /// Its result is published.
+    pub result: bool,
+    pub cancelled: bool,
+    /// A stitch has started (its [`StitchAttempt`](crate::StitchAttempt)
+    /// marker).
+    pub stitching: bool,
+    /// The keys of its failure records.
+    pub failures: Vec<String>,
+    /// Tiles listed with the wrong size: not stored.
+    pub damaged: Vec<StoredTile>,
+}
+
+impl JobListing {
+    /// Lists the job: one request while it renders (a finished job's
+    /// listing also pages through its Deep Zoom pyramid).
+    pub async fn read(
+        store: &dyn ObjectStore,
+        job: &JobId,
+        params: &RenderParams,
+    ) -> Result<JobListing, PipelineError> {
+        let listed = store.list(&job.prefix()).await?;
+        let mut seen = JobListing::default();
+        for t in whole_tiles(&listed, job, params) {
+            seen.rows
+                .entry(t.tile.row)
+                .or_default()
+                .insert(t.tile.col, t);
+        }
+        let (result, cancelled, stitching) =
+            (job.result_key(), job.cancelled_key(), job.stitching_key());
+        let failed = job.failed_prefix();
+        let size = blob_size(params);
+        for m in &listed {
+            if m.size != size
+                && let Some((tile, range)) = job.tile_of_key(&m.key)
+                && params.contains(tile)
+            {
+                let key = m.key.clone();
+                seen.damaged.push(StoredTile { tile, range, key });
+            }
+            seen.result |= m.key == result;
+            seen.cancelled |= m.key == cancelled;
+            seen.stitching |= m.key == stitching;
+            if m.key.starts_with(&failed) {
+                seen.failures.push(m.key.clone());
+            }
+        }
+        Ok(seen)
+    }
+
+    /// How many tiles are stored whole.
+    pub fn stored(&self) -> u64 {
+        self.rows.values().map(|r| r.len() as u64).sum()
+    }
+
+    /// Every tile listed, whole or damaged, by row and column: for a
+    /// stitch, which renders a damaged one again (every tile of a job it
+    /// stitches was seen whole, so one that is not was damaged since).
+    pub fn into_listed_rows(self) -> BTreeMap<u32, BTreeMap<u32, StoredTile>> {
+        let mut rows = self.rows;
+        for t in self.damaged {
+            rows.entry(t.tile.row)
+                .or_default()
+                .entry(t.tile.col)
+                .or_insert(t);
+        }
+        rows
+    }
+
+    /// The tiles not stored whole, in grid order.
+    pub fn missing(&self, params: &RenderParams) -> Vec<TileId> {
+        params
+            .tiles()
+            .filter(|t| {
+                self.rows
+                    .get(&t.row)
+                    .is_none_or(|r| !r.contains_key(&t.col))
+            })
+            .collect()
+    }
+}
 
 /// Metadata names written with every tile blob: its SHA-256, and the
 /// [`TileStat`] facts of who rendered it and when.

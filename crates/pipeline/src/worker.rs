@@ -3,23 +3,27 @@
 //! A worker takes a batch of tile messages (up to 10 from SQS), renders
 //! them on a blocking pool bounded by the cores it has, uploads each blob as
 //! soon as it is computed (so uploads overlap the remaining compute), and
-//! then checks each job of the batch for completion, row by row
-//! ([`tiles`](crate::tiles)): it lists each row the batch wrote to, marks
-//! those that are whole, and if it marked one, lists the job's row markers.
-//! The check after the last upload of a row sees every tile of it (S3
-//! listing is read-after-write consistent), and the check after the last
-//! row marker sees every marker, so the stitch message is always sent.
+//! then checks each job of the batch for completion
+//! ([`tiles`](crate::tiles)): a job of up to a thousand tiles with one
+//! listing of the job; a larger one row by row (it lists each row the
+//! batch wrote to, marks those that are whole, and if it marked one, lists
+//! the job's row markers). The check after the last upload sees every tile
+//! (S3 listing is read-after-write consistent), and the check after the
+//! last row marker sees every marker, so the stitch message is always sent.
 //!
 //! An explorer's tile request (`explore` in its message) is stored and
 //! not checked for completion. Messages of a cancelled job are
-//! acknowledged without work. A message
+//! acknowledged without work; a worker looks for a job's cancel marker at
+//! most once every [`CANCEL_RECHECK`] while the job is not cancelled (its
+//! completion listings count as looks), so the check costs a request per
+//! second, not one per batch. A message
 //! that fails on its last delivery (the queue's `maxReceiveCount`, after
 //! which SQS moves it to the dead-letter queue) leaves a [`Failure`] record
 //! in the job, so the client waiting for the job can stop and say why.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mandel_core::{RenderParams, TileId, kernel};
@@ -33,7 +37,7 @@ use crate::params_cache::ParamsCache;
 use crate::queue::{Delivery, Queue};
 use crate::stitch::send_stitch;
 use crate::store::ObjectStore;
-use crate::tiles;
+use crate::tiles::{self, JobListing};
 
 /// What handling one tiles-queue message did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +92,8 @@ pub struct TileWorker {
     store: Arc<dyn ObjectStore>,
     stitch_queue: Arc<dyn Queue>,
     params: ParamsCache,
+    /// When each job was last seen not cancelled.
+    not_cancelled: Mutex<HashMap<JobId, Instant>>,
     worker_id: String,
     /// When this worker started (Unix ms): its process's cold start.
     boot_ms: u64,
@@ -111,6 +117,7 @@ impl TileWorker {
             store,
             stitch_queue,
             params: ParamsCache::new(),
+            not_cancelled: Mutex::default(),
             worker_id: worker_id.into(),
             boot_ms: crate::job::unix_ms(),
             compute: Semaphore::new(cores),
@@ -277,8 +284,10 @@ impl TileWorker {
         d.is_final(self.max_receive_count)
     }
 
-    /// The jobs of the batch that are cancelled: one HEAD per job. If the
-    /// check itself fails the tile is rendered anyway (harmless).
+    /// The jobs of the batch that are cancelled: a HEAD per job not seen
+    /// uncancelled in the last [`CANCEL_RECHECK`]. Only "not cancelled" is
+    /// remembered: a job submitted again after a cancel is never skipped.
+    /// If the check itself fails the tile is rendered anyway (harmless).
     async fn cancelled_jobs(
         &self,
         parsed: &[Result<TileMessage, PipelineError>],
@@ -286,15 +295,29 @@ impl TileWorker {
         let jobs: BTreeSet<&JobId> = parsed.iter().flatten().map(|m| &m.job).collect();
         let mut cancelled = BTreeSet::new();
         for job in jobs {
+            let seen = self.not_cancelled.lock().unwrap().get(job).copied();
+            if seen.is_some_and(|at| at.elapsed() < CANCEL_RECHECK) {
+                continue;
+            }
             match self.store.head(&job.cancelled_key()).await {
                 Ok(Some(_)) => {
                     cancelled.insert(job.clone());
                 }
-                Ok(None) => {}
+                Ok(None) => self.saw_cancelled(job, false),
                 Err(e) => warn!(%job, error = %e, "cancel check failed; rendering anyway"),
             }
         }
         cancelled
+    }
+
+    /// Remembers what a look at `job`'s cancel marker showed.
+    fn saw_cancelled(&self, job: &JobId, cancelled: bool) {
+        let mut seen = self.not_cancelled.lock().unwrap();
+        if cancelled {
+            seen.remove(job);
+        } else {
+            seen.insert(job.clone(), Instant::now());
+        }
     }
 
     /// Renders and stores one message's tile; why not, if it failed. A
@@ -413,31 +436,41 @@ impl TileWorker {
         Ok(stored(compute_us))
     }
 
-    /// Marks those of `rows` (just written to) that are whole, and if it
-    /// marked one and every row is marked, sends the stitch message.
-    /// Returns whether the job is complete.
+    /// Sends the stitch message if every tile of the job is stored: for a
+    /// job [`listed_whole`](tiles::listed_whole), one listing of it;
+    /// otherwise it marks those of `rows` (just written to) that are whole,
+    /// and if it marked one, looks at the row markers. Returns whether the
+    /// job is complete.
     async fn complete_if_done(
         &self,
         job: &JobId,
         params: &RenderParams,
         rows: &BTreeSet<u32>,
     ) -> Result<bool, PipelineError> {
-        let mut marked = false;
-        for &row in rows {
-            marked |= tiles::mark_row(&*self.store, job, params, row)
-                .await?
-                .is_some();
+        let store = &*self.store;
+        let complete = if tiles::listed_whole(params) {
+            let listing = JobListing::read(store, job, params).await?;
+            self.saw_cancelled(job, listing.cancelled);
+            listing.stored() == params.tile_count()
+        } else {
+            let mut marked = false;
+            for &row in rows {
+                marked |= tiles::mark_row(store, job, params, row).await?.is_some();
+            }
+            marked
+                && tiles::finished_rows(store, job, params).await?.len() as u32
+                    == params.tiles_per_side
+        };
+        if complete {
+            send_stitch(&*self.stitch_queue, job).await?;
         }
-        if !marked
-            || (tiles::finished_rows(&*self.store, job, params).await?.len() as u32)
-                < params.tiles_per_side
-        {
-            return Ok(false);
-        }
-        send_stitch(&*self.stitch_queue, job).await?;
-        Ok(true)
+        Ok(complete)
     }
 }
+
+/// How long a worker trusts that a job it saw was not cancelled: a cancel
+/// stops the job's rendering within this long.
+pub const CANCEL_RECHECK: Duration = Duration::from_secs(1);
 
 /// The most iterations a tile can run (every pixel to `max_iter`).
 fn tile_work(params: &RenderParams) -> u64 {

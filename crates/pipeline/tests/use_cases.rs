@@ -8,9 +8,9 @@ use bytes::Bytes;
 use mandel_core::{CountsImage, RenderParams, TileId, Viewport, kernel, pyramid};
 use mandel_pipeline::faults::Flaky;
 use mandel_pipeline::{
-    CancelOutcome, Delivery, Failed, JobId, MemoryQueue, MemoryStore, Metadata, ObjectStore,
-    PipelineError, PutMode, Pyramid, Queue, RetryPolicy, Retrying, StitchOutcome, Submitted,
-    TileMessage, TileOutcome, TileWorker, WaitPolicy, cancel, handle_stitch_delivery,
+    CANCEL_RECHECK, CancelOutcome, Delivery, Failed, JobId, MemoryQueue, MemoryStore, Metadata,
+    ObjectStore, PipelineError, PutMode, Pyramid, Queue, RetryPolicy, Retrying, StitchOutcome,
+    Submitted, TileMessage, TileOutcome, TileWorker, WaitPolicy, cancel, handle_stitch_delivery,
     read_failures, read_stats, render_embedded, stitch, submit, wait_for_result,
 };
 
@@ -397,6 +397,9 @@ async fn a_cancelled_job_is_skipped_and_resumes_when_submitted_again() {
         cancel(&*r.store, &job).await.unwrap(),
         CancelOutcome::Cancelled
     );
+    // The worker saw the job uncancelled just now; it looks again after
+    // CANCEL_RECHECK.
+    tokio::time::sleep(CANCEL_RECHECK).await;
     let rest: Vec<_> = bodies[3..]
         .iter()
         .enumerate()
@@ -1065,4 +1068,132 @@ async fn the_stitch_writes_a_pyramid_whose_top_level_is_the_picture() {
     // Level 0 is one pixel.
     let one = image::load_from_memory(&get(&pyramid::tile_path(0, 0, 0)).await).unwrap();
     assert_eq!((one.width(), one.height()), (1, 1));
+}
+
+/// The requests of a job's use cases, counted by a recording store: a job
+/// of at most a thousand tiles is seen through one listing of it, so
+/// submit makes two requests before its first send, each batch one
+/// listing (and a cancel HEAD and the params once per worker), the stitch
+/// one listing and no HEAD; no row marker is written.
+#[tokio::test]
+async fn a_job_listed_whole_costs_one_listing_per_batch_and_no_row_markers() {
+    let recorder = Arc::new(Flaky::new(MemoryStore::new(), 1, 0));
+    let store: Arc<dyn ObjectStore> = recorder.clone();
+    let tiles = MemoryQueue::new(Duration::from_millis(100));
+    let stitches = Arc::new(MemoryQueue::new(Duration::from_millis(100)));
+    let worker = TileWorker::new(Arc::clone(&store), stitches.clone() as Arc<dyn Queue>, "w");
+    let p = small();
+    let count = |from: usize, op: &str| {
+        recorder.calls()[from..]
+            .iter()
+            .filter(|(o, _)| *o == op)
+            .count()
+    };
+
+    let job = submit(&*store, &tiles, &*stitches, &p, None)
+        .await
+        .unwrap()
+        .job;
+    assert_eq!(
+        recorder.calls(),
+        [("put", job.params_key()), ("list", job.prefix())],
+        "submit: the params, then one listing answers the rest"
+    );
+    let bodies = drain(&tiles).await;
+    let mut completed = Vec::new();
+    for (b, batch) in bodies.chunks(3).enumerate() {
+        let before = recorder.calls().len();
+        let batch: Vec<_> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, body)| delivery(&format!("{b}-{i}"), body.clone(), 1))
+            .collect();
+        let out = worker.handle_batch(&batch, None).await;
+        assert!(out.failed_ids().is_empty());
+        completed.extend(out.completed);
+        let first = b == 0;
+        assert_eq!(count(before, "put"), 3, "batch {b}: its tiles");
+        assert_eq!(
+            count(before, "list"),
+            1,
+            "batch {b}: one listing of the job"
+        );
+        assert_eq!(
+            count(before, "get"),
+            usize::from(first),
+            "batch {b}: params once"
+        );
+        assert_eq!(
+            count(before, "head"),
+            usize::from(first),
+            "batch {b}: cancel checked once a second"
+        );
+    }
+    assert_eq!(completed, std::slice::from_ref(&job));
+    assert!(recorder.calls().iter().all(|(_, k)| !k.contains("/rows/")));
+
+    let before = recorder.calls().len();
+    let StitchOutcome::Published(_) = stitch(&store, &job, Pyramid::Skip).await.unwrap() else {
+        panic!("published")
+    };
+    assert_eq!(count(before, "list"), 1, "the stitch lists the job once");
+    assert_eq!(count(before, "head"), 0);
+    assert_eq!(
+        count(before, "get"),
+        2 + p.tile_count() as usize,
+        "params, the estimate (for the report) and every tile"
+    );
+}
+
+/// A job of more than a thousand tiles is tracked by row markers: its
+/// completion never lists the whole job, and it stitches to the
+/// reference counts.
+#[tokio::test]
+async fn a_job_too_large_to_list_whole_is_tracked_by_row_markers() {
+    let recorder = Arc::new(Flaky::new(MemoryStore::new(), 1, 0));
+    let store: Arc<dyn ObjectStore> = recorder.clone();
+    let tiles = MemoryQueue::new(Duration::from_millis(100));
+    let stitches = Arc::new(MemoryQueue::new(Duration::from_millis(100)));
+    let worker = TileWorker::new(Arc::clone(&store), stitches.clone() as Arc<dyn Queue>, "w");
+    let p = RenderParams {
+        tiles_per_side: 32,
+        tile_pixels: 2,
+        max_iter: 50,
+        ..small()
+    };
+    assert!(p.tile_count() > mandel_pipeline::tiles::ONE_LISTING);
+    let job = submit(&*store, &tiles, &*stitches, &p, None)
+        .await
+        .unwrap()
+        .job;
+    let submitted = recorder.calls().len();
+    let bodies = drain(&tiles).await;
+    let mut completed = Vec::new();
+    for (b, batch) in bodies.chunks(10).enumerate() {
+        let batch: Vec<_> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, body)| delivery(&format!("{b}-{i}"), body.clone(), 1))
+            .collect();
+        completed.extend(worker.handle_batch(&batch, None).await.completed);
+    }
+    assert_eq!(
+        completed,
+        std::slice::from_ref(&job),
+        "the last row's marker completes it"
+    );
+    let calls = recorder.calls();
+    assert!(
+        calls[submitted..]
+            .iter()
+            .all(|(op, k)| *op != "list" || k != &job.prefix())
+    );
+    let markers = store.list(&job.rows_prefix()).await.unwrap();
+    assert_eq!(markers.len(), 32);
+
+    let StitchOutcome::Published(_) = stitch(&store, &job, Pyramid::Skip).await.unwrap() else {
+        panic!("published")
+    };
+    let npy = store.get(&job.counts_key()).await.unwrap().body;
+    assert_eq!(CountsImage::from_npy(&npy).unwrap(), expected_counts(&p));
 }

@@ -49,7 +49,8 @@ fn main() -> Result<()> {
     }
 
     println!(
-        "# mandel-bench ({} cores, kernel levels: {})",
+        "# mandel-bench: {} ({} cores), kernel levels: {}",
+        cpu_model(),
         cores,
         names(Level::available())
     );
@@ -99,7 +100,26 @@ fn main() -> Result<()> {
         );
     }
 
-    section("whole default job, kernel only");
+    section("interior tile r08-c08 without shortcuts (no lane escapes: the loop's own rate)");
+    let mut loop_rate = 0.0;
+    for &level in Level::available() {
+        let plain = Tuning {
+            interior_shortcut: false,
+        };
+        let (t, executed, _) = best_of(3, || render(level, plain, &p, TileId::new(8, 8)));
+        let rate = executed as f64 / t.as_secs_f64() / 1e9;
+        if level == Level::available()[0] {
+            loop_rate = rate;
+        }
+        println!(
+            "{:<8} {:>8.2} ms {:>8.2} G iterations/s",
+            level.name(),
+            t.as_secs_f64() * 1e3,
+            rate
+        );
+    }
+
+    section("whole default job, kernel only (best of 3)");
     let best = Level::available()[0];
     let tunings: &[(&str, Tuning)] = if quick {
         &[(
@@ -126,12 +146,23 @@ fn main() -> Result<()> {
     };
     let mut one_core_secs = 0.0;
     let mut brute_total = 0u64;
+    let mut summary = Summary::default();
     for &(name, tuning) in tunings {
         for threads in [1, cores] {
-            let (t, executed, brute) = whole_job(best, tuning, &p, threads);
+            let (t, executed, brute) = (0..3)
+                .map(|_| whole_job(best, tuning, &p, threads))
+                .min_by_key(|run| run.0)
+                .expect("three runs");
             brute_total = brute;
-            if threads == 1 && name == "shortcut" {
-                one_core_secs = t.as_secs_f64();
+            let per_core = executed as f64 / t.as_secs_f64() / 1e9 / threads as f64;
+            match (tuning.interior_shortcut, threads) {
+                (true, 1) => {
+                    one_core_secs = t.as_secs_f64();
+                    summary.shortcut_rate = per_core;
+                }
+                (true, _) => summary.kernel_secs = t.as_secs_f64(),
+                (false, 1) => summary.plain_rate = Some(per_core),
+                (false, _) => {}
             }
             println!(
                 "{:<8} {:<15} {} thread(s): {:>7.3} s  executed {:>6.2} G it ({:.2} G/s/core)  brute-force-equivalent {:.2} G it/s",
@@ -140,7 +171,7 @@ fn main() -> Result<()> {
                 threads,
                 t.as_secs_f64(),
                 executed as f64 / 1e9,
-                executed as f64 / t.as_secs_f64() / 1e9 / threads as f64,
+                per_core,
                 brute as f64 / t.as_secs_f64() / 1e9
             );
         }
@@ -184,19 +215,24 @@ fn main() -> Result<()> {
         }
     }
 
-    section("embedded pipeline, whole default job (render_embedded, PNG included)");
+    section("embedded pipeline, whole default job (render_embedded, PNG included, best of 3)");
     let rt = tokio::runtime::Runtime::new()?;
     let scratch = tempfile::tempdir_in(".")?;
     for workers in [1, cores] {
-        let t = Instant::now();
-        rt.block_on(mandel_pipeline::render_embedded(
-            &p,
-            workers,
-            scratch.path(),
-            None,
-            |_| {},
-        ))?;
-        println!("{workers} worker(s): {:.3} s", t.elapsed().as_secs_f64());
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let t = Instant::now();
+            rt.block_on(mandel_pipeline::render_embedded(
+                &p,
+                workers,
+                scratch.path(),
+                None,
+                |_| {},
+            ))?;
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        summary.embedded_secs = best;
+        println!("{workers} worker(s): {best:.3} s");
     }
 
     section("numpy baseline (the notebook's kernel, one core, the default job's pixel mix)");
@@ -219,10 +255,89 @@ fn main() -> Result<()> {
                 "mandel one core vs numpy one core: {:.0}x",
                 mandel_rate / n.rate
             );
+            summary.numpy_ratio = Some(mandel_rate / n.rate);
         }
         Err(e) => println!("numpy baseline skipped: {e:#}"),
     }
+    summary.print(best, cores, loop_rate);
     Ok(())
+}
+
+/// The figures of issue 16's table, gathered as the sections run.
+#[derive(Default)]
+struct Summary {
+    plain_rate: Option<f64>,
+    shortcut_rate: f64,
+    kernel_secs: f64,
+    embedded_secs: f64,
+    numpy_ratio: Option<f64>,
+}
+
+impl Summary {
+    fn print(&self, level: Level, cores: usize, loop_rate: f64) {
+        section(&format!(
+            "summary ({}, {cores} cores, kernel level {})",
+            cpu_model(),
+            level.name()
+        ));
+        let missing = || "(not run: --quick)".to_string();
+        let rows = [
+            (
+                "our loop without escapes (interior tile, no shortcuts)".to_string(),
+                format!("{loop_rate:.2} G it/s/core"),
+                "the limit".to_string(),
+            ),
+            (
+                "whole default job without shortcuts".to_string(),
+                self.plain_rate
+                    .map_or_else(missing, |r| format!("{r:.2} G it/s/core")),
+                String::new(),
+            ),
+            (
+                "whole default job with shortcuts (executed it)".to_string(),
+                format!("{:.2} G it/s/core", self.shortcut_rate),
+                format!(">= 80 % of the limit: {:.2}", 0.8 * loop_rate),
+            ),
+            (
+                format!("default job, kernel only, {cores} threads"),
+                format!("{:.3} s", self.kernel_secs),
+                "<= 0.75 s".to_string(),
+            ),
+            (
+                format!("default job end to end, PNG written, {cores} workers"),
+                format!("{:.3} s", self.embedded_secs),
+                "<= 1.0 s".to_string(),
+            ),
+            (
+                "one core against numpy one core (whole viewport)".to_string(),
+                self.numpy_ratio.map_or_else(
+                    || "(numpy not run)".to_string(),
+                    |r| format!("{r:.0}x"),
+                ),
+                ">= 300x".to_string(),
+            ),
+            (
+                "through LocalStack against embedded".to_string(),
+                "scripts/bench-localstack.sh".to_string(),
+                "<= 1.5x".to_string(),
+            ),
+        ];
+        for (figure, measured, target) in rows {
+            println!("{figure:<56} {measured:>20}   {target}");
+        }
+    }
+}
+
+/// The CPU's model name, as /proc/cpuinfo gives it.
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("model name")?.split_once(':'))
+                .map(|(_, name)| name.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_string())
 }
 
 fn names(levels: &[Level]) -> String {

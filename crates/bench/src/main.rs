@@ -7,7 +7,8 @@
 //! kernel alone over every tile of that job (default viewport) on every
 //! core, nothing stored, the baseline of a whole render's wall time; or
 //! `mandel-bench --estimator`: the estimate of four jobs against their
-//! embedded renders (the estimator's error).
+//! embedded renders (the estimator's error); or `mandel-bench --aws-model`:
+//! the default job on AWS Lambda, phase by phase, as the estimator models it.
 //! Numbers, never assertions: compare them with the targets yourself.
 
 use std::io::Cursor;
@@ -50,6 +51,9 @@ fn main() -> Result<()> {
     }
     if args.iter().any(|a| a == "--estimator") {
         return estimator(cores);
+    }
+    if args.iter().any(|a| a == "--aws-model") {
+        return aws_model();
     }
 
     println!(
@@ -346,6 +350,62 @@ impl Summary {
             println!("{figure:<56} {measured:>20}   {target}");
         }
     }
+}
+
+/// The default job on AWS, as the estimator models it (`LambdaPhases`):
+/// Terraform's default deployment (worker 3538 MB = 2 vCPUs, stitch
+/// 4096 MB, at most 50 workers) with batches of 10 and of 5 tiles, this
+/// machine's sampled kernel time standing in for a Lambda core's.
+fn aws_model() -> Result<()> {
+    use mandel_pipeline::estimate::{LambdaPhases, MODEL};
+    use mandel_pipeline::{Deployment, Fleet, FunctionLimits};
+    let p = RenderParams::default();
+    let profile = mandel_pipeline::estimate::profile(&p);
+    println!(
+        "# the default job on AWS Lambda, a model (kernel sampled here: {}, {:.2} s on one core)",
+        profile.kernel,
+        profile.core_seconds()
+    );
+    println!(
+        "# inputs: S3/SQS request {:.0} ms, cold start {:.2} s, the SQS trigger starts {} invocations and adds {} a second",
+        MODEL.request_s * 1e3,
+        MODEL.cold_start_s,
+        MODEL.initial_concurrency,
+        MODEL.scale_per_s
+    );
+    for batch in [10, 5] {
+        let limits = |timeout_secs, memory_mb| FunctionLimits {
+            timeout_secs,
+            memory_mb,
+        };
+        let deployment = Deployment {
+            version: 1,
+            bucket: String::new(),
+            region: "us-east-1".into(),
+            tiles_queue_url: String::new(),
+            tiles_dlq_url: String::new(),
+            stitch_queue_url: String::new(),
+            stitch_dlq_url: String::new(),
+            worker: limits(60, 3538),
+            stitch: limits(300, 4096),
+            fleet: Fleet {
+                worker_batch_size: batch,
+                ..Fleet::default()
+            },
+        };
+        let (phases, _) = LambdaPhases::plan(&profile, &deployment);
+        println!(
+            "batch {batch:>2}: {} invocations, at most {} at once: submit {:.2} s + tiles {:.2} s + stitch {:.2} s + last poll {:.2} s = {:.2} s",
+            phases.invocations,
+            phases.workers,
+            phases.submit,
+            phases.tiles,
+            phases.stitch,
+            phases.poll,
+            phases.total()
+        );
+    }
+    Ok(())
 }
 
 /// The CPU's model name, as /proc/cpuinfo gives it.

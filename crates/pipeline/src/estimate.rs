@@ -525,40 +525,11 @@ impl Estimate {
     /// `download` is the bytes the client fetches besides the picture.
     pub fn lambda(profile: &Profile, deployment: &Deployment, counts_downloaded: bool) -> Estimate {
         let params = &profile.params;
-        let fleet = &deployment.fleet;
-        let worker = Cpu::of(deployment.worker.memory_mb, &fleet.architecture);
-        let batch = fleet.worker_batch_size.max(1) as usize;
-        let batches: Vec<f64> = profile
-            .tile_seconds
-            .chunks(batch)
-            .map(|tiles| {
-                // Receive, cancel check; each tile's PUT overlaps the next
-                // tile's kernel; the row listings at the end.
-                let kernel = schedule(
-                    std::iter::repeat_n(0.0, worker.cores),
-                    tiles.iter().map(|s| s / worker.speed),
-                );
-                kernel + 3.0 * MODEL.request_s
-            })
-            .collect();
-        let invocations = batches.len() as u64;
-        let lanes = u64::from(fleet.worker_max_concurrency)
-            .min(invocations)
-            .max(1);
-        // Lane k opens once the trigger has scaled to k + 1 invocations.
-        let opens = (0..lanes).map(|k| {
-            let waiting = k.saturating_sub(u64::from(MODEL.initial_concurrency));
-            MODEL.cold_start_s + waiting as f64 / MODEL.scale_per_s
-        });
-        let tiles_done = schedule(opens, batches.iter().copied());
-        let stitch_cpu = Cpu::of(deployment.stitch.memory_mb, &fleet.architecture);
-        let pixels = (params.image_side() * params.image_side()) as f64;
-        let stitch = MODEL.cold_start_s
-            + stitch_seconds(params, stitch_cpu.speed)
-            + pixels * MODEL.pyramid_s_per_pixel / stitch_cpu.speed;
-        // Submit: params, a listing, then the messages ten at a time.
-        let submit = (3 + params.tile_count().div_ceil(10) / 16) as f64 * MODEL.request_s;
-        let seconds = submit + tiles_done + stitch + 0.25;
+        let batch = deployment.fleet.worker_batch_size.max(1) as usize;
+        let (phases, batches) = LambdaPhases::plan(profile, deployment);
+        let (invocations, lanes) = (phases.invocations, phases.workers);
+        let seconds = phases.total();
+        let stitch = phases.stitch;
         let side = params.image_side();
         let counts_bytes = 2 * side * side;
         let image_bytes = (MODEL.png_bytes_per_pixel * (side * side) as f64) as u64;
@@ -584,9 +555,92 @@ impl Estimate {
         };
         let usage = Usage::of_job(&shape, deployment);
         let mut e = Estimate::of(profile, Target::Lambda, lanes, seconds);
-        e.cost = Some(usage.cost(&PRICES, &fleet.architecture));
+        e.cost = Some(usage.cost(&PRICES, &deployment.fleet.architecture));
         e.usage = Some(usage);
         e
+    }
+}
+
+/// A job on Lambda as [`Estimate::lambda`] models it, phase by phase, in
+/// seconds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LambdaPhases {
+    /// Params, a listing, then the messages ten at a time.
+    pub submit: f64,
+    /// From the first message to the last tile stored: batches
+    /// list-scheduled onto invocations that the SQS trigger opens at its
+    /// scaling rate, each with a cold start.
+    pub tiles: f64,
+    /// The stitch, with its cold start: encoding the picture and the
+    /// pyramid, fetching the tiles, uploading the pyramid, whichever is
+    /// slowest (they overlap).
+    pub stitch: f64,
+    /// The client's last poll interval, on average half of it, taken whole.
+    pub poll: f64,
+    pub invocations: u64,
+    /// Worker invocations at once, at most.
+    pub workers: u64,
+}
+
+impl LambdaPhases {
+    pub fn total(&self) -> f64 {
+        self.submit + self.tiles + self.stitch + self.poll
+    }
+
+    /// The phases of `profile`'s job on `deployment`, and each batch's
+    /// seconds.
+    pub fn plan(profile: &Profile, deployment: &Deployment) -> (LambdaPhases, Vec<f64>) {
+        let params = &profile.params;
+        let fleet = &deployment.fleet;
+        let worker = Cpu::of(deployment.worker.memory_mb, &fleet.architecture);
+        let batch = fleet.worker_batch_size.max(1) as usize;
+        let batches: Vec<f64> = profile
+            .tile_seconds
+            .chunks(batch)
+            .map(|tiles| {
+                // Receive, cancel check; each tile's PUT overlaps the next
+                // tile's kernel; the job's listing at the end.
+                let kernel = schedule(
+                    std::iter::repeat_n(0.0, worker.cores),
+                    tiles.iter().map(|s| s / worker.speed),
+                );
+                kernel + 3.0 * MODEL.request_s
+            })
+            .collect();
+        let invocations = batches.len() as u64;
+        let workers = u64::from(fleet.worker_max_concurrency)
+            .min(invocations)
+            .max(1);
+        // Lane k opens once the trigger has scaled to k + 1 invocations.
+        let opens = (0..workers).map(|k| {
+            let waiting = k.saturating_sub(u64::from(MODEL.initial_concurrency));
+            MODEL.cold_start_s + waiting as f64 / MODEL.scale_per_s
+        });
+        let tiles = schedule(opens, batches.iter().copied());
+        let stitch_cpu = Cpu::of(deployment.stitch.memory_mb, &fleet.architecture);
+        let pixels = (params.image_side() * params.image_side()) as f64;
+        // Encoding, fetching the tiles (a row at a time, the next while
+        // one encodes) and the pyramid's uploads (in the background)
+        // overlap: the slowest of the three sets the pace.
+        let encode = stitch_seconds(params, stitch_cpu.speed)
+            + pixels * MODEL.pyramid_s_per_pixel / stitch_cpu.speed;
+        let per_row = (params.tiles_per_side as usize).div_ceil(crate::stitch::PARALLEL_GETS);
+        let fetch = f64::from(params.tiles_per_side) * per_row as f64 * MODEL.request_s;
+        let side = params.image_side() as usize;
+        let uploads = pyramid::object_count(side, side)
+            .div_ceil(crate::stitch::PARALLEL_PUTS as u64) as f64
+            * MODEL.request_s;
+        let stitch = MODEL.cold_start_s + encode.max(fetch).max(uploads);
+        let submit = (3 + params.tile_count().div_ceil(10) / 16) as f64 * MODEL.request_s;
+        let phases = LambdaPhases {
+            submit,
+            tiles,
+            stitch,
+            poll: 0.25,
+            invocations,
+            workers,
+        };
+        (phases, batches)
     }
 }
 

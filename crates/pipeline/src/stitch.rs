@@ -24,7 +24,7 @@ use crate::tiles::{self, JobListing, StoredTile, put_tile, record_failure, tile_
 use crate::upload::{Appender, Prepender};
 
 /// How many tile GETs a stitch keeps in flight.
-const PARALLEL_GETS: usize = 32;
+pub(crate) const PARALLEL_GETS: usize = 32;
 
 /// The colormap of the stored `image.png`. Other colormaps are applied by
 /// the client from `counts.npy`.
@@ -42,7 +42,7 @@ pub enum Pyramid {
 }
 
 /// Pyramid tiles a stitch keeps uploading at once.
-const PARALLEL_PUTS: usize = 16;
+pub(crate) const PARALLEL_PUTS: usize = 16;
 
 /// What a stitch did.
 #[derive(Clone, Debug, PartialEq)]

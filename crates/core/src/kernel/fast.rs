@@ -189,12 +189,12 @@ fn load(s: &mut Lanes, l: usize, feed: &mut Feed<'_>, out: &mut [u16]) -> bool {
     next.is_some()
 }
 
-/// Lanes that are 0.0, over all `VN` vectors.
+/// Lanes that are not active, over all `VN` vectors.
 #[inline(always)]
-unsafe fn zero_bits<S: Simd, const VN: usize>(v: &[S::V; VN]) -> u32 {
+unsafe fn inactive_bits<S: Simd, const VN: usize>(v: &[S::Active; VN]) -> u32 {
     let mut bits = 0;
     for (i, x) in v.iter().enumerate() {
-        bits |= unsafe { S::zero_lanes(*x) } << (i * S::W);
+        bits |= unsafe { S::inactive(*x) } << (i * S::W);
     }
     bits
 }
@@ -216,7 +216,7 @@ unsafe fn block<S: Simd, const VN: usize>(s: &mut Lanes, steps: u32, quorum: u32
         let mut zr = cr;
         let mut zi = cr;
         let mut k = cr;
-        let mut active = cr;
+        let mut active = [S::to_active(cr[0]); VN];
         for v in 0..VN {
             let at = v * w;
             cr[v] = S::load(&s.cr[at..]);
@@ -224,10 +224,11 @@ unsafe fn block<S: Simd, const VN: usize>(s: &mut Lanes, steps: u32, quorum: u32
             zr[v] = S::load(&s.zr[at..]);
             zi[v] = S::load(&s.zi[at..]);
             k[v] = S::load(&s.k[at..]);
-            active[v] = S::load(&s.active[at..]);
+            active[v] = S::to_active(S::load(&s.active[at..]));
         }
-        // Lanes idle (no pixel) at the start; any other zero lane escaped.
-        let idle = zero_bits::<S, VN>(&active);
+        // Lanes idle (no pixel) at the start; any other inactive lane
+        // escaped.
+        let idle = inactive_bits::<S, VN>(&active);
         let mut escaped = 0;
         let mut done = 0;
         while done < steps {
@@ -242,14 +243,14 @@ unsafe fn block<S: Simd, const VN: usize>(s: &mut Lanes, steps: u32, quorum: u32
                     let nzi = S::fmadd(S::mul(zr[v], zi[v]), two, ci[v]);
                     // escaped when zr'*zr' + zi'*zi' > 4 (no FMA here)
                     let mag = S::add(S::mul(nzr, nzr), S::mul(nzi, nzi));
-                    active[v] = S::clear_where_gt(active[v], mag, four);
-                    k[v] = S::add(k[v], active[v]);
+                    active[v] = S::survive(active[v], mag, four);
+                    k[v] = S::count(k[v], active[v]);
                     zr[v] = nzr;
                     zi[v] = nzi;
                 }
             }
             done += CHECK_EVERY;
-            escaped = zero_bits::<S, VN>(&active) & !idle;
+            escaped = inactive_bits::<S, VN>(&active) & !idle;
             if escaped.count_ones() >= quorum {
                 break;
             }
@@ -259,7 +260,7 @@ unsafe fn block<S: Simd, const VN: usize>(s: &mut Lanes, steps: u32, quorum: u32
             S::store(zr[v], &mut s.zr[at..]);
             S::store(zi[v], &mut s.zi[at..]);
             S::store(k[v], &mut s.k[at..]);
-            S::store(active[v], &mut s.active[at..]);
+            S::store(S::from_active(active[v]), &mut s.active[at..]);
         }
         escaped
     }

@@ -36,8 +36,9 @@ const CHECK_EVERY: u32 = 4;
 /// 1.17 s → 1.11 s at avx2 (8 lanes; at 2, 3 or 4: 1.11 s).
 const REFILL_QUORUM: usize = 4;
 
-/// Lanes across all vectors in flight, at most (8 lanes × 4 vectors).
-const MAX_LANES: usize = 32;
+/// Lanes across all vectors in flight, at most (a bit each in a u64; 8
+/// lanes × 6 vectors at AVX-512).
+const MAX_LANES: usize = 64;
 
 /// Options that change the work done but never the bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,7 +160,7 @@ pub(super) unsafe fn fill<S: Simd, const VN: usize>(
         let mut retire = escaped;
         for l in 0..lanes {
             if s.pixel[l] != usize::MAX && s.k[l] >= max {
-                retire |= 1 << l;
+                retire |= 1u64 << l;
             }
         }
         while retire != 0 {
@@ -167,7 +168,7 @@ pub(super) unsafe fn fill<S: Simd, const VN: usize>(
             retire &= retire - 1;
             // An escaped lane's k is its count; an exhausted one's is max_iter.
             out[s.pixel[l]] = s.k[l] as u16;
-            executed += s.k[l] as u64 + u64::from(escaped & (1 << l) != 0);
+            executed += s.k[l] as u64 + u64::from(escaped & (1u64 << l) != 0);
             live -= usize::from(!load(&mut s, l, &mut feed, out));
         }
     }
@@ -191,7 +192,7 @@ fn load(s: &mut Lanes, l: usize, feed: &mut Feed<'_>, out: &mut [u16]) -> bool {
 
 /// Lanes that are not active, over all `VN` vectors.
 #[inline(always)]
-unsafe fn inactive_bits<S: Simd, const VN: usize>(v: &[S::Active; VN]) -> u32 {
+unsafe fn inactive_bits<S: Simd, const VN: usize>(v: &[S::Active; VN]) -> u64 {
     let mut bits = 0;
     for (i, x) in v.iter().enumerate() {
         bits |= unsafe { S::inactive(*x) } << (i * S::W);
@@ -206,7 +207,7 @@ unsafe fn inactive_bits<S: Simd, const VN: usize>(v: &[S::Active; VN]) -> u32 {
 /// lane goes on iterating until then, but its `active` is 0, so its `k`
 /// (its count) no longer moves: wasted lane work, not wrong bytes.
 #[inline(always)]
-unsafe fn block<S: Simd, const VN: usize>(s: &mut Lanes, steps: u32, quorum: u32) -> u32 {
+unsafe fn block<S: Simd, const VN: usize>(s: &mut Lanes, steps: u32, quorum: u32) -> u64 {
     let w = S::W;
     unsafe {
         let four = S::splat(4.0);

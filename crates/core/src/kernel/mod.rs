@@ -37,7 +37,7 @@ pub const CONTRACT_VERSION: u32 = 1;
 /// An instruction-set level the kernel can run at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Level {
-    /// x86-64 AVX-512F: 8 f64 lanes, 4 vectors in flight.
+    /// x86-64 AVX-512F: 8 f64 lanes, 6 vectors in flight.
     Avx512,
     /// x86-64 AVX2 + FMA: 4 lanes, 2 vectors in flight (16 registers).
     Avx2,
@@ -217,7 +217,7 @@ mod isa {
         tuning: Tuning,
         out: &mut [u16],
     ) -> u64 {
-        unsafe { fast::fill::<simd::Avx512, 4>(xs, ys, max_iter, tuning, out) }
+        unsafe { fast::fill::<simd::Avx512, 6>(xs, ys, max_iter, tuning, out) }
     }
 
     #[cfg(target_arch = "x86_64")]

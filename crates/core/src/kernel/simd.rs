@@ -37,7 +37,7 @@ pub(super) trait Simd {
     /// `k + 1` in the active lanes, `k` in the others.
     unsafe fn count(k: Self::V, active: Self::Active) -> Self::V;
     /// Bit `l` set where lane `l` is not active.
-    unsafe fn inactive(a: Self::Active) -> u32;
+    unsafe fn inactive(a: Self::Active) -> u64;
 }
 
 /// The [`Simd::Active`] methods of a level whose active lanes are a
@@ -102,8 +102,8 @@ impl Simd for Scalar {
         if mag > limit { 0.0 } else { active }
     }
     #[inline(always)]
-    unsafe fn inactive(v: f64) -> u32 {
-        u32::from(v == 0.0)
+    unsafe fn inactive(v: f64) -> u64 {
+        u64::from(v == 0.0)
     }
 }
 
@@ -160,9 +160,9 @@ mod x86 {
             unsafe { _mm256_andnot_pd(_mm256_cmp_pd::<_CMP_GT_OQ>(mag, limit), active) }
         }
         #[inline(always)]
-        unsafe fn inactive(v: __m256d) -> u32 {
+        unsafe fn inactive(v: __m256d) -> u64 {
             unsafe {
-                _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_EQ_OQ>(v, _mm256_setzero_pd())) as u32
+                _mm256_movemask_pd(_mm256_cmp_pd::<_CMP_EQ_OQ>(v, _mm256_setzero_pd())) as u64
             }
         }
     }
@@ -226,8 +226,8 @@ mod x86 {
             unsafe { _mm512_mask_add_pd(k, active, k, _mm512_set1_pd(1.0)) }
         }
         #[inline(always)]
-        unsafe fn inactive(a: __mmask8) -> u32 {
-            u32::from(!a)
+        unsafe fn inactive(a: __mmask8) -> u64 {
+            u64::from(!a)
         }
     }
 }
@@ -293,10 +293,10 @@ mod arm {
             }
         }
         #[inline(always)]
-        unsafe fn inactive(v: float64x2_t) -> u32 {
+        unsafe fn inactive(v: float64x2_t) -> u64 {
             unsafe {
                 let z = vceqq_f64(v, vdupq_n_f64(0.0));
-                (vgetq_lane_u64::<0>(z) & 1) as u32 | ((vgetq_lane_u64::<1>(z) & 1) as u32) << 1
+                (vgetq_lane_u64::<0>(z) & 1) | (vgetq_lane_u64::<1>(z) & 1) << 1
             }
         }
     }

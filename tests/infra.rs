@@ -136,7 +136,11 @@ fn deployment_record_has_exactly_the_fields_the_code_reads() {
     assert_eq!(object_keys(attr(record, "content")), keys(&example));
     // Each function's limits are its own Terraform variables.
     let content = attr(record, "content").to_string();
-    for f in ["worker", "stitch"] {
+    for (f, limits) in [
+        ("worker", FunctionLimits::WORKER),
+        ("stitch", FunctionLimits::STITCH),
+    ] {
+        let limits = serde_json::to_value(limits).unwrap();
         for (field, var) in [
             ("timeout_secs", "timeout_seconds"),
             ("memory_mb", "memory_mb"),
@@ -144,6 +148,16 @@ fn deployment_record_has_exactly_the_fields_the_code_reads() {
             assert!(
                 content.contains(&format!("{field} = var.{f}_{var}")),
                 "{f}.{field} is not var.{f}_{var}: {content}"
+            );
+            let default = text(
+                block(&tf, "variable", &[&format!("{f}_{var}")]).body(),
+                "default",
+            );
+            assert_eq!(
+                default,
+                limits[field].to_string(),
+                "FunctionLimits::{} .{field} is not Terraform's default",
+                f.to_uppercase()
             );
         }
     }

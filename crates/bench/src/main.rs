@@ -358,7 +358,7 @@ impl Summary {
 /// machine's sampled kernel time standing in for a Lambda core's.
 fn aws_model() -> Result<()> {
     use mandel_pipeline::estimate::{LambdaPhases, MODEL};
-    use mandel_pipeline::{Deployment, Fleet, FunctionLimits};
+    use mandel_pipeline::{Deployment, Fleet};
     let p = RenderParams::default();
     let profile = mandel_pipeline::estimate::profile(&p);
     println!(
@@ -374,24 +374,12 @@ fn aws_model() -> Result<()> {
         MODEL.scale_per_s
     );
     for batch in [10, 5] {
-        let limits = |timeout_secs, memory_mb| FunctionLimits {
-            timeout_secs,
-            memory_mb,
-        };
         let deployment = Deployment {
-            version: 1,
-            bucket: String::new(),
-            region: "us-east-1".into(),
-            tiles_queue_url: String::new(),
-            tiles_dlq_url: String::new(),
-            stitch_queue_url: String::new(),
-            stitch_dlq_url: String::new(),
-            worker: limits(60, 3538),
-            stitch: limits(300, 4096),
             fleet: Fleet {
                 worker_batch_size: batch,
                 ..Fleet::default()
             },
+            ..Deployment::defaults("us-east-1")
         };
         let (phases, _) = LambdaPhases::plan(&profile, &deployment);
         println!(

@@ -36,6 +36,25 @@ pub struct Deployment {
     pub fleet: Fleet,
 }
 
+impl Deployment {
+    /// A deployment of Terraform's defaults in `region`, without its
+    /// bucket or queues: what a model of a deployment not yet made uses.
+    pub fn defaults(region: &str) -> Deployment {
+        Deployment {
+            version: 1,
+            bucket: String::new(),
+            region: region.to_string(),
+            tiles_queue_url: String::new(),
+            tiles_dlq_url: String::new(),
+            stitch_queue_url: String::new(),
+            stitch_dlq_url: String::new(),
+            worker: FunctionLimits::WORKER,
+            stitch: FunctionLimits::STITCH,
+            fleet: Fleet::default(),
+        }
+    }
+}
+
 /// How the worker fleet runs: what [`estimate`](crate::estimate) models.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Fleet {
@@ -72,6 +91,19 @@ pub struct FunctionLimits {
 }
 
 impl FunctionLimits {
+    /// The worker's limits by default (Terraform's `worker_timeout_seconds`
+    /// and `worker_memory_mb`; `tests/infra.rs` checks they agree).
+    pub const WORKER: FunctionLimits = FunctionLimits {
+        timeout_secs: 60,
+        memory_mb: 3538,
+    };
+    /// The stitch's limits by default (`stitch_timeout_seconds`,
+    /// `stitch_memory_mb`).
+    pub const STITCH: FunctionLimits = FunctionLimits {
+        timeout_secs: 300,
+        memory_mb: 4096,
+    };
+
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(u64::from(self.timeout_secs))
     }

@@ -809,25 +809,9 @@ impl Actual {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deployment::{Fleet, FunctionLimits};
 
     fn deployment() -> Deployment {
-        let limits = |timeout_secs, memory_mb| FunctionLimits {
-            timeout_secs,
-            memory_mb,
-        };
-        Deployment {
-            version: 1,
-            bucket: "b".into(),
-            region: "us-east-1".into(),
-            tiles_queue_url: String::new(),
-            tiles_dlq_url: String::new(),
-            stitch_queue_url: String::new(),
-            stitch_dlq_url: String::new(),
-            worker: limits(60, 3538),
-            stitch: limits(300, 4096),
-            fleet: Fleet::default(),
-        }
+        Deployment::defaults("us-east-1")
     }
 
     #[test]

@@ -7,9 +7,9 @@
 use mandel_core::Colormap;
 use mandel_core::explore::{self, WorldTile, max_iter_for};
 use mandel_core::pyramid;
-use mandel_e2e::lane::{Lane, TERRAFORM_STITCH as STITCH, TERRAFORM_WORKER as WORKER};
+use mandel_e2e::lane::Lane;
 use mandel_e2e::{http_get, start_explorer};
-use mandel_pipeline::JobId;
+use mandel_pipeline::{FunctionLimits, JobId};
 
 fn direct(tile: WorldTile, max_iter: u32) -> Vec<u8> {
     let counts = explore::render(&tile.params(max_iter).unwrap());
@@ -20,7 +20,7 @@ fn direct(tile: WorldTile, max_iter: u32) -> Vec<u8> {
 fn the_fleet_renders_the_explorers_tiles_and_the_bucket_keeps_them() {
     // A bucket of its own: the tiles' jobs are named by their params alone,
     // so in a shared bucket an earlier run's blobs would answer.
-    let lane = Lane::with_limits("explore", WORKER, STITCH);
+    let lane = Lane::with_limits("explore", FunctionLimits::WORKER, FunctionLimits::STITCH);
     let dir = tempfile::tempdir().unwrap();
     let _workers = [
         lane.worker(&dir.path().join("worker1.log")),

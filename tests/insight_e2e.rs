@@ -7,10 +7,8 @@
 use std::time::Duration;
 
 use mandel_e2e::lane::Lane;
-use mandel_pipeline::JobId;
+use mandel_pipeline::{FunctionLimits, JobId};
 use serde_json::Value;
-
-use mandel_e2e::lane::{TERRAFORM_STITCH as STITCH, TERRAFORM_WORKER as WORKER};
 
 const SMALL: [&str; 6] = [
     "--tiles-per-side",
@@ -32,7 +30,7 @@ fn json(out: &std::process::Output) -> Value {
 
 #[test]
 fn estimate_and_a_refusing_max_cost_write_nothing() {
-    let lane = Lane::with_limits("estimate", WORKER, STITCH);
+    let lane = Lane::with_limits("estimate", FunctionLimits::WORKER, FunctionLimits::STITCH);
     let dir = tempfile::tempdir().unwrap();
     let doc = json(&lane.orchestrate(dir.path(), &["--estimate", "--json"]));
     let e = &doc["estimate"];
@@ -90,7 +88,7 @@ fn estimate_and_a_refusing_max_cost_write_nothing() {
 
 #[test]
 fn list_and_status_follow_jobs_and_a_finished_job_has_its_report() {
-    let lane = Lane::with_limits("inspect", WORKER, STITCH);
+    let lane = Lane::with_limits("inspect", FunctionLimits::WORKER, FunctionLimits::STITCH);
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("pollers.log");
 

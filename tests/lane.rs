@@ -16,18 +16,6 @@ use mandel_pipeline::{DEPLOYMENT_KEY, Deployment, FunctionLimits, JobId, ObjectS
 
 use crate::{Running, binary, localstack_bucket};
 
-/// Terraform's default limits of the worker and the stitch
-/// (`infra/variables.tf`; `tests/infra.rs` checks LocalStack's record
-/// holds them).
-pub const TERRAFORM_WORKER: FunctionLimits = FunctionLimits {
-    timeout_secs: 60,
-    memory_mb: 3538,
-};
-pub const TERRAFORM_STITCH: FunctionLimits = FunctionLimits {
-    timeout_secs: 300,
-    memory_mb: 4096,
-};
-
 /// Short timeouts so that recovery happens in seconds.
 pub const VISIBILITY_SECS: u32 = 3;
 /// Deliveries before a message moves to its dead-letter queue.

@@ -16,8 +16,6 @@ use mandel_e2e::lane::Lane;
 use mandel_e2e::{REFERENCE_IMAGE_SHA256, Running, counts_sha256, finish};
 use mandel_pipeline::FunctionLimits;
 
-use mandel_e2e::lane::{TERRAFORM_STITCH as STITCH, TERRAFORM_WORKER as WORKER};
-
 fn client(lane: &Lane, dir: &std::path::Path, args: &[&str]) -> Child {
     lane.command("mandel-orchestrate")
         .current_dir(dir)
@@ -45,7 +43,7 @@ fn submitted(lane: &Lane) {
 /// waiting client stops and says so.
 #[test]
 fn a_tile_slower_than_the_worker_timeout_fails_the_job_with_the_reason() {
-    let lane = Lane::with_limits("slow-tile", WORKER, STITCH);
+    let lane = Lane::with_limits("slow-tile", FunctionLimits::WORKER, FunctionLimits::STITCH);
     let dir = tempfile::tempdir().unwrap();
     let waiting = client(
         &lane,
@@ -65,9 +63,9 @@ fn a_tile_slower_than_the_worker_timeout_fails_the_job_with_the_reason() {
     lane.set_limits(
         FunctionLimits {
             timeout_secs: 2,
-            ..WORKER
+            ..FunctionLimits::WORKER
         },
-        STITCH,
+        FunctionLimits::STITCH,
     );
     let mut worker = lane.worker(&dir.path().join("worker.log"));
     let (status, stderr, took) = finish(waiting, Duration::from_secs(90));
@@ -94,10 +92,10 @@ fn a_tile_slower_than_the_worker_timeout_fails_the_job_with_the_reason() {
 fn a_stitch_larger_than_its_memory_is_killed_and_reported() {
     let lane = Lane::with_limits(
         "stitch-oom",
-        WORKER,
+        FunctionLimits::WORKER,
         FunctionLimits {
             timeout_secs: 2,
-            ..STITCH
+            ..FunctionLimits::STITCH
         },
     );
     let dir = tempfile::tempdir().unwrap();
@@ -112,7 +110,7 @@ fn a_stitch_larger_than_its_memory_is_killed_and_reported() {
     let waiting = client(&lane, dir.path(), &big_tiles);
     submitted(&lane);
     lane.set_limits(
-        WORKER,
+        FunctionLimits::WORKER,
         FunctionLimits {
             timeout_secs: 2,
             memory_mb: 48,
@@ -220,7 +218,7 @@ fn a_job_too_big_for_the_deployment_is_refused_before_anything_is_written() {
         timeout_secs: 300,
         memory_mb: 256,
     };
-    let lane = Lane::with_limits("capacity", WORKER, small_stitch);
+    let lane = Lane::with_limits("capacity", FunctionLimits::WORKER, small_stitch);
     let dir = tempfile::tempdir().unwrap();
     for (args, names) in [
         (

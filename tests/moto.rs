@@ -17,7 +17,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
-use mandel_pipeline::{DEPLOYMENT_KEY, Deployment};
+use mandel_pipeline::{DEPLOYMENT_KEY, Deployment, FunctionLimits};
 use serde_json::{Value, json};
 
 use crate::terraform::Arns;
@@ -151,8 +151,8 @@ impl IamCloud {
             tiles_dlq_url: url("tiles-dlq"),
             stitch_queue_url: url("stitch"),
             stitch_dlq_url: url("stitch-dlq"),
-            worker: crate::lane::TERRAFORM_WORKER,
-            stitch: crate::lane::TERRAFORM_STITCH,
+            worker: FunctionLimits::WORKER,
+            stitch: FunctionLimits::STITCH,
             fleet: Default::default(),
         };
         let mut users: serde_json::Map<String, Value> = policies

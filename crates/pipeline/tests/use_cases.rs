@@ -54,7 +54,17 @@ impl Rig {
 }
 
 fn rig() -> Rig {
-    let store: Arc<dyn ObjectStore> = Arc::new(MemoryStore::new());
+    rig_on(Arc::new(MemoryStore::new()))
+}
+
+/// A rig whose store records every call (and never fails one).
+fn recording_rig() -> (Arc<Flaky<MemoryStore>>, Rig) {
+    let recorder = Arc::new(Flaky::new(MemoryStore::new(), 1, 0));
+    let r = rig_on(recorder.clone());
+    (recorder, r)
+}
+
+fn rig_on(store: Arc<dyn ObjectStore>) -> Rig {
     let tiles = Arc::new(MemoryQueue::new(Duration::from_millis(100)));
     let stitches = Arc::new(MemoryQueue::new(Duration::from_millis(100)));
     let worker = TileWorker::new(
@@ -1077,11 +1087,7 @@ async fn the_stitch_writes_a_pyramid_whose_top_level_is_the_picture() {
 /// one listing and no HEAD; no row marker is written.
 #[tokio::test]
 async fn a_job_listed_whole_costs_one_listing_per_batch_and_no_row_markers() {
-    let recorder = Arc::new(Flaky::new(MemoryStore::new(), 1, 0));
-    let store: Arc<dyn ObjectStore> = recorder.clone();
-    let tiles = MemoryQueue::new(Duration::from_millis(100));
-    let stitches = Arc::new(MemoryQueue::new(Duration::from_millis(100)));
-    let worker = TileWorker::new(Arc::clone(&store), stitches.clone() as Arc<dyn Queue>, "w");
+    let (recorder, r) = recording_rig();
     let p = small();
     let count = |from: usize, op: &str| {
         recorder.calls()[from..]
@@ -1090,7 +1096,7 @@ async fn a_job_listed_whole_costs_one_listing_per_batch_and_no_row_markers() {
             .count()
     };
 
-    let job = submit(&*store, &tiles, &*stitches, &p, None)
+    let job = submit(&*r.store, &*r.tiles, &*r.stitches, &p, None)
         .await
         .unwrap()
         .job;
@@ -1099,7 +1105,7 @@ async fn a_job_listed_whole_costs_one_listing_per_batch_and_no_row_markers() {
         [("put", job.params_key()), ("list", job.prefix())],
         "submit: the params, then one listing answers the rest"
     );
-    let bodies = drain(&tiles).await;
+    let bodies = drain(&r.tiles).await;
     let mut completed = Vec::new();
     for (b, batch) in bodies.chunks(3).enumerate() {
         let before = recorder.calls().len();
@@ -1108,7 +1114,7 @@ async fn a_job_listed_whole_costs_one_listing_per_batch_and_no_row_markers() {
             .enumerate()
             .map(|(i, body)| delivery(&format!("{b}-{i}"), body.clone(), 1))
             .collect();
-        let out = worker.handle_batch(&batch, None).await;
+        let out = r.worker.handle_batch(&batch, None).await;
         assert!(out.failed_ids().is_empty());
         completed.extend(out.completed);
         let first = b == 0;
@@ -1133,7 +1139,7 @@ async fn a_job_listed_whole_costs_one_listing_per_batch_and_no_row_markers() {
     assert!(recorder.calls().iter().all(|(_, k)| !k.contains("/rows/")));
 
     let before = recorder.calls().len();
-    let StitchOutcome::Published(_) = stitch(&store, &job, Pyramid::Skip).await.unwrap() else {
+    let StitchOutcome::Published(_) = stitch(&r.store, &job, Pyramid::Skip).await.unwrap() else {
         panic!("published")
     };
     assert_eq!(count(before, "list"), 1, "the stitch lists the job once");
@@ -1150,11 +1156,7 @@ async fn a_job_listed_whole_costs_one_listing_per_batch_and_no_row_markers() {
 /// reference counts.
 #[tokio::test]
 async fn a_job_too_large_to_list_whole_is_tracked_by_row_markers() {
-    let recorder = Arc::new(Flaky::new(MemoryStore::new(), 1, 0));
-    let store: Arc<dyn ObjectStore> = recorder.clone();
-    let tiles = MemoryQueue::new(Duration::from_millis(100));
-    let stitches = Arc::new(MemoryQueue::new(Duration::from_millis(100)));
-    let worker = TileWorker::new(Arc::clone(&store), stitches.clone() as Arc<dyn Queue>, "w");
+    let (recorder, r) = recording_rig();
     let p = RenderParams {
         tiles_per_side: 32,
         tile_pixels: 2,
@@ -1162,12 +1164,12 @@ async fn a_job_too_large_to_list_whole_is_tracked_by_row_markers() {
         ..small()
     };
     assert!(p.tile_count() > mandel_pipeline::tiles::ONE_LISTING);
-    let job = submit(&*store, &tiles, &*stitches, &p, None)
+    let job = submit(&*r.store, &*r.tiles, &*r.stitches, &p, None)
         .await
         .unwrap()
         .job;
     let submitted = recorder.calls().len();
-    let bodies = drain(&tiles).await;
+    let bodies = drain(&r.tiles).await;
     let mut completed = Vec::new();
     for (b, batch) in bodies.chunks(10).enumerate() {
         let batch: Vec<_> = batch
@@ -1175,7 +1177,7 @@ async fn a_job_too_large_to_list_whole_is_tracked_by_row_markers() {
             .enumerate()
             .map(|(i, body)| delivery(&format!("{b}-{i}"), body.clone(), 1))
             .collect();
-        completed.extend(worker.handle_batch(&batch, None).await.completed);
+        completed.extend(r.worker.handle_batch(&batch, None).await.completed);
     }
     assert_eq!(
         completed,
@@ -1188,12 +1190,12 @@ async fn a_job_too_large_to_list_whole_is_tracked_by_row_markers() {
             .iter()
             .all(|(op, k)| *op != "list" || k != &job.prefix())
     );
-    let markers = store.list(&job.rows_prefix()).await.unwrap();
+    let markers = r.store.list(&job.rows_prefix()).await.unwrap();
     assert_eq!(markers.len(), 32);
 
-    let StitchOutcome::Published(_) = stitch(&store, &job, Pyramid::Skip).await.unwrap() else {
+    let StitchOutcome::Published(_) = stitch(&r.store, &job, Pyramid::Skip).await.unwrap() else {
         panic!("published")
     };
-    let npy = store.get(&job.counts_key()).await.unwrap().body;
+    let npy = r.store.get(&job.counts_key()).await.unwrap().body;
     assert_eq!(CountsImage::from_npy(&npy).unwrap(), expected_counts(&p));
 }

@@ -116,7 +116,7 @@ async fn summary(store: &dyn ObjectStore, job: &JobId) -> Result<JobSummary, Pip
     let tiles = params.tile_count();
     let result = read_result(store, job).await?;
     let state = state(store, job, result.is_some()).await?;
-    let stored = match (&result, tiles::listed_whole(&params)) {
+    let stored = match (&result, tiles::listed_whole(tiles)) {
         (Some(_), _) => tiles,
         (None, true) => tiles::stored_tiles(store, job, &params).await?.len() as u64,
         (None, false) => {

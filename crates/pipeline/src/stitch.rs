@@ -169,18 +169,11 @@ async fn stitch_marked(
     let started_ms = crate::job::unix_ms();
     let params = load_params(&**store, job).await?;
     // A job listed whole answers everything below with this one listing.
-    let listing = match tiles::listed_whole(&params) {
-        true => Some(JobListing::read(&**store, job, &params).await?),
-        false => None,
-    };
-    let exists = async |key: String, listed: fn(&JobListing) -> bool| match &listing {
-        Some(l) => Ok::<_, PipelineError>(listed(l)),
-        None => Ok(store.head(&key).await?.is_some()),
-    };
-    if exists(job.result_key(), |l| l.result).await? {
+    let listing = JobListing::read(&**store, job, &params).await?;
+    if tiles::exists(&**store, listing.as_ref(), &job.result_key()).await? {
         return Ok(StitchOutcome::AlreadyDone);
     }
-    if exists(job.cancelled_key(), |l| l.cancelled).await? {
+    if tiles::exists(&**store, listing.as_ref(), &job.cancelled_key()).await? {
         return Ok(StitchOutcome::Cancelled);
     }
     if let Some(attempt) = &attempt {

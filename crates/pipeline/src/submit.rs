@@ -11,7 +11,7 @@ use crate::queue::Queue;
 use crate::report::Submission;
 use crate::stitch::{read_attempt, restart_stitch};
 use crate::store::{Metadata, ObjectMeta, ObjectStore, PutMode, PutOutcome, StoreError, put_json};
-use crate::tiles::{JobListing, finished_rows, listed_whole, missing_tiles};
+use crate::tiles::{self, JobListing, finished_rows, missing_tiles};
 use tracing::warn;
 
 /// Tile messages built and sent at a time by [`submit`].
@@ -62,15 +62,8 @@ pub async fn submit_recorded(
     // answering with X's picture.
     write_params(store, &job, params).await?;
     // A job listed whole: one listing answers every question below.
-    let listing = match listed_whole(params) {
-        true => Some(JobListing::read(store, &job, params).await?),
-        false => None,
-    };
-    let finished = match &listing {
-        Some(l) => l.result,
-        None => store.head(&job.result_key()).await?.is_some(),
-    };
-    if finished {
+    let listing = JobListing::read(store, &job, params).await?;
+    if tiles::exists(store, listing.as_ref(), &job.result_key()).await? {
         return Ok(Submitted {
             job,
             enqueued: 0,
@@ -79,13 +72,13 @@ pub async fn submit_recorded(
         });
     }
     let failures = match &listing {
-        Some(l) => l.failures.clone(),
+        Some(l) => l.failures(&job).cloned().collect(),
         None => keys(store.list(&job.failed_prefix()).await?),
     };
     for key in failures {
         store.delete(&key).await?;
     }
-    if listing.as_ref().is_none_or(|l| l.cancelled) {
+    if listing.as_ref().is_none_or(|l| l.has(&job.cancelled_key())) {
         store.delete(&job.cancelled_key()).await?;
     }
     if let Some(submission) = submission {
@@ -333,7 +326,8 @@ struct Seen {
 }
 
 /// Looks at a job at a cost that does not grow with it: a job
-/// [`listed_whole`] in one listing (progress by tile); a larger one
+/// [`listed_whole`](tiles::listed_whole) in one listing (progress by
+/// tile); a larger one
 /// through its row markers (progress by row), its failure records and two
 /// HEADs.
 async fn look(
@@ -341,13 +335,12 @@ async fn look(
     job: &JobId,
     params: &RenderParams,
 ) -> Result<Seen, PipelineError> {
-    if listed_whole(params) {
-        let l = JobListing::read(store, job, params).await?;
+    if let Some(l) = JobListing::read(store, job, params).await? {
         return Ok(Seen {
-            result: l.result,
-            failed: !l.failures.is_empty(),
-            cancelled: l.cancelled,
-            stitching: Some(l.stitching),
+            result: l.has(&job.result_key()),
+            failed: l.failures(job).next().is_some(),
+            cancelled: l.has(&job.cancelled_key()),
+            stitching: Some(l.has(&job.stitching_key())),
             tiles_done: l.stored(),
         });
     }

@@ -38,10 +38,10 @@ use crate::store::{Metadata, Object, ObjectMeta, ObjectStore, PutMode};
 /// holds 1000 keys.
 pub const ONE_LISTING: u64 = 1000;
 
-/// Whether the job is tracked by listing it whole ([`JobListing`]), not
-/// by row markers.
-pub fn listed_whole(params: &RenderParams) -> bool {
-    params.tile_count() <= ONE_LISTING
+/// Whether a job of `tiles` tiles is tracked by listing it whole
+/// ([`JobListing`]), not by row markers.
+pub fn listed_whole(tiles: u64) -> bool {
+    tiles <= ONE_LISTING
 }
 
 /// What one listing of a job ([`listed_whole`]) shows.
@@ -49,54 +49,52 @@ pub fn listed_whole(params: &RenderParams) -> bool {
 pub struct JobListing {
     /// Its tiles stored whole, by row, then column.
     pub rows: BTreeMap<u32, BTreeMap<u32, StoredTile>>,
-    /// Its result is published.
-    pub result: bool,
-    pub cancelled: bool,
-    /// A stitch has started (its [`StitchAttempt`](crate::StitchAttempt)
-    /// marker).
-    pub stitching: bool,
-    /// The keys of its failure records.
-    pub failures: Vec<String>,
     /// Tiles listed with the wrong size: not stored.
     pub damaged: Vec<StoredTile>,
+    /// Every other key of the job, sorted.
+    others: Vec<String>,
 }
 
 impl JobListing {
-    /// Lists the job: one request while it renders (a finished job's
-    /// listing also pages through its Deep Zoom pyramid).
+    /// The job's listing if it is [`listed_whole`]: one request while it
+    /// renders (a finished job's listing also pages through its Deep Zoom
+    /// pyramid).
     pub async fn read(
         store: &dyn ObjectStore,
         job: &JobId,
         params: &RenderParams,
-    ) -> Result<JobListing, PipelineError> {
-        let listed = store.list(&job.prefix()).await?;
+    ) -> Result<Option<JobListing>, PipelineError> {
+        if !listed_whole(params.tile_count()) {
+            return Ok(None);
+        }
         let mut seen = JobListing::default();
-        for t in whole_tiles(&listed, job, params) {
-            seen.rows
-                .entry(t.tile.row)
-                .or_default()
-                .insert(t.tile.col, t);
+        for m in store.list(&job.prefix()).await? {
+            match as_tile(&m, job, params) {
+                Some((t, true)) => {
+                    seen.rows
+                        .entry(t.tile.row)
+                        .or_default()
+                        .insert(t.tile.col, t);
+                }
+                Some((t, false)) => seen.damaged.push(t),
+                None => seen.others.push(m.key),
+            }
         }
-        let (result, cancelled, stitching) =
-            (job.result_key(), job.cancelled_key(), job.stitching_key());
+        Ok(Some(seen))
+    }
+
+    /// Whether the listing shows `key`, an object of the job other than a
+    /// tile (its result, cancel marker, stitch marker…).
+    pub fn has(&self, key: &str) -> bool {
+        self.others
+            .binary_search_by(|k| k.as_str().cmp(key))
+            .is_ok()
+    }
+
+    /// The keys of the job's failure records.
+    pub fn failures<'a>(&'a self, job: &JobId) -> impl Iterator<Item = &'a String> + 'a {
         let failed = job.failed_prefix();
-        let size = blob_size(params);
-        for m in &listed {
-            if m.size != size
-                && let Some((tile, range)) = job.tile_of_key(&m.key)
-                && params.contains(tile)
-            {
-                let key = m.key.clone();
-                seen.damaged.push(StoredTile { tile, range, key });
-            }
-            seen.result |= m.key == result;
-            seen.cancelled |= m.key == cancelled;
-            seen.stitching |= m.key == stitching;
-            if m.key.starts_with(&failed) {
-                seen.failures.push(m.key.clone());
-            }
-        }
-        Ok(seen)
+        self.others.iter().filter(move |k| k.starts_with(&failed))
     }
 
     /// How many tiles are stored whole.
@@ -205,17 +203,33 @@ pub fn whole_tiles<'a>(
     job: &'a JobId,
     params: &'a RenderParams,
 ) -> impl Iterator<Item = StoredTile> + 'a {
-    let size = blob_size(params);
     listed
         .iter()
-        .filter(move |m| m.size == size)
-        .filter_map(|m| {
-            let (tile, range) = job.tile_of_key(&m.key)?;
-            let key = m.key.clone();
-            params
-                .contains(tile)
-                .then_some(StoredTile { tile, range, key })
-        })
+        .filter_map(|m| as_tile(m, job, params))
+        .filter_map(|(t, whole)| whole.then_some(t))
+}
+
+/// A listed object as a tile of `job` in its grid, and whether its blob is
+/// whole (of [`blob_size`]).
+fn as_tile(m: &ObjectMeta, job: &JobId, params: &RenderParams) -> Option<(StoredTile, bool)> {
+    let (tile, range) = job.tile_of_key(&m.key)?;
+    let key = m.key.clone();
+    params
+        .contains(tile)
+        .then(|| (StoredTile { tile, range, key }, m.size == blob_size(params)))
+}
+
+/// Whether `key` exists: in the job's `listing` if it has one, else by a
+/// HEAD.
+pub async fn exists(
+    store: &dyn ObjectStore,
+    listing: Option<&JobListing>,
+    key: &str,
+) -> Result<bool, PipelineError> {
+    Ok(match listing {
+        Some(l) => l.has(key),
+        None => store.head(key).await?.is_some(),
+    })
 }
 
 /// Decodes a tile's blob into `counts`; what is wrong with it, if anything:

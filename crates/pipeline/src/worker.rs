@@ -310,9 +310,12 @@ impl TileWorker {
         cancelled
     }
 
-    /// Remembers what a look at `job`'s cancel marker showed.
+    /// Remembers what a look at `job`'s cancel marker showed. Looks older
+    /// than [`CANCEL_RECHECK`] are forgotten: a worker that serves an
+    /// explorer sees a new one-tile job per tile.
     fn saw_cancelled(&self, job: &JobId, cancelled: bool) {
         let mut seen = self.not_cancelled.lock().unwrap();
+        seen.retain(|_, at| at.elapsed() < CANCEL_RECHECK);
         if cancelled {
             seen.remove(job);
         } else {
@@ -448,9 +451,8 @@ impl TileWorker {
         rows: &BTreeSet<u32>,
     ) -> Result<bool, PipelineError> {
         let store = &*self.store;
-        let complete = if tiles::listed_whole(params) {
-            let listing = JobListing::read(store, job, params).await?;
-            self.saw_cancelled(job, listing.cancelled);
+        let complete = if let Some(listing) = JobListing::read(store, job, params).await? {
+            self.saw_cancelled(job, listing.has(&job.cancelled_key()));
             listing.stored() == params.tile_count()
         } else {
             let mut marked = false;

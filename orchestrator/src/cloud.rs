@@ -7,8 +7,8 @@ use anyhow::{Result, bail};
 use indicatif::ProgressBar;
 use mandel_aws::{AwsClients, Cloud};
 use mandel_core::RenderParams;
+use mandel_pipeline::estimate::Submission;
 use mandel_pipeline::inspect::{JobStatus, JobSummary, StitchState, job_status, list_jobs};
-use mandel_pipeline::report::Submission;
 use mandel_pipeline::{
     CancelOutcome, Failed, JobId, PipelineError, ResultManifest, Submitted, WaitPolicy, cancel,
     submit_recorded, tiles::missing_tiles, wait_for_result,

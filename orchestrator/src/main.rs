@@ -16,10 +16,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mandel_aws::Cloud;
 use mandel_core::RenderParams;
 use mandel_core::png;
+use mandel_pipeline::estimate::Submission;
 use mandel_pipeline::estimate::{self, Actual, Cost, Estimate, Profile, Target};
-use mandel_pipeline::report::Submission;
 use mandel_pipeline::{
-    ObjectStore, PipelineError, ResultManifest, STORED_COLORMAP, Submitted, read_stats,
+    ObjectStore, PipelineError, ResultManifest, STORED_COLORMAP, Submitted, records::read_stats,
     render_embedded,
 };
 use serde::Serialize;

@@ -13,11 +13,11 @@ use mandel_core::RenderParams;
 use tokio::sync::watch;
 
 use crate::error::PipelineError;
+use crate::estimate::Submission;
 use crate::job::ResultManifest;
 use crate::memory::MemoryQueue;
 use crate::poller::{PollConfig, one_at_a_time, poll};
 use crate::queue::Queue;
-use crate::report::Submission;
 use crate::spill::SpillStore;
 use crate::stitch::{Pyramid, handle_stitch_delivery};
 use crate::store::ObjectStore;

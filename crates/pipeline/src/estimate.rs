@@ -624,11 +624,11 @@ impl LambdaPhases {
         // overlap: the slowest of the three sets the pace.
         let encode = stitch_seconds(params, stitch_cpu.speed)
             + pixels * MODEL.pyramid_s_per_pixel / stitch_cpu.speed;
-        let per_row = (params.tiles_per_side as usize).div_ceil(crate::stitch::PARALLEL_GETS);
+        let per_row = (params.tiles_per_side as usize).div_ceil(crate::tiles::PARALLEL_GETS);
         let fetch = f64::from(params.tiles_per_side) * per_row as f64 * MODEL.request_s;
         let side = params.image_side() as usize;
         let uploads = pyramid::object_count(side, side)
-            .div_ceil(crate::stitch::PARALLEL_PUTS as u64) as f64
+            .div_ceil(crate::upload::PARALLEL_PUTS as u64) as f64
             * MODEL.request_s;
         let stitch = MODEL.cold_start_s + encode.max(fetch).max(uploads);
         let submit = (3 + params.tile_count().div_ceil(10) / 16) as f64 * MODEL.request_s;
@@ -761,6 +761,37 @@ impl JobShape {
             counts_bytes,
             pyramid_objects: pyramid::object_count(m.width as usize, m.height as usize),
             downloaded_bytes: m.image_bytes + if counts_downloaded { counts_bytes } else { 0 },
+        }
+    }
+}
+
+/// What the client recorded when it submitted the job
+/// (`jobs/<job>/estimate.json`): the estimate it showed, and the
+/// deployment it priced (none for an embedded job).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Submission {
+    pub submitted_ms: u64,
+    pub estimate: Estimate,
+    pub deployment: Option<Deployment>,
+}
+
+impl Submission {
+    /// The record of a job submitted now.
+    pub fn now(estimate: Estimate, deployment: Option<Deployment>) -> Self {
+        Submission {
+            submitted_ms: crate::job::unix_ms(),
+            estimate,
+            deployment,
+        }
+    }
+
+    /// The finished job against this submission: its wall time is from
+    /// submit to the end of the stitch.
+    pub fn actual(&self, m: &ResultManifest, stats: &[TileStat]) -> Actual {
+        let seconds = m.finished_ms().saturating_sub(self.submitted_ms) as f64 / 1e3;
+        match &self.deployment {
+            Some(d) => Actual::lambda(m, stats, d, seconds, false),
+            None => Actual::embedded(m, seconds),
         }
     }
 }

@@ -24,8 +24,8 @@ use tracing::warn;
 use crate::error::PipelineError;
 use crate::job::{JobId, TileMessage};
 use crate::queue::Queue;
+use crate::records::write_params;
 use crate::store::{Metadata, ObjectStore, PutMode, StoreError};
-use crate::submit::write_params;
 use crate::tiles;
 
 /// Where a served tile came from.

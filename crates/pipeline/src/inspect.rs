@@ -9,11 +9,8 @@ use serde::Serialize;
 use crate::error::PipelineError;
 use crate::estimate::Estimate;
 use crate::job::{Failure, JobId};
-use crate::params_cache::load_params;
-use crate::report::Submission;
-use crate::stitch::read_attempt;
-use crate::store::{ObjectStore, get_json_if_any};
-use crate::submit::{read_failures, read_result};
+use crate::records::{read_attempt, read_failures, read_params, read_result, read_submission};
+use crate::store::ObjectStore;
 use crate::tiles;
 
 /// Where all jobs live.
@@ -111,7 +108,7 @@ pub async fn list_jobs(store: &dyn ObjectStore) -> Result<Vec<JobSummary>, Pipel
 
 /// One job's summary.
 async fn summary(store: &dyn ObjectStore, job: &JobId) -> Result<JobSummary, PipelineError> {
-    let params = load_params(store, job).await?;
+    let params = read_params(store, job).await?;
     let submission = read_submission(store, job).await?;
     let tiles = params.tile_count();
     let result = read_result(store, job).await?;
@@ -190,13 +187,4 @@ pub async fn job_status(store: &dyn ObjectStore, job: &JobId) -> Result<JobStatu
         stitch,
         estimate,
     })
-}
-
-/// The client's record of the job's submit, if any (an unreadable one
-/// counts as none: it only informs).
-pub async fn read_submission(
-    store: &dyn ObjectStore,
-    job: &JobId,
-) -> Result<Option<Submission>, PipelineError> {
-    Ok(get_json_if_any(store, &job.estimate_key()).await?)
 }

@@ -144,7 +144,7 @@ impl JobId {
     }
 
     /// What the client recorded at submit: its estimate
-    /// ([`Submission`](crate::report::Submission)).
+    /// ([`Submission`](crate::estimate::Submission)).
     pub fn estimate_key(&self) -> String {
         format!("{}estimate.json", self.prefix())
     }

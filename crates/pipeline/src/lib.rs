@@ -60,6 +60,7 @@ mod params_cache;
 mod poller;
 pub mod process;
 mod queue;
+pub mod records;
 pub mod report;
 mod retry;
 mod spill;
@@ -81,22 +82,19 @@ pub use job::{
     TileMessage, TileStat,
 };
 pub use memory::{MemoryQueue, MemoryStore};
-pub use params_cache::{ParamsCache, load_params};
+pub use params_cache::ParamsCache;
 pub use poller::{PollConfig, PollStats, invoke, one_at_a_time, poll};
 pub use queue::{Delivery, Queue, QueueError};
 pub use retry::{RetryPolicy, Retrying};
 pub use spill::SpillStore;
-pub use stitch::{
-    Pyramid, STORED_COLORMAP, StitchOutcome, handle_stitch_delivery, read_stats, stitch,
-};
+pub use stitch::{Pyramid, STORED_COLORMAP, StitchOutcome, handle_stitch_delivery, stitch};
 pub use store::{
     MAX_PARTS, MIN_PART_SIZE, Metadata, Object, ObjectMeta, ObjectStore, PartTag, PutMode,
     PutOutcome, StoreError, UploadId, validate_completion, validate_key, validate_metadata,
     validate_part,
 };
 pub use submit::{
-    CancelOutcome, Submitted, WaitPolicy, cancel, read_failures, submit, submit_recorded,
-    wait_for_result,
+    CancelOutcome, Submitted, WaitPolicy, cancel, submit, submit_recorded, wait_for_result,
 };
 pub use upload::PART_SIZE;
 pub use worker::{BatchOutcome, CANCEL_RECHECK, TileOutcome, TileWorker, stop_margin};

@@ -6,7 +6,8 @@ use tokio::sync::OnceCell;
 
 use crate::error::PipelineError;
 use crate::job::JobId;
-use crate::store::{ObjectStore, StoreError};
+use crate::records::read_params;
+use crate::store::ObjectStore;
 
 /// Per-process cache of each job's params: the notebook's `send_object`
 /// analogue. Params are immutable once written, so a warm worker fetches
@@ -31,7 +32,7 @@ impl ParamsCache {
     ) -> Result<RenderParams, PipelineError> {
         let cell = Arc::clone(self.params.lock().unwrap().entry(job.clone()).or_default());
         let got = cell
-            .get_or_try_init(|| load_params(store, job))
+            .get_or_try_init(|| read_params(store, job))
             .await
             .copied();
         if got.is_err() {
@@ -43,26 +44,4 @@ impl ParamsCache {
         }
         got
     }
-}
-
-/// Reads and validates `jobs/<job>/params.json`.
-pub async fn load_params(
-    store: &dyn ObjectStore,
-    job: &JobId,
-) -> Result<RenderParams, PipelineError> {
-    let object = match store.get(&job.params_key()).await {
-        Ok(o) => o,
-        Err(StoreError::NotFound { .. }) => {
-            return Err(PipelineError::UnknownJob { job: job.clone() });
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let bad = |reason: String| PipelineError::BadStoredParams {
-        job: job.clone(),
-        reason,
-    };
-    let params: RenderParams =
-        serde_json::from_slice(&object.body).map_err(|e| bad(e.to_string()))?;
-    params.validate().map_err(|e| bad(e.to_string()))?;
-    Ok(params)
 }

@@ -13,42 +13,9 @@ use std::fmt::Write;
 
 use base64::Engine;
 use mandel_core::Colormap;
-use serde::{Deserialize, Serialize};
 
-use crate::deployment::Deployment;
-use crate::estimate::{Actual, Cost, Estimate};
+use crate::estimate::{Actual, Cost, Submission};
 use crate::job::{ResultManifest, TileStat};
-
-/// What the client recorded when it submitted the job
-/// (`jobs/<job>/estimate.json`): the estimate it showed, and the
-/// deployment it priced (none for an embedded job).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Submission {
-    pub submitted_ms: u64,
-    pub estimate: Estimate,
-    pub deployment: Option<Deployment>,
-}
-
-impl Submission {
-    /// The record of a job submitted now.
-    pub fn now(estimate: Estimate, deployment: Option<Deployment>) -> Self {
-        Submission {
-            submitted_ms: crate::job::unix_ms(),
-            estimate,
-            deployment,
-        }
-    }
-
-    /// The finished job against this submission: its wall time is from
-    /// submit to the end of the stitch.
-    pub fn actual(&self, m: &ResultManifest, stats: &[TileStat]) -> Actual {
-        let seconds = m.finished_ms().saturating_sub(self.submitted_ms) as f64 / 1e3;
-        match &self.deployment {
-            Some(d) => Actual::lambda(m, stats, d, seconds, false),
-            None => Actual::embedded(m, seconds),
-        }
-    }
-}
 
 /// Most heat-map cells a side: a bigger grid is averaged down.
 const HEAT_CELLS: u32 = 128;

@@ -13,18 +13,12 @@ use tracing::{info, warn};
 
 use crate::error::PipelineError;
 use crate::events;
-use crate::inspect::read_submission;
 use crate::job::{Failed, Failure, JobId, ResultManifest, StitchAttempt, StitchMessage, TileStat};
-use crate::params_cache::load_params;
-use crate::queue::{Delivery, Queue};
-use crate::store::{
-    Metadata, ObjectStore, PutMode, PutOutcome, StoreError, get_json_if_any, put_json,
-};
-use crate::tiles::{self, JobListing, StoredTile, put_tile, record_failure, tile_stat};
+use crate::queue::Delivery;
+use crate::records::{self, read_params, record_failure};
+use crate::store::{Metadata, ObjectStore, PutMode, PutOutcome, StoreError};
+use crate::tiles::{self, JobListing, StoredTile, put_tile, tile_stat};
 use crate::upload::{Appender, Prepender};
-
-/// How many tile GETs a stitch keeps in flight.
-pub(crate) const PARALLEL_GETS: usize = 32;
 
 /// The colormap of the stored `image.png`. Other colormaps are applied by
 /// the client from `counts.npy`.
@@ -40,9 +34,6 @@ pub enum Pyramid {
     Write,
     Skip,
 }
-
-/// Pyramid tiles a stitch keeps uploading at once.
-pub(crate) const PARALLEL_PUTS: usize = 16;
 
 /// What a stitch did.
 #[derive(Clone, Debug, PartialEq)]
@@ -105,41 +96,6 @@ pub async fn handle_stitch_delivery(
     result
 }
 
-/// Asks for `job` to be stitched: one message on the stitch queue. The
-/// worker that stores a job's last tile sends it; a client re-sends it.
-pub async fn send_stitch(stitch_queue: &dyn Queue, job: &JobId) -> Result<(), PipelineError> {
-    let body = serde_json::to_string(&StitchMessage { job: job.clone() }).expect("serialises");
-    Ok(stitch_queue.send_batch(&[body]).await?)
-}
-
-/// A fresh stitch attempt: forgets the last attempt's marker (so the new
-/// one is judged on its own), then asks for a stitch.
-pub async fn restart_stitch(
-    store: &dyn ObjectStore,
-    stitch_queue: &dyn Queue,
-    job: &JobId,
-) -> Result<(), PipelineError> {
-    store.delete(&job.stitching_key()).await?;
-    send_stitch(stitch_queue, job).await
-}
-
-/// The job's [`StitchAttempt`] marker, if any (an unreadable one counts as
-/// none).
-pub async fn read_attempt(
-    store: &dyn ObjectStore,
-    job: &JobId,
-) -> Result<Option<StitchAttempt>, PipelineError> {
-    Ok(get_json_if_any(store, &job.stitching_key()).await?)
-}
-
-/// Writes the job's [`StitchAttempt`] marker; best effort (a client that
-/// cannot see it only waits longer to report a killed stitch).
-async fn mark_attempt(store: &Arc<dyn ObjectStore>, job: &JobId, attempt: &StitchAttempt) {
-    if let Err(e) = put_json(&**store, &job.stitching_key(), attempt).await {
-        warn!(%job, error = %e, "could not mark the stitch attempt");
-    }
-}
-
 /// Streams the tiles into `image.png` and `counts.npy`, then publishes
 /// `result.json` last with create-only semantics, so exactly one result is
 /// published however many stitch messages arrive. Idempotent: a job with a
@@ -167,7 +123,7 @@ async fn stitch_marked(
 ) -> Result<StitchOutcome, PipelineError> {
     let started = Instant::now();
     let started_ms = crate::job::unix_ms();
-    let params = load_params(&**store, job).await?;
+    let params = read_params(&**store, job).await?;
     // A job listed whole answers everything below with this one listing.
     let listing = JobListing::read(&**store, job, &params).await?;
     if tiles::exists(&**store, listing.as_ref(), &job.result_key()).await? {
@@ -177,7 +133,7 @@ async fn stitch_marked(
         return Ok(StitchOutcome::Cancelled);
     }
     if let Some(attempt) = &attempt {
-        mark_attempt(store, job, attempt).await;
+        records::mark_attempt(&**store, job, attempt).await;
     }
     let mut rows = match listing {
         Some(l) => Rows::Listed(l.into_listed_rows()),
@@ -222,19 +178,12 @@ async fn stitch_marked(
         stitch_started_ms: started_ms,
         image_bytes,
     };
-    put_json(&**store, &job.stats_key(), &tile_stats).await?;
-    write_report(&**store, &manifest, &tile_stats, &thumbnail).await?;
-    // Compact: a million-tile job's stats are tens of megabytes already.
-    let body = serde_json::to_vec(&manifest).expect("manifest serialises");
-    match store
-        .put(
-            &job.result_key(),
-            Bytes::from(body),
-            Metadata::new(),
-            PutMode::Create,
-        )
-        .await?
-    {
+    records::write_stats(&**store, job, &tile_stats).await?;
+    // The report before the result, so a finished job always has one.
+    let submission = records::read_submission(&**store, job).await?;
+    let html = crate::report::render(&manifest, &tile_stats, &thumbnail, submission.as_ref());
+    records::write_report(&**store, job, html).await?;
+    match records::publish_result(&**store, &manifest).await? {
         PutOutcome::Written => {
             let peak_rss_mib = crate::process::peak_rss_bytes().map(|b| b >> 20);
             info!(%job, total = ?started.elapsed(), peak_rss_mib, message = events::STITCHED);
@@ -242,40 +191,6 @@ async fn stitch_marked(
         }
         PutOutcome::AlreadyExists => Ok(StitchOutcome::AlreadyDone),
     }
-}
-
-/// Every tile's [`TileStat`] of a finished job (`stats.json`).
-pub async fn read_stats(
-    store: &dyn ObjectStore,
-    job: &JobId,
-) -> Result<Vec<TileStat>, PipelineError> {
-    let body = store.get(&job.stats_key()).await?.body;
-    serde_json::from_slice(&body).map_err(|e| PipelineError::Unreadable {
-        key: job.stats_key(),
-        reason: e.to_string(),
-    })
-}
-
-/// Writes the job's report before its result, so a finished job always
-/// has one. The client's estimate is read if it recorded one.
-async fn write_report(
-    store: &dyn ObjectStore,
-    manifest: &ResultManifest,
-    stats: &[TileStat],
-    picture: &[u8],
-) -> Result<(), PipelineError> {
-    let job = &manifest.job;
-    let submission = read_submission(store, job).await?;
-    let html = crate::report::render(manifest, stats, picture, submission.as_ref());
-    store
-        .put(
-            &job.report_key(),
-            Bytes::from(html),
-            Metadata::new(),
-            PutMode::Overwrite,
-        )
-        .await?;
-    Ok(())
 }
 
 /// Where the stitch finds each row's tiles: in the job's one listing, or
@@ -508,7 +423,7 @@ impl PyramidUploads {
         let task = tokio::spawn(async move {
             let incoming = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|t| t.map(Ok)));
             incoming
-                .try_for_each_concurrent(PARALLEL_PUTS, |t: pyramid::Tile| {
+                .try_for_each_concurrent(crate::upload::PARALLEL_PUTS, |t: pyramid::Tile| {
                     let (store, key) = (Arc::clone(&store), job.pyramid_key(&t.path()));
                     async move {
                         store
@@ -576,7 +491,7 @@ async fn fetch_band(
             (TileId::new(row, col), stored, got)
         }
     }))
-    .buffer_unordered(PARALLEL_GETS);
+    .buffer_unordered(tiles::PARALLEL_GETS);
     let mut counts = vec![0u16; p * p];
     while let Some((tile, stored, got)) = gets.next().await {
         let object = match got {

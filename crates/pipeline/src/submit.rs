@@ -2,15 +2,16 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use mandel_core::RenderParams;
 
 use crate::error::PipelineError;
+use crate::estimate::Submission;
 use crate::job::{Failure, JobId, ResultManifest, StitchAttempt, TileMessage};
 use crate::queue::Queue;
-use crate::report::Submission;
-use crate::stitch::{read_attempt, restart_stitch};
-use crate::store::{Metadata, ObjectMeta, ObjectStore, PutMode, PutOutcome, StoreError, put_json};
+use crate::records::{
+    self, read_attempt, read_failures, read_result, restart_stitch, write_params, write_submission,
+};
+use crate::store::{ObjectMeta, ObjectStore};
 use crate::tiles::{self, JobListing, finished_rows, missing_tiles};
 use tracing::warn;
 
@@ -82,7 +83,7 @@ pub async fn submit_recorded(
         store.delete(&job.cancelled_key()).await?;
     }
     if let Some(submission) = submission {
-        put_json(store, &job.estimate_key(), submission).await?;
+        write_submission(store, &job, submission).await?;
     }
     let missing = match &listing {
         Some(l) => l.missing(params),
@@ -109,28 +110,6 @@ pub async fn submit_recorded(
     })
 }
 
-/// Writes the job's `params.json` once (create-only); a job whose stored
-/// params differ is refused with [`PipelineError::ParamsConflict`].
-pub(crate) async fn write_params(
-    store: &dyn ObjectStore,
-    job: &JobId,
-    params: &RenderParams,
-) -> Result<(), PipelineError> {
-    let body = Bytes::from(params.canonical_json());
-    let key = job.params_key();
-    if store
-        .put(&key, body.clone(), Metadata::new(), PutMode::Create)
-        .await?
-        == PutOutcome::AlreadyExists
-    {
-        let stored = store.get(&key).await?.body;
-        if stored != body {
-            return Err(PipelineError::ParamsConflict { job: job.clone() });
-        }
-    }
-    Ok(())
-}
-
 fn keys(listed: Vec<ObjectMeta>) -> Vec<String> {
     listed.into_iter().map(|m| m.key).collect()
 }
@@ -146,14 +125,7 @@ pub async fn cancel(store: &dyn ObjectStore, job: &JobId) -> Result<CancelOutcom
     if store.head(&job.result_key()).await?.is_some() {
         return Ok(CancelOutcome::AlreadyFinished);
     }
-    store
-        .put(
-            &job.cancelled_key(),
-            Bytes::new(),
-            Metadata::new(),
-            PutMode::Overwrite,
-        )
-        .await?;
+    records::mark_cancelled(store, job).await?;
     Ok(CancelOutcome::Cancelled)
 }
 
@@ -163,29 +135,6 @@ pub enum CancelOutcome {
     Cancelled,
     /// The job has its result; nothing to cancel.
     AlreadyFinished,
-}
-
-/// The job's failure records, if any.
-pub async fn read_failures(
-    store: &dyn ObjectStore,
-    job: &JobId,
-) -> Result<Vec<Failure>, PipelineError> {
-    let mut failures = Vec::new();
-    for record in store.list(&job.failed_prefix()).await? {
-        let body = match store.get(&record.key).await {
-            Ok(o) => o.body,
-            // Cleared by a re-run between the list and the get.
-            Err(StoreError::NotFound { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        };
-        failures.push(
-            serde_json::from_slice(&body).map_err(|e| PipelineError::Unreadable {
-                key: record.key.clone(),
-                reason: e.to_string(),
-            })?,
-        );
-    }
-    Ok(failures)
 }
 
 /// How [`wait_for_result`] polls, and when it un-sticks a job.
@@ -369,22 +318,5 @@ fn stitch_killed(job: &JobId, a: &StitchAttempt, policy: WaitPolicy) -> Pipeline
             attempts: a.attempt,
             worker: "stitch".to_string(),
         }],
-    }
-}
-
-/// The job's result manifest, if published.
-pub async fn read_result(
-    store: &dyn ObjectStore,
-    job: &JobId,
-) -> Result<Option<ResultManifest>, PipelineError> {
-    match store.get(&job.result_key()).await {
-        Ok(o) => serde_json::from_slice(&o.body)
-            .map(Some)
-            .map_err(|e| PipelineError::Unreadable {
-                key: job.result_key(),
-                reason: e.to_string(),
-            }),
-        Err(crate::store::StoreError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
     }
 }

@@ -20,9 +20,6 @@
 //! marked ([`finished_rows`], one listing of the small `rows/` prefix). A
 //! row marker names its range, so a stitch knows the image's range from
 //! that one listing.
-//!
-//! Failure records ([`record_failure`]) sit beside the tiles under
-//! `failed/`.
 
 use std::collections::BTreeMap;
 
@@ -31,8 +28,12 @@ use mandel_core::{CountRange, RenderParams, TileId, blob};
 use sha2::{Digest, Sha256};
 
 use crate::error::PipelineError;
-use crate::job::{Failure, JobId, TileStat, hex};
+use crate::job::{JobId, TileStat, hex};
 use crate::store::{Metadata, Object, ObjectMeta, ObjectStore, PutMode};
+
+/// How many tile GETs a reader of a job's tiles (the stitch) keeps in
+/// flight; the estimate's model of the stitch reads it too.
+pub(crate) const PARALLEL_GETS: usize = 32;
 
 /// The most tiles of a job seen whole in one listing: an S3 listing page
 /// holds 1000 keys.
@@ -343,23 +344,4 @@ pub async fn missing_tiles(
         .tiles()
         .filter(|t| stored.binary_search(t).is_err())
         .collect())
-}
-
-/// Writes `failure` under the job's `failed/` prefix (overwriting: the
-/// latest reason wins).
-pub async fn record_failure(
-    store: &dyn ObjectStore,
-    job: &JobId,
-    failure: &Failure,
-) -> Result<(), PipelineError> {
-    let body = serde_json::to_vec_pretty(failure).expect("failure serialises");
-    store
-        .put(
-            &job.failed_key(failure.what),
-            Bytes::from(body),
-            Metadata::new(),
-            PutMode::Overwrite,
-        )
-        .await?;
-    Ok(())
 }

@@ -35,7 +35,7 @@ use crate::events;
 use crate::job::{Failed, Failure, JobId, TileMessage, TileStat};
 use crate::params_cache::ParamsCache;
 use crate::queue::{Delivery, Queue};
-use crate::stitch::send_stitch;
+use crate::records::{self, send_stitch};
 use crate::store::ObjectStore;
 use crate::tiles::{self, JobListing};
 
@@ -367,7 +367,7 @@ impl TileWorker {
             attempts: d.receive_count,
             worker: self.worker_id.clone(),
         };
-        if let Err(e) = tiles::record_failure(&*self.store, job, &failure).await {
+        if let Err(e) = records::record_failure(&*self.store, job, &failure).await {
             warn!(%job, error = %e, "could not record the failure");
         }
     }

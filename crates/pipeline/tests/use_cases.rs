@@ -11,7 +11,8 @@ use mandel_pipeline::{
     CANCEL_RECHECK, CancelOutcome, Delivery, Failed, JobId, MemoryQueue, MemoryStore, Metadata,
     ObjectStore, PipelineError, PutMode, Pyramid, Queue, RetryPolicy, Retrying, StitchOutcome,
     Submitted, TileMessage, TileOutcome, TileWorker, WaitPolicy, cancel, handle_stitch_delivery,
-    read_failures, read_stats, render_embedded, stitch, submit, wait_for_result,
+    records::{read_failures, read_stats},
+    render_embedded, stitch, submit, wait_for_result,
 };
 
 fn small() -> RenderParams {

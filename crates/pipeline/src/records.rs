@@ -1,0 +1,273 @@
+//! A job's records: typed reads and writes of every small object the
+//! protocol keeps under `jobs/<job>/` besides tiles and outputs (the
+//! layout is in [`job`](crate::job)). Each record has its reader and its
+//! writer here and nowhere else, so the use cases (submit, worker, stitch,
+//! client) and the views of a job (inspect, report) share one rule for
+//! each: which writes are create-only, which reads treat a missing or
+//! unreadable record as absent, and which as an error.
+//!
+//! | record | written by | read by |
+//! |---|---|---|
+//! | `params.json` ([`write_params`], create-only) | submit, explorer | everyone ([`read_params`]) |
+//! | `estimate.json` ([`write_submission`]) | submit | stitch (report), inspect |
+//! | `stitching.json` ([`mark_attempt`]) | stitch | client, inspect |
+//! | `stats.json` ([`write_stats`]) | stitch | client |
+//! | `report.html` ([`write_report`]) | stitch | client |
+//! | `result.json` ([`publish_result`], create-only) | stitch | client, inspect |
+//! | `failed/*.json` ([`record_failure`]) | worker, stitch | client, inspect |
+//! | `cancelled` ([`mark_cancelled`]) | client | worker, stitch, client |
+
+use bytes::Bytes;
+use mandel_core::RenderParams;
+use tracing::warn;
+
+use crate::error::PipelineError;
+use crate::estimate::Submission;
+use crate::job::{Failure, JobId, ResultManifest, StitchAttempt, StitchMessage, TileStat};
+use crate::queue::Queue;
+use crate::store::{
+    Metadata, ObjectStore, PutMode, PutOutcome, StoreError, get_json_if_any, put_json,
+};
+
+/// Writes the job's `params.json` once (create-only); a job whose stored
+/// params differ is refused with [`PipelineError::ParamsConflict`].
+pub async fn write_params(
+    store: &dyn ObjectStore,
+    job: &JobId,
+    params: &RenderParams,
+) -> Result<(), PipelineError> {
+    let body = Bytes::from(params.canonical_json());
+    let key = job.params_key();
+    if store
+        .put(&key, body.clone(), Metadata::new(), PutMode::Create)
+        .await?
+        == PutOutcome::AlreadyExists
+    {
+        let stored = store.get(&key).await?.body;
+        if stored != body {
+            return Err(PipelineError::ParamsConflict { job: job.clone() });
+        }
+    }
+    Ok(())
+}
+
+/// Reads and validates `jobs/<job>/params.json`: a job without one is
+/// [`PipelineError::UnknownJob`], one that breaks the rules
+/// [`PipelineError::BadStoredParams`].
+pub async fn read_params(
+    store: &dyn ObjectStore,
+    job: &JobId,
+) -> Result<RenderParams, PipelineError> {
+    let object = match store.get(&job.params_key()).await {
+        Ok(o) => o,
+        Err(StoreError::NotFound { .. }) => {
+            return Err(PipelineError::UnknownJob { job: job.clone() });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let bad = |reason: String| PipelineError::BadStoredParams {
+        job: job.clone(),
+        reason,
+    };
+    let params: RenderParams =
+        serde_json::from_slice(&object.body).map_err(|e| bad(e.to_string()))?;
+    params.validate().map_err(|e| bad(e.to_string()))?;
+    Ok(params)
+}
+
+/// Records what the client estimated when it submitted the job.
+pub async fn write_submission(
+    store: &dyn ObjectStore,
+    job: &JobId,
+    submission: &Submission,
+) -> Result<(), PipelineError> {
+    Ok(put_json(store, &job.estimate_key(), submission).await?)
+}
+
+/// The client's record of the job's submit, if any (an unreadable one
+/// counts as none: it only informs).
+pub async fn read_submission(
+    store: &dyn ObjectStore,
+    job: &JobId,
+) -> Result<Option<Submission>, PipelineError> {
+    Ok(get_json_if_any(store, &job.estimate_key()).await?)
+}
+
+/// Writes the job's [`StitchAttempt`] marker; best effort (a client that
+/// cannot see it only waits longer to report a killed stitch).
+pub async fn mark_attempt(store: &dyn ObjectStore, job: &JobId, attempt: &StitchAttempt) {
+    if let Err(e) = put_json(store, &job.stitching_key(), attempt).await {
+        warn!(%job, error = %e, "could not mark the stitch attempt");
+    }
+}
+
+/// The job's [`StitchAttempt`] marker, if any (an unreadable one counts as
+/// none).
+pub async fn read_attempt(
+    store: &dyn ObjectStore,
+    job: &JobId,
+) -> Result<Option<StitchAttempt>, PipelineError> {
+    Ok(get_json_if_any(store, &job.stitching_key()).await?)
+}
+
+/// Asks for `job` to be stitched: one message on the stitch queue. The
+/// worker that stores a job's last tile sends it; a client re-sends it.
+pub async fn send_stitch(stitch_queue: &dyn Queue, job: &JobId) -> Result<(), PipelineError> {
+    let body = serde_json::to_string(&StitchMessage { job: job.clone() }).expect("serialises");
+    Ok(stitch_queue.send_batch(&[body]).await?)
+}
+
+/// A fresh stitch attempt: forgets the last attempt's marker (so the new
+/// one is judged on its own), then asks for a stitch.
+pub async fn restart_stitch(
+    store: &dyn ObjectStore,
+    stitch_queue: &dyn Queue,
+    job: &JobId,
+) -> Result<(), PipelineError> {
+    store.delete(&job.stitching_key()).await?;
+    send_stitch(stitch_queue, job).await
+}
+
+/// Writes every tile's [`TileStat`] (`stats.json`), compact: a
+/// million-tile job's stats are tens of megabytes.
+pub async fn write_stats(
+    store: &dyn ObjectStore,
+    job: &JobId,
+    stats: &[TileStat],
+) -> Result<(), PipelineError> {
+    Ok(put_json(store, &job.stats_key(), stats).await?)
+}
+
+/// Every tile's [`TileStat`] of a finished job (`stats.json`).
+pub async fn read_stats(
+    store: &dyn ObjectStore,
+    job: &JobId,
+) -> Result<Vec<TileStat>, PipelineError> {
+    let body = store.get(&job.stats_key()).await?.body;
+    serde_json::from_slice(&body).map_err(|e| PipelineError::Unreadable {
+        key: job.stats_key(),
+        reason: e.to_string(),
+    })
+}
+
+/// Writes the job's report page (before its result, so a finished job
+/// always has one).
+pub async fn write_report(
+    store: &dyn ObjectStore,
+    job: &JobId,
+    html: String,
+) -> Result<(), PipelineError> {
+    store
+        .put(
+            &job.report_key(),
+            Bytes::from(html),
+            Metadata::new(),
+            PutMode::Overwrite,
+        )
+        .await?;
+    Ok(())
+}
+
+/// Publishes `result.json`, create-only: whether this call wrote it (one
+/// result per job, however many stitches race).
+pub async fn publish_result(
+    store: &dyn ObjectStore,
+    manifest: &ResultManifest,
+) -> Result<PutOutcome, PipelineError> {
+    let body = serde_json::to_vec(manifest).expect("manifest serialises");
+    Ok(store
+        .put(
+            &manifest.job.result_key(),
+            Bytes::from(body),
+            Metadata::new(),
+            PutMode::Create,
+        )
+        .await?)
+}
+
+/// The job's result manifest, if published.
+pub async fn read_result(
+    store: &dyn ObjectStore,
+    job: &JobId,
+) -> Result<Option<ResultManifest>, PipelineError> {
+    match store.get(&job.result_key()).await {
+        Ok(o) => serde_json::from_slice(&o.body)
+            .map(Some)
+            .map_err(|e| PipelineError::Unreadable {
+                key: job.result_key(),
+                reason: e.to_string(),
+            }),
+        Err(StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes `failure` under the job's `failed/` prefix (overwriting: the
+/// latest reason wins).
+pub async fn record_failure(
+    store: &dyn ObjectStore,
+    job: &JobId,
+    failure: &Failure,
+) -> Result<(), PipelineError> {
+    let body = serde_json::to_vec_pretty(failure).expect("failure serialises");
+    store
+        .put(
+            &job.failed_key(failure.what),
+            Bytes::from(body),
+            Metadata::new(),
+            PutMode::Overwrite,
+        )
+        .await?;
+    Ok(())
+}
+
+/// The failure records at `keys` (as a listing of the job's `failed/`
+/// showed them); one cleared since is skipped.
+pub async fn read_failures_at(
+    store: &dyn ObjectStore,
+    keys: &[String],
+) -> Result<Vec<Failure>, PipelineError> {
+    let mut failures = Vec::new();
+    for key in keys {
+        let body = match store.get(key).await {
+            Ok(o) => o.body,
+            // Cleared by a re-run between the list and the get.
+            Err(StoreError::NotFound { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        failures.push(
+            serde_json::from_slice(&body).map_err(|e| PipelineError::Unreadable {
+                key: key.clone(),
+                reason: e.to_string(),
+            })?,
+        );
+    }
+    Ok(failures)
+}
+
+/// The job's failure records, if any: one listing, then each record.
+pub async fn read_failures(
+    store: &dyn ObjectStore,
+    job: &JobId,
+) -> Result<Vec<Failure>, PipelineError> {
+    let keys: Vec<String> = store
+        .list(&job.failed_prefix())
+        .await?
+        .into_iter()
+        .map(|m| m.key)
+        .collect();
+    read_failures_at(store, &keys).await
+}
+
+/// Marks the job cancelled (see [`cancel`](crate::cancel)).
+pub async fn mark_cancelled(store: &dyn ObjectStore, job: &JobId) -> Result<(), PipelineError> {
+    store
+        .put(
+            &job.cancelled_key(),
+            Bytes::new(),
+            Metadata::new(),
+            PutMode::Overwrite,
+        )
+        .await?;
+    Ok(())
+}

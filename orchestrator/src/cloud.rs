@@ -11,7 +11,7 @@ use mandel_pipeline::estimate::Submission;
 use mandel_pipeline::inspect::{JobStatus, JobSummary, StitchState, job_status, list_jobs};
 use mandel_pipeline::{
     CancelOutcome, Failed, JobId, PipelineError, ResultManifest, Submitted, WaitPolicy, cancel,
-    submit_recorded, tiles::missing_tiles, wait_for_result,
+    progress::Progress, submit_recorded, wait_for_result,
 };
 
 use crate::cli::{Mode, Request, Wait};
@@ -112,7 +112,10 @@ pub async fn wait(
         }
         Ok(r) => Ok(r?),
         Err(_) => {
-            let missing = missing_tiles(&*cloud.store, job, params).await?;
+            let missing = Progress::read(&*cloud.store, job, params)
+                .await?
+                .missing()
+                .await?;
             let shown: Vec<String> = missing.iter().take(16).map(|t| t.to_string()).collect();
             bail!(
                 "timed out after {} s waiting for job {job}: {} of {} tiles missing ({}{}); \

@@ -360,7 +360,7 @@ impl Usage {
         let parts = |bytes: u64| bytes.div_ceil(crate::upload::PART_SIZE as u64).max(1);
         // A job of at most a thousand tiles is seen in one listing of it;
         // a larger one through row markers (`crate::tiles`).
-        let whole = crate::tiles::listed_whole(s.tiles);
+        let whole = crate::progress::listed_whole(s.tiles);
         // Client: submit (params and estimate PUTs, then one listing; over
         // a thousand tiles, a HEAD, a listing of the failure records and a
         // listing per 1000 tiles; deletes are free), then a poll every

@@ -7,11 +7,11 @@ use mandel_core::RenderParams;
 use serde::Serialize;
 
 use crate::error::PipelineError;
-use crate::estimate::Estimate;
+use crate::estimate::{Estimate, Submission};
 use crate::job::{Failure, JobId};
+use crate::progress::Progress;
 use crate::records::{read_attempt, read_failures, read_params, read_result, read_submission};
 use crate::store::ObjectStore;
-use crate::tiles;
 
 /// Where all jobs live.
 const JOBS_PREFIX: &str = "jobs/";
@@ -106,27 +106,44 @@ pub async fn list_jobs(store: &dyn ObjectStore) -> Result<Vec<JobSummary>, Pipel
     Ok(jobs)
 }
 
-/// One job's summary.
+/// One job's summary: its params, its submission, one look at its
+/// progress, and its result if finished.
 async fn summary(store: &dyn ObjectStore, job: &JobId) -> Result<JobSummary, PipelineError> {
+    Ok(look(store, job).await?.0)
+}
+
+/// A job's summary and the look it came from.
+async fn look(
+    store: &dyn ObjectStore,
+    job: &JobId,
+) -> Result<(JobSummary, Option<Submission>), PipelineError> {
     let params = read_params(store, job).await?;
     let submission = read_submission(store, job).await?;
     let tiles = params.tile_count();
-    let result = read_result(store, job).await?;
-    let state = state(store, job, result.is_some()).await?;
-    let stored = match (&result, tiles::listed_whole(tiles)) {
-        (Some(_), _) => tiles,
-        (None, true) => tiles::stored_tiles(store, job, &params).await?.len() as u64,
-        (None, false) => {
-            let rows = tiles::finished_rows(store, job, &params).await?.len() as u64;
-            rows * u64::from(params.tiles_per_side)
-        }
+    let progress = Progress::read(store, job, &params).await?;
+    let result = match progress.finished().await? {
+        true => read_result(store, job).await?,
+        false => None,
+    };
+    let state = if result.is_some() {
+        JobState::Finished
+    } else if progress.cancelled().await? {
+        JobState::Cancelled
+    } else if !progress.failure_keys().await?.is_empty() {
+        JobState::Failed
+    } else {
+        JobState::Running
+    };
+    let stored = match result {
+        Some(_) => tiles,
+        None => progress.stored(),
     };
     let submitted_ms = submission.as_ref().map(|s| s.submitted_ms);
     let seconds = result
         .as_ref()
         .zip(submitted_ms)
         .map(|(m, at)| m.finished_ms().saturating_sub(at) as f64 / 1e3);
-    Ok(JobSummary {
+    let summary = JobSummary {
         job: job.clone(),
         params,
         width: params.image_side(),
@@ -135,38 +152,25 @@ async fn summary(store: &dyn ObjectStore, job: &JobId) -> Result<JobSummary, Pip
         stored,
         submitted_ms,
         seconds,
-    })
-}
-
-async fn state(
-    store: &dyn ObjectStore,
-    job: &JobId,
-    finished: bool,
-) -> Result<JobState, PipelineError> {
-    Ok(if finished {
-        JobState::Finished
-    } else if store.head(&job.cancelled_key()).await?.is_some() {
-        JobState::Cancelled
-    } else if !store.list(&job.failed_prefix()).await?.is_empty() {
-        JobState::Failed
-    } else {
-        JobState::Running
-    })
+    };
+    Ok((summary, submission))
 }
 
 /// One job in detail: its summary with every tile counted, its failures
 /// with their reasons, and its stitch.
 pub async fn job_status(store: &dyn ObjectStore, job: &JobId) -> Result<JobStatus, PipelineError> {
-    let mut summary = summary(store, job).await?;
+    let (mut summary, submission) = look(store, job).await?;
     let failures = read_failures(store, job).await?;
     let tiles_failed = failures
         .iter()
         .filter(|f| matches!(f.what, crate::job::Failed::Tile(_)))
         .count() as u64;
     if summary.state != JobState::Finished {
-        summary.stored = tiles::stored_tiles(store, job, &summary.params)
+        let params = summary.params;
+        summary.stored = Progress::read(store, job, &params)
             .await?
-            .len() as u64;
+            .stored_exactly()
+            .await?;
     }
     let stitch = match summary.state {
         JobState::Finished => StitchState::Finished,
@@ -179,7 +183,7 @@ pub async fn job_status(store: &dyn ObjectStore, job: &JobId) -> Result<JobStatu
             None => StitchState::Due,
         },
     };
-    let estimate = read_submission(store, job).await?.map(|s| s.estimate);
+    let estimate = submission.map(|s| s.estimate);
     Ok(JobStatus {
         pending: (summary.tiles - summary.stored).saturating_sub(tiles_failed),
         summary,

@@ -59,6 +59,7 @@ mod memory;
 mod params_cache;
 mod poller;
 pub mod process;
+pub mod progress;
 mod queue;
 pub mod records;
 pub mod report;

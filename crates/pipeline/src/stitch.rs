@@ -14,10 +14,11 @@ use tracing::{info, warn};
 use crate::error::PipelineError;
 use crate::events;
 use crate::job::{Failed, Failure, JobId, ResultManifest, StitchAttempt, StitchMessage, TileStat};
+use crate::progress::{Progress, RowTiles};
 use crate::queue::Delivery;
 use crate::records::{self, read_params, record_failure};
 use crate::store::{Metadata, ObjectStore, PutMode, PutOutcome, StoreError};
-use crate::tiles::{self, JobListing, StoredTile, put_tile, tile_stat};
+use crate::tiles::{self, StoredTile, put_tile, tile_stat};
 use crate::upload::{Appender, Prepender};
 
 /// The colormap of the stored `image.png`. Other colormaps are applied by
@@ -125,21 +126,17 @@ async fn stitch_marked(
     let started_ms = crate::job::unix_ms();
     let params = read_params(&**store, job).await?;
     // A job listed whole answers everything below with this one listing.
-    let listing = JobListing::read(&**store, job, &params).await?;
-    if tiles::exists(&**store, listing.as_ref(), &job.result_key()).await? {
+    let progress = Progress::read(&**store, job, &params).await?;
+    if progress.finished().await? {
         return Ok(StitchOutcome::AlreadyDone);
     }
-    if tiles::exists(&**store, listing.as_ref(), &job.cancelled_key()).await? {
+    if progress.cancelled().await? {
         return Ok(StitchOutcome::Cancelled);
     }
     if let Some(attempt) = &attempt {
         records::mark_attempt(&**store, job, attempt).await;
     }
-    let mut rows = match listing {
-        Some(l) => Rows::Listed(l.into_listed_rows()),
-        None => Rows::Marked,
-    };
-    let range = image_range(&**store, job, &params, &rows).await?;
+    let (range, mut rows) = progress.into_stitch_rows().await?;
     let side = params.image_side();
     let mut png = Appender::start(&**store, &job.image_key()).await?;
     let npy_size = npy_header(side as usize, side as usize).len() as u64 + 2 * side * side;
@@ -191,68 +188,6 @@ async fn stitch_marked(
         }
         PutOutcome::AlreadyExists => Ok(StitchOutcome::AlreadyDone),
     }
-}
-
-/// Where the stitch finds each row's tiles: in the job's one listing, or
-/// row by row (a job too large to list whole, tracked by row markers).
-enum Rows {
-    Listed(BTreeMap<u32, BTreeMap<u32, StoredTile>>),
-    Marked,
-}
-
-impl Rows {
-    /// The listed tiles of `row` (taken: each row is fetched once), or
-    /// `None` if the row is to be listed.
-    fn take(&mut self, row: u32) -> Option<BTreeMap<u32, StoredTile>> {
-        match self {
-            Rows::Listed(rows) => Some(rows.remove(&row).unwrap_or_default()),
-            Rows::Marked => None,
-        }
-    }
-}
-
-/// The count range of the whole image: from the job's listing, or from
-/// the row markers, where a row with no marker (its last writer died after
-/// storing its tile) is listed instead. A row with tiles missing makes the
-/// stitch fail, naming them.
-async fn image_range(
-    store: &dyn ObjectStore,
-    job: &JobId,
-    params: &RenderParams,
-    rows: &Rows,
-) -> Result<CountRange, PipelineError> {
-    let marked = match rows {
-        Rows::Listed(_) => BTreeMap::new(),
-        Rows::Marked => tiles::finished_rows(store, job, params).await?,
-    };
-    let mut range = marked.values().fold(CountRange::EMPTY, |r, &m| r.merge(m));
-    let mut missing = Vec::new();
-    for row in (0..params.tiles_per_side).filter(|r| !marked.contains_key(r)) {
-        let listed;
-        let stored = match rows {
-            Rows::Listed(rows) => match rows.get(&row) {
-                Some(r) => r,
-                None => &BTreeMap::new(),
-            },
-            Rows::Marked => {
-                listed = tiles::row_tiles(store, job, params, row).await?;
-                &listed
-            }
-        };
-        range = stored.values().fold(range, |r, t| r.merge(t.range));
-        missing.extend(
-            (0..params.tiles_per_side)
-                .filter(|col| !stored.contains_key(col))
-                .map(|col| TileId::new(row, col)),
-        );
-    }
-    if !missing.is_empty() {
-        return Err(PipelineError::MissingTiles {
-            job: job.clone(),
-            missing,
-        });
-    }
-    Ok(range)
 }
 
 /// One row of tiles, fetched: `P` rows of counts across the whole image.
@@ -318,7 +253,7 @@ async fn write_outputs(
     store: &Arc<dyn ObjectStore>,
     job: &JobId,
     params: &RenderParams,
-    rows: &mut Rows,
+    rows: &mut RowTiles,
     range: CountRange,
     png: &mut Appender<'_>,
     npy: &mut Prepender<'_>,
@@ -462,7 +397,7 @@ impl PyramidUploads {
 
 /// Fetches one row of tiles with bounded parallelism into a band, checking
 /// each blob's size, recorded checksum and named range. The row is known
-/// whole ([`image_range`]), so a tile that fails a check, or is no longer
+/// whole ([`Progress::into_stitch_rows`]), so a tile that fails a check, or is no longer
 /// listed whole, was damaged since: it is rendered again (and its good
 /// bytes put back), never stitched as it is. The row's tiles are `listed`
 /// already, or listed now.

@@ -7,12 +7,13 @@ use mandel_core::RenderParams;
 use crate::error::PipelineError;
 use crate::estimate::Submission;
 use crate::job::{Failure, JobId, ResultManifest, StitchAttempt, TileMessage};
+use crate::progress::Progress;
 use crate::queue::Queue;
 use crate::records::{
-    self, read_attempt, read_failures, read_result, restart_stitch, write_params, write_submission,
+    self, read_attempt, read_failures_at, read_result, restart_stitch, write_params,
+    write_submission,
 };
-use crate::store::{ObjectMeta, ObjectStore};
-use crate::tiles::{self, JobListing, finished_rows, missing_tiles};
+use crate::store::ObjectStore;
 use tracing::warn;
 
 /// Tile messages built and sent at a time by [`submit`].
@@ -63,8 +64,8 @@ pub async fn submit_recorded(
     // answering with X's picture.
     write_params(store, &job, params).await?;
     // A job listed whole: one listing answers every question below.
-    let listing = JobListing::read(store, &job, params).await?;
-    if tiles::exists(store, listing.as_ref(), &job.result_key()).await? {
+    let progress = Progress::read(store, &job, params).await?;
+    if progress.finished().await? {
         return Ok(Submitted {
             job,
             enqueued: 0,
@@ -72,23 +73,16 @@ pub async fn submit_recorded(
             finished: true,
         });
     }
-    let failures = match &listing {
-        Some(l) => l.failures(&job).cloned().collect(),
-        None => keys(store.list(&job.failed_prefix()).await?),
-    };
-    for key in failures {
+    for key in progress.failure_keys().await? {
         store.delete(&key).await?;
     }
-    if listing.as_ref().is_none_or(|l| l.has(&job.cancelled_key())) {
+    if progress.may_have(&job.cancelled_key()) {
         store.delete(&job.cancelled_key()).await?;
     }
     if let Some(submission) = submission {
         write_submission(store, &job, submission).await?;
     }
-    let missing = match &listing {
-        Some(l) => l.missing(params),
-        None => missing_tiles(store, &job, params).await?,
-    };
+    let missing = progress.missing().await?;
     if missing.is_empty() {
         // A fresh stitch attempt: an earlier one that died is forgotten.
         restart_stitch(store, stitch_queue, &job).await?;
@@ -108,10 +102,6 @@ pub async fn submit_recorded(
         already_stored: params.tile_count() - missing.len() as u64,
         finished: false,
     })
-}
-
-fn keys(listed: Vec<ObjectMeta>) -> Vec<String> {
-    listed.into_iter().map(|m| m.key).collect()
 }
 
 /// Marks the job cancelled: workers acknowledge its remaining messages
@@ -195,26 +185,27 @@ pub async fn wait_for_result(
     let mut resent_for_death = false;
     let mut attempt = None;
     loop {
-        let seen = look(store, job, params).await?;
-        if seen.result
+        // A cost that does not grow with the job: one listing of a job
+        // listed whole (progress by tile); for a larger one its row
+        // markers (progress by row), its failure records and two HEADs.
+        let seen = Progress::read(store, job, params).await?;
+        if seen.finished().await?
             && let Some(manifest) = read_result(store, job).await?
         {
             progress(params.tile_count());
             return Ok(manifest);
         }
-        if seen.failed {
-            let failures = read_failures(store, job).await?;
-            if !failures.is_empty() {
-                return Err(PipelineError::JobFailed {
-                    job: job.clone(),
-                    failures,
-                });
-            }
+        let failures = read_failures_at(store, &seen.failure_keys().await?).await?;
+        if !failures.is_empty() {
+            return Err(PipelineError::JobFailed {
+                job: job.clone(),
+                failures,
+            });
         }
-        if seen.cancelled {
+        if seen.cancelled().await? {
             return Err(PipelineError::Cancelled { job: job.clone() });
         }
-        let done = seen.tiles_done;
+        let done = seen.stored();
         if last != Some(done) {
             progress(done);
             last = Some(done);
@@ -228,7 +219,7 @@ pub async fn wait_for_result(
             // The marker is read once per attempt: it changes only when a
             // new attempt starts, which matters only once this one would
             // count as killed.
-            attempt = match (seen.stitching, attempt) {
+            attempt = match (seen.stitching(), attempt) {
                 (Some(false), _) => None,
                 (_, Some(a)) if !killed(&a) => Some(a),
                 _ => read_attempt(store, job).await?,
@@ -260,47 +251,6 @@ pub async fn wait_for_result(
         }
         tokio::time::sleep(policy.poll_every).await;
     }
-}
-
-/// What one poll of a job sees.
-struct Seen {
-    result: bool,
-    failed: bool,
-    cancelled: bool,
-    /// Whether a stitch has started, if the look could tell.
-    stitching: Option<bool>,
-    /// Tiles stored whole; for a job too large to list whole, those of the
-    /// finished rows.
-    tiles_done: u64,
-}
-
-/// Looks at a job at a cost that does not grow with it: a job
-/// [`listed_whole`](tiles::listed_whole) in one listing (progress by
-/// tile); a larger one
-/// through its row markers (progress by row), its failure records and two
-/// HEADs.
-async fn look(
-    store: &dyn ObjectStore,
-    job: &JobId,
-    params: &RenderParams,
-) -> Result<Seen, PipelineError> {
-    if let Some(l) = JobListing::read(store, job, params).await? {
-        return Ok(Seen {
-            result: l.has(&job.result_key()),
-            failed: l.failures(job).next().is_some(),
-            cancelled: l.has(&job.cancelled_key()),
-            stitching: Some(l.has(&job.stitching_key())),
-            tiles_done: l.stored(),
-        });
-    }
-    let rows = finished_rows(store, job, params).await?.len() as u64;
-    Ok(Seen {
-        result: store.head(&job.result_key()).await?.is_some(),
-        failed: !store.list(&job.failed_prefix()).await?.is_empty(),
-        cancelled: store.head(&job.cancelled_key()).await?.is_some(),
-        stitching: None,
-        tiles_done: rows * u64::from(params.tiles_per_side),
-    })
 }
 
 /// The failure of a stitch that was killed.

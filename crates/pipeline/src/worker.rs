@@ -34,10 +34,11 @@ use crate::error::PipelineError;
 use crate::events;
 use crate::job::{Failed, Failure, JobId, TileMessage, TileStat};
 use crate::params_cache::ParamsCache;
+use crate::progress::Progress;
 use crate::queue::{Delivery, Queue};
 use crate::records::{self, send_stitch};
 use crate::store::ObjectStore;
-use crate::tiles::{self, JobListing};
+use crate::tiles;
 
 /// What handling one tiles-queue message did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -439,30 +440,24 @@ impl TileWorker {
         Ok(stored(compute_us))
     }
 
-    /// Sends the stitch message if every tile of the job is stored: for a
-    /// job [`listed_whole`](tiles::listed_whole), one listing of it;
-    /// otherwise it marks those of `rows` (just written to) that are whole,
-    /// and if it marked one, looks at the row markers. Returns whether the
-    /// job is complete.
+    /// Sends the stitch message if every tile of the job is stored, as
+    /// [`Progress::after_storing`] sees it after this batch stored tiles
+    /// in `rows`. Returns whether the job is complete.
     async fn complete_if_done(
         &self,
         job: &JobId,
         params: &RenderParams,
         rows: &BTreeSet<u32>,
     ) -> Result<bool, PipelineError> {
-        let store = &*self.store;
-        let complete = if let Some(listing) = JobListing::read(store, job, params).await? {
-            self.saw_cancelled(job, listing.has(&job.cancelled_key()));
-            listing.stored() == params.tile_count()
-        } else {
-            let mut marked = false;
-            for &row in rows {
-                marked |= tiles::mark_row(store, job, params, row).await?.is_some();
-            }
-            marked
-                && tiles::finished_rows(store, job, params).await?.len() as u32
-                    == params.tiles_per_side
+        let seen = Progress::after_storing(&*self.store, job, params, rows.iter().copied()).await?;
+        let Some(seen) = seen else {
+            return Ok(false);
         };
+        if let Some(listing) = seen.listing() {
+            // The job's listing shows its cancel marker: a look for free.
+            self.saw_cancelled(job, listing.has(&job.cancelled_key()));
+        }
+        let complete = seen.complete();
         if complete {
             send_stitch(&*self.stitch_queue, job).await?;
         }

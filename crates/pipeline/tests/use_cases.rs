@@ -311,7 +311,7 @@ async fn stitch_refuses_missing_tiles_and_renders_corrupt_ones_again() {
         .await
         .unwrap();
     // A truncated blob does not count as stored: a re-run would send it again.
-    let stored = mandel_pipeline::tiles::stored_tiles(&*r.store, &job, &p)
+    let stored = mandel_pipeline::progress::stored_tiles(&*r.store, &job, &p)
         .await
         .unwrap();
     assert_eq!(stored.len(), 8);
@@ -424,7 +424,7 @@ async fn a_cancelled_job_is_skipped_and_resumes_when_submitted_again() {
             .is_empty(),
         "skipped messages succeed, so they are deleted"
     );
-    let stored = mandel_pipeline::tiles::stored_tiles(&*r.store, &job, &p)
+    let stored = mandel_pipeline::progress::stored_tiles(&*r.store, &job, &p)
         .await
         .unwrap();
     assert_eq!(stored.len(), 3, "nothing rendered after the cancel");
@@ -1164,7 +1164,7 @@ async fn a_job_too_large_to_list_whole_is_tracked_by_row_markers() {
         max_iter: 50,
         ..small()
     };
-    assert!(p.tile_count() > mandel_pipeline::tiles::ONE_LISTING);
+    assert!(p.tile_count() > mandel_pipeline::progress::ONE_LISTING);
     let job = submit(&*r.store, &*r.tiles, &*r.stitches, &p, None)
         .await
         .unwrap()

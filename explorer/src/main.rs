@@ -107,13 +107,13 @@ async fn main() -> Result<()> {
                 .await
                 .with_context(|| format!("connecting to the deployment of bucket {bucket}"))?;
             let renderer = Renderer::Fleet {
-                store: cloud.store.clone(),
-                tiles_queue: cloud.tiles.clone(),
+                store: cloud.ports.store.clone(),
+                tiles_queue: cloud.ports.tiles.clone(),
                 timeout: Duration::from_secs(args.tile_timeout),
             };
             (
                 renderer,
-                Some(cloud.store),
+                Some(cloud.ports.store),
                 format!("by the workers of bucket {bucket}"),
             )
         }

@@ -11,7 +11,7 @@ use mandel_pipeline::estimate::Submission;
 use mandel_pipeline::inspect::{JobStatus, JobSummary, StitchState, job_status, list_jobs};
 use mandel_pipeline::{
     CancelOutcome, Failed, JobId, PipelineError, ResultManifest, Submitted, WaitPolicy, cancel,
-    progress::Progress, submit_recorded, wait_for_result,
+    progress::Progress, submit, wait_for_result,
 };
 
 use crate::cli::{Mode, Request, Wait};
@@ -35,15 +35,7 @@ pub async fn submit_job(
     let announce = matches!(req.mode, Mode::Cloud { wait: Some(_), .. }) && !req.json;
     let job = job.or_else(|| fresh.then(|| fresh_id(&req.params)));
     let started = std::time::Instant::now();
-    let submitted = submit_recorded(
-        &*cloud.store,
-        &*cloud.tiles,
-        &*cloud.stitch,
-        &req.params,
-        job,
-        Some(submission),
-    )
-    .await?;
+    let submitted = submit(&cloud.ports, &req.params, job, Some(submission)).await?;
     if announce {
         eprintln!(
             "job {} in s3://{}: {} tiles enqueued, {} already stored{} ({:.1} s)",
@@ -89,9 +81,7 @@ pub async fn wait(
     };
     let waited = tokio::time::timeout(
         wait.timeout,
-        wait_for_result(&*cloud.store, &*cloud.stitch, job, params, policy, |n| {
-            bar.set_position(n)
-        }),
+        wait_for_result(&cloud.ports, job, params, policy, |n| bar.set_position(n)),
     )
     .await;
     match waited {
@@ -112,7 +102,7 @@ pub async fn wait(
         }
         Ok(r) => Ok(r?),
         Err(_) => {
-            let missing = Progress::read(&*cloud.store, job, params)
+            let missing = Progress::read(&*cloud.ports.store, job, params)
                 .await?
                 .missing()
                 .await?;
@@ -133,7 +123,7 @@ pub async fn wait(
 /// `--cancel JOB`.
 pub async fn cancel_job(bucket: &str, job: &JobId, json: bool) -> Result<()> {
     let cloud = connect(bucket).await?;
-    let outcome = cancel(&*cloud.store, job).await?;
+    let outcome = cancel(&*cloud.ports.store, job).await?;
     if json {
         let outcome = match outcome {
             CancelOutcome::Cancelled => "cancelled",
@@ -157,7 +147,7 @@ pub async fn cancel_job(bucket: &str, job: &JobId, json: bool) -> Result<()> {
 /// `--list`.
 pub async fn list(bucket: &str, json: bool) -> Result<()> {
     let cloud = connect(bucket).await?;
-    let jobs = list_jobs(&*cloud.store).await?;
+    let jobs = list_jobs(&*cloud.ports.store).await?;
     if json {
         println!("{}", serde_json::json!({ "jobs": jobs }));
         return Ok(());
@@ -195,7 +185,7 @@ fn utc(ms: u64) -> String {
 /// `--status JOB`.
 pub async fn status(bucket: &str, job: &JobId, json: bool) -> Result<()> {
     let cloud = connect(bucket).await?;
-    let status = match job_status(&*cloud.store, job).await {
+    let status = match job_status(&*cloud.ports.store, job).await {
         Err(PipelineError::UnknownJob { .. }) => bail!("no job {job} in s3://{bucket}"),
         r => r?,
     };

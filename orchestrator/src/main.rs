@@ -15,7 +15,7 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mandel_aws::Cloud;
 use mandel_core::RenderParams;
-use mandel_core::png;
+use mandel_core::picture;
 use mandel_pipeline::estimate::Submission;
 use mandel_pipeline::estimate::{self, Actual, Cost, Estimate, Profile, Target};
 use mandel_pipeline::{
@@ -24,6 +24,7 @@ use mandel_pipeline::{
 };
 use serde::Serialize;
 use serde_json::json;
+use std::io::Write;
 
 use cli::{Cli, Mode, UsageError};
 
@@ -200,7 +201,7 @@ async fn render_remote(
     let manifest = cloud::wait(cloud, &submitted.job, &req.params, wait, &bar).await?;
     let waited = waiting.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    let store = &*cloud.store;
+    let store = &*cloud.ports.store;
     write_outputs(store, &manifest, req, &scratch_parent(req)).await?;
     let stats = read_stats(store, &manifest.job).await?;
     let counts = req.counts_out.is_some();
@@ -409,82 +410,73 @@ async fn write_outputs(
         }
     };
     let (colormap, out, pyramid) = (req.colormap, req.out.clone(), req.pyramid.clone());
-    tokio::task::spawn_blocking(move || -> Result<()> {
-        let open = || -> Result<_> {
-            Ok(std::io::BufReader::new(
-                std::fs::File::open(&counts)
-                    .with_context(|| format!("reading {}", counts.display()))?,
-            ))
-        };
-        if recolour {
-            let file = std::fs::File::create(&out)
-                .with_context(|| format!("writing {}", out.display()))?;
-            let mut png = std::io::BufWriter::new(file);
-            png::recolour_npy(open()?, colormap, &mut png).context("encoding the PNG")?;
-            png.into_inner()
-                .map_err(|e| e.into_error())
-                .with_context(|| format!("writing {}", out.display()))?;
-        }
-        if let Some(dir) = pyramid {
-            write_pyramid(open()?, colormap, &dir)?;
-        }
-        Ok(())
+    tokio::task::spawn_blocking(move || {
+        make_picture(
+            &counts,
+            colormap,
+            recolour.then_some(&*out),
+            pyramid.as_deref(),
+        )
     })
     .await
     .expect("recolouring panicked")
 }
 
-/// `--pyramid DIR`: a Deep Zoom pyramid of the picture, coloured as the
-/// PNG, built a row at a time from the counts: `DIR/image.dzi`,
-/// `DIR/image_files/<level>/<col>_<row>.png`, and `DIR/index.html`, the
-/// viewer, which opens it even as a file.
-fn write_pyramid(
-    npy: impl std::io::Read + std::io::Seek,
+/// Makes the picture of the counts at `npy` in `colormap`, in one pass: the
+/// PNG at `out`, and with `pyramid` a Deep Zoom pyramid coloured as the PNG
+/// (`DIR/image.dzi`, `DIR/image_files/<level>/<col>_<row>.png`, and
+/// `DIR/index.html`, the viewer, which opens it even as a file).
+fn make_picture(
+    npy: &Path,
     colormap: mandel_core::Colormap,
-    dir: &Path,
+    out: Option<&Path>,
+    pyramid: Option<&Path>,
 ) -> Result<()> {
-    use mandel_core::pyramid::{Pyramid, Tile};
-    let put = |path: &str, bytes: &[u8]| -> Result<()> {
+    let reading = || format!("reading {}", npy.display());
+    let npy = std::io::BufReader::new(std::fs::File::open(npy).with_context(reading)?);
+    let mut png = match out {
+        Some(out) => Some(std::io::BufWriter::new(
+            std::fs::File::create(out).with_context(|| format!("writing {}", out.display()))?,
+        )),
+        None => None,
+    };
+    let put = |dir: &Path, path: &str, bytes: &[u8]| -> std::io::Result<()> {
         let path = dir.join(path);
         if let Some(folder) = path.parent() {
-            std::fs::create_dir_all(folder)
-                .with_context(|| format!("writing {}", folder.display()))?;
+            std::fs::create_dir_all(folder)?;
         }
-        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
+        std::fs::write(&path, bytes)
     };
-    let write =
-        |tiles: Vec<Tile>| -> Result<()> { tiles.iter().try_for_each(|t| put(&t.path(), &t.png)) };
-    /// The pyramid once the counts' shape and range are known.
-    struct Building {
-        pyramid: Pyramid,
-        palette: Vec<[u8; 3]>,
-        rgb: Vec<u8>,
-        size: (usize, usize),
+    let outputs = picture::Outputs {
+        png: png.is_some(),
+        pyramid: pyramid.is_some(),
+    };
+    let written = picture::from_npy(
+        npy,
+        colormap,
+        outputs,
+        |bytes| match &mut png {
+            Some(png) => png.write_all(bytes),
+            None => Ok(()),
+        },
+        |tiles| match pyramid {
+            Some(dir) => tiles.iter().try_for_each(|t| put(dir, &t.path(), &t.png)),
+            None => Ok(()),
+        },
+    );
+    let (w, h) = written.context("making the picture")?;
+    if let (Some(png), Some(out)) = (png, out) {
+        png.into_inner()
+            .map_err(|e| e.into_error())
+            .with_context(|| format!("writing {}", out.display()))?;
     }
-    let mut built: Option<Building> = None;
-    let mut failed = None;
-    png::npy_rows_top_first(npy, |shape, range, row| {
-        let b = built.get_or_insert_with(|| Building {
-            pyramid: Pyramid::new(shape.width, shape.height),
-            palette: colormap.palette(range.min, range.max),
-            rgb: vec![0; shape.width * 3],
-            size: (shape.width, shape.height),
-        });
-        png::colour_row(&b.palette, row, &mut b.rgb);
-        let tiles = b.pyramid.push_row(&b.rgb)?;
-        if let Err(e) = write(tiles) {
-            failed = Some(e);
-            return Err(std::io::Error::other("writing the pyramid").into());
+    if let Some(dir) = pyramid {
+        for (path, body) in mandel_core::viewer::pyramid_files(w, h) {
+            put(dir, path, body.as_bytes())
+                .with_context(|| format!("writing {}", dir.join(path).display()))?;
         }
-        Ok(())
-    })
-    .map_err(|e| failed.take().unwrap_or_else(|| anyhow::Error::new(e)))?;
-    let b = built.context("the counts have no rows")?;
-    let (w, h) = b.size;
-    write(b.pyramid.finish().context("encoding the pyramid")?)?;
-    mandel_core::viewer::pyramid_files(w, h)
-        .iter()
-        .try_for_each(|(path, body)| put(path, body.as_bytes()))
+    }
+    Ok(())
 }
 
 pub(crate) fn progress_bar(total: u64) -> ProgressBar {

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use mandel_pipeline::{
-    BUCKET_ENV, Deployment, ObjectStore, PipelineError, Queue, RetryPolicy, Retrying,
+    BUCKET_ENV, Deployment, ObjectStore, PipelineError, Ports, RetryPolicy, Retrying,
 };
 
 use crate::{AwsClients, S3Store, SqsQueue};
@@ -11,9 +11,8 @@ use crate::{AwsClients, S3Store, SqsQueue};
 #[derive(Clone, Debug)]
 pub struct Cloud {
     pub deployment: Deployment,
-    pub store: Arc<dyn ObjectStore>,
-    pub tiles: Arc<dyn Queue>,
-    pub stitch: Arc<dyn Queue>,
+    /// The bucket and the two queues, as the use cases take them.
+    pub ports: Ports,
     tiles_sqs: SqsQueue,
     stitch_sqs: SqsQueue,
 }
@@ -39,9 +38,11 @@ impl Cloud {
         let stitch_sqs = SqsQueue::new(clients.sqs.clone(), &deployment.stitch_queue_url);
         Ok(Cloud {
             deployment,
-            store,
-            tiles: Arc::new(Retrying::new(tiles_sqs.clone(), policy)),
-            stitch: Arc::new(Retrying::new(stitch_sqs.clone(), policy)),
+            ports: Ports {
+                store,
+                tiles: Arc::new(Retrying::new(tiles_sqs.clone(), policy)),
+                stitch: Arc::new(Retrying::new(stitch_sqs.clone(), policy)),
+            },
             tiles_sqs,
             stitch_sqs,
         })

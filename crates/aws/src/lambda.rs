@@ -84,8 +84,8 @@ where
     };
     let handle = build(&setup);
     let queue: &dyn Queue = match function {
-        Function::Worker => &*setup.cloud.tiles,
-        Function::Stitch => &*setup.cloud.stitch,
+        Function::Worker => &*setup.cloud.ports.tiles,
+        Function::Stitch => &*setup.cloud.ports.stitch,
     };
     run_function(queue, limits, args.poll.then_some(poll_batch), handle).await
 }

@@ -28,6 +28,7 @@ pub mod explore;
 pub mod geometry;
 pub mod kernel;
 pub mod params;
+pub mod picture;
 pub mod png;
 pub mod pyramid;
 pub mod viewer;

@@ -39,28 +39,6 @@ pub fn write_png<W: Write>(
     Ok(())
 }
 
-/// Colours a counts `.npy` (as [`CountsImage::write_npy`] writes it) into a
-/// PNG exactly as [`write_png`] would colour the counts, reading it a row at
-/// a time: one pass for the count range, one for the rows, top first.
-pub fn recolour_npy<R: Read + Seek, W: Write>(
-    npy: R,
-    colormap: Colormap,
-    mut out: W,
-) -> Result<(), EncodingError> {
-    let mut png: Option<PngRows> = None;
-    npy_rows_top_first(npy, |shape, range, row| {
-        let rows = match &mut png {
-            Some(rows) => rows,
-            None => png.insert(PngRows::new(shape.width, shape.height, colormap, range)?),
-        };
-        rows.write_row(row)?;
-        out.write_all(&rows.take_bytes())?;
-        Ok(())
-    })?;
-    out.write_all(&png.expect("a picture has rows").finish()?)?;
-    Ok(())
-}
-
 /// Reads a counts `.npy` a row at a time: a first pass for the image's
 /// count range, then `each(shape, range, row)` for every row, top (`ymax`)
 /// first, as pictures are written.
@@ -217,29 +195,6 @@ impl Write for Shared {
 mod tests {
     use super::*;
     use crate::geometry::TileId;
-
-    #[test]
-    fn a_recoloured_npy_is_the_png_of_its_counts() {
-        let mut counts = CountsImage::new(3, 2);
-        counts.place_tile(1, TileId::new(0, 1), &[7]);
-        counts.place_tile(1, TileId::new(1, 2), &[300]);
-        counts.place_tile(1, TileId::new(1, 0), &[2]);
-        let npy = counts.to_npy();
-        for colormap in [Colormap::Viridis, Colormap::Gray] {
-            let mut out = Vec::new();
-            recolour_npy(io::Cursor::new(&npy), colormap, &mut out).unwrap();
-            assert_eq!(out, encode_png(&counts, colormap).unwrap());
-        }
-        let mut out = Vec::new();
-        assert!(
-            recolour_npy(
-                io::Cursor::new(&npy[..npy.len() - 1]),
-                Colormap::Gray,
-                &mut out
-            )
-            .is_err()
-        );
-    }
 
     #[test]
     fn counts_row_zero_is_the_bottom_of_the_picture() {

@@ -17,11 +17,12 @@ use crate::estimate::Submission;
 use crate::job::ResultManifest;
 use crate::memory::MemoryQueue;
 use crate::poller::{PollConfig, one_at_a_time, poll};
+use crate::ports::Ports;
 use crate::queue::Queue;
 use crate::spill::SpillStore;
 use crate::stitch::{Pyramid, handle_stitch_delivery};
 use crate::store::ObjectStore;
-use crate::submit::{WaitPolicy, submit_recorded, wait_for_result};
+use crate::submit::{WaitPolicy, submit, wait_for_result};
 use crate::worker::TileWorker;
 
 /// Tile messages waiting at most (plus one submit chunk).
@@ -109,17 +110,15 @@ pub async fn render_embedded(
     // it runs beside the wait for the result.
     let job = crate::job::JobId::for_params(params);
     let policy = WaitPolicy::polling(Duration::from_millis(20));
+    let ports = Ports {
+        store,
+        tiles,
+        stitch: stitches,
+    };
     let render = async {
         let (_, manifest) = tokio::try_join!(
-            submit_recorded(
-                &*store,
-                &*tiles,
-                &*stitches,
-                params,
-                Some(job.clone()),
-                submission
-            ),
-            wait_for_result(&*store, &*stitches, &job, params, policy, progress),
+            submit(&ports, params, Some(job.clone()), submission),
+            wait_for_result(&ports, &job, params, policy, progress),
         )?;
         Ok(manifest)
     };

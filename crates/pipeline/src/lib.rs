@@ -58,6 +58,7 @@ mod job;
 mod memory;
 mod params_cache;
 mod poller;
+mod ports;
 pub mod process;
 pub mod progress;
 mod queue;
@@ -85,17 +86,16 @@ pub use job::{
 pub use memory::{MemoryQueue, MemoryStore};
 pub use params_cache::ParamsCache;
 pub use poller::{PollConfig, PollStats, invoke, one_at_a_time, poll};
+pub use ports::Ports;
 pub use queue::{Delivery, Queue, QueueError};
 pub use retry::{RetryPolicy, Retrying};
 pub use spill::SpillStore;
-pub use stitch::{Pyramid, STORED_COLORMAP, StitchOutcome, handle_stitch_delivery, stitch};
+pub use stitch::{Pyramid, STORED_COLORMAP, StitchOutcome, handle_stitch_delivery};
 pub use store::{
     MAX_PARTS, MIN_PART_SIZE, Metadata, Object, ObjectMeta, ObjectStore, PartTag, PutMode,
     PutOutcome, StoreError, UploadId, validate_completion, validate_key, validate_metadata,
     validate_part,
 };
-pub use submit::{
-    CancelOutcome, Submitted, WaitPolicy, cancel, submit, submit_recorded, wait_for_result,
-};
+pub use submit::{CancelOutcome, Submitted, WaitPolicy, cancel, submit, wait_for_result};
 pub use upload::PART_SIZE;
 pub use worker::{BatchOutcome, CANCEL_RECHECK, TileOutcome, TileWorker, stop_margin};

@@ -7,8 +7,8 @@ use mandel_core::RenderParams;
 use crate::error::PipelineError;
 use crate::estimate::Submission;
 use crate::job::{Failure, JobId, ResultManifest, StitchAttempt, TileMessage};
+use crate::ports::Ports;
 use crate::progress::Progress;
-use crate::queue::Queue;
 use crate::records::{
     self, read_attempt, read_failures_at, read_result, restart_stitch, write_params,
     write_submission,
@@ -37,26 +37,17 @@ pub struct Submitted {
 /// alone. If every tile is stored but no result exists, a stitch message is
 /// sent instead. A re-run also clears the job's failure records and cancel
 /// marker: it is a fresh attempt at what is missing.
+///
+/// `job` is the params' content hash unless given (`--job`, `--fresh`);
+/// `submission` (the estimate shown to the user) is recorded in the job
+/// for its report, unless the job is already finished.
 pub async fn submit(
-    store: &dyn ObjectStore,
-    tiles_queue: &dyn Queue,
-    stitch_queue: &dyn Queue,
-    params: &RenderParams,
-    job: Option<JobId>,
-) -> Result<Submitted, PipelineError> {
-    submit_recorded(store, tiles_queue, stitch_queue, params, job, None).await
-}
-
-/// [`submit`], recording `submission` (the estimate shown to the user) in
-/// the job for its report, unless the job is already finished.
-pub async fn submit_recorded(
-    store: &dyn ObjectStore,
-    tiles_queue: &dyn Queue,
-    stitch_queue: &dyn Queue,
+    ports: &Ports,
     params: &RenderParams,
     job: Option<JobId>,
     submission: Option<&Submission>,
 ) -> Result<Submitted, PipelineError> {
+    let (store, tiles_queue, stitch_queue) = (&*ports.store, &*ports.tiles, &*ports.stitch);
     params.validate()?;
     let job = job.unwrap_or_else(|| JobId::for_params(params));
     // The params first: a job id given with other params (`--job X` and a
@@ -172,13 +163,13 @@ const KILLED_AFTER: Duration = Duration::from_secs(10);
 /// ([`WaitPolicy::restitch_after`]), so it is never stuck while a client
 /// waits; a client that comes back (`--job`) re-submits, which does the same.
 pub async fn wait_for_result(
-    store: &dyn ObjectStore,
-    stitch_queue: &dyn Queue,
+    ports: &Ports,
     job: &JobId,
     params: &RenderParams,
     policy: WaitPolicy,
     mut progress: impl FnMut(u64),
 ) -> Result<ResultManifest, PipelineError> {
+    let (store, stitch_queue) = (&*ports.store, &*ports.stitch);
     let mut last = None;
     let mut complete_since: Option<tokio::time::Instant> = None;
     let mut grace = policy.restitch_after;

@@ -9,10 +9,11 @@ use mandel_core::{CountsImage, RenderParams, TileId, Viewport, kernel, pyramid};
 use mandel_pipeline::faults::Flaky;
 use mandel_pipeline::{
     CANCEL_RECHECK, CancelOutcome, Delivery, Failed, JobId, MemoryQueue, MemoryStore, Metadata,
-    ObjectStore, PipelineError, PutMode, Pyramid, Queue, RetryPolicy, Retrying, StitchOutcome,
-    Submitted, TileMessage, TileOutcome, TileWorker, WaitPolicy, cancel, handle_stitch_delivery,
+    ObjectStore, PipelineError, Ports, PutMode, Pyramid, Queue, RetryPolicy, Retrying,
+    StitchMessage, StitchOutcome, Submitted, TileMessage, TileOutcome, TileWorker, WaitPolicy,
+    cancel, handle_stitch_delivery,
     records::{read_failures, read_stats},
-    render_embedded, stitch, submit, wait_for_result,
+    render_embedded, submit, wait_for_result,
 };
 
 fn small() -> RenderParams {
@@ -37,10 +38,16 @@ struct Rig {
 }
 
 impl Rig {
+    fn ports(&self) -> Ports {
+        Ports {
+            store: Arc::clone(&self.store),
+            tiles: self.tiles.clone(),
+            stitch: self.stitches.clone(),
+        }
+    }
+
     async fn submit(&self, p: &RenderParams) -> Submitted {
-        submit(&*self.store, &*self.tiles, &*self.stitches, p, None)
-            .await
-            .unwrap()
+        submit(&self.ports(), p, None, None).await.unwrap()
     }
 
     /// Submits the job and renders every tile; the stitch message is left
@@ -79,6 +86,17 @@ fn rig_on(store: Arc<dyn ObjectStore>) -> Rig {
         stitches,
         worker,
     }
+}
+
+/// Stitches `job` as the stitch function does, on a first delivery of its
+/// message.
+async fn stitch(
+    store: &Arc<dyn ObjectStore>,
+    job: &JobId,
+    pyramid: Pyramid,
+) -> Result<StitchOutcome, PipelineError> {
+    let body = serde_json::to_string(&StitchMessage { job: job.clone() }).unwrap();
+    handle_stitch_delivery(store, &delivery("stitch", body, 1), None, pyramid).await
 }
 
 /// Polls often; re-sends a stitch message after 50 ms.
@@ -122,9 +140,7 @@ async fn invalid_params_write_nothing() {
         max_iter: 0,
         ..small()
     };
-    let err = submit(&*r.store, &*r.tiles, &*r.stitches, &bad, None)
-        .await
-        .unwrap_err();
+    let err = submit(&r.ports(), &bad, None, None).await.unwrap_err();
     assert!(matches!(err, PipelineError::InvalidParams(_)), "{err}");
     assert!(r.store.list("").await.unwrap().is_empty());
     assert!(r.tiles.is_empty() && r.stitches.is_empty());
@@ -191,15 +207,9 @@ async fn a_job_runs_once_even_with_duplicate_messages() {
     // Its id with other params is refused, not answered with its picture.
     let other = RenderParams { max_iter: 201, ..p };
     let before = r.store.list("").await.unwrap();
-    let err = submit(
-        &*r.store,
-        &*r.tiles,
-        &*r.stitches,
-        &other,
-        Some(submitted.job.clone()),
-    )
-    .await
-    .unwrap_err();
+    let err = submit(&r.ports(), &other, Some(submitted.job.clone()), None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, PipelineError::ParamsConflict { .. }), "{err}");
     assert_eq!(r.store.list("").await.unwrap(), before, "nothing written");
     assert!(r.tiles.is_empty() && r.stitches.is_empty());
@@ -432,7 +442,7 @@ async fn a_cancelled_job_is_skipped_and_resumes_when_submitted_again() {
         stitch(&r.store, &job, Pyramid::Skip).await.unwrap(),
         StitchOutcome::Cancelled
     );
-    let err = wait_for_result(&*r.store, &*r.stitches, &job, &p, quick_wait(), |_| {})
+    let err = wait_for_result(&r.ports(), &job, &p, quick_wait(), |_| {})
         .await
         .unwrap_err();
     assert!(matches!(err, PipelineError::Cancelled { .. }), "{err}");
@@ -451,7 +461,7 @@ async fn a_cancelled_job_is_skipped_and_resumes_when_submitted_again() {
             .await
             .unwrap();
     }
-    let m = wait_for_result(&*r.store, &*r.stitches, &job, &p, quick_wait(), |_| {})
+    let m = wait_for_result(&r.ports(), &job, &p, quick_wait(), |_| {})
         .await
         .unwrap();
     assert_eq!(m.tiles, 9);
@@ -502,7 +512,7 @@ async fn a_final_failure_is_recorded_reported_and_retried_by_a_rerun() {
         "{failures:?}"
     );
 
-    let err = wait_for_result(&*r.store, &*r.stitches, &job, &p, quick_wait(), |_| {})
+    let err = wait_for_result(&r.ports(), &job, &p, quick_wait(), |_| {})
         .await
         .unwrap_err();
     let text = err.to_string();
@@ -552,7 +562,7 @@ async fn a_hand_edited_params_json_fails_the_job_with_its_reason() {
         r.store.list(&job.tiles_prefix()).await.unwrap().is_empty(),
         "no tile written"
     );
-    let err = wait_for_result(&*r.store, &*r.stitches, &job, &p, quick_wait(), |_| {})
+    let err = wait_for_result(&r.ports(), &job, &p, quick_wait(), |_| {})
         .await
         .unwrap_err()
         .to_string();
@@ -579,15 +589,17 @@ async fn transient_faults_are_retried_to_an_exact_result() {
     let store: Arc<dyn ObjectStore> = Arc::new(Retrying::new(Arc::clone(&flaky_store), fast));
     let tiles_mem = Arc::new(MemoryQueue::new(Duration::from_millis(100)));
     let flaky_tiles = Arc::new(Flaky::new(Arc::clone(&tiles_mem), 3, u64::MAX));
-    let tiles = Retrying::new(Arc::clone(&flaky_tiles), fast);
+    let tiles = Arc::new(Retrying::new(Arc::clone(&flaky_tiles), fast));
     let stitches: Arc<dyn Queue> = Arc::new(Retrying::new(
         Flaky::new(MemoryQueue::new(Duration::from_millis(100)), 3, u64::MAX),
         fast,
     ));
-    let job = submit(&*store, &tiles, &*stitches, &p, None)
-        .await
-        .unwrap()
-        .job;
+    let ports = Ports {
+        store: Arc::clone(&store),
+        tiles: tiles.clone(),
+        stitch: Arc::clone(&stitches),
+    };
+    let job = submit(&ports, &p, None, None).await.unwrap().job;
     let worker = TileWorker::new(Arc::clone(&store), Arc::clone(&stitches), "w");
     loop {
         let batch = tiles.receive(10, Duration::from_millis(10)).await.unwrap();
@@ -611,7 +623,7 @@ async fn transient_faults_are_retried_to_an_exact_result() {
     handle_stitch_delivery(&store, &stitch_msg[0], None, Pyramid::Skip)
         .await
         .unwrap();
-    let m = wait_for_result(&*store, &*stitches, &job, &p, quick_wait(), |_| {})
+    let m = wait_for_result(&ports, &job, &p, quick_wait(), |_| {})
         .await
         .unwrap();
     let npy = store.get(&m.counts_key).await.unwrap().body;
@@ -625,10 +637,7 @@ async fn transient_faults_are_retried_to_an_exact_result() {
 
     // The same faults without retries fail messages.
     let bare = rig();
-    let job = submit(&*bare.store, &*bare.tiles, &*bare.stitches, &p, None)
-        .await
-        .unwrap()
-        .job;
+    let job = submit(&bare.ports(), &p, None, None).await.unwrap().job;
     let flaky = TileWorker::new(
         Arc::new(Flaky::new(Arc::clone(&bare.store), 3, u64::MAX)),
         bare.stitches.clone() as Arc<dyn Queue>,
@@ -832,7 +841,7 @@ async fn a_lost_stitch_message_is_sent_again_by_the_waiting_client() {
     };
     let m = tokio::time::timeout(
         Duration::from_secs(10),
-        wait_for_result(&*r.store, &*r.stitches, &job, &p, quick_wait(), |_| {}),
+        wait_for_result(&r.ports(), &job, &p, quick_wait(), |_| {}),
     )
     .await
     .expect("the client re-sent the stitch")
@@ -969,7 +978,7 @@ async fn a_stitch_killed_on_its_last_attempt_is_reported_and_a_rerun_retries_it(
         stitch_timeout: Some(Duration::from_secs(300)),
         ..quick_wait()
     };
-    let err = wait_for_result(&*r.store, &*r.stitches, &job, &p, policy, |_| {})
+    let err = wait_for_result(&r.ports(), &job, &p, policy, |_| {})
         .await
         .unwrap_err();
     assert!(
@@ -1097,10 +1106,7 @@ async fn a_job_listed_whole_costs_one_listing_per_batch_and_no_row_markers() {
             .count()
     };
 
-    let job = submit(&*r.store, &*r.tiles, &*r.stitches, &p, None)
-        .await
-        .unwrap()
-        .job;
+    let job = submit(&r.ports(), &p, None, None).await.unwrap().job;
     assert_eq!(
         recorder.calls(),
         [("put", job.params_key()), ("list", job.prefix())],
@@ -1165,10 +1171,7 @@ async fn a_job_too_large_to_list_whole_is_tracked_by_row_markers() {
         ..small()
     };
     assert!(p.tile_count() > mandel_pipeline::progress::ONE_LISTING);
-    let job = submit(&*r.store, &*r.tiles, &*r.stitches, &p, None)
-        .await
-        .unwrap()
-        .job;
+    let job = submit(&r.ports(), &p, None, None).await.unwrap().job;
     let submitted = recorder.calls().len();
     let bodies = drain(&r.tiles).await;
     let mut completed = Vec::new();

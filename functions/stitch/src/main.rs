@@ -20,7 +20,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let args = Args::parse();
     // One job at a time: a stitch holds a row of tiles of its image.
     serve(Function::Stitch, args.function, 1, |setup| {
-        let (store, max_receives) = (setup.cloud.store.clone(), setup.max_receive_count);
+        let (store, max_receives) = (setup.cloud.ports.store.clone(), setup.max_receive_count);
         move |batch: Vec<Delivery>, _deadline: Option<Instant>| {
             let store = store.clone();
             one_at_a_time(batch, move |d| {

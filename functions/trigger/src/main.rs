@@ -54,12 +54,12 @@ async fn main() -> Result<()> {
     // Each invocation gets the function's timeout, as on Lambda.
     let (queue, url, limits) = match args.queue {
         Which::Tiles => (
-            cloud.tiles,
+            cloud.ports.tiles,
             cloud.deployment.tiles_queue_url,
             cloud.deployment.worker,
         ),
         Which::Stitch => (
-            cloud.stitch,
+            cloud.ports.stitch,
             cloud.deployment.stitch_queue_url,
             cloud.deployment.stitch,
         ),

@@ -25,8 +25,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     serve(Function::Worker, args.function, args.batch, |setup| {
         let worker = Arc::new(
             TileWorker::new(
-                setup.cloud.store.clone(),
-                setup.cloud.stitch.clone(),
+                setup.cloud.ports.store.clone(),
+                setup.cloud.ports.stitch.clone(),
                 setup.process_name.clone(),
             )
             .with_max_receive_count(setup.max_receive_count),

@@ -1,0 +1,293 @@
+//! The stitch's outputs, one band (a row of tiles) at a time: the PNG and
+//! the Deep Zoom pyramid (one [`PictureRows`], as the client's recolouring
+//! makes them), the `.npy` written back to front, the report's thumbnail
+//! and the iteration count. Memory is a band and the encoders' state,
+//! whatever the image size.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use mandel_core::counts::npy_header;
+use mandel_core::picture::{self, PictureRows};
+use mandel_core::png::PngRows;
+use mandel_core::{CountRange, RenderParams, blob, kernel, pyramid};
+
+use super::fetch::fetch_band;
+use super::{Pyramid, STORED_COLORMAP};
+use crate::error::PipelineError;
+use crate::job::{JobId, TileStat};
+use crate::progress::RowTiles;
+use crate::store::{Metadata, ObjectStore, PutMode};
+use crate::upload::{Appender, Prepender};
+
+/// What [`write_outputs`] wrote and gathered.
+pub(super) struct Written {
+    /// Brute-force iterations of the image.
+    pub(super) iterations: u64,
+    /// Every tile's stat, by row and column.
+    pub(super) stats: Vec<TileStat>,
+    /// The report's picture (a PNG).
+    pub(super) thumbnail: Vec<u8>,
+    /// The size of `image.png`.
+    pub(super) image_bytes: u64,
+}
+
+/// Where the outputs go as they are encoded.
+struct Outputs<'a> {
+    png: Appender<'a>,
+    npy: Prepender<'a>,
+    pyramid: Option<PyramidUploads>,
+}
+
+/// Writes the PNG (rows top first) and the `.npy` (back to front) of the
+/// job, one row of tiles at a time, fetching the next row while one
+/// encodes, and, with [`Pyramid::Write`], the pyramid's tiles as the rows
+/// complete them. An output that fails is aborted, never left half written
+/// under its key.
+pub(super) async fn write_outputs(
+    store: &Arc<dyn ObjectStore>,
+    job: &JobId,
+    params: &RenderParams,
+    rows: RowTiles,
+    range: CountRange,
+    pyramid: Pyramid,
+) -> Result<Written, PipelineError> {
+    let side = params.image_side();
+    let npy_size = npy_header(side as usize, side as usize).len() as u64 + 2 * side * side;
+    let mut out = Outputs {
+        png: Appender::start(&**store, &job.image_key()).await?,
+        npy: Prepender::start(&**store, &job.counts_key(), npy_size).await?,
+        pyramid: (pyramid == Pyramid::Write).then(|| PyramidUploads::start(store, job)),
+    };
+    match stream_bands(store, job, params, rows, range, &mut out).await {
+        Ok(mut written) => {
+            written.image_bytes = out.png.finish().await?;
+            out.npy.finish().await?;
+            Ok(written)
+        }
+        Err(e) => {
+            out.png.abort().await;
+            out.npy.abort().await;
+            Err(e)
+        }
+    }
+}
+
+/// The bands, top row of tiles first, into `out`.
+async fn stream_bands(
+    store: &Arc<dyn ObjectStore>,
+    job: &JobId,
+    params: &RenderParams,
+    mut rows: RowTiles,
+    range: CountRange,
+    out: &mut Outputs<'_>,
+) -> Result<Written, PipelineError> {
+    let side = params.image_side() as usize;
+    let p = params.tile_pixels as usize;
+    let encode_err = |e: mandel_core::png::EncodingError| PipelineError::Encode {
+        job: job.clone(),
+        reason: e.to_string(),
+    };
+    let outputs = picture::Outputs {
+        png: true,
+        pyramid: out.pyramid.is_some(),
+    };
+    let mut encoder =
+        PictureRows::new(side, side, STORED_COLORMAP, range, outputs).map_err(encode_err)?;
+    let mut fetch = |row: u32| {
+        let (store, job, params) = (Arc::clone(store), job.clone(), *params);
+        let listed = rows.take(row);
+        tokio::spawn(async move { fetch_band(&store, &job, &params, row, listed).await })
+    };
+    let mut next = Some(fetch(params.tiles_per_side - 1));
+    let mut iterations = 0;
+    let mut stats = Vec::with_capacity(params.tile_count() as usize);
+    let mut thumbnail = Thumbnail::new(side);
+    for row in (0..params.tiles_per_side).rev() {
+        let band = next
+            .take()
+            .expect("fetched")
+            .await
+            .expect("tile fetch panicked")?;
+        if row > 0 {
+            next = Some(fetch(row - 1));
+        }
+        // The picture row by row on one core; the .npy bytes and the
+        // iteration count on another.
+        let counts = Arc::new(band.counts);
+        let max_iter = params.max_iter;
+        let for_png = Arc::clone(&counts);
+        let (png_encoded, npy_encoded) = tokio::join!(
+            tokio::task::spawn_blocking(move || {
+                let mut tiles = Vec::new();
+                for y in (0..p).rev() {
+                    tiles.extend(encoder.write_row(&for_png[y * side..(y + 1) * side])?);
+                }
+                let bytes = encoder.take_png_bytes();
+                Ok::<_, mandel_core::png::EncodingError>((encoder, bytes, tiles))
+            }),
+            tokio::task::spawn_blocking(move || {
+                let its = kernel::brute_force_iterations(&counts, max_iter);
+                thumbnail.take(&counts, row as usize * p, side);
+                (blob::encode(&counts), its, thumbnail)
+            }),
+        );
+        let (enc, png_bytes, pyramid_tiles) =
+            png_encoded.expect("encoder panicked").map_err(encode_err)?;
+        let (npy_bytes, its, thumb) = npy_encoded.expect("encoder panicked");
+        (encoder, thumbnail) = (enc, thumb);
+        iterations += its;
+        stats.extend(band.stats);
+        out.png.write(&png_bytes).await?;
+        out.npy.write_front(&npy_bytes).await?;
+        if let Some(uploads) = &out.pyramid {
+            uploads.send(pyramid_tiles).await;
+        }
+    }
+    let (png_tail, pyramid_tail) = encoder.finish().map_err(encode_err)?;
+    out.png.write(&png_tail).await?;
+    out.npy.write_front(&npy_header(side, side)).await?;
+    if let Some(uploads) = out.pyramid.take() {
+        uploads.send(pyramid_tail).await;
+        uploads.finish().await?;
+        for (path, body) in mandel_core::viewer::pyramid_files(side, side) {
+            let key = job.pyramid_key(path);
+            store
+                .put(&key, Bytes::from(body), Metadata::new(), PutMode::Overwrite)
+                .await?;
+        }
+    }
+    stats.sort_by_key(|s| (s.row, s.col));
+    Ok(Written {
+        iterations,
+        stats,
+        thumbnail: thumbnail.encode(range).map_err(encode_err)?,
+        image_bytes: 0,
+    })
+}
+
+/// The pyramid's tiles going up in the background, a few at a time, while
+/// the stitch goes on with the next band: keyed overwrites of
+/// deterministic bytes, so a stitch that dies and runs again writes the
+/// same objects.
+struct PyramidUploads {
+    tiles: tokio::sync::mpsc::Sender<pyramid::Tile>,
+    task: tokio::task::JoinHandle<Result<(), PipelineError>>,
+}
+
+impl PyramidUploads {
+    fn start(store: &Arc<dyn ObjectStore>, job: &JobId) -> Self {
+        // About a band's top-level tiles of the widest image waiting.
+        let (tiles, mut rx) = tokio::sync::mpsc::channel::<pyramid::Tile>(128);
+        let (store, job) = (Arc::clone(store), job.clone());
+        let task = tokio::spawn(async move {
+            let incoming = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|t| t.map(Ok)));
+            incoming
+                .try_for_each_concurrent(crate::upload::PARALLEL_PUTS, |t: pyramid::Tile| {
+                    let (store, key) = (Arc::clone(&store), job.pyramid_key(&t.path()));
+                    async move {
+                        store
+                            .put(
+                                &key,
+                                Bytes::from(t.png),
+                                Metadata::new(),
+                                PutMode::Overwrite,
+                            )
+                            .await
+                            .map(drop)
+                            .map_err(PipelineError::from)
+                    }
+                })
+                .await
+        });
+        PyramidUploads { tiles, task }
+    }
+
+    /// Queues tiles; if the uploads have failed, [`finish`](Self::finish)
+    /// says why.
+    async fn send(&self, tiles: Vec<pyramid::Tile>) {
+        for t in tiles {
+            if self.tiles.send(t).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Waits for every queued tile to be stored.
+    async fn finish(self) -> Result<(), PipelineError> {
+        drop(self.tiles);
+        self.task.await.expect("pyramid uploads panicked")
+    }
+}
+
+/// The report's picture: at most this many pixels a side.
+const THUMBNAIL_SIDE: usize = 512;
+
+/// Every `step`th pixel of every `step`th row of the image, top row first:
+/// the picture the report shows, gathered as the bands stream past.
+struct Thumbnail {
+    step: usize,
+    width: usize,
+    counts: Vec<u16>,
+}
+
+impl Thumbnail {
+    fn new(side: usize) -> Self {
+        let step = side.div_ceil(THUMBNAIL_SIDE).max(1);
+        Thumbnail {
+            step,
+            width: side.div_ceil(step),
+            counts: Vec::new(),
+        }
+    }
+
+    /// Takes its rows of a band whose first row is image row `first`.
+    fn take(&mut self, band: &[u16], first: usize, side: usize) {
+        for (y, row) in band.chunks_exact(side).enumerate().rev() {
+            if (first + y).is_multiple_of(self.step) {
+                self.counts.extend(row.iter().step_by(self.step));
+            }
+        }
+    }
+
+    /// The thumbnail as a PNG, coloured like the picture.
+    fn encode(&self, range: CountRange) -> Result<Vec<u8>, mandel_core::png::EncodingError> {
+        let height = self.counts.len() / self.width;
+        let mut png = PngRows::new(self.width, height, STORED_COLORMAP, range)?;
+        for row in self.counts.chunks_exact(self.width) {
+            png.write_row(row)?;
+        }
+        png.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thumbnail_takes_every_step_th_pixel_top_row_first() {
+        // A 1030-pixel side: step 3 (at most 512 a side), 344 a side.
+        let side = 1030;
+        let mut thumb = Thumbnail::new(side);
+        assert_eq!((thumb.step, thumb.width), (3, 344));
+        let value = |x: usize, y: usize| ((x * 7 + y * 13) % 65536) as u16;
+        // Bands of 10 rows, top band first, as the stitch streams them.
+        for first in (0..side).step_by(10).collect::<Vec<_>>().into_iter().rev() {
+            let band: Vec<u16> = (first..first + 10)
+                .flat_map(|y| (0..side).map(move |x| value(x, y)))
+                .collect();
+            thumb.take(&band, first, side);
+        }
+        let rows: Vec<usize> = (0..side).step_by(3).rev().collect();
+        assert_eq!(thumb.counts.len(), rows.len() * 344);
+        for (i, &y) in rows.iter().enumerate() {
+            for (j, x) in (0..side).step_by(3).enumerate() {
+                assert_eq!(thumb.counts[i * 344 + j], value(x, y));
+            }
+        }
+        let png = thumb.encode(CountRange { min: 0, max: 65535 }).unwrap();
+        assert!(png.starts_with(b"\x89PNG"));
+    }
+}

@@ -419,8 +419,10 @@ async fn a_cancelled_job_is_skipped_and_resumes_when_submitted_again() {
         CancelOutcome::Cancelled
     );
     // The worker saw the job uncancelled just now; it looks again after
-    // CANCEL_RECHECK.
-    tokio::time::sleep(CANCEL_RECHECK).await;
+    // CANCEL_RECHECK, which passes on tokio's clock without a wait.
+    tokio::time::pause();
+    tokio::time::advance(CANCEL_RECHECK).await;
+    tokio::time::resume();
     let rest: Vec<_> = bodies[3..]
         .iter()
         .enumerate()

@@ -22,13 +22,14 @@
 //! in the job, so the client waiting for the job can stop and say why.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mandel_core::{RenderParams, TileId, kernel};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
+
+mod stop;
 
 use crate::error::PipelineError;
 use crate::events;
@@ -39,6 +40,9 @@ use crate::queue::{Delivery, Queue};
 use crate::records::{self, send_stitch};
 use crate::store::ObjectStore;
 use crate::tiles;
+
+pub use self::stop::stop_margin;
+use self::stop::{Batch, StopSignal};
 
 /// What handling one tiles-queue message did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,7 +98,8 @@ pub struct TileWorker {
     stitch_queue: Arc<dyn Queue>,
     params: ParamsCache,
     /// When each job was last seen not cancelled.
-    not_cancelled: Mutex<HashMap<JobId, Instant>>,
+    /// By tokio's clock, so tests can run it paused.
+    not_cancelled: Mutex<HashMap<JobId, tokio::time::Instant>>,
     worker_id: String,
     /// When this worker started (Unix ms): its process's cold start.
     boot_ms: u64,
@@ -320,7 +325,7 @@ impl TileWorker {
         if cancelled {
             seen.remove(job);
         } else {
-            seen.insert(job.clone(), Instant::now());
+            seen.insert(job.clone(), tokio::time::Instant::now());
         }
     }
 
@@ -477,57 +482,6 @@ fn tile_work(params: &RenderParams) -> u64 {
 /// Tiles of at most this much work (about half a millisecond) render on
 /// the async thread: the hand-off to the blocking pool would cost more.
 const INLINE_WORK: u64 = 1 << 20;
-
-/// How long before an invocation's deadline the worker stops computing:
-/// a tenth of the invocation, at least 1 s and at most 10 s, to upload
-/// what is finished and check completion before Lambda kills it.
-pub fn stop_margin(invocation: Duration) -> Duration {
-    (invocation / 10).clamp(Duration::from_secs(1), Duration::from_secs(10))
-}
-
-/// A batch being handled: when it started, and its stop signal.
-struct Batch {
-    stop: StopSignal,
-    started_ms: u64,
-}
-
-/// Tells the kernels of a batch to stop: set at a time (shortly before the
-/// deadline) or when the batch's future is dropped (the invocation killed).
-struct StopSignal {
-    flag: Arc<AtomicBool>,
-    timer: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl StopSignal {
-    fn new(at: Option<Instant>) -> Self {
-        let flag = Arc::new(AtomicBool::new(false));
-        let timer = at.map(|at| {
-            let flag = Arc::clone(&flag);
-            tokio::spawn(async move {
-                tokio::time::sleep_until(at.into()).await;
-                flag.store(true, Ordering::Relaxed);
-            })
-        });
-        StopSignal { flag, timer }
-    }
-
-    fn flag(&self) -> Arc<AtomicBool> {
-        Arc::clone(&self.flag)
-    }
-
-    fn is_set(&self) -> bool {
-        self.flag.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for StopSignal {
-    fn drop(&mut self) {
-        self.flag.store(true, Ordering::Relaxed);
-        if let Some(timer) = &self.timer {
-            timer.abort();
-        }
-    }
-}
 
 fn parse(body: &str) -> Result<TileMessage, PipelineError> {
     serde_json::from_str(body).map_err(|e| PipelineError::BadMessage {

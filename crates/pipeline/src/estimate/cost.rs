@@ -1,0 +1,326 @@
+//! What a job uses of the AWS services and what that costs: one function
+//! counts a job's requests ([`Usage::of_job`]) from its [`JobShape`],
+//! predicted or observed, and [`Usage::cost`] prices it at [`PRICES`].
+
+use mandel_core::{TileId, pyramid};
+use serde::{Deserialize, Serialize};
+
+use super::lambda::{MODEL, rows_in};
+use crate::deployment::Deployment;
+use crate::job::{ResultManifest, TileStat};
+
+/// AWS list prices in US dollars (us-east-1, on-demand, no free tier),
+/// from the services' pricing pages as of 2026-11; `docs/cost.md` names
+/// the pages.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Prices {
+    pub lambda_gb_second_x86: f64,
+    pub lambda_gb_second_arm: f64,
+    pub lambda_request: f64,
+    /// S3 Standard PUT, COPY, POST and LIST requests.
+    pub s3_put_request: f64,
+    /// S3 Standard GET and HEAD requests.
+    pub s3_get_request: f64,
+    /// SQS standard queue requests (each 64 KiB chunk).
+    pub sqs_request: f64,
+    /// Data out of AWS to the internet, per GB (first 10 TB a month).
+    pub transfer_out_gb: f64,
+    /// S3 Standard storage per GB-month (first 50 TB).
+    pub storage_gb_month: f64,
+}
+
+pub const PRICES: Prices = Prices {
+    lambda_gb_second_x86: 0.000_016_666_7,
+    lambda_gb_second_arm: 0.000_013_333_4,
+    lambda_request: 0.20e-6,
+    s3_put_request: 0.005e-3,
+    s3_get_request: 0.0004e-3,
+    sqs_request: 0.40e-6,
+    transfer_out_gb: 0.09,
+    storage_gb_month: 0.023,
+};
+
+/// What a job uses of the AWS services.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub lambda_gb_seconds: f64,
+    pub lambda_requests: u64,
+    pub s3_put_requests: u64,
+    pub s3_get_requests: u64,
+    pub sqs_requests: u64,
+    pub transfer_out_gb: f64,
+    pub storage_gb_months: f64,
+}
+
+/// A usage priced, item by item, in US dollars.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cost {
+    pub lambda_compute: f64,
+    pub lambda_requests: f64,
+    pub s3_requests: f64,
+    pub sqs_requests: f64,
+    pub transfer_out: f64,
+    pub storage: f64,
+    pub total: f64,
+}
+
+/// The facts of a job that decide its requests and its bill: predicted
+/// for an estimate, observed for a finished job.
+#[derive(Clone, Debug, Default)]
+pub struct JobShape {
+    pub tiles: u64,
+    pub rows: u64,
+    /// Worker invocations, and the rows they wrote to, summed over them.
+    pub invocations: u64,
+    pub rows_touched: u64,
+    /// Worker processes started (each a cold start).
+    pub cold_starts: u64,
+    /// Seconds of worker invocations and of the stitch.
+    pub worker_seconds: f64,
+    pub stitch_seconds: f64,
+    /// The client's wait, which decides how often it polls.
+    pub wait_seconds: f64,
+    pub image_bytes: u64,
+    pub counts_bytes: u64,
+    /// The objects of the job's Deep Zoom pyramid (the stitch's PUTs).
+    pub pyramid_objects: u64,
+    /// The outputs the client downloads.
+    pub downloaded_bytes: u64,
+}
+
+impl Usage {
+    /// Counts the requests of a job run by the protocol in `crate::job`,
+    /// and its Lambda time, for `deployment`.
+    pub fn of_job(shape: &JobShape, deployment: &Deployment) -> Usage {
+        let s = shape;
+        let gb = |mb: u32| f64::from(mb) / 1024.0;
+        let worker_seconds = s.worker_seconds + s.cold_starts as f64 * MODEL.cold_start_s;
+        let parts = |bytes: u64| bytes.div_ceil(crate::upload::PART_SIZE as u64).max(1);
+        // A job of at most a thousand tiles is seen in one listing of it;
+        // a larger one through row markers (`crate::tiles`).
+        let whole = crate::progress::listed_whole(s.tiles);
+        // Client: submit (params and estimate PUTs, then one listing; over
+        // a thousand tiles, a HEAD, a listing of the failure records and a
+        // listing per 1000 tiles; deletes are free), then a poll every
+        // 250 ms per 1000 tiles (one listing; over 1000 tiles, `rows/`,
+        // `failed/` and two HEADs), then result.json, stats.json, the
+        // stitch's marker and the outputs.
+        let thousands = s.tiles.div_ceil(1000);
+        let polls = (s.wait_seconds / (0.25 * thousands as f64)).ceil() as u64;
+        let (submit_lists, submit_heads, poll_lists, poll_heads) = if whole {
+            (1, 0, polls, 0)
+        } else {
+            (1 + thousands, 1, 2 * polls, 2 * polls)
+        };
+        let client_put = 2 + submit_lists + poll_lists;
+        let client_get = submit_heads + poll_heads + 2 + 1 + 2;
+        // Workers: per process its params; a cancel HEAD per process and
+        // second of work at most; per tile its PUT; per invocation one
+        // listing of the job, or over a thousand tiles a listing per row
+        // written to and, per row, its marker and a listing of the markers.
+        let cancel_heads = s
+            .invocations
+            .min(s.cold_starts + s.worker_seconds.ceil() as u64);
+        let worker_put = s.tiles
+            + if whole {
+                s.invocations
+            } else {
+                s.rows_touched + 2 * s.rows
+            };
+        let worker_get = s.cold_starts + cancel_heads;
+        // Stitch: its marker, one listing of the job (over a thousand
+        // tiles, of `rows/` and of each row), two multipart uploads (start,
+        // parts, complete), the pyramid's objects, stats.json, report.html
+        // and result.json; params, estimate.json and every tile (over a
+        // thousand tiles, two HEADs too).
+        let stitch_lists = if whole { 1 } else { 1 + s.rows };
+        let stitch_put = 1
+            + stitch_lists
+            + 2 * 2
+            + parts(s.image_bytes)
+            + parts(s.counts_bytes)
+            + s.pyramid_objects
+            + 3;
+        let stitch_get = 2 + s.tiles + if whole { 0 } else { 2 };
+        Usage {
+            lambda_gb_seconds: worker_seconds * gb(deployment.worker.memory_mb)
+                + (s.stitch_seconds + MODEL.cold_start_s) * gb(deployment.stitch.memory_mb),
+            lambda_requests: s.invocations + 1,
+            s3_put_requests: client_put + worker_put + stitch_put,
+            s3_get_requests: client_get + worker_get + stitch_get,
+            // Sends in batches of 10, one receive and one batch delete per
+            // invocation; the stitch message's send, receive and delete.
+            sqs_requests: s.tiles.div_ceil(10) + 2 * s.invocations + 3,
+            transfer_out_gb: s.downloaded_bytes as f64 / 1e9,
+            // The tiles (as many bytes as the counts) and the outputs (the
+            // pyramid about a third more than the picture, its levels
+            // shrinking by four), kept for the retention period.
+            storage_gb_months: (2 * s.counts_bytes + s.image_bytes + s.image_bytes / 3) as f64
+                / 1e9
+                * f64::from(deployment.fleet.job_retention_days)
+                / 30.0,
+        }
+    }
+
+    /// This usage at `prices`, on `architecture`'s GB-second price.
+    pub fn cost(&self, prices: &Prices, architecture: &str) -> Cost {
+        let gb_second = match architecture {
+            "arm64" => prices.lambda_gb_second_arm,
+            _ => prices.lambda_gb_second_x86,
+        };
+        let mut c = Cost {
+            lambda_compute: self.lambda_gb_seconds * gb_second,
+            lambda_requests: self.lambda_requests as f64 * prices.lambda_request,
+            s3_requests: self.s3_put_requests as f64 * prices.s3_put_request
+                + self.s3_get_requests as f64 * prices.s3_get_request,
+            sqs_requests: self.sqs_requests as f64 * prices.sqs_request,
+            transfer_out: self.transfer_out_gb * prices.transfer_out_gb,
+            storage: self.storage_gb_months * prices.storage_gb_month,
+            total: 0.0,
+        };
+        c.total = c.lambda_compute
+            + c.lambda_requests
+            + c.s3_requests
+            + c.sqs_requests
+            + c.transfer_out
+            + c.storage;
+        c
+    }
+}
+
+impl JobShape {
+    /// The shape of a finished job from its manifest: its invocations
+    /// are its tiles grouped by worker and batch, each lasting from the
+    /// batch's start to its last kernel's end, plus the requests after it
+    /// (a tile's PUT, the row listings) at [`Model::request_s`] each.
+    /// `wait_seconds` is how long the client waited.
+    pub fn observed(
+        m: &ResultManifest,
+        stats: &[TileStat],
+        wait_seconds: f64,
+        counts_downloaded: bool,
+    ) -> JobShape {
+        let mut batches: std::collections::BTreeMap<(&str, u64), (u64, Vec<u32>)> =
+            Default::default();
+        for s in stats.iter().filter(|s| s.batch_ms > 0) {
+            let (end, rows) = batches.entry((&s.worker, s.batch_ms)).or_default();
+            *end = (*end).max(s.started_ms * 1000 + s.compute_us);
+            rows.push(s.row);
+        }
+        let worker_seconds = batches
+            .iter()
+            .map(|((_, start), (end_us, _))| {
+                end_us.saturating_sub(start * 1000) as f64 / 1e6 + 3.0 * MODEL.request_s
+            })
+            .sum();
+        let rows_touched = batches
+            .values_mut()
+            .map(|(_, rows)| {
+                rows.sort_unstable();
+                rows_in(rows.iter().map(|&r| TileId::new(r, 0)))
+            })
+            .sum();
+        let workers: std::collections::BTreeSet<&str> =
+            batches.keys().map(|(worker, _)| *worker).collect();
+        let counts_bytes = 2 * m.width * m.height;
+        JobShape {
+            tiles: m.tiles,
+            rows: u64::from(m.params.tiles_per_side),
+            invocations: batches.len() as u64,
+            rows_touched,
+            cold_starts: workers.len() as u64,
+            worker_seconds,
+            stitch_seconds: m.stitch_us as f64 / 1e6,
+            wait_seconds,
+            image_bytes: m.image_bytes,
+            counts_bytes,
+            pyramid_objects: pyramid::object_count(m.width as usize, m.height as usize),
+            downloaded_bytes: m.image_bytes + if counts_downloaded { counts_bytes } else { 0 },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mandel_core::RenderParams;
+
+    fn deployment() -> Deployment {
+        Deployment::defaults("us-east-1")
+    }
+
+    #[test]
+    fn a_finished_job_counts_its_batches_and_workers() {
+        let stat = |row, col, worker: &str, batch_ms, started_ms, compute_us| TileStat {
+            row,
+            col,
+            compute_us,
+            worker: worker.into(),
+            started_ms,
+            batch_ms,
+            boot_ms: 1,
+        };
+        let stats = [
+            stat(0, 0, "a", 1000, 1000, 5000),
+            stat(0, 1, "a", 1000, 1005, 5000),
+            stat(1, 0, "a", 2000, 2000, 1000),
+            stat(1, 1, "b", 1000, 1001, 20_000),
+        ];
+        let m = ResultManifest {
+            job: crate::job::JobId::parse("j").unwrap(),
+            params: RenderParams {
+                tiles_per_side: 2,
+                ..RenderParams::default()
+            },
+            width: 512,
+            height: 512,
+            tiles: 4,
+            image_key: String::new(),
+            counts_key: String::new(),
+            colormap: String::new(),
+            iterations: 0,
+            compute_us_total: 0,
+            stitch_us: 500_000,
+            stitch_started_ms: 0,
+            image_bytes: 1000,
+        };
+        let shape = JobShape::observed(&m, &stats, 2.0, false);
+        assert_eq!(shape.invocations, 3);
+        assert_eq!(shape.cold_starts, 2);
+        assert_eq!(shape.rows_touched, 3);
+        // Batches: a@1000 ends at 1010 ms, a@2000 at 2001, b@1000 at 1021.
+        let spans = 0.010 + 0.001 + 0.021 + 3.0 * 3.0 * MODEL.request_s;
+        assert!((shape.worker_seconds - spans).abs() < 1e-9, "{shape:?}");
+        let usage = Usage::of_job(&shape, &deployment());
+        assert_eq!(usage.lambda_requests, 4);
+        // Two sends of ten, a receive and a delete per invocation, the
+        // stitch message's three.
+        assert_eq!(usage.sqs_requests, 1 + 6 + 3);
+    }
+
+    #[test]
+    fn cost_is_the_sum_of_its_items_and_arm_seconds_are_cheaper() {
+        let usage = Usage {
+            lambda_gb_seconds: 100.0,
+            lambda_requests: 1_000_000,
+            s3_put_requests: 1000,
+            s3_get_requests: 1000,
+            sqs_requests: 1_000_000,
+            transfer_out_gb: 1.0,
+            storage_gb_months: 1.0,
+        };
+        let x86 = usage.cost(&PRICES, "x86_64");
+        assert!((x86.lambda_compute - 0.001_666_67).abs() < 1e-9);
+        assert!((x86.lambda_requests - 0.20).abs() < 1e-12);
+        assert!((x86.s3_requests - 0.0054).abs() < 1e-12);
+        assert!((x86.sqs_requests - 0.40).abs() < 1e-12);
+        let items = x86.lambda_compute
+            + x86.lambda_requests
+            + x86.s3_requests
+            + x86.sqs_requests
+            + x86.transfer_out
+            + x86.storage;
+        assert!((x86.total - items).abs() < 1e-12);
+        assert!(usage.cost(&PRICES, "arm64").lambda_compute < x86.lambda_compute);
+    }
+}

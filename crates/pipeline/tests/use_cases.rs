@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mandel_core::{CountsImage, RenderParams, TileId, Viewport, kernel, pyramid};
+use mandel_pipeline::estimate::{Estimate, JobRequests, JobShape, S3Requests, Submission};
 use mandel_pipeline::faults::Flaky;
 use mandel_pipeline::{
     CANCEL_RECHECK, CancelOutcome, Delivery, Failed, JobId, MemoryQueue, MemoryStore, Metadata,
@@ -1204,4 +1205,135 @@ async fn a_job_too_large_to_list_whole_is_tracked_by_row_markers() {
     };
     let npy = r.store.get(&job.counts_key()).await.unwrap().body;
     assert_eq!(CountsImage::from_npy(&npy).unwrap(), expected_counts(&p));
+}
+
+/// The cost model's S3 requests ([`JobRequests`], behind
+/// `Usage::of_job`) are the requests the use cases make, role by role,
+/// counted through a recording store: a job listed whole and one tracked
+/// by row markers, each run as the cloud runs it (submit with its
+/// estimate, one worker process, the stitch with its pyramid, the
+/// client's wait, stats and downloads). The clock is paused, so the
+/// worker's cancel look is once per process, as in a job of under a
+/// second.
+#[tokio::test]
+async fn the_cost_model_counts_the_requests_the_use_cases_make() {
+    tokio::time::pause();
+    let rows_job = RenderParams {
+        tiles_per_side: 32,
+        tile_pixels: 2,
+        max_iter: 50,
+        ..small()
+    };
+    assert!(rows_job.tile_count() > mandel_pipeline::progress::ONE_LISTING);
+    for (p, batch) in [(small(), 3), (rows_job, 10)] {
+        requests_match_the_model(p, batch).await;
+    }
+}
+
+/// S3's price classes of the calls a recording store saw.
+fn priced(calls: &[(&'static str, String)]) -> S3Requests {
+    let mut r = S3Requests::default();
+    for (op, key) in calls {
+        match *op {
+            "put" | "list" | "list_children" | "start_upload" | "put_part" | "complete_upload" => {
+                r.put += 1
+            }
+            "get" | "head" | "download" => r.get += 1,
+            "delete" | "abort_upload" => {}
+            other => panic!("unpriced store call {other} {key}"),
+        }
+    }
+    r
+}
+
+async fn requests_match_the_model(p: RenderParams, batch: usize) {
+    let (recorder, r) = recording_rig();
+    let since = |from: usize| priced(&recorder.calls()[from..]);
+    let label = format!("{} tiles", p.tile_count());
+
+    let estimate = Estimate::embedded(&mandel_pipeline::estimate::profile(&p), 1);
+    let submission = Submission::now(estimate, None);
+    let job = submit(&r.ports(), &p, None, Some(&submission))
+        .await
+        .unwrap()
+        .job;
+    let submitted = since(0);
+
+    let before = recorder.calls().len();
+    let bodies = drain(&r.tiles).await;
+    let (mut invocations, mut rows_touched) = (0, 0);
+    for (b, chunk) in bodies.chunks(batch).enumerate() {
+        let batch: Vec<_> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, body)| delivery(&format!("{b}-{i}"), body.clone(), 1))
+            .collect();
+        let rows: std::collections::BTreeSet<u32> = chunk
+            .iter()
+            .map(|body| serde_json::from_str::<TileMessage>(body).unwrap().row)
+            .collect();
+        assert!(
+            r.worker
+                .handle_batch(&batch, None)
+                .await
+                .failed_ids()
+                .is_empty()
+        );
+        invocations += 1;
+        rows_touched += rows.len() as u64;
+    }
+    let workers = since(before);
+
+    let before = recorder.calls().len();
+    let messages = drain(&r.stitches).await;
+    assert_eq!(messages.len(), 1, "{label}: one stitch message");
+    let outcome = handle_stitch_delivery(
+        &r.store,
+        &delivery("s", messages[0].clone(), 1),
+        None,
+        Pyramid::Write,
+    )
+    .await
+    .unwrap();
+    let StitchOutcome::Published(m) = outcome else {
+        panic!("published")
+    };
+    let stitched = since(before);
+
+    let before = recorder.calls().len();
+    let m2 = wait_for_result(&r.ports(), &job, &p, quick_wait(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(*m, m2);
+    read_stats(&*r.store, &job).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for key in [&m.image_key, &m.counts_key] {
+        r.store
+            .download(key, &dir.path().join("out"))
+            .await
+            .unwrap();
+    }
+    let mut client = since(before);
+    client.put += submitted.put;
+    client.get += submitted.get;
+
+    let side = p.image_side();
+    let shape = JobShape {
+        tiles: p.tile_count(),
+        rows: u64::from(p.tiles_per_side),
+        invocations,
+        rows_touched,
+        cold_starts: 1,
+        // One poll finds the result.
+        wait_seconds: 0.25,
+        image_bytes: m.image_bytes,
+        counts_bytes: 2 * side * side,
+        pyramid_objects: pyramid::object_count(side as usize, side as usize),
+        downloads: 2,
+        ..JobShape::default()
+    };
+    let model = JobRequests::of(&shape);
+    assert_eq!(workers, model.workers, "{label}: the workers' requests");
+    assert_eq!(stitched, model.stitch, "{label}: the stitch's requests");
+    assert_eq!(client, model.client, "{label}: the client's requests");
 }

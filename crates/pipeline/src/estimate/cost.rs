@@ -84,8 +84,102 @@ pub struct JobShape {
     pub counts_bytes: u64,
     /// The objects of the job's Deep Zoom pyramid (the stitch's PUTs).
     pub pyramid_objects: u64,
-    /// The outputs the client downloads.
+    /// The outputs the client downloads: how many, and their bytes.
+    pub downloads: u64,
     pub downloaded_bytes: u64,
+}
+
+/// S3 requests by price class: PUT, COPY, POST and LIST; GET and HEAD
+/// (DELETE is free).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct S3Requests {
+    pub put: u64,
+    pub get: u64,
+}
+
+/// A job's S3 requests by who makes them, as the protocol makes them: the
+/// model behind [`Usage::of_job`], which a test compares with the requests
+/// the use cases make through a recording store.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JobRequests {
+    /// Submit, the wait's polls, then the result, stats and outputs.
+    pub client: S3Requests,
+    pub workers: S3Requests,
+    pub stitch: S3Requests,
+}
+
+impl JobRequests {
+    pub fn of(s: &JobShape) -> JobRequests {
+        let parts = |bytes: u64| bytes.div_ceil(crate::upload::PART_SIZE as u64).max(1);
+        // A job of at most a thousand tiles is seen in one listing of it;
+        // a larger one through row markers (`crate::progress`).
+        let whole = crate::progress::listed_whole(s.tiles);
+        // Client: submit: params and estimate PUTs, then one listing (over
+        // a thousand tiles: `rows/`, a HEAD of the result, `failed/`, and
+        // `tiles/`, one page for a new job; deletes are free); then a poll
+        // every 250 ms per 1000 tiles (one listing; over 1000 tiles, `rows/`,
+        // `failed/` and two HEADs, of which the last poll, which finds the
+        // result, makes `rows/` and a HEAD); then result.json, stats.json and the
+        // outputs. (A poll that sees a stitch running also reads its
+        // marker, once per attempt: one GET, not counted.)
+        let thousands = s.tiles.div_ceil(1000);
+        let polls = (s.wait_seconds / (0.25 * thousands as f64)).ceil() as u64;
+        let (submit_lists, submit_heads, poll_lists, poll_heads) = if whole {
+            (1, 0, polls, 0)
+        } else {
+            let polls = polls.max(1);
+            (3, 1, 2 * polls - 1, 2 * polls - 1)
+        };
+        let client = S3Requests {
+            put: 2 + submit_lists + poll_lists,
+            get: submit_heads + poll_heads + 2 + s.downloads,
+        };
+        // Workers: per process its params; a cancel HEAD per process and
+        // second of work at most; per tile its PUT; per invocation one
+        // listing of the job, or over a thousand tiles a listing per row
+        // written to and, per row, its marker and a listing of the markers.
+        let cancel_heads = s
+            .invocations
+            .min(s.cold_starts + s.worker_seconds.ceil() as u64);
+        let workers = S3Requests {
+            put: s.tiles
+                + if whole {
+                    s.invocations
+                } else {
+                    s.rows_touched + 2 * s.rows
+                },
+            get: s.cold_starts + cancel_heads,
+        };
+        // Stitch: its marker, one listing of the job (over a thousand
+        // tiles, of `rows/` and of each row), two multipart uploads (start,
+        // parts, complete), the pyramid's objects, stats.json, report.html
+        // and result.json; params, estimate.json and every tile (over a
+        // thousand tiles, two HEADs too).
+        let stitch_lists = if whole { 1 } else { 1 + s.rows };
+        let stitch = S3Requests {
+            put: 1
+                + stitch_lists
+                + 2 * 2
+                + parts(s.image_bytes)
+                + parts(s.counts_bytes)
+                + s.pyramid_objects
+                + 3,
+            get: 2 + s.tiles + if whole { 0 } else { 2 },
+        };
+        JobRequests {
+            client,
+            workers,
+            stitch,
+        }
+    }
+
+    pub fn total(&self) -> S3Requests {
+        let roles = [self.client, self.workers, self.stitch];
+        S3Requests {
+            put: roles.iter().map(|r| r.put).sum(),
+            get: roles.iter().map(|r| r.get).sum(),
+        }
+    }
 }
 
 impl Usage {
@@ -95,59 +189,13 @@ impl Usage {
         let s = shape;
         let gb = |mb: u32| f64::from(mb) / 1024.0;
         let worker_seconds = s.worker_seconds + s.cold_starts as f64 * MODEL.cold_start_s;
-        let parts = |bytes: u64| bytes.div_ceil(crate::upload::PART_SIZE as u64).max(1);
-        // A job of at most a thousand tiles is seen in one listing of it;
-        // a larger one through row markers (`crate::tiles`).
-        let whole = crate::progress::listed_whole(s.tiles);
-        // Client: submit (params and estimate PUTs, then one listing; over
-        // a thousand tiles, a HEAD, a listing of the failure records and a
-        // listing per 1000 tiles; deletes are free), then a poll every
-        // 250 ms per 1000 tiles (one listing; over 1000 tiles, `rows/`,
-        // `failed/` and two HEADs), then result.json, stats.json, the
-        // stitch's marker and the outputs.
-        let thousands = s.tiles.div_ceil(1000);
-        let polls = (s.wait_seconds / (0.25 * thousands as f64)).ceil() as u64;
-        let (submit_lists, submit_heads, poll_lists, poll_heads) = if whole {
-            (1, 0, polls, 0)
-        } else {
-            (1 + thousands, 1, 2 * polls, 2 * polls)
-        };
-        let client_put = 2 + submit_lists + poll_lists;
-        let client_get = submit_heads + poll_heads + 2 + 1 + 2;
-        // Workers: per process its params; a cancel HEAD per process and
-        // second of work at most; per tile its PUT; per invocation one
-        // listing of the job, or over a thousand tiles a listing per row
-        // written to and, per row, its marker and a listing of the markers.
-        let cancel_heads = s
-            .invocations
-            .min(s.cold_starts + s.worker_seconds.ceil() as u64);
-        let worker_put = s.tiles
-            + if whole {
-                s.invocations
-            } else {
-                s.rows_touched + 2 * s.rows
-            };
-        let worker_get = s.cold_starts + cancel_heads;
-        // Stitch: its marker, one listing of the job (over a thousand
-        // tiles, of `rows/` and of each row), two multipart uploads (start,
-        // parts, complete), the pyramid's objects, stats.json, report.html
-        // and result.json; params, estimate.json and every tile (over a
-        // thousand tiles, two HEADs too).
-        let stitch_lists = if whole { 1 } else { 1 + s.rows };
-        let stitch_put = 1
-            + stitch_lists
-            + 2 * 2
-            + parts(s.image_bytes)
-            + parts(s.counts_bytes)
-            + s.pyramid_objects
-            + 3;
-        let stitch_get = 2 + s.tiles + if whole { 0 } else { 2 };
+        let requests = JobRequests::of(s);
         Usage {
             lambda_gb_seconds: worker_seconds * gb(deployment.worker.memory_mb)
                 + (s.stitch_seconds + MODEL.cold_start_s) * gb(deployment.stitch.memory_mb),
             lambda_requests: s.invocations + 1,
-            s3_put_requests: client_put + worker_put + stitch_put,
-            s3_get_requests: client_get + worker_get + stitch_get,
+            s3_put_requests: requests.total().put,
+            s3_get_requests: requests.total().get,
             // Sends in batches of 10, one receive and one batch delete per
             // invocation; the stitch message's send, receive and delete.
             sqs_requests: s.tiles.div_ceil(10) + 2 * s.invocations + 3,
@@ -235,6 +283,7 @@ impl JobShape {
             image_bytes: m.image_bytes,
             counts_bytes,
             pyramid_objects: pyramid::object_count(m.width as usize, m.height as usize),
+            downloads: 1 + u64::from(counts_downloaded),
             downloaded_bytes: m.image_bytes + if counts_downloaded { counts_bytes } else { 0 },
         }
     }

@@ -28,7 +28,7 @@ mod sample;
 use serde::{Deserialize, Serialize};
 
 pub use actual::{Actual, Submission};
-pub use cost::{Cost, JobShape, PRICES, Prices, Usage};
+pub use cost::{Cost, JobRequests, JobShape, PRICES, Prices, S3Requests, Usage};
 pub use lambda::{LambdaPhases, MODEL, Model};
 pub use sample::{Profile, profile};
 
@@ -137,6 +137,7 @@ impl Estimate {
             image_bytes,
             counts_bytes,
             pyramid_objects: pyramid::object_count(side as usize, side as usize),
+            downloads: 1 + u64::from(counts_downloaded),
             downloaded_bytes: image_bytes + if counts_downloaded { counts_bytes } else { 0 },
         };
         let usage = Usage::of_job(&shape, deployment);

@@ -28,7 +28,7 @@ pub struct PictureRows {
 /// Where a row is coloured: the PNG encoder colours it (and hands back the
 /// RGB row), or, without a PNG, a palette and a row of our own.
 enum Colours {
-    Png(PngRows),
+    Png(Box<PngRows>),
     Only { palette: Vec<[u8; 3]>, rgb: Vec<u8> },
 }
 
@@ -41,7 +41,7 @@ impl PictureRows {
         outputs: Outputs,
     ) -> Result<Self, EncodingError> {
         let colours = if outputs.png {
-            Colours::Png(PngRows::new(width, height, colormap, range)?)
+            Colours::Png(Box::new(PngRows::new(width, height, colormap, range)?))
         } else {
             Colours::Only {
                 palette: colormap.palette(range.min, range.max),

@@ -5,12 +5,17 @@
 //! jobs/<job>/tiles/<row>-<col>.<min>-<max>.u16
 //!                                 one tile blob each, named with its count range;
 //!                                 metadata: sha256, compute-us, worker
-//! jobs/<job>/rows/<row>.<min>-<max>  marker: the row's tiles are all stored, with their range
+//! jobs/<job>/rows/<row>.<min>-<max>  marker: the row's tiles are all stored, with
+//!                                 their range (only jobs of over a thousand tiles:
+//!                                 smaller ones are seen whole in one listing)
+//! jobs/<job>/stitching.json       StitchAttempt: the stitch started (delivery, time)
 //! jobs/<job>/image.png            the picture (default colormap)
 //! jobs/<job>/counts.npy           the stitched counts array
 //! jobs/<job>/estimate.json        Submission: the client's estimate, written at submit
 //! jobs/<job>/stats.json           [TileStat]: who rendered each tile and when (stitch)
 //! jobs/<job>/report.html          the report, written by the stitch before the result
+//! jobs/<job>/pyramid/             the Deep Zoom pyramid and its viewer (cloud stitch):
+//!                                 index.html, image.dzi, image_files/<level>/<col>_<row>.png
 //! jobs/<job>/result.json          ResultManifest, written last, create-only
 //! jobs/<job>/failed/<row>-<col>.json  Failure: a tile that failed its last attempt
 //! jobs/<job>/failed/job.json      Failure: params.json unreadable, no tile can render
@@ -22,7 +27,9 @@
 //! submitted again, which is how a re-run retries what failed.
 //!
 //! The job id is a hash of the params' canonical JSON, so the same render is
-//! the same job wherever and whenever it is submitted.
+//! the same job wherever and whenever it is submitted. How a job's progress
+//! is seen from these keys: [`progress`](crate::progress); who reads and
+//! writes each record: [`records`](crate::records).
 
 use std::fmt;
 
@@ -155,7 +162,7 @@ impl JobId {
         format!("{}stats.json", self.prefix())
     }
 
-    /// The job's [report](crate::report), written by the stitch.
+    /// The job's report (an HTML page), written by the stitch.
     pub fn report_key(&self) -> String {
         format!("{}report.html", self.prefix())
     }
@@ -359,7 +366,7 @@ pub struct StitchMessage {
 }
 
 /// Per-tile facts recorded by the worker that wrote it (as the blob's
-/// metadata, [`tiles::put_tile`](crate::tiles::put_tile)): who rendered
+/// metadata): who rendered
 /// it, and when. Times are Unix milliseconds by the worker's clock; 0 is
 /// unknown (a tile written before they were recorded).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

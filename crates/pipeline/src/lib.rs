@@ -18,26 +18,45 @@
 //! total deadline; the cloud adapters are always used through it) and,
 //! with `test-support`, `faults::Flaky` (injects transient errors).
 //!
-//! Tile objects, row markers and failure records: [`tiles`]. Outputs too
-//! big for memory go up part by part, in [`PART_SIZE`] parts. Log event names other
-//! programs read: [`events`]. What a job will take and cost, and what it
-//! took: [`estimate`]; its page for people: [`report`]; a bucket's jobs
-//! listed and inspected: [`inspect`]; the explorer's tiles, cached and
-//! rendered on request: [`explore`].
+//! The parts, lowest first (each imports only from those above it; no
+//! module imports a use case):
 //!
-//! The protocol: a [`JobId`] is a content hash of the
+//! - **The protocol** (`job`): [`JobId`], the bucket layout, the
+//!   messages ([`TileMessage`], [`StitchMessage`]) and the record types.
+//! - **Tile objects** (`tiles`, private): a tile's key, blob, metadata
+//!   and checks.
+//! - **A job's progress** ([`progress`]): one [`Progress`](progress::Progress)
+//!   built from one listing of the job (up to a thousand tiles) or of its
+//!   row markers (larger jobs) answers what is stored, missing, failed,
+//!   cancelled, finished. The rule of which applies lives there alone.
+//! - **A job's records** ([`records`]): typed reads and writes of
+//!   `params.json`, `estimate.json`, `stitching.json`, `stats.json`,
+//!   `report.html`, `result.json`, `failed/*.json` and `cancelled`.
+//! - **Views**: what a job will take and cost, and what it took
+//!   ([`estimate`], pure apart from its kernel sample); its page for people
+//!   (`report`, a pure renderer); a bucket's jobs listed and inspected
+//!   ([`inspect`]).
+//! - **Use cases**, as plain async functions over the ports ([`Ports`]:
+//!   the store and the two queues): [`submit()`], [`wait_for_result`] and
+//!   [`cancel()`] (the client), [`TileWorker::handle_batch`] (the worker
+//!   function), [`handle_stitch_delivery`] (the stitch function),
+//!   [`poll()`] and [`invoke`] (the event-source mapping and a Lambda
+//!   invocation's deadline), [`explore`] (the explorer's tiles, cached and
+//!   rendered on request), and [`render_embedded`], which wires them all
+//!   in one process.
+//!
+//! Log event names other programs read: [`events`].
+//!
+//! The protocol in one paragraph: a [`JobId`] is a content hash of the
 //! [`RenderParams`](mandel_core::RenderParams); the params are written once
-//! to `jobs/<job>/params.json`; one [`TileMessage`] per tile goes on the tiles
-//! queue; each tile's blob is a keyed, deterministic write; the writer that
-//! completes the last row sends a [`StitchMessage`]; the stitch publishes `result.json`
-//! last, create-only, so there is exactly one result. A message that fails
-//! its last delivery leaves a [`Failure`] record under the job, which the
-//! waiting client reports; a `cancelled` marker makes workers skip a job.
-//!
-//! Use cases, as plain async functions over the ports: [`submit()`],
-//! [`wait_for_result`] and [`cancel()`] (the client), [`TileWorker`] (the worker),
-//! [`stitch()`] (the stitch function), [`poll()`] (the event-source
-//! mapping), and [`render_embedded`] which wires them all in one process.
+//! to `jobs/<job>/params.json`; one [`TileMessage`] per tile goes on the
+//! tiles queue; each tile's blob is a keyed, deterministic write; the
+//! worker that sees the job complete after storing its tiles (one listing
+//! of the job, or, above a thousand tiles, the row markers) sends a
+//! [`StitchMessage`]; the stitch publishes `result.json` last, create-only,
+//! so there is exactly one result. A message that fails its last delivery
+//! leaves a [`Failure`] record under the job, which the waiting client
+//! reports; a `cancelled` marker makes workers skip a job.
 
 // The public API: the items re-exported here, each at one path, and the
 // modules below that are namespaces of their own. Everything else is
@@ -63,19 +82,17 @@ pub mod process;
 pub mod progress;
 mod queue;
 pub mod records;
-pub mod report;
+mod report;
 mod retry;
 mod spill;
 mod stitch;
 mod store;
 mod submit;
-pub mod tiles;
+mod tiles;
 mod upload;
 mod worker;
 
-pub use deployment::{
-    BUCKET_ENV, DEPLOYMENT_KEY, Deployment, Fleet, FunctionLimits, KERNEL_RATE_FLOOR,
-};
+pub use deployment::{BUCKET_ENV, DEPLOYMENT_KEY, Deployment, Fleet, FunctionLimits};
 pub use embedded::{EmbeddedRender, render_embedded};
 pub use error::PipelineError;
 pub use fs::FsStore;
@@ -84,7 +101,6 @@ pub use job::{
     TileMessage, TileStat,
 };
 pub use memory::{MemoryQueue, MemoryStore};
-pub use params_cache::ParamsCache;
 pub use poller::{PollConfig, PollStats, invoke, one_at_a_time, poll};
 pub use ports::Ports;
 pub use queue::{Delivery, Queue, QueueError};
@@ -97,5 +113,4 @@ pub use store::{
     validate_part,
 };
 pub use submit::{CancelOutcome, Submitted, WaitPolicy, cancel, submit, wait_for_result};
-pub use upload::PART_SIZE;
-pub use worker::{BatchOutcome, CANCEL_RECHECK, TileOutcome, TileWorker, stop_margin};
+pub use worker::{BatchOutcome, CANCEL_RECHECK, TileOutcome, TileWorker};

@@ -1,6 +1,6 @@
 //! A job's records: typed reads and writes of every small object the
 //! protocol keeps under `jobs/<job>/` besides tiles and outputs (the
-//! layout is in [`job`](crate::job)). Each record has its reader and its
+//! layout is on [`JobId`]). Each record has its reader and its
 //! writer here and nowhere else, so the use cases (submit, worker, stitch,
 //! client) and the views of a job (inspect, report) share one rule for
 //! each: which writes are create-only, which reads treat a missing or

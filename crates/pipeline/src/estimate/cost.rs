@@ -240,7 +240,7 @@ impl JobShape {
     /// The shape of a finished job from its manifest: its invocations
     /// are its tiles grouped by worker and batch, each lasting from the
     /// batch's start to its last kernel's end, plus the requests after it
-    /// (a tile's PUT, the row listings) at [`Model::request_s`] each.
+    /// (a tile's PUT, the row listings) at [`Model::request_s`](super::Model::request_s) each.
     /// `wait_seconds` is how long the client waited.
     pub fn observed(
         m: &ResultManifest,

@@ -68,7 +68,7 @@ pub const MODEL: Model = Model {
     png_bytes_per_pixel: 1.0,
 };
 
-/// A job on Lambda as [`Estimate::lambda`] models it, phase by phase, in
+/// A job on Lambda as [`Estimate::lambda`](super::Estimate::lambda) models it, phase by phase, in
 /// seconds.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LambdaPhases {

@@ -16,8 +16,8 @@
 //! the constants of [`Model`], each with its source.
 
 //!
-//! Its parts: [`sample`] (the profile), [`lambda`] (the model of a job on
-//! Lambda), [`cost`] (usage and prices) and [`actual`] (a finished job
+//! Its parts: `sample` (the profile), `lambda` (the model of a job on
+//! Lambda), `cost` (usage and prices) and `actual` (a finished job
 //! against its estimate, and the submission record).
 
 mod actual;

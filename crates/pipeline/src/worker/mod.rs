@@ -147,7 +147,7 @@ impl TileWorker {
     ///
     /// With a `deadline` (the Lambda invocation's), no tile is started and
     /// every tile still computing is abandoned shortly before it
-    /// ([`stop_margin`]); their messages fail and come back, while the
+    /// (a tenth of the invocation, 1 to 10 s); their messages fail and come back, while the
     /// tiles finished in time are kept. The same happens if the returned
     /// future is dropped (the invocation killed).
     pub async fn handle_batch(

@@ -24,11 +24,11 @@ echo "# $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs), $(nproc) 
   "kernel levels: $(grep -o -m1 -w avx512f /proc/cpuinfo || echo no-avx512)"
 if [ "${1:-}" != "--only-localstack" ]; then
 echo "== 32768x32768 default viewport, embedded"
-"$bin/mandel-bench" --kernel-only 128 256 2000
+"$bin/mandel-bench" kernel-only 128 256 2000
 "$bin/mandel-orchestrate" --tiles-per-side 128 --tile-pixels 256 --out "$work/d.png" | sed 's/; wrote.*//'
 rm -f "$work"/*.png
 echo "== million tiles (1024x1024 of 32 px, whole plane, max_iter 10), embedded"
-"$bin/mandel-bench" --kernel-only 1024 32 10
+"$bin/mandel-bench" kernel-only 1024 32 10
 "$bin/mandel-orchestrate" --tiles-per-side 1024 --tile-pixels 32 --max-iter 10 \
   --viewport=-2,1,-1.5,1.5 --out "$work/m.png" | sed 's/; wrote.*//'
 rm -f "$work"/*.png

@@ -10,7 +10,7 @@ fi
 cargo build --release --workspace --all-targets
 cargo run --release -p mandel-bench -- --python .venv-bench/bin/python "$@"
 # The estimator's error on four views (docs/performance.md#estimator).
-target/release/mandel-bench --estimator
+target/release/mandel-bench estimator
 
 # Peak memory (VmHWM) of whole embedded renders: the default job and the
 # 64×64-tile, 16384×16384 job. The orchestrator prints it in its summary.

@@ -2,13 +2,8 @@
 //! with issue 16's table (the per-core limit from a hand-written loop in
 //! `limit`, the kernel's rates, the default job's times, the numpy ratio).
 //!
-//! Usage: `mandel-bench [--quick] [--python PATH]`, or
-//! `mandel-bench --kernel-only TILES_PER_SIDE TILE_PIXELS MAX_ITER`: the
-//! kernel alone over every tile of that job (default viewport) on every
-//! core, nothing stored, the baseline of a whole render's wall time; or
-//! `mandel-bench --estimator`: the estimate of four jobs against their
-//! embedded renders (the estimator's error); or `mandel-bench --aws-model`:
-//! the default job on AWS Lambda, phase by phase, as the estimator models it.
+//! Usage (`mandel-bench --help`): `mandel-bench [--quick] [--python PATH]`,
+//! or one of the subcommands `kernel-only`, `estimator` and `aws-model`.
 //! Numbers, never assertions: compare them with the targets yourself.
 
 use std::io::Cursor;
@@ -16,6 +11,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
 use image::ImageEncoder;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use mandel_core::kernel::{self, Level, Tuning};
@@ -23,37 +19,63 @@ use mandel_core::{Colormap, CountsImage, RenderParams, TileId};
 
 mod limit;
 
+/// Prints the numbers behind docs/performance.md: with no subcommand, the
+/// kernel per level, the default job's times and the numpy ratio, ending
+/// with issue 16's table.
+#[derive(Debug, Parser)]
+#[command(name = "mandel-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Bench>,
+    /// Fewer tunings and a smaller numpy baseline.
+    #[arg(long)]
+    quick: bool,
+    /// The Python with numpy for the baseline [default: .venv-bench's, else python3].
+    #[arg(long, value_name = "PATH")]
+    python: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// The kernel alone over every tile of a job (default viewport) on every
+    /// core, nothing stored: the baseline of a whole render's wall time.
+    KernelOnly {
+        tiles_per_side: u32,
+        tile_pixels: u32,
+        max_iter: u32,
+    },
+    /// The estimate of four jobs against their embedded renders (the
+    /// estimator's error).
+    Estimator,
+    /// The default job on AWS Lambda, phase by phase, as the estimator
+    /// models it.
+    AwsModel,
+}
+
 fn main() -> Result<()> {
     mandel_pipeline::process::return_freed_memory();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let quick = args.iter().any(|a| a == "--quick");
-    let python = args
-        .windows(2)
-        .find(|w| w[0] == "--python")
-        .map(|w| w[1].clone());
+    let cli = Cli::parse();
+    let (quick, python) = (cli.quick, cli.python);
     let p = RenderParams::default();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if let Some(i) = args.iter().position(|a| a == "--kernel-only") {
-        let num = |k: usize| -> Result<u32> {
-            args.get(i + k)
-                .context("--kernel-only TILES_PER_SIDE TILE_PIXELS MAX_ITER")?
-                .parse()
-                .context("--kernel-only takes numbers")
-        };
-        let job = RenderParams {
-            tiles_per_side: num(1)?,
-            tile_pixels: num(2)?,
-            max_iter: num(3)?,
-            ..p
-        };
-        job.validate()?;
-        return kernel_only(&job, cores);
-    }
-    if args.iter().any(|a| a == "--estimator") {
-        return estimator(cores);
-    }
-    if args.iter().any(|a| a == "--aws-model") {
-        return aws_model();
+    match cli.command {
+        Some(Bench::KernelOnly {
+            tiles_per_side,
+            tile_pixels,
+            max_iter,
+        }) => {
+            let job = RenderParams {
+                tiles_per_side,
+                tile_pixels,
+                max_iter,
+                ..p
+            };
+            job.validate()?;
+            return kernel_only(&job, cores);
+        }
+        Some(Bench::Estimator) => return estimator(cores),
+        Some(Bench::AwsModel) => return aws_model(),
+        None => {}
     }
 
     println!(

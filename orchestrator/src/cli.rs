@@ -84,7 +84,7 @@ pub struct Cli {
     /// With --bucket: cancel the job with this id (printed when it was
     /// submitted) and exit. Workers skip its remaining tiles; running the
     /// job's command again resumes it.
-    #[arg(long, value_name = "JOB", group = "action")]
+    #[arg(long, value_name = "JOB", group = "action", conflicts_with_all = NOT_FOR_JOB_ACTIONS)]
     pub cancel: Option<String>,
 
     /// Print the result as one JSON document on stdout (shape in the
@@ -95,7 +95,7 @@ pub struct Cli {
     /// Print what the job would take (iterations, wall time and, with
     /// --bucket, its AWS cost), from a sample run through the kernel, and
     /// exit without writing anything.
-    #[arg(long, group = "action")]
+    #[arg(long, group = "action", conflicts_with_all = NOT_FOR_ESTIMATE)]
     pub estimate: bool,
 
     /// With --bucket: refuse (exit 2, writing nothing) a job whose
@@ -116,14 +116,50 @@ pub struct Cli {
     pub pyramid: Option<PathBuf>,
 
     /// With --bucket: list the bucket's jobs, newest first, and exit.
-    #[arg(long, group = "action")]
+    #[arg(long, group = "action", conflicts_with_all = NOT_FOR_JOB_ACTIONS)]
     pub list: bool,
 
     /// With --bucket: show one job in detail (tiles stored and pending,
     /// failures and their reasons, the stitch) and exit.
-    #[arg(long, value_name = "JOB", group = "action")]
+    #[arg(long, value_name = "JOB", group = "action", conflicts_with_all = NOT_FOR_JOB_ACTIONS)]
     pub status: Option<String>,
 }
+
+/// Flags of a render that `--estimate` does not apply (it writes nothing
+/// and submits nothing; `--counts-out` stays: the estimate prices its
+/// download). clap refuses them with exit code 2, naming both flags.
+const NOT_FOR_ESTIMATE: [&str; 9] = [
+    "out",
+    "report",
+    "pyramid",
+    "no_wait",
+    "fresh",
+    "job",
+    "timeout",
+    "restitch_after",
+    "max_cost",
+];
+
+/// Flags of a render that `--cancel`, `--list` and `--status` do not
+/// apply (they act on jobs already in the bucket).
+const NOT_FOR_JOB_ACTIONS: [&str; 16] = [
+    "viewport",
+    "tiles_per_side",
+    "tile_pixels",
+    "max_iter",
+    "out",
+    "counts_out",
+    "colormap",
+    "workers",
+    "report",
+    "pyramid",
+    "no_wait",
+    "fresh",
+    "job",
+    "timeout",
+    "restitch_after",
+    "max_cost",
+];
 
 /// A fully validated request: what to render and how ([`Mode`]).
 #[derive(Debug)]
@@ -137,8 +173,26 @@ pub struct Request {
     pub pyramid: Option<PathBuf>,
     pub colormap: Colormap,
     pub mode: Mode,
-    /// `--json`: the result as one JSON document.
-    pub json: bool,
+    /// What stdout carries, decided once.
+    pub output: Output,
+}
+
+/// What stdout carries: lines for people, or exactly one JSON document
+/// (`--json`). Progress and announcements go to stderr only for people.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    Human,
+    Json,
+}
+
+impl Output {
+    /// Prints the answer: `{"<key>": value}` as JSON, or `human()`'s text.
+    pub fn answer(self, key: &str, value: &impl serde::Serialize, human: impl FnOnce() -> String) {
+        match self {
+            Output::Json => println!("{}", serde_json::json!({ key: value })),
+            Output::Human => print!("{}", human()),
+        }
+    }
 }
 
 /// What the command does, decided once after parsing; every flag that does
@@ -374,7 +428,11 @@ impl Cli {
             pyramid: self.pyramid.clone(),
             colormap,
             mode,
-            json: self.json,
+            output: if self.json {
+                Output::Json
+            } else {
+                Output::Human
+            },
         })
     }
 }

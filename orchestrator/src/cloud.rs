@@ -14,28 +14,27 @@ use mandel_pipeline::{
     progress::Progress, submit, wait_for_result,
 };
 
-use crate::cli::{Mode, Request, Wait};
+use crate::cli::{Output, Wait};
 
 /// The bucket's deployment.
 pub async fn connect(bucket: &str) -> Result<Cloud> {
     Ok(Cloud::connect(&AwsClients::from_env().await, bucket).await?)
 }
 
-/// Submits the job under `job`, a fresh id, or the params' hash,
-/// recording `submission` for its report. Says what was enqueued on
-/// stderr when the command goes on to wait for a human reader (with
-/// `--no-wait` or `--json` stdout carries the answer).
+/// Submits `params` under `job`, a fresh id, or the params' hash,
+/// recording `submission` for its report. With `announce` (the command
+/// goes on to wait for a human reader), says what was enqueued on stderr.
 pub async fn submit_job(
     cloud: &Cloud,
-    req: &Request,
+    params: &RenderParams,
     job: Option<JobId>,
     fresh: bool,
     submission: &Submission,
+    announce: bool,
 ) -> Result<Submitted> {
-    let announce = matches!(req.mode, Mode::Cloud { wait: Some(_), .. }) && !req.json;
-    let job = job.or_else(|| fresh.then(|| fresh_id(&req.params)));
+    let job = job.or_else(|| fresh.then(|| fresh_id(params)));
     let started = std::time::Instant::now();
-    let submitted = submit(&cloud.ports, &req.params, job, Some(submission)).await?;
+    let submitted = submit(&cloud.ports, params, job, Some(submission)).await?;
     if announce {
         eprintln!(
             "job {} in s3://{}: {} tiles enqueued, {} already stored{} ({:.1} s)",
@@ -121,44 +120,40 @@ pub async fn wait(
 }
 
 /// `--cancel JOB`.
-pub async fn cancel_job(bucket: &str, job: &JobId, json: bool) -> Result<()> {
+pub async fn cancel_job(bucket: &str, job: &JobId, output: Output) -> Result<()> {
     let cloud = connect(bucket).await?;
     let outcome = cancel(&*cloud.ports.store, job).await?;
-    if json {
-        let outcome = match outcome {
-            CancelOutcome::Cancelled => "cancelled",
-            CancelOutcome::AlreadyFinished => "already_finished",
-        };
-        println!(
-            "{}",
-            serde_json::json!({ "cancel": { "job": job.as_str(), "outcome": outcome } })
-        );
-        return Ok(());
-    }
-    match outcome {
-        CancelOutcome::Cancelled => println!(
-            "cancelled job {job}; workers skip its remaining tiles (re-run its command to resume)"
+    let name = match outcome {
+        CancelOutcome::Cancelled => "cancelled",
+        CancelOutcome::AlreadyFinished => "already_finished",
+    };
+    let doc = serde_json::json!({ "job": job.as_str(), "outcome": name });
+    output.answer("cancel", &doc, || match outcome {
+        CancelOutcome::Cancelled => format!(
+            "cancelled job {job}; workers skip its remaining tiles (re-run its command to resume)\n"
         ),
-        CancelOutcome::AlreadyFinished => println!("job {job} already finished; nothing to cancel"),
-    }
+        CancelOutcome::AlreadyFinished => {
+            format!("job {job} already finished; nothing to cancel\n")
+        }
+    });
     Ok(())
 }
 
 /// `--list`.
-pub async fn list(bucket: &str, json: bool) -> Result<()> {
+pub async fn list(bucket: &str, output: Output) -> Result<()> {
     let cloud = connect(bucket).await?;
     let jobs = list_jobs(&*cloud.ports.store).await?;
-    if json {
-        println!("{}", serde_json::json!({ "jobs": jobs }));
-        return Ok(());
-    }
-    println!(
-        "{:<44} {:>11} {:>7} {:>9} {:>15} {:<20} {:>9}",
-        "JOB", "SIZE", "TILES", "STATE", "STORED", "SUBMITTED (UTC)", "WALL"
-    );
-    for j in &jobs {
-        println!("{}", list_line(j));
-    }
+    output.answer("jobs", &jobs, || {
+        let mut text = format!(
+            "{:<44} {:>11} {:>7} {:>9} {:>15} {:<20} {:>9}\n",
+            "JOB", "SIZE", "TILES", "STATE", "STORED", "SUBMITTED (UTC)", "WALL"
+        );
+        for j in &jobs {
+            text += &list_line(j);
+            text += "\n";
+        }
+        text
+    });
     Ok(())
 }
 
@@ -183,17 +178,13 @@ fn utc(ms: u64) -> String {
 }
 
 /// `--status JOB`.
-pub async fn status(bucket: &str, job: &JobId, json: bool) -> Result<()> {
+pub async fn status(bucket: &str, job: &JobId, output: Output) -> Result<()> {
     let cloud = connect(bucket).await?;
     let status = match job_status(&*cloud.ports.store, job).await {
         Err(PipelineError::UnknownJob { .. }) => bail!("no job {job} in s3://{bucket}"),
         r => r?,
     };
-    if json {
-        println!("{}", serde_json::json!({ "status": status }));
-        return Ok(());
-    }
-    print!("{}", status_text(&status));
+    output.answer("status", &status, || status_text(&status));
     Ok(())
 }
 

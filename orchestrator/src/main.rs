@@ -26,7 +26,7 @@ use serde::Serialize;
 use serde_json::json;
 use std::io::Write;
 
-use cli::{Cli, Mode, UsageError};
+use cli::{Cli, Mode, Output, UsageError};
 
 fn main() -> ExitCode {
     mandel_pipeline::process::return_freed_memory();
@@ -81,9 +81,9 @@ async fn run(req: &cli::Request) -> Result<()> {
         Mode::Estimate { bucket, workers } => {
             return estimate_only(req, bucket.as_deref(), *workers).await;
         }
-        Mode::Cancel { bucket, job } => return cloud::cancel_job(bucket, job, req.json).await,
-        Mode::List { bucket } => return cloud::list(bucket, req.json).await,
-        Mode::Status { bucket, job } => return cloud::status(bucket, job, req.json).await,
+        Mode::Cancel { bucket, job } => return cloud::cancel_job(bucket, job, req.output).await,
+        Mode::List { bucket } => return cloud::list(bucket, req.output).await,
+        Mode::Status { bucket, job } => return cloud::status(bucket, job, req.output).await,
         Mode::Embedded { workers } => render_here(req, *workers, started).await?,
         Mode::Cloud {
             bucket,
@@ -94,13 +94,20 @@ async fn run(req: &cli::Request) -> Result<()> {
         } => {
             let cloud = cloud::connect(bucket).await?;
             let submission = submission_for(req, &cloud, *max_cost).await?;
-            let submitted =
-                cloud::submit_job(&cloud, req, job.clone(), *fresh, &submission).await?;
+            let announce = wait.is_some() && req.output == Output::Human;
+            let submitted = cloud::submit_job(
+                &cloud,
+                &req.params,
+                job.clone(),
+                *fresh,
+                &submission,
+                announce,
+            )
+            .await?;
             let Some(wait) = wait else {
-                match req.json {
-                    true => println!("{}", json!({ "submitted": Enqueued::from(&submitted) })),
-                    false => println!("{}", submitted.job),
-                }
+                let enqueued = Enqueued::from(&submitted);
+                req.output
+                    .answer("submitted", &enqueued, || format!("{}\n", submitted.job));
                 return Ok(());
             };
             render_remote(req, &cloud, submitted, submission, wait).await?
@@ -132,7 +139,7 @@ async fn estimate_only(req: &cli::Request, bucket: Option<&str>, workers: usize)
         }
         None => Estimate::embedded(&profile, workers),
     };
-    print_estimate(&estimate, req.json);
+    print_estimate(&estimate, req.output);
     Ok(())
 }
 
@@ -174,7 +181,7 @@ async fn submission_for(
     if let Some(max) = max_cost
         && cost > max
     {
-        print_estimate(&estimate, req.json);
+        print_estimate(&estimate, req.output);
         return Err(UsageError {
             flag: "max-cost".to_string(),
             message: format!(
@@ -228,7 +235,7 @@ fn scratch_parent(req: &cli::Request) -> PathBuf {
 fn print_summary(req: &cli::Request, r: &Rendered, secs: f64) {
     let m = &r.manifest;
     let peak_mib = mandel_pipeline::process::peak_rss_bytes().map(|b| b >> 20);
-    if req.json {
+    if req.output == Output::Json {
         let summary = Summary {
             job: m.job.as_str(),
             width: m.width,
@@ -290,8 +297,8 @@ async fn profile(params: &RenderParams) -> Profile {
 }
 
 /// `--estimate`, or the estimate a `--max-cost` refusal shows.
-fn print_estimate(e: &Estimate, json: bool) {
-    if json {
+fn print_estimate(e: &Estimate, output: Output) {
+    if output == Output::Json {
         println!("{}", json!({ "estimate": e }));
         return;
     }

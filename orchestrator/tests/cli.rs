@@ -159,6 +159,35 @@ fn bad_input_exits_2_with_one_line_and_writes_nothing() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(files_in(dir.path()).is_empty());
     }
+    // A flag that does not apply to the action is refused (exit 2, both
+    // flags named), not silently ignored, before any connection.
+    for (args, flags) in [
+        (
+            &["--bucket", "b", "--list", "--fresh"][..],
+            ["--list", "--fresh"],
+        ),
+        (
+            &["--bucket", "b", "--cancel", "abc", "--report", "r.html"],
+            ["--cancel", "--report"],
+        ),
+        (
+            &["--bucket", "b", "--status", "abc", "--max-iter", "5"],
+            ["--status", "--max-iter"],
+        ),
+        (&["--estimate", "--out", "x.png"], ["--estimate", "--out"]),
+        (&["--estimate", "--no-wait"], ["--estimate", "--no-wait"]),
+    ] {
+        let out = run(dir.path(), args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        for flag in flags {
+            assert!(
+                stderr.contains(flag),
+                "{args:?}: {stderr:?} does not name {flag}"
+            );
+        }
+        assert!(files_in(dir.path()).is_empty(), "{args:?}");
+    }
 }
 
 /// `--estimate` samples the job and writes nothing; its prediction of the

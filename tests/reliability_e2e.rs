@@ -220,8 +220,15 @@ fn a_rerun_resumes_an_interrupted_job_and_returns_a_finished_one_at_once() {
         .unwrap();
     assert!(status.success());
     drop(worker);
-    let (status, _, _) = finish(waiting, MINUTE);
+    let (status, stderr, _) = finish(waiting, MINUTE);
     assert!(!status.success(), "Ctrl-C stops the orchestrator");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains(&format!("job {job} keeps running"))
+            && stderr.contains(&format!("--job {job}"))
+            && stderr.contains(&format!("--cancel {job}")),
+        "the interrupted client says how to wait again or stop the job: {stderr}"
+    );
     let stored = lane.keys(&job.tiles_prefix()).len();
     assert!(stored < 256, "the job was interrupted");
 

@@ -1,7 +1,7 @@
 //! `--bucket`: the same job through S3 and SQS, rendered by remote workers:
 //! connect, submit, wait, download, each a step of its own; and `--cancel`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, bail};
 use indicatif::ProgressBar;
@@ -11,7 +11,8 @@ use mandel_pipeline::estimate::Submission;
 use mandel_pipeline::inspect::{JobStatus, JobSummary, StitchState, job_status, list_jobs};
 use mandel_pipeline::{
     CancelOutcome, Failed, JobId, PipelineError, ResultManifest, Submitted, WaitPolicy, cancel,
-    progress::Progress, submit, wait_for_result,
+    progress::{self, Progress},
+    submit, wait_for_result,
 };
 
 use crate::cli::{Output, Wait};
@@ -72,9 +73,7 @@ pub async fn wait(
     bar: &ProgressBar,
 ) -> Result<ResultManifest> {
     let policy = WaitPolicy {
-        // One listing page holds 1000 tiles: poll a big job less often, so
-        // progress costs about one request per 250 ms whatever its size.
-        poll_every: Duration::from_millis(250 * params.tile_count().div_ceil(1000)),
+        poll_every: progress::poll_interval(params.tile_count()),
         restitch_after: wait.restitch_after,
         stitch_timeout: Some(cloud.deployment.stitch.timeout()),
     };

@@ -44,7 +44,27 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(&e),
     };
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    match runtime.block_on(run(&request)) {
+    let interrupted = runtime.block_on(async {
+        // Our own handler, so Ctrl-C is seen even when the command was
+        // started with SIGINT ignored (`nohup … &`, some CI runners).
+        tokio::select! {
+            r = run(&request) => Some(r),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    let Some(result) = interrupted else {
+        // The render's future is dropped: an embedded job's scratch store
+        // goes with it; a cloud job keeps running on its workers.
+        match SUBMITTED.get() {
+            Some(job) => eprintln!(
+                "mandel-orchestrate: interrupted; job {job} keeps running in the bucket: \
+                 --job {job} waits for it again, --cancel {job} stops it"
+            ),
+            None => eprintln!("mandel-orchestrate: interrupted"),
+        }
+        return ExitCode::from(130);
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         // Refused after a look at the bucket (--max-cost): bad input too.
         Err(e) if e.downcast_ref::<UsageError>().is_some() => {
@@ -104,6 +124,7 @@ async fn run(req: &cli::Request) -> Result<()> {
                 announce,
             )
             .await?;
+            let _ = SUBMITTED.set(submitted.job.clone());
             let Some(wait) = wait else {
                 let enqueued = Enqueued::from(&submitted);
                 req.output
@@ -116,6 +137,9 @@ async fn run(req: &cli::Request) -> Result<()> {
     print_summary(req, &rendered, started.elapsed().as_secs_f64());
     Ok(())
 }
+
+/// The cloud job this run submitted, for the message if it is interrupted.
+static SUBMITTED: std::sync::OnceLock<mandel_pipeline::JobId> = std::sync::OnceLock::new();
 
 /// A finished render, whichever mode ran it: what the summary reports.
 struct Rendered {

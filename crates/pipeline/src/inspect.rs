@@ -38,7 +38,7 @@ pub struct JobSummary {
     pub width: u64,
     pub tiles: u64,
     pub state: JobState,
-    /// Tiles stored: exact up to 1000 tiles; above, whole rows (from the
+    /// Tiles stored: exact for a job listed whole; above, whole rows (from the
     /// row markers), so a running big job costs one listing.
     pub stored: u64,
     /// When it was last submitted (Unix ms), if the client recorded it.

@@ -32,6 +32,14 @@ use crate::tiles::{self, StoredTile};
 /// holds 1000 keys.
 pub const ONE_LISTING: u64 = 1000;
 
+/// How often a waiting client looks at a job of `tiles` tiles: every
+/// 250 ms per [`ONE_LISTING`] tiles, so that a look (a listing page per
+/// thousand tiles at most) costs about four requests a second, whatever
+/// the job's size. The estimate's request model counts the same looks.
+pub fn poll_interval(tiles: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(250 * tiles.div_ceil(ONE_LISTING))
+}
+
 /// Whether a job of `tiles` tiles is tracked by listing it whole
 /// ([`JobListing`]), not by row markers.
 pub fn listed_whole(tiles: u64) -> bool {

@@ -117,13 +117,13 @@ impl JobRequests {
         // Client: submit: params and estimate PUTs, then one listing (over
         // a thousand tiles: `rows/`, a HEAD of the result, `failed/`, and
         // `tiles/`, one page for a new job; deletes are free); then a poll
-        // every 250 ms per 1000 tiles (one listing; over 1000 tiles, `rows/`,
+        // every `progress::poll_interval` (one listing; over 1000 tiles, `rows/`,
         // `failed/` and two HEADs, of which the last poll, which finds the
         // result, makes `rows/` and a HEAD); then result.json, stats.json and the
         // outputs. (A poll that sees a stitch running also reads its
         // marker, once per attempt: one GET, not counted.)
-        let thousands = s.tiles.div_ceil(1000);
-        let polls = (s.wait_seconds / (0.25 * thousands as f64)).ceil() as u64;
+        let interval = crate::progress::poll_interval(s.tiles).as_secs_f64();
+        let polls = (s.wait_seconds / interval).ceil() as u64;
         let (submit_lists, submit_heads, poll_lists, poll_heads) = if whole {
             (1, 0, polls, 0)
         } else {

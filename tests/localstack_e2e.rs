@@ -3,6 +3,7 @@
 //! (the README's test command provides it); fails without it.
 
 use mandel_core::CountsImage;
+use mandel_e2e::lane::Lane;
 use mandel_e2e::{
     REFERENCE_IMAGE_SHA256, counts_sha256, localstack_bucket, orchestrate, start_pollers,
 };
@@ -54,18 +55,25 @@ fn default_job_through_pollers_matches_the_reference_and_embedded_mode() {
 }
 
 /// Two jobs submitted at once to one bucket, served by the same pollers,
-/// each get exactly their own counts.
+/// each get exactly their own counts. On queues of its own (a lane): the
+/// other test's pollers, killed when it ends, must not hold these jobs'
+/// messages.
 #[test]
 fn two_jobs_at_once_stay_isolated() {
     let bucket = localstack_bucket();
-    let _pollers = start_pollers(&bucket, 2);
-
+    let lane = Lane::new("isolated");
     let dir = tempfile::tempdir().unwrap();
+    let _pollers = [
+        lane.worker(&dir.path().join("w.log")),
+        lane.worker(&dir.path().join("w.log")),
+        lane.stitcher(&dir.path().join("s.log")),
+    ];
+
     let jobs = [("a", "-2,0.5,-1.25,1.25"), ("b", "-0.8,-0.7,0.05,0.15")];
     let children: Vec<_> = jobs
         .iter()
         .map(|(name, viewport)| {
-            std::process::Command::new(mandel_e2e::binary("mandel-orchestrate"))
+            lane.command("mandel-orchestrate")
                 .current_dir(dir.path())
                 .args(["--bucket", &bucket, "--fresh", "--timeout", "120"])
                 .args([

@@ -84,7 +84,8 @@ pub struct Cli {
     /// With --bucket: cancel the job with this id (printed when it was
     /// submitted) and exit. Workers skip its remaining tiles; running the
     /// job's command again resumes it.
-    #[arg(long, value_name = "JOB", group = "action", conflicts_with_all = NOT_FOR_JOB_ACTIONS)]
+    #[arg(long, value_name = "JOB", group = "action", conflicts_with_all = RENDER_FLAGS,
+        conflicts_with_all = SUBMIT_FLAGS)]
     pub cancel: Option<String>,
 
     /// Print the result as one JSON document on stdout (shape in the
@@ -95,7 +96,8 @@ pub struct Cli {
     /// Print what the job would take (iterations, wall time and, with
     /// --bucket, its AWS cost), from a sample run through the kernel, and
     /// exit without writing anything.
-    #[arg(long, group = "action", conflicts_with_all = NOT_FOR_ESTIMATE)]
+    #[arg(long, group = "action", conflicts_with_all = SUBMIT_FLAGS,
+        conflicts_with = "out")]
     pub estimate: bool,
 
     /// With --bucket: refuse (exit 2, writing nothing) a job whose
@@ -116,20 +118,22 @@ pub struct Cli {
     pub pyramid: Option<PathBuf>,
 
     /// With --bucket: list the bucket's jobs, newest first, and exit.
-    #[arg(long, group = "action", conflicts_with_all = NOT_FOR_JOB_ACTIONS)]
+    #[arg(long, group = "action", conflicts_with_all = RENDER_FLAGS,
+        conflicts_with_all = SUBMIT_FLAGS)]
     pub list: bool,
 
     /// With --bucket: show one job in detail (tiles stored and pending,
     /// failures and their reasons, the stitch) and exit.
-    #[arg(long, value_name = "JOB", group = "action", conflicts_with_all = NOT_FOR_JOB_ACTIONS)]
+    #[arg(long, value_name = "JOB", group = "action", conflicts_with_all = RENDER_FLAGS,
+        conflicts_with_all = SUBMIT_FLAGS)]
     pub status: Option<String>,
 }
 
-/// Flags of a render that `--estimate` does not apply (it writes nothing
-/// and submits nothing; `--counts-out` stays: the estimate prices its
-/// download). clap refuses them with exit code 2, naming both flags.
-const NOT_FOR_ESTIMATE: [&str; 9] = [
-    "out",
+/// Flags of a submission: they apply to a render only, not to
+/// `--estimate` (which writes and submits nothing) nor to `--cancel`,
+/// `--list` and `--status` (which act on jobs already in the bucket).
+/// clap refuses them with exit code 2, naming both flags.
+const SUBMIT_FLAGS: [&str; 8] = [
     "report",
     "pyramid",
     "no_wait",
@@ -140,9 +144,10 @@ const NOT_FOR_ESTIMATE: [&str; 9] = [
     "max_cost",
 ];
 
-/// Flags of a render that `--cancel`, `--list` and `--status` do not
-/// apply (they act on jobs already in the bucket).
-const NOT_FOR_JOB_ACTIONS: [&str; 16] = [
+/// Flags that say what to render and where (`--estimate` takes all but
+/// `--out`: it prices the `--counts-out` download); `--cancel`, `--list`
+/// and `--status` take none.
+const RENDER_FLAGS: [&str; 8] = [
     "viewport",
     "tiles_per_side",
     "tile_pixels",
@@ -151,14 +156,6 @@ const NOT_FOR_JOB_ACTIONS: [&str; 16] = [
     "counts_out",
     "colormap",
     "workers",
-    "report",
-    "pyramid",
-    "no_wait",
-    "fresh",
-    "job",
-    "timeout",
-    "restitch_after",
-    "max_cost",
 ];
 
 /// A fully validated request: what to render and how ([`Mode`]).

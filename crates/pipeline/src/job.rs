@@ -250,8 +250,9 @@ impl StitchAttempt {
         }
     }
 
-    /// How long ago it started (by the wall clock: the marker is written
-    /// by one machine and read by another).
+    /// How long ago it started, by this machine's wall clock against the
+    /// stitch's: for people (`--status`), never for deciding that a stitch
+    /// died (another machine's clock may be minutes off).
     pub fn age(&self) -> std::time::Duration {
         std::time::Duration::from_millis(unix_ms().saturating_sub(self.started_unix_ms))
     }

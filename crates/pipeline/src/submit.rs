@@ -151,7 +151,7 @@ impl WaitPolicy {
 }
 
 /// Past a stitch's timeout, how long before it counts as killed: Lambda
-/// stops it at the timeout; this covers clocks and the marker's write.
+/// stops it at the timeout; this covers the marker's write and a poll.
 const KILLED_AFTER: Duration = Duration::from_secs(10);
 
 /// Polls the store until the job's result is published, calling `progress`
@@ -202,25 +202,36 @@ pub async fn wait_for_result(
             last = Some(done);
         }
         if done == params.tile_count() {
-            let killed = |a: &StitchAttempt| {
+            // Killed: seen running longer than its timeout allows, by this
+            // client's own clock since it first saw the attempt (the
+            // marker's start is the stitch's wall clock, and two machines'
+            // clocks may differ by minutes).
+            let killed = |seen_at: &tokio::time::Instant| {
                 policy
                     .stitch_timeout
-                    .is_some_and(|timeout| a.age() > timeout + KILLED_AFTER)
+                    .is_some_and(|timeout| seen_at.elapsed() > timeout + KILLED_AFTER)
             };
             // The marker is read once per attempt: it changes only when a
             // new attempt starts, which matters only once this one would
-            // count as killed.
+            // count as killed. The same attempt keeps the time it was
+            // first seen.
             attempt = match (seen.stitching(), attempt) {
                 (Some(false), _) => None,
-                (_, Some(a)) if !killed(&a) => Some(a),
-                _ => read_attempt(store, job).await?,
+                (_, Some((a, at))) if !killed(&at) => Some((a, at)),
+                (_, previous) => read_attempt(store, job).await?.map(|a| {
+                    let at = match previous {
+                        Some((p, at)) if p == a => at,
+                        _ => tokio::time::Instant::now(),
+                    };
+                    (a, at)
+                }),
             };
             let since = *complete_since.get_or_insert_with(tokio::time::Instant::now);
             let resend = match &attempt {
                 // Started and never finished: killed at its timeout or by
                 // its memory limit. SQS retries it unless that was its last
                 // delivery; a second death ends the wait.
-                Some(a) if killed(a) => {
+                Some((a, at)) if killed(at) => {
                     if a.last || resent_for_death {
                         return Err(stitch_killed(job, a, policy));
                     }

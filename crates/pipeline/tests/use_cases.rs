@@ -959,6 +959,9 @@ async fn an_invocation_past_its_deadline_is_stopped_and_its_batch_fails() {
 /// waiting for ever; a re-run forgets that attempt and stitches again.
 #[tokio::test]
 async fn a_stitch_killed_on_its_last_attempt_is_reported_and_a_rerun_retries_it() {
+    // The client judges a stitch dead by its own clock: 300 s pass on a
+    // paused one.
+    tokio::time::pause();
     let r = rig();
     let p = small();
     let job = r.render_tiles(&p).await;
@@ -978,6 +981,7 @@ async fn a_stitch_killed_on_its_last_attempt_is_reported_and_a_rerun_retries_it(
         .await
         .unwrap();
     let policy = WaitPolicy {
+        poll_every: Duration::from_secs(1),
         stitch_timeout: Some(Duration::from_secs(300)),
         ..quick_wait()
     };
@@ -999,6 +1003,57 @@ async fn a_stitch_killed_on_its_last_attempt_is_reported_and_a_rerun_retries_it(
     assert_eq!(again.enqueued, 0);
     assert!(r.store.head(&job.stitching_key()).await.unwrap().is_none());
     assert_eq!(drain(&r.stitches).await.len(), 1);
+}
+
+/// A healthy stitch is never declared dead because the stitch's clock and
+/// the client's disagree: a marker that by the wall clocks started 400 s
+/// ago (timeout 300 s) is a running stitch until the client itself has seen
+/// it run past its timeout; here it publishes after 100 s.
+#[tokio::test]
+async fn a_stitch_marker_from_a_skewed_clock_is_not_taken_for_a_dead_stitch() {
+    tokio::time::pause();
+    let r = rig();
+    let p = small();
+    let job = r.render_tiles(&p).await;
+    let messages = drain(&r.stitches).await;
+    let skewed = mandel_pipeline::StitchAttempt {
+        attempt: 1,
+        last: true,
+        started_unix_ms: mandel_pipeline::StitchAttempt::starting(1, true).started_unix_ms
+            - 400_000,
+    };
+    r.store
+        .put(
+            &job.stitching_key(),
+            Bytes::from(serde_json::to_vec(&skewed).unwrap()),
+            Metadata::new(),
+            PutMode::Overwrite,
+        )
+        .await
+        .unwrap();
+    let policy = WaitPolicy {
+        poll_every: Duration::from_secs(1),
+        restitch_after: Duration::from_secs(3600),
+        stitch_timeout: Some(Duration::from_secs(300)),
+    };
+    let ports = r.ports();
+    let waiting =
+        tokio::spawn(async move { wait_for_result(&ports, &job, &p, policy, |_| {}).await });
+    tokio::time::sleep(Duration::from_secs(100)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the client waits for the running stitch"
+    );
+    handle_stitch_delivery(
+        &r.store,
+        &delivery("s", messages[0].clone(), 1),
+        None,
+        Pyramid::Skip,
+    )
+    .await
+    .unwrap();
+    let manifest = waiting.await.unwrap().unwrap();
+    assert_eq!(manifest.tiles, 9);
 }
 
 /// A stitch whose job lost its params.json fails at once with a record the

@@ -109,13 +109,16 @@ pub async fn list_jobs(store: &dyn ObjectStore) -> Result<Vec<JobSummary>, Pipel
 /// One job's summary: its params, its submission, one look at its
 /// progress, and its result if finished.
 async fn summary(store: &dyn ObjectStore, job: &JobId) -> Result<JobSummary, PipelineError> {
-    Ok(look(store, job).await?.0)
+    Ok(look(store, job, false).await?.0)
 }
 
-/// A job's summary and the look it came from.
+/// A job's summary and its submission, from one look at its progress;
+/// `exact`: a running job tracked by rows counts its tiles one by one
+/// (every page of them) instead of its whole rows.
 async fn look(
     store: &dyn ObjectStore,
     job: &JobId,
+    exact: bool,
 ) -> Result<(JobSummary, Option<Submission>), PipelineError> {
     let params = read_params(store, job).await?;
     let submission = read_submission(store, job).await?;
@@ -136,6 +139,7 @@ async fn look(
     };
     let stored = match result {
         Some(_) => tiles,
+        None if exact => progress.stored_exactly().await?,
         None => progress.stored(),
     };
     let submitted_ms = submission.as_ref().map(|s| s.submitted_ms);
@@ -159,19 +163,12 @@ async fn look(
 /// One job in detail: its summary with every tile counted, its failures
 /// with their reasons, and its stitch.
 pub async fn job_status(store: &dyn ObjectStore, job: &JobId) -> Result<JobStatus, PipelineError> {
-    let (mut summary, submission) = look(store, job).await?;
+    let (summary, submission) = look(store, job, true).await?;
     let failures = read_failures(store, job).await?;
     let tiles_failed = failures
         .iter()
         .filter(|f| matches!(f.what, crate::job::Failed::Tile(_)))
         .count() as u64;
-    if summary.state != JobState::Finished {
-        let params = summary.params;
-        summary.stored = Progress::read(store, job, &params)
-            .await?
-            .stored_exactly()
-            .await?;
-    }
     let stitch = match summary.state {
         JobState::Finished => StitchState::Finished,
         _ if summary.stored < summary.tiles => StitchState::Waiting,

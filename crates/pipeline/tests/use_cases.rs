@@ -971,15 +971,7 @@ async fn a_stitch_killed_on_its_last_attempt_is_reported_and_a_rerun_retries_it(
         last: true,
         started_unix_ms: 1,
     };
-    r.store
-        .put(
-            &job.stitching_key(),
-            Bytes::from(serde_json::to_vec(&killed).unwrap()),
-            Metadata::new(),
-            PutMode::Overwrite,
-        )
-        .await
-        .unwrap();
+    put_attempt(&r.store, &job, &killed).await;
     let policy = WaitPolicy {
         poll_every: Duration::from_secs(1),
         stitch_timeout: Some(Duration::from_secs(300)),
@@ -1005,6 +997,23 @@ async fn a_stitch_killed_on_its_last_attempt_is_reported_and_a_rerun_retries_it(
     assert_eq!(drain(&r.stitches).await.len(), 1);
 }
 
+/// Writes a stitch attempt's marker as the stitch would.
+async fn put_attempt(
+    store: &Arc<dyn ObjectStore>,
+    job: &JobId,
+    attempt: &mandel_pipeline::StitchAttempt,
+) {
+    store
+        .put(
+            &job.stitching_key(),
+            Bytes::from(serde_json::to_vec(attempt).unwrap()),
+            Metadata::new(),
+            PutMode::Overwrite,
+        )
+        .await
+        .unwrap();
+}
+
 /// A healthy stitch is never declared dead because the stitch's clock and
 /// the client's disagree: a marker that by the wall clocks started 400 s
 /// ago (timeout 300 s) is a running stitch until the client itself has seen
@@ -1022,15 +1031,7 @@ async fn a_stitch_marker_from_a_skewed_clock_is_not_taken_for_a_dead_stitch() {
         started_unix_ms: mandel_pipeline::StitchAttempt::starting(1, true).started_unix_ms
             - 400_000,
     };
-    r.store
-        .put(
-            &job.stitching_key(),
-            Bytes::from(serde_json::to_vec(&skewed).unwrap()),
-            Metadata::new(),
-            PutMode::Overwrite,
-        )
-        .await
-        .unwrap();
+    put_attempt(&r.store, &job, &skewed).await;
     let policy = WaitPolicy {
         poll_every: Duration::from_secs(1),
         restitch_after: Duration::from_secs(3600),

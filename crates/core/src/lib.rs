@@ -24,6 +24,7 @@
 pub mod blob;
 pub mod colormap;
 pub mod counts;
+pub mod deep;
 pub mod explore;
 pub mod geometry;
 pub mod kernel;

@@ -1,0 +1,327 @@
+//! The reference orbit: `Z_{m+1} = Z_m² + C` at the view's centre, in
+//! arbitrary precision, computed once per job and stored in low precision.
+//!
+//! The arithmetic is fixed point on `dashu-int` integers (`x = X·2^bits`):
+//! the orbit is bounded by the escape radius, so a fixed point loses
+//! nothing a float would keep, and the step is two big multiplications
+//! (`(X+Y)(X−Y)` and `XY`) and shifts. Why dashu and not MPFR or malachite:
+//! docs/deep-zoom.md (measured; licence).
+//!
+//! The computation can stop and resume ([`OrbitState`] is its whole
+//! full-precision state, with a byte form), so an orbit longer than one
+//! Lambda invocation is computed in segments. The points are stored as
+//! [`OrbitPoint`]s: values with `|Z| ≤ 2` need no more than f64's mantissa,
+//! but their exponent can fall below f64's near the orbit's near-returns
+//! to zero, so each point carries its own power of two.
+
+use dashu_int::IBig;
+use thiserror::Error;
+
+use super::DeepView;
+use super::number::{Cfe, Complex};
+use super::view::ibig_parts;
+
+/// One point of the stored orbit: `(re + i·im)·2^exp`, with the larger of
+/// `|re|`, `|im|` in `[1, 2)` (or all zero).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OrbitPoint {
+    pub re: f64,
+    pub im: f64,
+    pub exp: i32,
+}
+
+impl OrbitPoint {
+    /// Bytes of one point in the stored form: `re`, `im` (f64) and `exp`
+    /// (i32), little-endian.
+    pub const BYTES: usize = 20;
+
+    pub fn to_cfe(self) -> Cfe {
+        Cfe::from_parts(self.re, self.im, i64::from(self.exp))
+    }
+
+    fn from_cfe(z: Cfe) -> OrbitPoint {
+        let (re, im, exp) = z.parts();
+        OrbitPoint {
+            re,
+            im,
+            exp: exp.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
+        }
+    }
+}
+
+/// The full-precision state of a reference orbit being computed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrbitState {
+    bits: u32,
+    cx: IBig,
+    cy: IBig,
+    x: IBig,
+    y: IBig,
+    /// Index of the point `(x, y)` is: `Z_n`.
+    n: u64,
+    escaped: bool,
+}
+
+/// A stored orbit state or orbit that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("reference orbit data is malformed: {0}")]
+pub struct OrbitFormatError(pub &'static str);
+
+const STATE_MAGIC: &[u8; 8] = b"MDORBST1";
+const POINTS_MAGIC: &[u8; 8] = b"MDORBIT1";
+
+impl OrbitState {
+    /// The start of the orbit of `view`'s centre, `Z_0 = 0`, with `bits`
+    /// fraction bits (see [`DeepView::precision_bits`]).
+    pub fn new(view: &DeepView, bits: u32) -> OrbitState {
+        let (cx, cy) = view.center_fixed(bits);
+        OrbitState {
+            bits,
+            cx,
+            cy,
+            x: IBig::ZERO,
+            y: IBig::ZERO,
+            n: 0,
+            escaped: false,
+        }
+    }
+
+    /// The index of the current point.
+    pub fn index(&self) -> u64 {
+        self.n
+    }
+
+    pub fn precision_bits(&self) -> u32 {
+        self.bits
+    }
+
+    /// Whether the orbit is complete: it escaped (`|Z|² > 4`) or reached
+    /// `Z_{max_iter}`.
+    pub fn is_done(&self, max_iter: u64) -> bool {
+        self.escaped || self.n >= max_iter
+    }
+
+    /// The current point in low precision.
+    pub fn point(&self) -> OrbitPoint {
+        let (mx, ex) = ibig_parts(&self.x);
+        let (my, ey) = ibig_parts(&self.y);
+        let e = ex.max(ey);
+        let z = Cfe::from_parts(
+            mx * super::number::pow2(ex - e),
+            my * super::number::pow2(ey - e),
+            e - i64::from(self.bits),
+        );
+        OrbitPoint::from_cfe(z)
+    }
+
+    /// Steps the orbit, pushing each new point, until it is done or
+    /// `keep_going` (asked every 1024 steps) says stop. The first call also
+    /// pushes `Z_0`. Returns whether the orbit is done.
+    pub fn run(
+        &mut self,
+        max_iter: u64,
+        points: &mut Vec<OrbitPoint>,
+        mut keep_going: impl FnMut() -> bool,
+    ) -> bool {
+        if self.n == 0 && points.is_empty() {
+            points.push(self.point());
+        }
+        let b = self.bits as usize;
+        while !self.is_done(max_iter) {
+            if self.n.is_multiple_of(1024) && !keep_going() {
+                return false;
+            }
+            let two_xy = (&self.x * &self.y) >> (b - 1);
+            let x2_y2 = ((&self.x + &self.y) * (&self.x - &self.y)) >> b;
+            self.x = x2_y2 + &self.cx;
+            self.y = two_xy + &self.cy;
+            self.n += 1;
+            let p = self.point();
+            let (re, im) = p.to_cfe().to_f64();
+            self.escaped = re * re + im * im > 4.0;
+            points.push(p);
+        }
+        true
+    }
+
+    /// The state's byte form (resumed with [`OrbitState::from_bytes`]).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = STATE_MAGIC.to_vec();
+        out.extend(self.bits.to_le_bytes());
+        out.extend(self.n.to_le_bytes());
+        out.push(u8::from(self.escaped));
+        for v in [&self.cx, &self.cy, &self.x, &self.y] {
+            let bytes = v.to_le_bytes();
+            out.extend((bytes.len() as u64).to_le_bytes());
+            out.extend(bytes.iter());
+        }
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<OrbitState, OrbitFormatError> {
+        let mut r = Reader(bytes);
+        if r.take(8)? != STATE_MAGIC {
+            return Err(OrbitFormatError("not an orbit state"));
+        }
+        let bits = u32::from_le_bytes(r.take(4)?.try_into().unwrap());
+        let n = u64::from_le_bytes(r.take(8)?.try_into().unwrap());
+        let escaped = r.take(1)?[0] != 0;
+        let mut ints = Vec::new();
+        for _ in 0..4 {
+            let len = u64::from_le_bytes(r.take(8)?.try_into().unwrap());
+            let len = usize::try_from(len).map_err(|_| OrbitFormatError("length"))?;
+            ints.push(IBig::from_le_bytes(r.take(len)?));
+        }
+        if !r.0.is_empty() || bits < 2 {
+            return Err(OrbitFormatError("trailing bytes or bad precision"));
+        }
+        let [cx, cy, x, y] = ints.try_into().unwrap();
+        Ok(OrbitState {
+            bits,
+            cx,
+            cy,
+            x,
+            y,
+            n,
+            escaped,
+        })
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], OrbitFormatError> {
+        if self.0.len() < n {
+            return Err(OrbitFormatError("truncated"));
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Ok(head)
+    }
+}
+
+/// Encodes orbit points: the magic `MDORBIT1`, a u64 count, then each
+/// point's [`OrbitPoint::BYTES`], all little-endian.
+pub fn encode_points(points: &[OrbitPoint]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + points.len() * OrbitPoint::BYTES);
+    out.extend(POINTS_MAGIC);
+    out.extend((points.len() as u64).to_le_bytes());
+    for p in points {
+        out.extend(p.re.to_le_bytes());
+        out.extend(p.im.to_le_bytes());
+        out.extend(p.exp.to_le_bytes());
+    }
+    out
+}
+
+/// Decodes [`encode_points`]' bytes, appending to `into`.
+pub fn decode_points(bytes: &[u8], into: &mut Vec<OrbitPoint>) -> Result<(), OrbitFormatError> {
+    let mut r = Reader(bytes);
+    if r.take(8)? != POINTS_MAGIC {
+        return Err(OrbitFormatError("not an orbit"));
+    }
+    let count = u64::from_le_bytes(r.take(8)?.try_into().unwrap());
+    if r.0.len() as u64 != count.saturating_mul(OrbitPoint::BYTES as u64) {
+        return Err(OrbitFormatError("size does not match the point count"));
+    }
+    into.reserve(count as usize);
+    for p in r.0.chunks_exact(OrbitPoint::BYTES) {
+        into.push(OrbitPoint {
+            re: f64::from_le_bytes(p[0..8].try_into().unwrap()),
+            im: f64::from_le_bytes(p[8..16].try_into().unwrap()),
+            exp: i32::from_le_bytes(p[16..20].try_into().unwrap()),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn orbit_f64(cr: f64, ci: f64, n: usize) -> Vec<(f64, f64)> {
+        let (mut x, mut y) = (0.0f64, 0.0f64);
+        let mut out = vec![(x, y)];
+        for _ in 0..n {
+            (x, y) = (x * x - y * y + cr, 2.0 * x * y + ci);
+            out.push((x, y));
+            if x * x + y * y > 4.0 {
+                break;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_shallow_orbit_equals_f64_iteration_early_on() {
+        // Inside the main cardioid: bounded, and f64 stays close.
+        let view = DeepView::parse("-0.12", "0.5", "1").unwrap();
+        let mut state = OrbitState::new(&view, 200);
+        let mut points = Vec::new();
+        assert!(state.run(40, &mut points, || true));
+        let f = orbit_f64(-0.12, 0.5, 40);
+        assert_eq!(points.len(), 41);
+        for (k, (p, q)) in points.iter().zip(&f).enumerate() {
+            let (re, im) = p.to_cfe().to_f64();
+            assert!(
+                (re - q.0).abs() < 1e-12 && (im - q.1).abs() < 1e-12,
+                "Z_{k}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_orbit_stops_at_escape() {
+        let view = DeepView::parse("0.5", "0.5", "1").unwrap();
+        let mut state = OrbitState::new(&view, 128);
+        let mut points = Vec::new();
+        assert!(state.run(1000, &mut points, || true));
+        assert_eq!(points.len(), orbit_f64(0.5, 0.5, 1000).len());
+        assert!(state.is_done(1000));
+    }
+
+    #[test]
+    fn segments_resumed_from_bytes_give_the_same_orbit() {
+        let view = DeepView::parse("-1.7548776662466927600495", "0.0000001", "1e20").unwrap();
+        let mut whole = Vec::new();
+        OrbitState::new(&view, 160).run(5000, &mut whole, || true);
+
+        let mut state = OrbitState::new(&view, 160);
+        let mut points = Vec::new();
+        let mut asked = 0;
+        loop {
+            let mut budget = 2;
+            let done = state.run(5000, &mut points, || {
+                budget -= 1;
+                budget >= 0
+            });
+            asked += 1;
+            // What a segment leaves behind: its points and its state.
+            let bytes = encode_points(&points);
+            points.clear();
+            decode_points(&bytes, &mut points).unwrap();
+            state = OrbitState::from_bytes(&state.to_bytes()).unwrap();
+            if done {
+                break;
+            }
+        }
+        assert!(asked > 2, "the orbit should take several segments");
+        assert_eq!(points, whole);
+    }
+
+    #[test]
+    fn malformed_bytes_are_refused() {
+        let view = DeepView::parse("0", "0", "1").unwrap();
+        let state = OrbitState::new(&view, 64);
+        let bytes = state.to_bytes();
+        assert!(OrbitState::from_bytes(&bytes[..bytes.len() - 1]).is_err());
+        assert!(OrbitState::from_bytes(b"nonsense").is_err());
+        let pts = encode_points(&[OrbitPoint {
+            re: 1.0,
+            im: 0.0,
+            exp: 0,
+        }]);
+        assert!(decode_points(&pts[..pts.len() - 1], &mut Vec::new()).is_err());
+    }
+}

@@ -28,9 +28,10 @@ locals {
   ]
 }
 
-# Worker: read params and the cancel marker, write tiles, row markers and
-# failure records, list its job's tiles and row markers, consume the tiles queue, send to the stitch
-# queue.
+# Worker: read params, the cancel marker and a deep job's reference orbit,
+# write tiles, row markers, failure records and reference orbit segments,
+# list its job's tiles and row markers, consume the tiles queue, send to
+# the stitch queue.
 data "aws_iam_policy_document" "worker" {
   statement {
     sid     = "ReadParams"
@@ -39,6 +40,8 @@ data "aws_iam_policy_document" "worker" {
       local.deployment_record_arn,
       "${local.bucket_arn}/jobs/*/params.json",
       "${local.bucket_arn}/jobs/*/cancelled",
+      "${local.bucket_arn}/jobs/*/reference/*",
+      "${local.bucket_arn}/jobs/*/reference.json",
     ]
   }
   statement {
@@ -48,6 +51,8 @@ data "aws_iam_policy_document" "worker" {
       "${local.bucket_arn}/jobs/*/tiles/*",
       "${local.bucket_arn}/jobs/*/rows/*",
       "${local.bucket_arn}/jobs/*/failed/*",
+      "${local.bucket_arn}/jobs/*/reference/*",
+      "${local.bucket_arn}/jobs/*/reference.json",
     ]
   }
   statement {
@@ -77,7 +82,8 @@ data "aws_iam_policy_document" "worker" {
   }
 }
 
-# Stitch: read tiles, params and the cancel marker, write the results (and
+# Stitch: read tiles, params, the cancel marker and a deep job's reference
+# orbit (to render a damaged tile again), write the results (and
 # a failure record, and tiles it rendered again), consume the stitch queue. ListBucket lets S3 answer 404 rather than 403 for a result that
 # does not exist yet, which is how the stitch knows it has work to do.
 data "aws_iam_policy_document" "stitch" {
@@ -91,6 +97,8 @@ data "aws_iam_policy_document" "stitch" {
       "${local.bucket_arn}/jobs/*/result.json",
       "${local.bucket_arn}/jobs/*/cancelled",
       "${local.bucket_arn}/jobs/*/estimate.json",
+      "${local.bucket_arn}/jobs/*/reference/*",
+      "${local.bucket_arn}/jobs/*/reference.json",
     ]
   }
   # Tiles: a corrupt blob is rendered again and put back. The stats, the
@@ -197,7 +205,8 @@ data "aws_iam_policy_document" "client" {
     resources = [local.bucket_arn]
   }
   statement {
-    # Tile messages; a stitch message when every tile is already stored.
+    # Tile and reference-orbit messages; a stitch message when every tile
+    # is already stored.
     sid       = "SendWork"
     actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.tiles.arn, aws_sqs_queue.stitch.arn]

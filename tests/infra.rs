@@ -280,7 +280,8 @@ fn each_role_allows_what_its_function_does_and_no_more() {
     let tf = terraform();
     let job = JobId::parse("0123456789abcdef0123").unwrap();
     let range = mandel_core::CountRange { min: 3, max: 2000 };
-    let tile = job.tile_key(TileId::new(3, 4), range);
+    let tile = job.tile_key(TileId::new(3, 4), range, mandel_core::CountWidth::U16);
+    let deep_tile = job.tile_key(TileId::new(3, 4), range, mandel_core::CountWidth::U32);
     let worker = policy(&tf, "worker");
     let stitch = policy(&tf, "stitch");
 
@@ -290,7 +291,32 @@ fn each_role_allows_what_its_function_does_and_no_more() {
     assert!(allows(&worker, "s3:GetObject", &job.params_key()));
     assert!(allows(&worker, "s3:GetObject", &job.cancelled_key()));
     assert!(allows(&worker, "s3:PutObject", &tile));
+    assert!(allows(&worker, "s3:PutObject", &deep_tile));
     assert!(allows(&worker, "s3:PutObject", &job.row_key(3, range)));
+    // A deep job's reference orbit: computed and read by workers, read by
+    // the stitch (a damaged tile is rendered again), never written by it.
+    for key in [
+        job.reference_points_key(0),
+        job.reference_state_key(3),
+        job.reference_key(),
+    ] {
+        assert!(
+            allows(&worker, "s3:PutObject", &key),
+            "worker cannot write {key}"
+        );
+        assert!(
+            allows(&worker, "s3:GetObject", &key),
+            "worker cannot read {key}"
+        );
+        assert!(
+            allows(&stitch, "s3:GetObject", &key),
+            "stitch cannot read {key}"
+        );
+        assert!(
+            !allows(&stitch, "s3:PutObject", &key),
+            "stitch may write {key}"
+        );
+    }
     for what in [Failed::Tile(TileId::new(3, 4)), Failed::Job, Failed::Stitch] {
         assert!(allows(&worker, "s3:PutObject", &job.failed_key(what)));
     }

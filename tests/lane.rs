@@ -263,7 +263,7 @@ impl Lane {
             .is_some()
     }
 
-    /// SHA-256 of the job's stitched counts (as little-endian u16).
+    /// SHA-256 of the job's stitched counts (as stored).
     pub fn counts_sha256(&self, job: &JobId) -> String {
         let npy = self
             .rt

@@ -47,11 +47,14 @@ pub fn orchestrate(dir: &Path, args: &[&str]) -> Output {
         .expect("running mandel-orchestrate")
 }
 
-/// SHA-256 of the counts in a `.npy` file, as little-endian u16.
+/// SHA-256 of the counts in a `.npy` file as stored (little-endian u16 for a
+/// viewport job, u32 for a deep one).
 pub fn counts_sha256(npy: &Path) -> String {
     let bytes = std::fs::read(npy).expect("reading the counts");
     let counts = mandel_core::CountsImage::from_npy(&bytes).expect("a counts .npy");
-    let raw: Vec<u8> = counts.data().iter().flat_map(|c| c.to_le_bytes()).collect();
+    let shape = mandel_core::counts::NpyShape::parse(&bytes).expect("a counts .npy");
+    // The counts as stored (u16 for a viewport job), checked by decoding.
+    let raw = mandel_core::blob::encode(counts.data(), shape.count_width);
     sha256_hex(&raw)
 }
 

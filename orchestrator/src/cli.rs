@@ -278,7 +278,7 @@ fn parse_viewport(s: &str) -> Result<Viewport, UsageError> {
 impl Cli {
     pub fn request(&self) -> Result<Request, UsageError> {
         let params = RenderParams {
-            viewport: parse_viewport(&self.viewport)?,
+            view: mandel_core::View::Viewport(parse_viewport(&self.viewport)?),
             tiles_per_side: self.tiles_per_side,
             tile_pixels: self.tile_pixels,
             max_iter: self.max_iter,

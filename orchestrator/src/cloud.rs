@@ -189,9 +189,8 @@ pub async fn status(bucket: &str, job: &JobId, output: Output) -> Result<()> {
 
 fn status_text(s: &JobStatus) -> String {
     let j = &s.summary;
-    let v = &j.params.viewport;
     let mut out = format!(
-        "job {}: {:?}\n  {}x{} in {} tiles of {} px, max_iter {}, viewport {},{},{},{}\n",
+        "job {}: {:?}\n  {}x{} in {} tiles of {} px, max_iter {}, {}\n",
         j.job,
         j.state,
         j.width,
@@ -199,10 +198,7 @@ fn status_text(s: &JobStatus) -> String {
         j.tiles,
         j.params.tile_pixels,
         j.params.max_iter,
-        v.xmin,
-        v.xmax,
-        v.ymin,
-        v.ymax,
+        j.params.view,
     );
     out += &format!(
         "  tiles: {} stored, {} pending (queued or rendering), {} failed\n",

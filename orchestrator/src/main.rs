@@ -314,7 +314,7 @@ fn print_summary(req: &cli::Request, r: &Rendered, secs: f64) {
 
 /// Samples the job through the kernel (tens of milliseconds of every core).
 async fn profile(params: &RenderParams) -> Profile {
-    let params = *params;
+    let params = params.clone();
     tokio::task::spawn_blocking(move || estimate::profile(&params))
         .await
         .expect("sampling panicked")

@@ -353,14 +353,14 @@ fn png_is_the_counts_flipped_with_ymax_on_top() {
     let (lo, hi) = counts
         .data()
         .iter()
-        .fold((u16::MAX, 0), |(a, b), &c| (a.min(c), b.max(c)));
+        .fold((u32::MAX, 0), |(a, b), &c| (a.min(c), b.max(c)));
     let palette = Colormap::Gray.palette(lo, hi);
     for y in 0..60 {
         for x in 0..60 {
             let c = counts.row(59 - y)[x];
             assert_eq!(
                 png.get_pixel(x as u32, y as u32).0,
-                palette[c as usize],
+                palette.colour(c),
                 "pixel ({x},{y})"
             );
         }

@@ -510,11 +510,11 @@ fn rgb_of(counts: &CountsImage) -> Vec<u8> {
     let (lo, hi) = counts
         .data()
         .iter()
-        .fold((u16::MAX, 0), |(a, b), &c| (a.min(c), b.max(c)));
+        .fold((u32::MAX, 0), |(a, b), &c| (a.min(c), b.max(c)));
     let palette = Colormap::TwilightShifted.palette(lo, hi);
     (0..counts.height())
         .rev()
-        .flat_map(|y| counts.row(y).iter().flat_map(|&c| palette[c as usize]))
+        .flat_map(|y| counts.row(y).iter().flat_map(|&c| palette.colour(c)))
         .collect()
 }
 
@@ -627,7 +627,9 @@ fn estimator(cores: usize) -> Result<()> {
     for (name, view) in views {
         let v: Vec<f64> = view.split(',').map(|x| x.parse().unwrap()).collect();
         let params = RenderParams {
-            viewport: mandel_core::Viewport::from([v[0], v[1], v[2], v[3]]),
+            view: mandel_core::View::Viewport(mandel_core::Viewport::from([
+                v[0], v[1], v[2], v[3],
+            ])),
             ..RenderParams::default()
         };
         let profiled = profile(&params);

@@ -74,24 +74,86 @@ impl Colormap {
         slot.get_or_init(|| parse_lut(csv))
     }
 
-    /// A lookup table from count to colour for an image whose counts span
-    /// `min..=max`; index it with the count itself.
-    pub fn palette(self, min: u16, max: u16) -> Vec<[u8; 3]> {
-        let lut = self.lut();
-        let n = lut.len();
+    /// The colours of an image whose counts span `min..=max`.
+    pub fn palette(self, min: u32, max: u32) -> Palette {
+        Palette::normalised(self, min, max)
+    }
+}
+
+/// Colours by count. Built for an image's count range (`log1p`, min–max
+/// normalised, [`Colormap::palette`]) or given as a table from count 0
+/// ([`Palette::from_table`]). A count below the range takes the min's
+/// colour, one above it the max's.
+#[derive(Clone, Debug)]
+pub struct Palette {
+    min: u32,
+    max: u32,
+    /// The colour of each count `min..=max`; empty when the range is too
+    /// wide to tabulate, and colours are computed per count.
+    table: Vec<[u8; 3]>,
+    lut: &'static [[u8; 3]],
+    vmin: f64,
+    vmax: f64,
+}
+
+/// The widest count range a palette tabulates (48 MiB of colours); deep
+/// images with a wider one compute each colour.
+const MAX_TABLE: u32 = 1 << 24;
+
+impl Palette {
+    fn normalised(colormap: Colormap, min: u32, max: u32) -> Palette {
+        let lut = colormap.lut();
         let (vmin, vmax) = (f64::from(min).ln_1p(), f64::from(max).ln_1p());
-        (0..=max)
-            .map(|count| {
-                let index = if vmax > vmin {
-                    let x = (f64::from(count.max(min)).ln_1p() - vmin) / (vmax - vmin);
-                    ((x * n as f64) as usize).min(n - 1)
-                } else {
-                    // matplotlib's Normalize maps a constant image to 0.
-                    0
-                };
-                lut[index]
-            })
-            .collect()
+        let mut palette = Palette {
+            min,
+            max,
+            table: Vec::new(),
+            lut,
+            vmin,
+            vmax,
+        };
+        if max >= min && max - min < MAX_TABLE {
+            palette.table = (min..=max).map(|c| palette.compute(c)).collect();
+        }
+        palette
+    }
+
+    /// A palette that is a table of colours for counts `0..table.len()`.
+    ///
+    /// # Panics
+    /// If `table` is empty.
+    pub fn from_table(table: Vec<[u8; 3]>) -> Palette {
+        assert!(!table.is_empty(), "a palette has at least one colour");
+        Palette {
+            min: 0,
+            max: table.len() as u32 - 1,
+            table,
+            lut: Colormap::Gray.lut(),
+            vmin: 0.0,
+            vmax: 0.0,
+        }
+    }
+
+    fn compute(&self, count: u32) -> [u8; 3] {
+        let n = self.lut.len();
+        let index = if self.vmax > self.vmin {
+            let x = (f64::from(count.max(self.min)).ln_1p() - self.vmin) / (self.vmax - self.vmin);
+            ((x * n as f64) as usize).min(n - 1)
+        } else {
+            // matplotlib's Normalize maps a constant image to 0.
+            0
+        };
+        self.lut[index]
+    }
+
+    /// The colour of `count`.
+    #[inline]
+    pub fn colour(&self, count: u32) -> [u8; 3] {
+        let c = count.clamp(self.min, self.max.max(self.min));
+        match self.table.get((c - self.min) as usize) {
+            Some(colour) => *colour,
+            None => self.compute(c),
+        }
     }
 }
 
@@ -163,11 +225,34 @@ mod tests {
     #[test]
     fn palette_spans_the_table_with_log_scaling() {
         let p = Colormap::Gray.palette(0, 255);
-        assert_eq!(p[0], [0, 0, 0]);
-        assert_eq!(p[255], [255, 255, 255]);
+        assert_eq!(p.colour(0), [0, 0, 0]);
+        assert_eq!(p.colour(255), [255, 255, 255]);
         // log1p: count 15 is half way between log1p(0) and log1p(255).
-        assert_eq!(p[15], Colormap::Gray.lut()[128]);
+        assert_eq!(p.colour(15), Colormap::Gray.lut()[128]);
+        // Above the range: the max's colour.
+        assert_eq!(p.colour(300), [255, 255, 255]);
         let flat = Colormap::Gray.palette(7, 7);
-        assert_eq!(flat[7], [0, 0, 0]);
+        assert_eq!(flat.colour(7), [0, 0, 0]);
+    }
+
+    #[test]
+    fn a_range_too_wide_to_tabulate_colours_alike() {
+        // Deep images' counts can span 10^8: computed, not tabulated.
+        let (lo, hi) = (20_000u32, 20_000 + (1 << 24) + 5);
+        let wide = Colormap::Viridis.palette(lo, hi);
+        assert!(wide.table.is_empty());
+        for c in [0, lo, lo + 1, lo + 77_777, hi - 1, hi, hi + 9] {
+            assert_eq!(wide.colour(c), wide.compute(c.clamp(lo, hi)), "count {c}");
+        }
+        let narrow = Colormap::Viridis.palette(lo, lo + 1000);
+        assert_eq!(narrow.table.len(), 1001);
+        for c in [0, lo, lo + 500, lo + 1000, lo + 2000] {
+            assert_eq!(narrow.colour(c), narrow.compute(c.clamp(lo, lo + 1000)));
+        }
+        assert_eq!(narrow.colour(lo), Colormap::Viridis.lut()[0]);
+        assert_eq!(
+            narrow.colour(lo + 1000),
+            *Colormap::Viridis.lut().last().unwrap()
+        );
     }
 }

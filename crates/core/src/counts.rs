@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use crate::geometry::TileId;
-use crate::params::RenderParams;
+use crate::params::{CountWidth, RenderParams};
 
 /// The whole image's escape counts, row-major, row 0 = `ymin`: the notebook's
 /// stitched `image`, `image[row*P:(row+1)*P, col*P:(col+1)*P] = tile(row, col)`.
@@ -11,21 +11,29 @@ use crate::params::RenderParams;
 pub struct CountsImage {
     width: usize,
     height: usize,
-    data: Vec<u16>,
+    data: Vec<u32>,
+    /// How the counts are stored (`.npy` dtype): `u16` for viewport jobs.
+    count_width: CountWidth,
 }
 
 impl CountsImage {
     /// A zeroed image sized for `params`.
     pub fn for_params(params: &RenderParams) -> Self {
         let side = params.image_side() as usize;
-        CountsImage::new(side, side)
+        CountsImage::with_count_width(side, side, params.count_width())
     }
 
+    /// A zeroed image of u16 counts.
     pub fn new(width: usize, height: usize) -> Self {
+        CountsImage::with_count_width(width, height, CountWidth::U16)
+    }
+
+    pub fn with_count_width(width: usize, height: usize, count_width: CountWidth) -> Self {
         CountsImage {
             width,
             height,
             data: vec![0; width * height],
+            count_width,
         }
     }
 
@@ -38,12 +46,12 @@ impl CountsImage {
     }
 
     /// Row-major counts, row 0 = lowest imaginary part.
-    pub fn data(&self) -> &[u16] {
+    pub fn data(&self) -> &[u32] {
         &self.data
     }
 
     /// One row of counts; row 0 = lowest imaginary part.
-    pub fn row(&self, y: usize) -> &[u16] {
+    pub fn row(&self, y: usize) -> &[u32] {
         &self.data[y * self.width..(y + 1) * self.width]
     }
 
@@ -51,7 +59,7 @@ impl CountsImage {
     ///
     /// # Panics
     /// If the tile does not fit the image.
-    pub fn place_tile(&mut self, tile_pixels: usize, tile: TileId, counts: &[u16]) {
+    pub fn place_tile(&mut self, tile_pixels: usize, tile: TileId, counts: &[u32]) {
         let p = tile_pixels;
         assert_eq!(counts.len(), p * p, "tile has the wrong number of counts");
         let (y0, x0) = (tile.row as usize * p, tile.col as usize * p);
@@ -65,15 +73,15 @@ impl CountsImage {
         }
     }
 
-    /// Writes the array as NumPy `.npy` (format 1.0, `<u2`, C order, shape
-    /// `(height, width)`), loadable with `np.load`.
+    /// Writes the array as NumPy `.npy` (format 1.0, `<u2` or `<u4`, C
+    /// order, shape `(height, width)`), loadable with `np.load`.
     pub fn write_npy<W: Write>(&self, mut w: W) -> io::Result<()> {
-        w.write_all(&npy_header(self.height, self.width))?;
+        w.write_all(&npy_header(self.height, self.width, self.count_width))?;
         // Write in row chunks so a large image is not copied whole.
-        let mut buf = Vec::with_capacity(self.width * 2);
+        let mut buf = Vec::with_capacity(self.width * self.count_width.bytes());
         for y in 0..self.height {
             buf.clear();
-            buf.extend(self.row(y).iter().flat_map(|c| c.to_le_bytes()));
+            crate::blob::encode_into(self.row(y), self.count_width, &mut buf);
             w.write_all(&buf)?;
         }
         Ok(())
@@ -81,7 +89,7 @@ impl CountsImage {
 
     /// The `.npy` encoding as bytes.
     pub fn to_npy(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(128 + self.data.len() * 2);
+        let mut out = Vec::with_capacity(128 + self.data.len() * self.count_width.bytes());
         self.write_npy(&mut out)
             .expect("writing to a Vec cannot fail");
         out
@@ -93,18 +101,18 @@ impl CountsImage {
 /// knows the image's range before it reads a tile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct CountRange {
-    pub min: u16,
-    pub max: u16,
+    pub min: u32,
+    pub max: u32,
 }
 
 impl CountRange {
     /// The range of no counts: merging it changes nothing.
     pub const EMPTY: CountRange = CountRange {
-        min: u16::MAX,
-        max: u16::MIN,
+        min: u32::MAX,
+        max: u32::MIN,
     };
 
-    pub fn of(counts: &[u16]) -> CountRange {
+    pub fn of(counts: &[u32]) -> CountRange {
         counts.iter().fold(CountRange::EMPTY, |r, &c| CountRange {
             min: r.min.min(c),
             max: r.max.max(c),
@@ -127,22 +135,14 @@ pub struct NpyError(pub String);
 
 impl CountsImage {
     /// Reads back what [`write_npy`](Self::write_npy) wrote (format 1.0,
-    /// `<u2`, C order, 2-D); anything else is refused.
+    /// `<u2` or `<u4`, C order, 2-D); anything else is refused.
     pub fn from_npy(bytes: &[u8]) -> Result<Self, NpyError> {
         let shape = NpyShape::parse(bytes)?;
         let data = &bytes[shape.header_len..];
-        if data.len() != shape.width * shape.height * 2 {
-            return Err(NpyError("data size does not match the shape".to_string()));
-        }
-        let data = data
-            .chunks_exact(2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]))
-            .collect();
-        Ok(CountsImage {
-            width: shape.width,
-            height: shape.height,
-            data,
-        })
+        let mut image = CountsImage::with_count_width(shape.width, shape.height, shape.count_width);
+        crate::blob::decode_into(data, shape.count_width, &mut image.data)
+            .map_err(|_| NpyError("data size does not match the shape".to_string()))?;
+        Ok(image)
     }
 }
 
@@ -151,6 +151,7 @@ impl CountsImage {
 pub struct NpyShape {
     pub height: usize,
     pub width: usize,
+    pub count_width: CountWidth,
     /// Bytes before the data.
     pub header_len: usize,
 }
@@ -160,7 +161,8 @@ impl NpyShape {
     pub const MAX_HEADER: usize = 10 + u16::MAX as usize;
 
     /// Reads the header at the start of `bytes` (the data may follow or
-    /// not): format 1.0, `<u2`, C order, 2-D; anything else is refused.
+    /// not): format 1.0, `<u2` or `<u4`, C order, 2-D; anything else is
+    /// refused.
     pub fn parse(bytes: &[u8]) -> Result<Self, NpyError> {
         let err = |m: &str| NpyError(m.to_string());
         if bytes.len() < 10 || &bytes[..8] != b"\x93NUMPY\x01\x00" {
@@ -171,8 +173,15 @@ impl NpyShape {
             .get(10..10 + hlen)
             .ok_or_else(|| err("truncated header"))?;
         let header = std::str::from_utf8(header).map_err(|_| err("header is not text"))?;
-        if !header.contains("'descr': '<u2'") || !header.contains("'fortran_order': False") {
-            return Err(err("only little-endian u16 in C order is supported"));
+        let count_width = if header.contains("'descr': '<u2'") {
+            CountWidth::U16
+        } else if header.contains("'descr': '<u4'") {
+            CountWidth::U32
+        } else {
+            return Err(err("only little-endian u16 or u32 in C order is supported"));
+        };
+        if !header.contains("'fortran_order': False") {
+            return Err(err("only little-endian u16 or u32 in C order is supported"));
         }
         let shape = header
             .split_once("'shape': (")
@@ -190,16 +199,22 @@ impl NpyShape {
         Ok(NpyShape {
             height,
             width,
+            count_width,
             header_len: 10 + hlen,
         })
     }
 }
 
-/// The `.npy` 1.0 header for a little-endian u16 C-order 2-D array, padded
-/// with spaces and a newline so the data starts on a 64-byte boundary, as
-/// NumPy itself writes it.
-pub fn npy_header(rows: usize, cols: usize) -> Vec<u8> {
-    let dict = format!("{{'descr': '<u2', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+/// The `.npy` 1.0 header for a little-endian u16 or u32 C-order 2-D array,
+/// padded with spaces and a newline so the data starts on a 64-byte
+/// boundary, as NumPy itself writes it.
+pub fn npy_header(rows: usize, cols: usize, count_width: CountWidth) -> Vec<u8> {
+    let descr = match count_width {
+        CountWidth::U16 => "<u2",
+        CountWidth::U32 => "<u4",
+    };
+    let dict =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     let unpadded = 10 + dict.len() + 1;
     let total = unpadded.div_ceil(64) * 64;
     let mut header = Vec::with_capacity(total);
@@ -255,5 +270,19 @@ mod tests {
         assert_eq!(CountsImage::from_npy(&npy).unwrap(), img);
         assert!(CountsImage::from_npy(&npy[..npy.len() - 1]).is_err());
         assert!(CountsImage::from_npy(b"not an npy").is_err());
+    }
+
+    #[test]
+    fn deep_counts_are_u32_in_the_npy() {
+        let mut img = CountsImage::with_count_width(2, 1, CountWidth::U32);
+        img.place_tile(1, TileId::new(0, 1), &[70_000]);
+        let npy = img.to_npy();
+        let shape = NpyShape::parse(&npy).unwrap();
+        assert_eq!(shape.count_width, CountWidth::U32);
+        assert_eq!(
+            &npy[shape.header_len..],
+            &[0, 0, 0, 0, 0x70, 0x11, 0x01, 0x00]
+        );
+        assert_eq!(CountsImage::from_npy(&npy).unwrap(), img);
     }
 }

@@ -16,6 +16,7 @@
 //!   count and the budget only, never of a tile's own range, so
 //!   neighbouring tiles agree at their seams.
 
+use crate::colormap::Palette;
 use crate::png::{EncodingError, PngRows};
 use crate::{Colormap, RenderParams, TileId, Viewport, kernel};
 
@@ -102,22 +103,18 @@ impl WorldTile {
         let side = self.side();
         let xmin = WORLD_LEFT + self.x as f64 * side;
         let ymax = WORLD_TOP - self.y as f64 * side;
-        Ok(RenderParams {
-            viewport: Viewport {
-                xmin,
-                xmax: xmin + side,
-                ymin: ymax - side,
-                ymax,
-            },
-            tiles_per_side: 1,
-            tile_pixels: TILE_PIXELS,
-            max_iter,
-        })
+        let viewport = Viewport {
+            xmin,
+            xmax: xmin + side,
+            ymin: ymax - side,
+            ymax,
+        };
+        Ok(RenderParams::viewport(viewport, 1, TILE_PIXELS, max_iter))
     }
 }
 
 /// The counts of a tile's render (`params` from [`WorldTile::params`]).
-pub fn render(params: &RenderParams) -> Vec<u16> {
+pub fn render(params: &RenderParams) -> Vec<u32> {
     kernel::render_tile(params, TileId::new(0, 0))
 }
 
@@ -132,11 +129,11 @@ pub const CYCLES: f64 = 3.0;
 /// part of `0..=max_iter`; wrapping keeps them in the colormap's full
 /// range without a range of their own. Points that never escape get the
 /// colour of `max_iter`: a cyclic map's first, the others' last.
-pub fn palette(max_iter: u32, colormap: Colormap) -> Vec<[u8; 3]> {
+pub fn palette(max_iter: u32, colormap: Colormap) -> Palette {
     let lut = colormap.lut();
     let n = lut.len();
     let top = f64::from(max_iter).ln_1p();
-    (0..=max_iter.min(u32::from(u16::MAX)))
+    let table = (0..=max_iter.min(u32::from(u16::MAX)))
         .map(|count| {
             let x = f64::from(count).ln_1p() / top;
             let x = if colormap.is_cyclic() {
@@ -146,13 +143,14 @@ pub fn palette(max_iter: u32, colormap: Colormap) -> Vec<[u8; 3]> {
             };
             lut[((x * n as f64) as usize).min(n - 1)]
         })
-        .collect()
+        .collect();
+    Palette::from_table(table)
 }
 
 /// A tile's counts as the explorer shows them: a PNG, top row = highest
 /// imaginary part, coloured by [`palette`].
 pub fn tile_png(
-    counts: &[u16],
+    counts: &[u32],
     max_iter: u32,
     colormap: Colormap,
 ) -> Result<Vec<u8>, EncodingError> {
@@ -175,7 +173,10 @@ mod tests {
     #[test]
     fn zoom_zero_is_the_whole_world() {
         let p = WorldTile::new(0, 0, 0).unwrap().params(500).unwrap();
-        assert_eq!(<[f64; 4]>::from(p.viewport), [-2.5, 1.5, -2.0, 2.0]);
+        assert_eq!(
+            <[f64; 4]>::from(*p.as_viewport().unwrap()),
+            [-2.5, 1.5, -2.0, 2.0]
+        );
         assert!(p.validate().is_ok());
     }
 
@@ -185,13 +186,17 @@ mod tests {
             .unwrap()
             .params(100)
             .unwrap()
-            .viewport;
+            .as_viewport()
+            .copied()
+            .unwrap();
         let child = |dx: u64, dy: u64| {
             WorldTile::new(4, 10 + dx, 4 + dy)
                 .unwrap()
                 .params(100)
                 .unwrap()
-                .viewport
+                .as_viewport()
+                .copied()
+                .unwrap()
         };
         assert_eq!(child(0, 0).xmin, parent.xmin);
         assert_eq!(child(1, 0).xmax, parent.xmax);
@@ -221,17 +226,13 @@ mod tests {
             assert!(strictly_increasing(&ys), "y axis of {x},{y}");
         }
         // One zoom deeper, the leftmost tile's pixels would collide.
-        let deeper = RenderParams {
-            viewport: Viewport {
-                xmin: WORLD_LEFT,
-                xmax: WORLD_LEFT + WORLD_SIDE / (1u64 << (MAX_ZOOM + 1)) as f64,
-                ymin: 0.0,
-                ymax: 1.0,
-            },
-            tiles_per_side: 1,
-            tile_pixels: TILE_PIXELS,
-            max_iter: 10,
+        let viewport = Viewport {
+            xmin: WORLD_LEFT,
+            xmax: WORLD_LEFT + WORLD_SIDE / (1u64 << (MAX_ZOOM + 1)) as f64,
+            ymin: 0.0,
+            ymax: 1.0,
         };
+        let deeper = RenderParams::viewport(viewport, 1, TILE_PIXELS, 10);
         assert!(!strictly_increasing(
             &deeper.tile_axes(TileId::new(0, 0)).xs
         ));
@@ -264,23 +265,24 @@ mod tests {
     fn the_palette_depends_on_the_budget_only_and_wraps_cyclic_maps() {
         let lut = Colormap::TwilightShifted.lut();
         let p = palette(2000, Colormap::TwilightShifted);
-        assert_eq!(p.len(), 2001);
         // Never escaping: the cyclic map's first colour, as the picture's
         // interior (x = 1) wraps to 0.
-        assert_eq!(p[2000], lut[0]);
+        assert_eq!(p.colour(2000), lut[0]);
         // Three times round: past a third of the log scale the map starts
         // again, from its end to its beginning.
         let index = |c: [u8; 3]| lut.iter().position(|&l| l == c).unwrap();
         let third = (2001f64.powf(1.0 / 3.0) - 1.0).ceil() as usize;
-        assert!(index(p[third]) < lut.len() / 20, "{}", index(p[third]));
-        assert!(index(p[third - 1]) > lut.len() * 19 / 20);
+        let third = third as u32;
+        let at = |c| index(p.colour(c));
+        assert!(at(third) < lut.len() / 20, "{}", at(third));
+        assert!(at(third - 1) > lut.len() * 19 / 20);
         let gray = palette(100, Colormap::Gray);
-        assert_eq!(gray[100], *Colormap::Gray.lut().last().unwrap());
+        assert_eq!(gray.colour(100), *Colormap::Gray.lut().last().unwrap());
     }
 
     #[test]
     fn a_tile_png_is_its_counts_on_the_budget_scale_top_row_first() {
-        let mut counts = vec![0u16; 256 * 256];
+        let mut counts = vec![0u32; 256 * 256];
         counts[0] = 100; // bottom-left pixel
         let png = tile_png(&counts, 100, Colormap::Gray).unwrap();
         let decoded = image::load_from_memory(&png).unwrap().to_rgb8();

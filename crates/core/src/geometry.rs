@@ -49,8 +49,14 @@ impl RenderParams {
     }
 
     /// The pixel coordinates of `tile`, exactly as the notebook computes them.
+    ///
+    /// # Panics
+    /// For a deep view: its pixels are not f64 coordinates
+    /// ([`crate::deep::DeepRenderer`] renders them).
     pub fn tile_axes(&self, tile: TileId) -> TileAxes {
-        let v = &self.viewport;
+        let v = self
+            .as_viewport()
+            .expect("tile_axes is for viewport jobs; deep jobs render by perturbation");
         let tiles = f64::from(self.tiles_per_side);
         let tile_w = (v.xmax - v.xmin) / tiles;
         let tile_h = (v.ymax - v.ymin) / tiles;

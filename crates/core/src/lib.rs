@@ -32,9 +32,10 @@ pub mod params;
 pub mod picture;
 pub mod png;
 pub mod pyramid;
+pub mod render;
 pub mod viewer;
 
 pub use colormap::{Colormap, UnknownColormap};
 pub use counts::{CountRange, CountsImage};
 pub use geometry::{TileAxes, TileId};
-pub use params::{ParamError, RenderParams, Viewport};
+pub use params::{CountWidth, ParamError, RenderParams, View, Viewport};

@@ -6,7 +6,7 @@
 
 use std::io::{Read, Seek};
 
-use crate::colormap::Colormap;
+use crate::colormap::{Colormap, Palette};
 use crate::counts::CountRange;
 use crate::png::{self, EncodingError, PngRows};
 use crate::pyramid::{Pyramid, Tile};
@@ -29,7 +29,7 @@ pub struct PictureRows {
 /// RGB row), or, without a PNG, a palette and a row of our own.
 enum Colours {
     Png(Box<PngRows>),
-    Only { palette: Vec<[u8; 3]>, rgb: Vec<u8> },
+    Only { palette: Palette, rgb: Vec<u8> },
 }
 
 impl PictureRows {
@@ -56,7 +56,7 @@ impl PictureRows {
 
     /// Takes the next row of counts (left to right) and returns the
     /// pyramid tiles it completed, at any level.
-    pub fn write_row(&mut self, counts: &[u16]) -> Result<Vec<Tile>, EncodingError> {
+    pub fn write_row(&mut self, counts: &[u32]) -> Result<Vec<Tile>, EncodingError> {
         let rgb = match &mut self.colours {
             Colours::Png(png) => png.write_row(counts)?,
             Colours::Only { palette, rgb } => {
@@ -170,8 +170,8 @@ mod tests {
         let (w, h) = (300, 300);
         let mut counts = CountsImage::new(w, h);
         for t in (0..3).flat_map(|r| (0..3).map(move |c| crate::TileId::new(r, c))) {
-            let tile: Vec<u16> = (0..100 * 100)
-                .map(|i| ((i * 7 + (t.row * 3 + t.col) as usize * 11) % 500) as u16)
+            let tile: Vec<u32> = (0..100 * 100)
+                .map(|i| ((i * 7 + (t.row * 3 + t.col) as usize * 11) % 500) as u32)
                 .collect();
             counts.place_tile(100, t, &tile);
         }

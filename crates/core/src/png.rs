@@ -8,7 +8,7 @@
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
-use crate::colormap::Colormap;
+use crate::colormap::{Colormap, Palette};
 use crate::counts::{CountRange, CountsImage, NpyShape};
 
 pub use png::EncodingError;
@@ -44,7 +44,7 @@ pub fn write_png<W: Write>(
 /// first, as pictures are written.
 pub fn npy_rows_top_first<R: Read + Seek>(
     mut npy: R,
-    mut each: impl FnMut(&NpyShape, CountRange, &[u16]) -> Result<(), EncodingError>,
+    mut each: impl FnMut(&NpyShape, CountRange, &[u32]) -> Result<(), EncodingError>,
 ) -> Result<(), EncodingError> {
     let bad = |e: crate::counts::NpyError| io::Error::new(io::ErrorKind::InvalidData, e.0);
     let mut head = Vec::new();
@@ -53,15 +53,14 @@ pub fn npy_rows_top_first<R: Read + Seek>(
         .read_to_end(&mut head)?;
     let shape = NpyShape::parse(&head).map_err(bad)?;
     let (w, h, start) = (shape.width, shape.height, shape.header_len as u64);
-    let mut bytes = vec![0u8; w * 2];
-    let mut row = vec![0u16; w];
-    let mut read_row = |npy: &mut R, y: usize, row: &mut [u16]| -> io::Result<()> {
-        npy.seek(SeekFrom::Start(start + (y * w * 2) as u64))?;
+    let row_bytes = w * shape.count_width.bytes();
+    let mut bytes = vec![0u8; row_bytes];
+    let mut row = vec![0u32; w];
+    let mut read_row = |npy: &mut R, y: usize, row: &mut [u32]| -> io::Result<()> {
+        npy.seek(SeekFrom::Start(start + (y * row_bytes) as u64))?;
         npy.read_exact(&mut bytes)?;
-        for (c, b) in row.iter_mut().zip(bytes.chunks_exact(2)) {
-            *c = u16::from_le_bytes([b[0], b[1]]);
-        }
-        Ok(())
+        crate::blob::decode_into(&bytes, shape.count_width, row)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     };
     let mut range = CountRange::EMPTY;
     for y in 0..h {
@@ -75,14 +74,12 @@ pub fn npy_rows_top_first<R: Read + Seek>(
     Ok(())
 }
 
-/// Colours `counts` into `rgb` (3 bytes a count) with a palette from
-/// [`Colormap::palette`], as every picture of the product is coloured: a
-/// count above the palette (only a hand-edited range can cause one) takes
-/// its last colour.
-pub fn colour_row(palette: &[[u8; 3]], counts: &[u16], rgb: &mut [u8]) {
-    let top = palette.len() - 1;
+/// Colours `counts` into `rgb` (3 bytes a count) with a [`Palette`], as
+/// every picture of the product is coloured: a count above the palette's
+/// range (only a hand-edited range can cause one) takes its last colour.
+pub fn colour_row(palette: &Palette, counts: &[u32], rgb: &mut [u8]) {
     for (px, &c) in rgb.chunks_exact_mut(3).zip(counts) {
-        px.copy_from_slice(&palette[usize::from(c).min(top)]);
+        px.copy_from_slice(&palette.colour(c));
     }
 }
 
@@ -97,7 +94,7 @@ pub fn colour_row(palette: &[[u8; 3]], counts: &[u16], rgb: &mut [u8]) {
 pub struct PngRows {
     stream: png::StreamWriter<'static, Shared>,
     out: Shared,
-    palette: Vec<[u8; 3]>,
+    palette: Palette,
     rgb: Vec<u8>,
 }
 
@@ -113,12 +110,11 @@ impl PngRows {
         Self::with_palette(width, height, colormap.palette(range.min, range.max))
     }
 
-    /// Starts a `width`×`height` picture coloured with `palette`, a colour
-    /// per count (as [`colour_row`] uses it).
+    /// Starts a `width`×`height` picture coloured with `palette`.
     pub fn with_palette(
         width: usize,
         height: usize,
-        palette: Vec<[u8; 3]>,
+        palette: Palette,
     ) -> Result<Self, EncodingError> {
         let out = Shared::default();
         let mut encoder = png::Encoder::new(out.clone(), width as u32, height as u32);
@@ -144,7 +140,7 @@ impl PngRows {
     ///
     /// # Panics
     /// If the row is not `width` counts long.
-    pub fn write_row(&mut self, counts: &[u16]) -> Result<&[u8], EncodingError> {
+    pub fn write_row(&mut self, counts: &[u32]) -> Result<&[u8], EncodingError> {
         assert_eq!(
             counts.len() * 3,
             self.rgb.len(),

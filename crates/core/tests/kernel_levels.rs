@@ -1,7 +1,7 @@
 //! Every kernel level and every shortcut gives the scalar reference's bytes.
 
 use mandel_core::kernel::{self, Level, Tuning, reference};
-use mandel_core::{RenderParams, TileId, Viewport, blob};
+use mandel_core::{CountWidth, RenderParams, TileId, Viewport, blob};
 use proptest::prelude::*;
 
 const TUNINGS: [Tuning; 2] = [
@@ -42,12 +42,12 @@ fn params(
     max_iter: u32,
 ) -> RenderParams {
     RenderParams {
-        viewport: Viewport {
+        view: mandel_core::View::Viewport(Viewport {
             xmin,
             xmax: xmin + width,
             ymin,
             ymax: ymin + height,
-        },
+        }),
         tiles_per_side: tiles,
         tile_pixels: pixels,
         max_iter,
@@ -139,7 +139,11 @@ fn every_level_matches_the_raw_reference_tiles() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/default-job/tiles");
     for (row, col) in [(0, 0), (3, 7), (5, 11), (8, 8), (12, 4), (15, 15)] {
         let bytes = std::fs::read(dir.join(format!("r{row:02}-c{col:02}.u16"))).unwrap();
-        let expected = blob::decode(&bytes, p.pixels_per_tile()).unwrap();
+        let expected: Vec<u16> = blob::decode(&bytes, CountWidth::U16, p.pixels_per_tile())
+            .unwrap()
+            .into_iter()
+            .map(|c| c as u16)
+            .collect();
         let mut got = vec![0u16; p.pixels_per_tile()];
         for &level in Level::available() {
             for tuning in TUNINGS {
@@ -174,12 +178,12 @@ fn band_by_band_rendering_is_exact_and_stoppable() {
     use std::sync::atomic::AtomicBool;
     for tile_pixels in [1, 7, 129, 300] {
         let params = RenderParams {
-            viewport: Viewport {
+            view: mandel_core::View::Viewport(Viewport {
                 xmin: -0.745,
                 xmax: -0.735,
                 ymin: 0.105,
                 ymax: 0.115,
-            },
+            }),
             tiles_per_side: 2,
             tile_pixels,
             max_iter: 500,
@@ -187,7 +191,12 @@ fn band_by_band_rendering_is_exact_and_stoppable() {
         let tile = TileId::new(1, 0);
         assert_eq!(
             kernel::render_tile_until(&params, tile, &AtomicBool::new(false)),
-            Some(reference::render_tile(&params, tile)),
+            Some(
+                reference::render_tile(&params, tile)
+                    .into_iter()
+                    .map(u32::from)
+                    .collect()
+            ),
             "tile_pixels {tile_pixels}"
         );
         assert_eq!(

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use mandel_core::{CountsImage, RenderParams, TileId, blob, kernel};
+use mandel_core::{CountWidth, CountsImage, RenderParams, TileId, blob, kernel};
 use sha2::{Digest, Sha256};
 
 fn fixtures() -> PathBuf {
@@ -54,8 +54,8 @@ fn sha256_hex(bytes: &[u8]) -> String {
 /// Renders every tile of `params` on all cores with `render`.
 fn render_all(
     params: &RenderParams,
-    render: fn(&RenderParams, TileId) -> Vec<u16>,
-) -> BTreeMap<TileId, Vec<u16>> {
+    render: fn(&RenderParams, TileId) -> Vec<u32>,
+) -> BTreeMap<TileId, Vec<u32>> {
     let todo = Mutex::new(params.tiles().collect::<Vec<_>>());
     let done = Mutex::new(BTreeMap::new());
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -82,7 +82,7 @@ fn default_job_matches_the_notebook_bit_for_bit() {
     let mismatched: Vec<String> = reference
         .tiles
         .iter()
-        .filter(|(tile, sha)| sha256_hex(&blob::encode(&rendered[tile])) != **sha)
+        .filter(|(tile, sha)| sha256_hex(&blob::encode(&rendered[tile], CountWidth::U16)) != **sha)
         .map(|(tile, _)| tile.to_string())
         .collect();
     assert!(
@@ -94,7 +94,7 @@ fn default_job_matches_the_notebook_bit_for_bit() {
     for (tile, counts) in &rendered {
         image.place_tile(256, *tile, counts);
     }
-    let raw: Vec<u8> = blob::encode(image.data());
+    let raw: Vec<u8> = blob::encode(image.data(), CountWidth::U16);
     assert_eq!(
         sha256_hex(&raw),
         reference.image_sha256,
@@ -112,8 +112,11 @@ fn raw_reference_tiles_match_and_decode() {
         let (r, c) = name.split_once('-').unwrap();
         let tile = TileId::new(r[1..].parse().unwrap(), c[1..].parse().unwrap());
         let bytes = std::fs::read(&path).unwrap();
-        let expected = blob::decode(&bytes, params.pixels_per_tile()).unwrap();
-        let got = kernel::reference::render_tile(&params, tile);
+        let expected = blob::decode(&bytes, CountWidth::U16, params.pixels_per_tile()).unwrap();
+        let got: Vec<u32> = kernel::reference::render_tile(&params, tile)
+            .into_iter()
+            .map(u32::from)
+            .collect();
         assert_eq!(got, expected, "reference kernel differs on tile {name}");
         assert_eq!(
             kernel::render_tile(&params, tile),

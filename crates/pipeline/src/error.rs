@@ -24,6 +24,14 @@ pub enum PipelineError {
     UnknownJob { job: JobId },
     #[error("job {job}: stored params.json is invalid: {reason}")]
     BadStoredParams { job: JobId, reason: String },
+    /// A deep job's tile was asked for before its reference orbit is whole.
+    #[error("job {job}: its reference orbit is not computed yet")]
+    NoReference { job: JobId },
+    #[error(
+        "job {job}: reference orbit segment {segment} stopped before its first point (the \
+         worker's deadline); it is retried"
+    )]
+    ReferenceUnfinished { job: JobId, segment: u32 },
     /// A record the pipeline wrote (a result, the stats) does not parse.
     #[error("{key} is unreadable: {reason}")]
     Unreadable { key: String, reason: String },

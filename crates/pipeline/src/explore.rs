@@ -182,7 +182,7 @@ async fn from_fleet(
     tiles_queue: &dyn Queue,
     timeout: Duration,
     params: &RenderParams,
-) -> Result<(Vec<u16>, Source), TileServiceError> {
+) -> Result<(Vec<u32>, Source), TileServiceError> {
     let job = JobId::for_params(params);
     let fleet = |source| TileServiceError::Fleet {
         job: job.clone(),
@@ -226,7 +226,7 @@ async fn stored_counts(
     store: &dyn ObjectStore,
     job: &JobId,
     params: &RenderParams,
-) -> Result<Option<Vec<u16>>, PipelineError> {
+) -> Result<Option<Vec<u32>>, PipelineError> {
     let listed = store.list(&job.tile_prefix(ONLY)).await?;
     let Some(stored) = tiles::whole_tiles(&listed, job, params).next() else {
         return Ok(None);
@@ -237,7 +237,8 @@ async fn stored_counts(
         Err(e) => return Err(e.into()),
     };
     let mut counts = vec![0; params.pixels_per_tile()];
-    if let Some(problem) = tiles::check_blob(&object, stored.range, &mut counts) {
+    let width = params.count_width();
+    if let Some(problem) = tiles::check_blob(&object, stored.range, width, &mut counts) {
         warn!(%job, problem, "stored tile is damaged; asking for it again");
         return Ok(None);
     }

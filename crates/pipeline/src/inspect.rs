@@ -149,8 +149,8 @@ async fn look(
         .map(|(m, at)| m.finished_ms().saturating_sub(at) as f64 / 1e3);
     let summary = JobSummary {
         job: job.clone(),
-        params,
         width: params.image_side(),
+        params,
         tiles,
         state,
         stored,

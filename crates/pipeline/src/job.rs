@@ -2,12 +2,17 @@
 //!
 //! ```text
 //! jobs/<job>/params.json          RenderParams, written once (create-only)
-//! jobs/<job>/tiles/<row>-<col>.<min>-<max>.u16
+//! jobs/<job>/tiles/<row>-<col>.<min>-<max>.u16 (.u32 for a deep job)
 //!                                 one tile blob each, named with its count range;
 //!                                 metadata: sha256, compute-us, worker
 //! jobs/<job>/rows/<row>.<min>-<max>  marker: the row's tiles are all stored, with
 //!                                 their range (only jobs of over a thousand tiles:
 //!                                 smaller ones are seen whole in one listing)
+//! jobs/<job>/reference/<k>.orbit  a deep job's reference orbit, segment k: its
+//!                                 points (mandel_core::deep::encode_points)
+//! jobs/<job>/reference/<k>.state  the orbit's full-precision state after segment k,
+//!                                 which segment k+1 resumes from
+//! jobs/<job>/reference.json       ReferenceManifest: the orbit is whole (create-only)
 //! jobs/<job>/stitching.json       StitchAttempt: the stitch started (delivery, time)
 //! jobs/<job>/image.png            the picture (default colormap)
 //! jobs/<job>/counts.npy           the stitched counts array
@@ -33,7 +38,7 @@
 
 use std::fmt;
 
-use mandel_core::{CountRange, RenderParams, TileId};
+use mandel_core::{CountRange, CountWidth, RenderParams, TileId};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -99,22 +104,30 @@ impl JobId {
 
     /// A tile's key, which names the range of its counts, so listing the
     /// tiles tells the colour normalisation what it needs.
-    pub fn tile_key(&self, tile: TileId, range: CountRange) -> String {
-        format!("{}{}-{}.u16", self.tile_prefix(tile), range.min, range.max)
+    pub fn tile_key(&self, tile: TileId, range: CountRange, width: CountWidth) -> String {
+        format!(
+            "{}{}-{}.{}",
+            self.tile_prefix(tile),
+            range.min,
+            range.max,
+            width.suffix()
+        )
     }
 
-    /// The tile and range a key under [`tiles_prefix`](Self::tiles_prefix)
-    /// names.
-    pub fn tile_of_key(&self, key: &str) -> Option<(TileId, CountRange)> {
+    /// The tile, range and count width a key under
+    /// [`tiles_prefix`](Self::tiles_prefix) names.
+    pub fn tile_of_key(&self, key: &str) -> Option<(TileId, CountRange, CountWidth)> {
         // Called for every key of every listing: no allocation.
-        let name = self
-            .strip_own(key)?
-            .strip_prefix("tiles/")?
-            .strip_suffix(".u16")?;
+        let name = self.strip_own(key)?.strip_prefix("tiles/")?;
+        let (name, width) = if let Some(name) = name.strip_suffix(".u16") {
+            (name, CountWidth::U16)
+        } else {
+            (name.strip_suffix(".u32")?, CountWidth::U32)
+        };
         let (tile, range) = name.split_once('.')?;
         let (row, col) = tile.split_once('-')?;
         let tile = TileId::new(canonical(row)?, canonical(col)?);
-        Some((tile, parse_range(range)?))
+        Some((tile, parse_range(range)?, width))
     }
 
     /// `key` without this job's `jobs/<job>/` prefix.
@@ -195,6 +208,33 @@ impl JobId {
             Failed::Job => format!("{}job.json", self.failed_prefix()),
             Failed::Stitch => format!("{}stitch.json", self.failed_prefix()),
         }
+    }
+
+    /// Where a deep job's reference orbit is kept, segment by segment.
+    pub fn reference_prefix(&self) -> String {
+        format!("{}reference/", self.prefix())
+    }
+
+    /// The points of segment `k` of the reference orbit.
+    pub fn reference_points_key(&self, k: u32) -> String {
+        format!("{}{k}.orbit", self.reference_prefix())
+    }
+
+    /// The full-precision orbit state at the end of segment `k`.
+    pub fn reference_state_key(&self, k: u32) -> String {
+        format!("{}{k}.state", self.reference_prefix())
+    }
+
+    /// The segment a key under [`reference_prefix`](Self::reference_prefix)
+    /// names the state of.
+    pub fn reference_state_of_key(&self, key: &str) -> Option<u32> {
+        let name = self.strip_own(key)?.strip_prefix("reference/")?;
+        canonical(name.strip_suffix(".state")?)
+    }
+
+    /// The [`ReferenceManifest`]: written once the orbit is whole.
+    pub fn reference_key(&self) -> String {
+        format!("{}reference.json", self.prefix())
     }
 
     pub fn cancelled_key(&self) -> String {
@@ -359,6 +399,49 @@ impl TileMessage {
     }
 }
 
+/// "Compute segment `reference` of this deep job's reference orbit": on
+/// the tiles queue, before the job's tile messages (which need the orbit).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceMessage {
+    pub job: JobId,
+    pub reference: u32,
+}
+
+/// A message on the tiles queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum WorkMessage {
+    Tile(TileMessage),
+    Reference(ReferenceMessage),
+}
+
+impl WorkMessage {
+    pub fn job(&self) -> &JobId {
+        match self {
+            WorkMessage::Tile(m) => &m.job,
+            WorkMessage::Reference(m) => &m.job,
+        }
+    }
+}
+
+/// A deep job's reference orbit is whole: `reference.json`, written after
+/// its last segment, create-only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReferenceManifest {
+    /// Segments `0..segments` hold the points.
+    pub segments: u32,
+    /// Points in the orbit (`Z_0` first).
+    pub points: u64,
+    pub precision_bits: u32,
+    /// Compute time of each segment, in order.
+    pub segment_us: Vec<u64>,
+    /// When the first segment started and the last ended (Unix ms, by the
+    /// workers' clocks).
+    pub started_ms: u64,
+    pub finished_ms: u64,
+}
+
 /// "All tiles of this job are in": on the stitch queue.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -450,11 +533,16 @@ mod tests {
         let job = JobId::parse("abc").unwrap();
         let range = CountRange { min: 7, max: 2000 };
         let (tile, key) = (TileId::new(3, 12), "jobs/abc/tiles/3-12.7-2000.u16");
-        assert_eq!(job.tile_key(tile, range), key);
-        assert_eq!(job.tile_of_key(key), Some((tile, range)));
+        let u16 = CountWidth::U16;
+        assert_eq!(job.tile_key(tile, range, u16), key);
+        assert_eq!(job.tile_of_key(key), Some((tile, range, u16)));
+        let deep = "jobs/abc/tiles/3-12.7-2000.u32";
+        assert_eq!(job.tile_key(tile, range, CountWidth::U32), deep);
+        assert_eq!(job.tile_of_key(deep), Some((tile, range, CountWidth::U32)));
+        assert_eq!(job.tile_of_key("jobs/abc/tiles/3-12.7-2000.u8"), None);
         assert!(key.starts_with(&job.tile_prefix(tile)));
         assert!(
-            !job.tile_key(TileId::new(3, 120), range)
+            !job.tile_key(TileId::new(3, 120), range, u16)
                 .starts_with(&job.tile_prefix(tile))
         );
         assert_eq!(job.tile_of_key("jobs/abc/tiles/x.u16"), None);
@@ -468,7 +556,7 @@ mod tests {
             " 3-12.7-2000",
             "3-12.07-2000",
             "3-12.9-8",
-            "3-12.7-70000",
+            "3-12.7-7000000000",
         ] {
             assert_eq!(
                 job.tile_of_key(&format!("jobs/abc/tiles/{other}.u16")),
@@ -477,11 +565,11 @@ mod tests {
             );
         }
         assert!(
-            job.tile_key(TileId::new(1, 5), range)
+            job.tile_key(TileId::new(1, 5), range, u16)
                 .starts_with(&job.row_prefix(1))
         );
         assert!(
-            !job.tile_key(TileId::new(10, 5), range)
+            !job.tile_key(TileId::new(10, 5), range, u16)
                 .starts_with(&job.row_prefix(1))
         );
         assert_eq!(job.row_key(4, range), "jobs/abc/rows/4.7-2000");

@@ -74,14 +74,15 @@ pub mod faults;
 mod fs;
 pub mod inspect;
 mod job;
+mod job_cache;
 mod memory;
-mod params_cache;
 mod poller;
 mod ports;
 pub mod process;
 pub mod progress;
 mod queue;
 pub mod records;
+pub mod reference;
 mod report;
 mod retry;
 mod spill;
@@ -97,8 +98,8 @@ pub use embedded::{EmbeddedRender, render_embedded};
 pub use error::PipelineError;
 pub use fs::FsStore;
 pub use job::{
-    Failed, Failure, InvalidJobId, JobId, ResultManifest, StitchAttempt, StitchMessage,
-    TileMessage, TileStat,
+    Failed, Failure, InvalidJobId, JobId, ReferenceManifest, ReferenceMessage, ResultManifest,
+    StitchAttempt, StitchMessage, TileMessage, TileStat, WorkMessage,
 };
 pub use memory::{MemoryQueue, MemoryStore};
 pub use poller::{PollConfig, PollStats, invoke, one_at_a_time, poll};

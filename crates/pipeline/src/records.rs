@@ -10,6 +10,8 @@
 //! |---|---|---|
 //! | `params.json` ([`write_params`], create-only) | submit, explorer | everyone ([`read_params`]) |
 //! | `estimate.json` ([`write_submission`]) | submit | stitch (report), inspect |
+//! | `reference/<k>.orbit`, `.state` ([`write_reference_segment`]) | worker | worker, stitch ([`tile_renderer`]) |
+//! | `reference.json` ([`publish_reference`], create-only) | worker | client, worker, stitch |
 //! | `stitching.json` ([`mark_attempt`]) | stitch | client, inspect |
 //! | `stats.json` ([`write_stats`]) | stitch | client |
 //! | `report.html` ([`write_report`]) | stitch | client |
@@ -19,11 +21,15 @@
 
 use bytes::Bytes;
 use mandel_core::RenderParams;
+use mandel_core::deep::{OrbitPoint, OrbitState, decode_points, encode_points};
+use mandel_core::render::TileRenderer;
 use tracing::warn;
 
 use crate::error::PipelineError;
 use crate::estimate::Submission;
-use crate::job::{Failure, JobId, ResultManifest, StitchAttempt, StitchMessage, TileStat};
+use crate::job::{
+    Failure, JobId, ReferenceManifest, ResultManifest, StitchAttempt, StitchMessage, TileStat,
+};
 use crate::queue::Queue;
 use crate::store::{
     Metadata, ObjectStore, PutMode, PutOutcome, StoreError, get_json_if_any, put_json,
@@ -270,4 +276,156 @@ pub async fn mark_cancelled(store: &dyn ObjectStore, job: &JobId) -> Result<(), 
         )
         .await?;
     Ok(())
+}
+
+/// Metadata of a reference segment's state: its compute time and start.
+const META_COMPUTE_US: &str = "compute-us";
+const META_STARTED_MS: &str = "started-ms";
+
+/// Writes segment `k` of a deep job's reference orbit: its points, then the
+/// state it ended in (which marks the segment done). Keyed overwrites of
+/// deterministic bytes: a segment computed twice writes the same.
+pub async fn write_reference_segment(
+    store: &dyn ObjectStore,
+    job: &JobId,
+    k: u32,
+    points: &[OrbitPoint],
+    state: &OrbitState,
+    compute_us: u64,
+    started_ms: u64,
+) -> Result<(), PipelineError> {
+    let put = |key: String, body: Vec<u8>, metadata: Metadata| async move {
+        store
+            .put(&key, Bytes::from(body), metadata, PutMode::Overwrite)
+            .await
+    };
+    put(
+        job.reference_points_key(k),
+        encode_points(points),
+        Metadata::new(),
+    )
+    .await?;
+    let metadata = Metadata::from([
+        (META_COMPUTE_US.to_string(), compute_us.to_string()),
+        (META_STARTED_MS.to_string(), started_ms.to_string()),
+    ]);
+    put(job.reference_state_key(k), state.to_bytes(), metadata).await?;
+    Ok(())
+}
+
+/// The orbit state at the end of segment `k`, with the segment's compute
+/// time and start; `None` if the segment is not done.
+pub async fn read_reference_state(
+    store: &dyn ObjectStore,
+    job: &JobId,
+    k: u32,
+) -> Result<Option<(OrbitState, u64, u64)>, PipelineError> {
+    let key = job.reference_state_key(k);
+    let object = match store.get(&key).await {
+        Ok(o) => o,
+        Err(StoreError::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let state = OrbitState::from_bytes(&object.body).map_err(|e| PipelineError::Unreadable {
+        key,
+        reason: e.to_string(),
+    })?;
+    let number = |name: &str| {
+        object
+            .metadata
+            .get(name)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(Some((
+        state,
+        number(META_COMPUTE_US),
+        number(META_STARTED_MS),
+    )))
+}
+
+/// Publishes `reference.json` (create-only): the orbit is whole.
+pub async fn publish_reference(
+    store: &dyn ObjectStore,
+    job: &JobId,
+    manifest: &ReferenceManifest,
+) -> Result<(), PipelineError> {
+    let body = serde_json::to_vec(manifest).expect("manifest serialises");
+    store
+        .put(
+            &job.reference_key(),
+            Bytes::from(body),
+            Metadata::new(),
+            PutMode::Create,
+        )
+        .await?;
+    Ok(())
+}
+
+/// The job's reference manifest, if its orbit is whole.
+pub async fn read_reference_manifest(
+    store: &dyn ObjectStore,
+    job: &JobId,
+) -> Result<Option<ReferenceManifest>, PipelineError> {
+    match store.get(&job.reference_key()).await {
+        Ok(o) => serde_json::from_slice(&o.body)
+            .map(Some)
+            .map_err(|e| PipelineError::Unreadable {
+                key: job.reference_key(),
+                reason: e.to_string(),
+            }),
+        Err(StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A deep job's whole reference orbit: its manifest, then every segment's
+/// points. [`PipelineError::NoReference`] if it is not whole yet.
+pub async fn read_reference(
+    store: &dyn ObjectStore,
+    job: &JobId,
+) -> Result<Vec<OrbitPoint>, PipelineError> {
+    let manifest = read_reference_manifest(store, job)
+        .await?
+        .ok_or_else(|| PipelineError::NoReference { job: job.clone() })?;
+    let mut points = Vec::with_capacity(manifest.points as usize);
+    for k in 0..manifest.segments {
+        let key = job.reference_points_key(k);
+        let body = store.get(&key).await?.body;
+        decode_points(&body, &mut points).map_err(|e| PipelineError::Unreadable {
+            key,
+            reason: e.to_string(),
+        })?;
+    }
+    if points.len() as u64 != manifest.points || points.is_empty() {
+        return Err(PipelineError::Unreadable {
+            key: job.reference_key(),
+            reason: format!(
+                "the segments hold {} points, the manifest says {}",
+                points.len(),
+                manifest.points
+            ),
+        });
+    }
+    Ok(points)
+}
+
+/// How a job's tiles are rendered: the f64 kernel for a viewport job; for a
+/// deep job, perturbation from its reference orbit (read here, once).
+pub async fn tile_renderer(
+    store: &dyn ObjectStore,
+    job: &JobId,
+    params: &RenderParams,
+) -> Result<TileRenderer, PipelineError> {
+    if params.as_deep().is_none() {
+        return Ok(TileRenderer::viewport(params.clone()));
+    }
+    let points = read_reference(store, job).await?;
+    let params = params.clone();
+    // Preparing the orbit (its BLA table) is CPU work.
+    Ok(
+        tokio::task::spawn_blocking(move || TileRenderer::deep(params, &points))
+            .await
+            .expect("preparing a reference orbit panicked"),
+    )
 }

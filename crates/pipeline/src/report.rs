@@ -52,17 +52,14 @@ th:first-child, td:first-child {{ text-align: left; }}
 small {{ color: #666; }}
 </style></head><body>
 <h1>{title}</h1>
-<p>{w}×{h} pixels in {tiles} tiles of {p}², max_iter {mi}, viewport x [{x0}, {x1}], y [{y0}, {y1}].</p>
+<p>{w}×{h} pixels in {tiles} tiles of {p}², max_iter {mi}, {view}.</p>
 "#,
         w = m.width,
         h = m.height,
         tiles = m.tiles,
         p = m.params.tile_pixels,
         mi = m.params.max_iter,
-        x0 = m.params.viewport.xmin,
-        x1 = m.params.viewport.xmax,
-        y0 = m.params.viewport.ymin,
-        y1 = m.params.viewport.ymax,
+        view = m.params.view,
     );
     let data = base64::engine::general_purpose::STANDARD.encode(picture);
     let heat = heat_map(m, stats);

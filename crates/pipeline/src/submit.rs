@@ -32,7 +32,8 @@ pub struct Submitted {
 }
 
 /// Validates `params` (nothing is written if they are invalid), writes
-/// `params.json` once, and enqueues one message per tile not yet stored. A
+/// `params.json` once, for a deep job has its reference orbit computed
+/// ([`crate::reference`]), and enqueues one message per tile not yet stored. A
 /// re-run of the same job therefore resumes it, and a finished job is left
 /// alone. If every tile is stored but no result exists, a stitch message is
 /// sent instead. A re-run also clears the job's failure records and cancel
@@ -72,6 +73,10 @@ pub async fn submit(
     }
     if let Some(submission) = submission {
         write_submission(store, &job, submission).await?;
+    }
+    // A deep job's tiles need its reference orbit: computed first, once.
+    if params.as_deep().is_some() {
+        crate::reference::await_reference(ports, &job).await?;
     }
     let missing = progress.missing().await?;
     if missing.is_empty() {

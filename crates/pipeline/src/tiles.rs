@@ -1,6 +1,7 @@
 //! A job's tile objects: every rule about them in one place. A tile's key
 //! is [`JobId::tile_key`], which names the range of its counts; its blob is
-//! `P × P` little-endian u16 counts ([`blob_size`] bytes), written by
+//! `P × P` little-endian counts, u16 for a viewport job and u32 for a deep
+//! one ([`blob_size`] bytes; the key's suffix names the width), written by
 //! [`put_tile`] with its SHA-256, compute time and writer as metadata. A
 //! tile counts as stored when a listing shows its canonical key with the
 //! whole size ([`whole_tiles`]); a blob of any other size is rendered again,
@@ -13,7 +14,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use mandel_core::{CountRange, RenderParams, TileId, blob};
+use mandel_core::{CountRange, CountWidth, RenderParams, TileId, blob};
 use sha2::{Digest, Sha256};
 
 use crate::error::PipelineError;
@@ -33,9 +34,9 @@ const META_STARTED_MS: &str = "started-ms";
 const META_BATCH_MS: &str = "batch-ms";
 const META_BOOT_MS: &str = "boot-ms";
 
-/// The size of a whole tile blob: u16 counts.
+/// The size of a whole tile blob: `P × P` counts of the job's width.
 pub fn blob_size(params: &RenderParams) -> u64 {
-    2 * params.pixels_per_tile() as u64
+    (params.count_width().bytes() * params.pixels_per_tile()) as u64
 }
 
 /// A tile stored whole, as a listing shows it.
@@ -53,10 +54,12 @@ pub struct StoredTile {
 pub async fn put_tile(
     store: &dyn ObjectStore,
     job: &JobId,
-    counts: &[u16],
+    params: &RenderParams,
+    counts: &[u32],
     stat: &TileStat,
 ) -> Result<(), PipelineError> {
-    let bytes = blob::encode(counts);
+    let width = params.count_width();
+    let bytes = blob::encode(counts, width);
     let metadata = Metadata::from([
         (META_SHA256.to_string(), hex(&Sha256::digest(&bytes))),
         (META_WORKER.to_string(), stat.worker.clone()),
@@ -67,7 +70,7 @@ pub async fn put_tile(
     ]);
     store
         .put(
-            &job.tile_key(stat.tile(), CountRange::of(counts)),
+            &job.tile_key(stat.tile(), CountRange::of(counts), width),
             Bytes::from(bytes),
             metadata,
             PutMode::Overwrite,
@@ -111,17 +114,23 @@ pub(crate) fn as_tile(
     job: &JobId,
     params: &RenderParams,
 ) -> Option<(StoredTile, bool)> {
-    let (tile, range) = job.tile_of_key(&m.key)?;
+    let (tile, range, width) = job.tile_of_key(&m.key)?;
     let key = m.key.clone();
+    let whole = m.size == blob_size(params) && width == params.count_width();
     params
         .contains(tile)
-        .then(|| (StoredTile { tile, range, key }, m.size == blob_size(params)))
+        .then_some((StoredTile { tile, range, key }, whole))
 }
 
 /// Decodes a tile's blob into `counts`; what is wrong with it, if anything:
 /// its size, its recorded SHA-256, or the range its key names.
-pub fn check_blob(object: &Object, range: CountRange, counts: &mut [u16]) -> Option<String> {
-    if let Err(e) = blob::decode_into(&object.body, counts) {
+pub fn check_blob(
+    object: &Object,
+    range: CountRange,
+    width: CountWidth,
+    counts: &mut [u32],
+) -> Option<String> {
+    if let Err(e) = blob::decode_into(&object.body, width, counts) {
         return Some(e.to_string());
     }
     if let Some(expected) = object.metadata.get(META_SHA256) {

@@ -19,12 +19,12 @@ use mandel_pipeline::{
 
 fn small() -> RenderParams {
     RenderParams {
-        viewport: Viewport {
+        view: mandel_core::View::Viewport(Viewport {
             xmin: -2.0,
             xmax: 0.5,
             ymin: -1.25,
             ymax: 1.25,
-        },
+        }),
         tiles_per_side: 3,
         tile_pixels: 10,
         max_iter: 200,
@@ -125,13 +125,17 @@ async fn drain(q: &MemoryQueue) -> Vec<String> {
 fn expected_counts(p: &RenderParams) -> CountsImage {
     let mut img = CountsImage::for_params(p);
     for t in p.tiles() {
-        img.place_tile(
-            p.tile_pixels as usize,
-            t,
-            &kernel::reference::render_tile(p, t),
-        );
+        img.place_tile(p.tile_pixels as usize, t, &reference_counts(p, t));
     }
     img
+}
+
+/// The scalar reference kernel's counts of a tile, as u32.
+fn reference_counts(p: &RenderParams, t: TileId) -> Vec<u32> {
+    kernel::reference::render_tile(p, t)
+        .into_iter()
+        .map(u32::from)
+        .collect()
 }
 
 #[tokio::test]
@@ -350,7 +354,7 @@ async fn stitch_refuses_missing_tiles_and_renders_corrupt_ones_again() {
         let blob = r.store.get(&key).await.unwrap().body;
         assert_eq!(
             blob,
-            mandel_core::blob::encode(&kernel::reference::render_tile(&p, tile))
+            mandel_core::blob::encode(&reference_counts(&p, tile), mandel_core::CountWidth::U16)
         );
     }
 }
@@ -865,12 +869,12 @@ async fn a_worker_at_its_deadline_keeps_what_it_finished_and_fails_only_the_rest
     // Deep inside the period-3 bulb: every pixel runs all its iterations
     // and no shortcut applies, about 16 G iterations in one tile.
     let slow = RenderParams {
-        viewport: Viewport {
+        view: mandel_core::View::Viewport(Viewport {
             xmin: -0.1230,
             xmax: -0.1220,
             ymin: 0.7445,
             ymax: 0.7455,
-        },
+        }),
         tiles_per_side: 1,
         tile_pixels: 512,
         max_iter: 60_000,

@@ -103,11 +103,16 @@ impl Level {
 }
 
 /// Renders one tile into a new `P*P` counts buffer, row-major, row 0 = lowest
-/// imaginary part.
-pub fn render_tile(params: &RenderParams, tile: TileId) -> Vec<u16> {
+/// imaginary part (counts widened to `u32`, as the rest of the product
+/// holds them).
+pub fn render_tile(params: &RenderParams, tile: TileId) -> Vec<u32> {
     let mut out = vec![0u16; params.pixels_per_tile()];
     render_tile_into(params, tile, &mut out);
-    out
+    widen(&out)
+}
+
+fn widen(counts: &[u16]) -> Vec<u32> {
+    counts.iter().map(|&c| u32::from(c)).collect()
 }
 
 /// Renders one tile into `out` (length `P*P`).
@@ -131,7 +136,7 @@ pub fn render_tile_until(
     params: &RenderParams,
     tile: TileId,
     stop: &std::sync::atomic::AtomicBool,
-) -> Option<Vec<u16>> {
+) -> Option<Vec<u32>> {
     let n = params.tile_pixels as usize;
     let mut out = vec![0u16; n * n];
     let axes = params.tile_axes(tile);
@@ -149,7 +154,7 @@ pub fn render_tile_until(
             band,
         );
     }
-    Some(out)
+    Some(widen(&out))
 }
 
 /// Renders one tile at a given level and tuning; every combination gives
@@ -248,11 +253,12 @@ mod isa {
 /// Iterations a brute-force kernel spends on a pixel with this count: an
 /// escaped pixel ran `count + 1` steps, an interior one `max_iter`.
 #[inline]
-pub fn brute_force_iterations(counts: &[u16], max_iter: u32) -> u64 {
+pub fn brute_force_iterations<C: Copy + Into<u32>>(counts: &[C], max_iter: u32) -> u64 {
     counts
         .iter()
         .map(|&c| {
-            if u32::from(c) >= max_iter {
+            let c: u32 = c.into();
+            if c >= max_iter {
                 u64::from(max_iter)
             } else {
                 u64::from(c) + 1
@@ -340,6 +346,9 @@ mod tests {
 
     #[test]
     fn brute_force_iterations_counts_steps() {
-        assert_eq!(brute_force_iterations(&[0, 1, 10, 10], 10), 1 + 2 + 10 + 10);
+        assert_eq!(
+            brute_force_iterations(&[0u32, 1, 10, 10], 10),
+            1 + 2 + 10 + 10
+        );
     }
 }

@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use mandel_core::deep::{self, OrbitPoint};
+use mandel_core::render::TileRenderer;
 use mandel_core::{RenderParams, TileId, kernel};
 
 /// The coarse grid's side when the first, smaller grid shows the job is
@@ -28,6 +30,10 @@ pub struct Profile {
     pub sample_seconds: f64,
     /// The kernel level that ran it.
     pub kernel: &'static str,
+    /// A deep job's reference orbit: its seconds on one core of this
+    /// machine and its points (0 and 0 for a viewport job).
+    pub reference_seconds: f64,
+    pub reference_points: u64,
 }
 
 impl Profile {
@@ -47,6 +53,19 @@ impl Profile {
 /// rendering a tiny tile.
 pub fn profile(params: &RenderParams) -> Profile {
     let started = Instant::now();
+    // A deep job's orbit, computed once here as the job will compute it;
+    // the coarse grids show the same view, so they share it.
+    let orbit: Option<Vec<OrbitPoint>> = params
+        .as_deep()
+        .map(|view| deep::reference_orbit(view, params.image_side(), params.max_iter));
+    let reference_seconds = started.elapsed().as_secs_f64();
+    let sample = |grid: &RenderParams| {
+        let renderer = match &orbit {
+            Some(points) => TileRenderer::deep(grid.clone(), points),
+            None => TileRenderer::viewport(grid.clone()),
+        };
+        sample(&renderer)
+    };
     let mut side = COARSE_SAMPLE_SIDE;
     let mut timed = sample(&calibration_grid(params, side));
     let growth = (FINE_SAMPLE_SIDE / COARSE_SAMPLE_SIDE).pow(2) as f64;
@@ -87,12 +106,17 @@ pub fn profile(params: &RenderParams) -> Profile {
         })
         .collect();
     Profile {
-        params: *params,
+        params: params.clone(),
         iterations: iterations as f64 * scale,
         tile_seconds,
         sample_pixels,
         sample_seconds: started.elapsed().as_secs_f64(),
-        kernel: kernel::Level::selected().name(),
+        kernel: match &orbit {
+            Some(_) => "perturbation",
+            None => kernel::Level::selected().name(),
+        },
+        reference_seconds,
+        reference_points: orbit.map_or(0, |o| o.len() as u64),
     }
 }
 
@@ -108,7 +132,7 @@ fn coarse_grid(params: &RenderParams, side: u32) -> RenderParams {
     RenderParams {
         tiles_per_side: tiles,
         tile_pixels: side / tiles,
-        ..*params
+        ..params.clone()
     }
 }
 
@@ -120,7 +144,7 @@ fn calibration_grid(params: &RenderParams, side: u32) -> RenderParams {
     RenderParams {
         tiles_per_side: tiles,
         tile_pixels: side / tiles,
-        ..*params
+        ..params.clone()
     }
 }
 
@@ -134,9 +158,9 @@ struct Measured {
     work: u64,
 }
 
-/// A tile's work: the iterations of the pixels the interior shortcut
-/// does not settle, plus one per pixel.
-fn work_of(grid: &RenderParams, tile: TileId, counts: &[u16]) -> u64 {
+/// A viewport tile's work: the iterations of the pixels the interior
+/// shortcut does not settle, plus one per pixel.
+fn work_of(grid: &RenderParams, tile: TileId, counts: &[u32]) -> u64 {
     let axes = grid.tile_axes(tile);
     let mut work = counts.len() as u64;
     for (row, &y) in counts.chunks_exact(axes.xs.len()).zip(&axes.ys) {
@@ -149,8 +173,12 @@ fn work_of(grid: &RenderParams, tile: TileId, counts: &[u16]) -> u64 {
     work
 }
 
-/// Renders every tile of `grid`, timing each on its own core.
-fn sample(grid: &RenderParams) -> Vec<Measured> {
+/// Renders every tile of the renderer's grid, timing each on its own core.
+/// A deep tile's work is its perturbation steps and BLA skips, plus one
+/// per pixel.
+fn sample(renderer: &TileRenderer) -> Vec<Measured> {
+    let grid = renderer.params();
+    let deep = grid.as_deep().is_some();
     let tiles: Vec<TileId> = grid.tiles().collect();
     let next = AtomicUsize::new(0);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -160,15 +188,21 @@ fn sample(grid: &RenderParams) -> Vec<Measured> {
             .map(|_| {
                 s.spawn(|| {
                     let mut done = Vec::new();
-                    let mut counts = vec![0u16; grid.pixels_per_tile()];
+                    let never = std::sync::atomic::AtomicBool::new(false);
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(&tile) = tiles.get(i) else { break };
                         let started = Instant::now();
-                        kernel::render_tile_into(grid, tile, &mut counts);
+                        let (counts, cost) = renderer
+                            .render_tile_counting(tile, &never)
+                            .expect("never stopped");
                         let seconds = started.elapsed().as_secs_f64();
                         let iterations = kernel::brute_force_iterations(&counts, grid.max_iter);
-                        let work = work_of(grid, tile, &counts);
+                        let work = if deep {
+                            counts.len() as u64 + cost.steps + cost.skips
+                        } else {
+                            work_of(grid, tile, &counts)
+                        };
                         done.push((
                             i,
                             Measured {

@@ -6,17 +6,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
-use mandel_core::{RenderParams, TileId, kernel};
+use mandel_core::{RenderParams, TileId};
 use tracing::warn;
 
 use crate::error::PipelineError;
 use crate::job::{JobId, TileStat};
+use crate::records;
 use crate::store::{ObjectStore, StoreError};
 use crate::tiles::{self, StoredTile, put_tile, tile_stat};
 
 /// One row of tiles, fetched: `P` rows of counts across the whole image.
 pub(super) struct Band {
-    pub(super) counts: Vec<u16>,
+    pub(super) counts: Vec<u32>,
     pub(super) stats: Vec<TileStat>,
 }
 
@@ -38,7 +39,7 @@ pub(super) async fn fetch_band(
         None => tiles::row_tiles(&**store, job, params, row).await?,
     };
     let (p, side) = (params.tile_pixels as usize, params.image_side() as usize);
-    let mut band = vec![0u16; p * side];
+    let mut band = vec![0u32; p * side];
     let mut stats = Vec::with_capacity(params.tiles_per_side as usize);
     let mut gets = futures::stream::iter((0..params.tiles_per_side).map(|col| {
         let store = Arc::clone(store);
@@ -52,7 +53,7 @@ pub(super) async fn fetch_band(
         }
     }))
     .buffer_unordered(tiles::PARALLEL_GETS);
-    let mut counts = vec![0u16; p * p];
+    let mut counts = vec![0u32; p * p];
     while let Some((tile, stored, got)) = gets.next().await {
         let object = match got {
             Some(Ok(o)) => Some(o),
@@ -60,7 +61,9 @@ pub(super) async fn fetch_band(
             Some(Err(e)) => return Err(e.into()),
         };
         let problem = match (&object, &stored) {
-            (Some(object), Some(stored)) => tiles::check_blob(object, stored.range, &mut counts),
+            (Some(object), Some(stored)) => {
+                tiles::check_blob(object, stored.range, params.count_width(), &mut counts)
+            }
             _ => Some("not stored whole".to_string()),
         };
         let stat = if let Some(reason) = problem {
@@ -89,12 +92,12 @@ async fn rerender(
     job: &JobId,
     params: &RenderParams,
     tile: TileId,
-) -> Result<(Vec<u16>, TileStat), PipelineError> {
-    let params = *params;
+) -> Result<(Vec<u32>, TileStat), PipelineError> {
+    let renderer = records::tile_renderer(&**store, job, params).await?;
     let started_ms = crate::job::unix_ms();
     let (counts, compute_us) = tokio::task::spawn_blocking(move || {
         let started = Instant::now();
-        let counts = kernel::render_tile(&params, tile);
+        let counts = renderer.render_tile(tile);
         (counts, started.elapsed().as_micros() as u64)
     })
     .await
@@ -108,6 +111,6 @@ async fn rerender(
         batch_ms: started_ms,
         boot_ms: started_ms,
     };
-    put_tile(&**store, job, &counts, &stat).await?;
+    put_tile(&**store, job, params, &counts, &stat).await?;
     Ok((counts, stat))
 }

@@ -141,10 +141,10 @@ async fn stitch_job(
 
     let manifest = ResultManifest {
         job: job.clone(),
+        tiles: params.tile_count(),
         params,
         width: side,
         height: side,
-        tiles: params.tile_count(),
         image_key: job.image_key(),
         counts_key: job.counts_key(),
         colormap: STORED_COLORMAP.name().to_string(),

@@ -54,7 +54,9 @@ pub(super) async fn write_outputs(
     pyramid: Pyramid,
 ) -> Result<Written, PipelineError> {
     let side = params.image_side();
-    let npy_size = npy_header(side as usize, side as usize).len() as u64 + 2 * side * side;
+    let width = params.count_width();
+    let npy_size = npy_header(side as usize, side as usize, width).len() as u64
+        + width.bytes() as u64 * side * side;
     let mut out = Outputs {
         png: Appender::start(&**store, &job.image_key()).await?,
         npy: Prepender::start(&**store, &job.counts_key(), npy_size).await?,
@@ -96,7 +98,7 @@ async fn stream_bands(
     let mut encoder =
         PictureRows::new(side, side, STORED_COLORMAP, range, outputs).map_err(encode_err)?;
     let mut fetch = |row: u32| {
-        let (store, job, params) = (Arc::clone(store), job.clone(), *params);
+        let (store, job, params) = (Arc::clone(store), job.clone(), params.clone());
         let listed = rows.take(row);
         tokio::spawn(async move { fetch_band(&store, &job, &params, row, listed).await })
     };
@@ -116,7 +118,7 @@ async fn stream_bands(
         // The picture row by row on one core; the .npy bytes and the
         // iteration count on another.
         let counts = Arc::new(band.counts);
-        let max_iter = params.max_iter;
+        let (max_iter, width) = (params.max_iter, params.count_width());
         let for_png = Arc::clone(&counts);
         let (png_encoded, npy_encoded) = tokio::join!(
             tokio::task::spawn_blocking(move || {
@@ -130,7 +132,7 @@ async fn stream_bands(
             tokio::task::spawn_blocking(move || {
                 let its = kernel::brute_force_iterations(&counts, max_iter);
                 thumbnail.take(&counts, row as usize * p, side);
-                (blob::encode(&counts), its, thumbnail)
+                (blob::encode(&counts, width), its, thumbnail)
             }),
         );
         let (enc, png_bytes, pyramid_tiles) =
@@ -147,7 +149,9 @@ async fn stream_bands(
     }
     let (png_tail, pyramid_tail) = encoder.finish().map_err(encode_err)?;
     out.png.write(&png_tail).await?;
-    out.npy.write_front(&npy_header(side, side)).await?;
+    out.npy
+        .write_front(&npy_header(side, side, params.count_width()))
+        .await?;
     if let Some(uploads) = out.pyramid.take() {
         uploads.send(pyramid_tail).await;
         uploads.finish().await?;
@@ -229,7 +233,7 @@ const THUMBNAIL_SIDE: usize = 512;
 struct Thumbnail {
     step: usize,
     width: usize,
-    counts: Vec<u16>,
+    counts: Vec<u32>,
 }
 
 impl Thumbnail {
@@ -243,7 +247,7 @@ impl Thumbnail {
     }
 
     /// Takes its rows of a band whose first row is image row `first`.
-    fn take(&mut self, band: &[u16], first: usize, side: usize) {
+    fn take(&mut self, band: &[u32], first: usize, side: usize) {
         for (y, row) in band.chunks_exact(side).enumerate().rev() {
             if (first + y).is_multiple_of(self.step) {
                 self.counts.extend(row.iter().step_by(self.step));
@@ -272,10 +276,10 @@ mod tests {
         let side = 1030;
         let mut thumb = Thumbnail::new(side);
         assert_eq!((thumb.step, thumb.width), (3, 344));
-        let value = |x: usize, y: usize| ((x * 7 + y * 13) % 65536) as u16;
+        let value = |x: usize, y: usize| ((x * 7 + y * 13) % 65536) as u32;
         // Bands of 10 rows, top band first, as the stitch streams them.
         for first in (0..side).step_by(10).collect::<Vec<_>>().into_iter().rev() {
-            let band: Vec<u16> = (first..first + 10)
+            let band: Vec<u32> = (first..first + 10)
                 .flat_map(|y| (0..side).map(move |x| value(x, y)))
                 .collect();
             thumb.take(&band, first, side);

@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mandel_core::{RenderParams, TileId, kernel};
+use mandel_core::{RenderParams, TileId};
 use tokio::sync::Semaphore;
 use tracing::{info, warn};
 
@@ -33,8 +33,8 @@ mod stop;
 
 use crate::error::PipelineError;
 use crate::events;
-use crate::job::{Failed, Failure, JobId, TileMessage, TileStat};
-use crate::params_cache::ParamsCache;
+use crate::job::{Failed, Failure, JobId, ReferenceMessage, TileMessage, TileStat, WorkMessage};
+use crate::job_cache::JobCache;
 use crate::progress::Progress;
 use crate::queue::{Delivery, Queue};
 use crate::records::{self, send_stitch};
@@ -54,6 +54,9 @@ pub enum TileOutcome {
         tile: TileId,
         compute_us: u64,
     },
+    /// A segment of its deep job's reference orbit is written (or the
+    /// orbit was already whole).
+    Reference { job: JobId, segment: u32 },
     /// Acknowledged without work: its job is cancelled.
     Skipped { job: JobId },
     /// Not done: the message comes back after its visibility timeout (and
@@ -86,7 +89,7 @@ impl BatchOutcome {
 /// A tile computed and stored, not yet checked for job completion.
 struct Stored {
     job: JobId,
-    params: RenderParams,
+    params: Arc<mandel_core::render::TileRenderer>,
     tile: TileId,
     compute_us: u64,
 }
@@ -96,7 +99,7 @@ struct Stored {
 pub struct TileWorker {
     store: Arc<dyn ObjectStore>,
     stitch_queue: Arc<dyn Queue>,
-    params: ParamsCache,
+    jobs: JobCache,
     /// When each job was last seen not cancelled.
     /// By tokio's clock, so tests can run it paused.
     not_cancelled: Mutex<HashMap<JobId, tokio::time::Instant>>,
@@ -122,7 +125,7 @@ impl TileWorker {
         TileWorker {
             store,
             stitch_queue,
-            params: ParamsCache::new(),
+            jobs: JobCache::new(),
             not_cancelled: Mutex::default(),
             worker_id: worker_id.into(),
             boot_ms: crate::job::unix_ms(),
@@ -165,14 +168,18 @@ impl TileWorker {
         let cancelled = self.cancelled_jobs(&parsed).await;
         let mut outcomes: BTreeMap<&str, TileOutcome> = BTreeMap::new();
         let mut jobs: BTreeMap<&JobId, Vec<(&Delivery, &TileMessage)>> = BTreeMap::new();
+        let mut references = Vec::new();
         for (d, msg) in batch.iter().zip(&parsed) {
             match msg {
                 // A cancelled job's messages are acknowledged without work.
-                Ok(m) if cancelled.contains(&m.job) => {
-                    let skipped = TileOutcome::Skipped { job: m.job.clone() };
+                Ok(m) if cancelled.contains(m.job()) => {
+                    let skipped = TileOutcome::Skipped {
+                        job: m.job().clone(),
+                    };
                     outcomes.insert(&d.message_id, skipped);
                 }
-                Ok(m) => jobs.entry(&m.job).or_default().push((d, m)),
+                Ok(WorkMessage::Tile(m)) => jobs.entry(&m.job).or_default().push((d, m)),
+                Ok(WorkMessage::Reference(m)) => references.push((d, m)),
                 Err(e) => {
                     warn!(message_id = %d.message_id, error = %e, "tile message failed");
                     let reason = e.to_string();
@@ -180,11 +187,19 @@ impl TileWorker {
                 }
             }
         }
-        let handled = futures::future::join_all(
-            jobs.into_iter()
-                .map(|(job, items)| self.handle_job(job, items, &run)),
+        let (handled, segments) = futures::future::join(
+            futures::future::join_all(
+                jobs.into_iter()
+                    .map(|(job, items)| self.handle_job(job, items, &run)),
+            ),
+            futures::future::join_all(
+                references
+                    .into_iter()
+                    .map(|(d, m)| self.reference_delivery(d, m, &run)),
+            ),
         )
         .await;
+        outcomes.extend(segments);
         let mut completed = Vec::new();
         for (job_outcomes, job_completed) in handled {
             outcomes.extend(job_outcomes);
@@ -238,7 +253,7 @@ impl TileWorker {
             match result {
                 Ok(s) => {
                     rows.insert(s.tile.row);
-                    params = Some(s.params);
+                    params = Some(s.params.params().clone());
                     stored.push(*d);
                     outcomes.push((
                         d.message_id.as_str(),
@@ -296,9 +311,9 @@ impl TileWorker {
     /// If the check itself fails the tile is rendered anyway (harmless).
     async fn cancelled_jobs(
         &self,
-        parsed: &[Result<TileMessage, PipelineError>],
+        parsed: &[Result<WorkMessage, PipelineError>],
     ) -> BTreeSet<JobId> {
-        let jobs: BTreeSet<&JobId> = parsed.iter().flatten().map(|m| &m.job).collect();
+        let jobs: BTreeSet<&JobId> = parsed.iter().flatten().map(|m| m.job()).collect();
         let mut cancelled = BTreeSet::new();
         for job in jobs {
             let seen = self.not_cancelled.lock().unwrap().get(job).copied();
@@ -365,6 +380,43 @@ impl TileWorker {
         }
     }
 
+    /// Computes one segment of a deep job's reference orbit (on a core, and
+    /// stopping with the batch); a failure is logged and, if final or
+    /// permanent, recorded as the job's (no tile can render without it).
+    async fn reference_delivery<'d>(
+        &self,
+        d: &'d Delivery,
+        msg: &ReferenceMessage,
+        batch: &Batch,
+    ) -> (&'d str, TileOutcome) {
+        let job = &msg.job;
+        let result = async {
+            let params = records::read_params(&*self.store, job).await?;
+            let _core = self.compute.acquire().await.expect("never closed");
+            let store = &*self.store;
+            crate::reference::compute_segment(store, job, &params, msg.reference, batch.stop.flag())
+                .await
+        }
+        .await;
+        let outcome = match result {
+            Ok(_) => TileOutcome::Reference {
+                job: job.clone(),
+                segment: msg.reference,
+            },
+            Err(e) => {
+                warn!(message_id = %d.message_id, %job, segment = msg.reference, error = %e,
+                      attempt = d.receive_count, "reference segment failed");
+                if e.is_permanent() || self.is_last(d) {
+                    self.record(job, Failed::Job, d, &e).await;
+                }
+                TileOutcome::Failed {
+                    reason: e.to_string(),
+                }
+            }
+        };
+        (d.message_id.as_str(), outcome)
+    }
+
     /// Writes a failure record; best effort (the message fails either way).
     async fn record(&self, job: &JobId, what: Failed, d: &Delivery, e: &PipelineError) {
         let failure = Failure {
@@ -389,7 +441,8 @@ impl TileWorker {
         batch: &Batch,
     ) -> Result<Stored, PipelineError> {
         let stop = &batch.stop;
-        let params = self.params.get(&*self.store, &msg.job).await?;
+        let renderer = self.jobs.get(&*self.store, &msg.job).await?;
+        let params = renderer.params();
         let tile = msg.tile();
         if !params.contains(tile) {
             return Err(PipelineError::TileOutOfRange {
@@ -400,11 +453,11 @@ impl TileWorker {
         }
         let stored = |compute_us| Stored {
             job: msg.job.clone(),
-            params,
+            params: Arc::clone(&renderer),
             tile,
             compute_us,
         };
-        if receive_count > 1 && tiles::is_stored(&*self.store, &msg.job, tile, &params).await? {
+        if receive_count > 1 && tiles::is_stored(&*self.store, &msg.job, tile, params).await? {
             return Ok(stored(0));
         }
         let unfinished = || PipelineError::Unfinished {
@@ -417,13 +470,15 @@ impl TileWorker {
                 return Err(unfinished());
             }
             let flag = stop.flag();
+            let inline = tile_work(params) <= INLINE_WORK;
+            let renderer = Arc::clone(&renderer);
             let render = move || {
                 let (started, started_ms) = (Instant::now(), crate::job::unix_ms());
-                let counts = kernel::render_tile_until(&params, tile, &flag)?;
+                let counts = renderer.render_tile_until(tile, &flag)?;
                 Some((counts, started.elapsed().as_micros() as u64, started_ms))
             };
             // A tiny tile costs less than handing it to another thread.
-            let rendered = if tile_work(&params) <= INLINE_WORK {
+            let rendered = if inline {
                 render()
             } else {
                 tokio::task::spawn_blocking(render)
@@ -441,7 +496,7 @@ impl TileWorker {
             batch_ms: batch.started_ms,
             boot_ms: self.boot_ms,
         };
-        tiles::put_tile(&*self.store, &msg.job, &counts, &stat).await?;
+        tiles::put_tile(&*self.store, &msg.job, params, &counts, &stat).await?;
         Ok(stored(compute_us))
     }
 
@@ -483,7 +538,7 @@ fn tile_work(params: &RenderParams) -> u64 {
 /// the async thread: the hand-off to the blocking pool would cost more.
 const INLINE_WORK: u64 = 1 << 20;
 
-fn parse(body: &str) -> Result<TileMessage, PipelineError> {
+fn parse(body: &str) -> Result<WorkMessage, PipelineError> {
     serde_json::from_str(body).map_err(|e| PipelineError::BadMessage {
         reason: e.to_string(),
     })

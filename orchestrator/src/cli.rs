@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use mandel_core::{Colormap, ParamError, RenderParams, Viewport};
+use mandel_core::deep::{DeepView, Location};
+use mandel_core::{Colormap, ParamError, RenderParams, View, Viewport};
 use mandel_pipeline::{JobId, WaitPolicy};
 
 /// Render the Mandelbrot set by fanning tiles out to workers.
@@ -18,9 +19,31 @@ pub struct Cli {
         long,
         value_name = "XMIN,XMAX,YMIN,YMAX",
         default_value = "-0.745,-0.735,0.105,0.115",
-        allow_hyphen_values = true
+        allow_hyphen_values = true,
+        conflicts_with_all = ["center", "location"]
     )]
     pub viewport: String,
+
+    /// A deep view's centre: RE,IM as decimal numbers of any length
+    /// (rendered by perturbation, far past f64). Needs --zoom.
+    #[arg(
+        long,
+        value_name = "RE,IM",
+        allow_hyphen_values = true,
+        requires = "zoom",
+        conflicts_with = "location"
+    )]
+    pub center: Option<String>,
+
+    /// A deep view's zoom: the image's side spans 4/ZOOM of the plane
+    /// (e.g. 5e113) [1..=1e10000].
+    #[arg(long, value_name = "ZOOM", requires = "center")]
+    pub zoom: Option<String>,
+
+    /// A deep view from a Kalles Fraktaler location file: its Re, Im, Zoom
+    /// and Iterations (--max-iter overrides the iterations).
+    #[arg(long, value_name = "FILE.kfr", conflicts_with_all = ["center", "zoom"])]
+    pub location: Option<PathBuf>,
 
     /// Tiles per image side; the job has this many squared tiles [1..=1024].
     #[arg(long, default_value_t = 16)]
@@ -30,15 +53,18 @@ pub struct Cli {
     #[arg(long, default_value_t = 256)]
     pub tile_pixels: u32,
 
-    /// Iteration budget per pixel [1..=65535]; counts are stored as u16.
-    #[arg(long, default_value_t = 2000)]
-    pub max_iter: u32,
+    /// Iteration budget per pixel [1..=65535 with --viewport, counts
+    /// stored as u16; 1..=100000000 for a deep view, counts u32]
+    /// [default: 2000, or a location file's Iterations].
+    #[arg(long)]
+    pub max_iter: Option<u32>,
 
     /// Where to write the PNG.
     #[arg(long, value_name = "PATH", default_value = "mandelbrot.png")]
     pub out: PathBuf,
 
-    /// Also write the escape counts as NumPy .npy (u16, shape (H, W), row 0 = ymin).
+    /// Also write the escape counts as NumPy .npy (u16, or u32 for a deep
+    /// view; shape (H, W), row 0 = the lowest imaginary part).
     #[arg(long, value_name = "PATH")]
     pub counts_out: Option<PathBuf>,
 
@@ -147,8 +173,11 @@ const SUBMIT_FLAGS: [&str; 8] = [
 /// Flags that say what to render and where (`--estimate` takes all but
 /// `--out`: it prices the `--counts-out` download); `--cancel`, `--list`
 /// and `--status` take none.
-const RENDER_FLAGS: [&str; 8] = [
+const RENDER_FLAGS: [&str; 11] = [
     "viewport",
+    "center",
+    "zoom",
+    "location",
     "tiles_per_side",
     "tile_pixels",
     "max_iter",
@@ -275,13 +304,66 @@ fn parse_viewport(s: &str) -> Result<Viewport, UsageError> {
     Ok(Viewport::from(values))
 }
 
+/// The max_iter a render takes when none is given.
+const DEFAULT_MAX_ITER: u32 = 2000;
+
+/// A deep view's `--center RE,IM` and `--zoom`.
+fn parse_center(center: &str, zoom: &str) -> Result<DeepView, UsageError> {
+    let Some((re, im)) = center.split_once(',') else {
+        return Err(usage(
+            "center",
+            format!("center must be two decimal numbers RE,IM, got {center:?}"),
+        ));
+    };
+    DeepView::parse(re, im, zoom).map_err(|e| {
+        let flag = if e.field() == "zoom" {
+            "zoom"
+        } else {
+            "center"
+        };
+        usage(flag, e.to_string())
+    })
+}
+
+/// A deep view and its iterations from a `.kfr` location file.
+fn read_location(path: &std::path::Path) -> Result<Location, UsageError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| usage("location", format!("cannot read {}: {e}", path.display())))?;
+    Location::from_kfr(&text).map_err(|e| usage("location", format!("{}: {e}", path.display())))
+}
+
 impl Cli {
+    /// The view and the iterations the flags ask for.
+    fn view(&self) -> Result<(View, u64), UsageError> {
+        let given = self.max_iter.map(u64::from);
+        if let Some(path) = &self.location {
+            let location = read_location(path)?;
+            let iterations = given.or(location.iterations);
+            return Ok((
+                View::Deep(location.view),
+                iterations.unwrap_or(u64::from(DEFAULT_MAX_ITER)),
+            ));
+        }
+        let iterations = given.unwrap_or(u64::from(DEFAULT_MAX_ITER));
+        if let (Some(center), Some(zoom)) = (&self.center, &self.zoom) {
+            return Ok((View::Deep(parse_center(center, zoom)?), iterations));
+        }
+        Ok((View::Viewport(parse_viewport(&self.viewport)?), iterations))
+    }
+
     pub fn request(&self) -> Result<Request, UsageError> {
+        let (view, iterations) = self.view()?;
+        let max_iter = u32::try_from(iterations).map_err(|_| {
+            usage(
+                "max-iter",
+                format!("max_iter must be in 1..=100000000, got {iterations}"),
+            )
+        })?;
         let params = RenderParams {
-            view: mandel_core::View::Viewport(parse_viewport(&self.viewport)?),
+            view,
             tiles_per_side: self.tiles_per_side,
             tile_pixels: self.tile_pixels,
-            max_iter: self.max_iter,
+            max_iter,
         };
         params.validate()?;
         let colormap: Colormap = self

@@ -130,6 +130,11 @@ fn zoom_5e113_without_bla_agrees_with_brute_force() {
     check("5e113", 0.0, false);
 }
 
+#[test]
+fn zoom_1e1000_agrees_with_brute_force() {
+    check("e1000", BLA_EPSILON, true);
+}
+
 /// The in-tree brute force (fixed point) agrees with the independent MPFR
 /// truth, at its own P and 2P, on a sample of pixels.
 #[test]

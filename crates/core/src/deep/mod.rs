@@ -3,7 +3,8 @@
 //!
 //! How the parts relate:
 //!
-//! - [`DeepView`] is a centre as decimal strings and a zoom; pixel `(i, j)`
+//! - [`DeepView`] is a centre as decimal strings and a zoom (or a
+//!   [`Location`] file's, as Kalles Fraktaler writes them); pixel `(i, j)`
 //!   of an `N×N` image is `C + ((j + ½ − N/2)·s, (i + ½ − N/2)·s)` with
 //!   `s = 4/(zoom·N)`, row 0 the lowest imaginary part.
 //! - [`OrbitState`] computes the centre's orbit `Z_m` in arbitrary
@@ -19,6 +20,7 @@
 //! locations (docs/deep-zoom.md), not bit-exactness: the f64 kernel's
 //! exactness contract is for viewport jobs only.
 
+mod location;
 mod number;
 mod orbit;
 mod perturb;
@@ -26,6 +28,7 @@ mod view;
 
 pub mod brute;
 
+pub use location::{Location, LocationError};
 pub use number::{C64, Cfe, Complex, Fe};
 pub use orbit::{OrbitFormatError, OrbitPoint, OrbitState, decode_points, encode_points};
 pub use perturb::{BLA_EPSILON, Work};

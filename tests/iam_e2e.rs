@@ -132,11 +132,23 @@ fn fails_fast_without(
     resource: Option<&str>,
     needles: &[&str],
 ) {
+    fails_fast_without_on(name, principal, sid, resource, needles, SMALL_JOB)
+}
+
+/// [`fails_fast_without`] for the job `args` describe.
+fn fails_fast_without_on(
+    name: &str,
+    principal: &'static str,
+    sid: &str,
+    resource: Option<&str>,
+    needles: &[&str],
+    args: &[&str],
+) {
     let mut p = policies(name);
     let policy = p.remove(principal).unwrap();
     p.insert(principal, without(policy, sid, resource));
     let cloud = IamCloud::start(name, p);
-    let run = run_job(&cloud, SMALL_JOB);
+    let run = run_job(&cloud, args);
     assert!(
         !run.status.success(),
         "the job succeeded without the permission"
@@ -189,6 +201,87 @@ fn without_the_workers_write_of_tiles_the_job_fails_at_once_naming_it() {
         "WriteTiles",
         Some("/tiles/*"),
         &["s3:PutObject", "tiles/"],
+    );
+}
+
+/// The published 1e1000 location's MPFR grid (crates/core/tests/data/deep)
+/// and a `.kfr` file of it in `dir`: the file's path, the grid's counts.
+fn e1000_location(dir: &std::path::Path) -> (String, Vec<u32>) {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../crates/core/tests/data/deep/e1000.json");
+    let truth: Value = serde_json::from_str(&std::fs::read_to_string(data).unwrap()).unwrap();
+    let kfr = format!(
+        "Re: {}\r\nIm: {}\r\nZoom: {}\r\nIterations: {}\r\n",
+        truth["re"].as_str().unwrap(),
+        truth["im"].as_str().unwrap(),
+        truth["zoom"].as_str().unwrap(),
+        truth["max_iter"],
+    );
+    let path = dir.join("e1000.kfr");
+    std::fs::write(&path, kfr).unwrap();
+    let counts = truth["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap() as u32)
+        .collect();
+    (path.to_str().unwrap().to_string(), counts)
+}
+
+/// A deep job (a published location past 1e1000) through the fleet, every
+/// binary under its own policy: the reference orbit computed by a worker
+/// and read by the others, the counts as the MPFR brute force says.
+#[test]
+fn a_deep_job_past_1e1000_completes_under_the_policies_as_brute_force_says() {
+    let cloud = IamCloud::start("iam-deep", policies("iam-deep"));
+    let files = tempfile::tempdir().unwrap();
+    let (kfr, truth) = e1000_location(files.path());
+    let args = [
+        "--location",
+        &kfr,
+        "--tiles-per-side",
+        "2",
+        "--tile-pixels",
+        "32",
+    ];
+    let run = run_job(&cloud, &args);
+    assert!(run.status.success(), "{}", run.stderr);
+    let npy = std::fs::read(run.dir.path().join("counts.npy")).unwrap();
+    let counts = mandel_core::CountsImage::from_npy(&npy).unwrap();
+    let agree = counts
+        .data()
+        .iter()
+        .zip(&truth)
+        .filter(|(a, b)| a == b)
+        .count();
+    assert!(
+        agree * 1000 >= 999 * truth.len(),
+        "{agree} of {} agree",
+        truth.len()
+    );
+    assert_eq!(cloud.depth(&cloud.deployment.tiles_dlq_url), 0);
+    assert_eq!(cloud.depth(&cloud.deployment.stitch_dlq_url), 0);
+}
+
+#[test]
+fn without_the_workers_write_of_the_reference_orbit_a_deep_job_fails_at_once_naming_it() {
+    let files = tempfile::tempdir().unwrap();
+    let (kfr, _) = e1000_location(files.path());
+    let args = [
+        "--location",
+        &kfr,
+        "--tiles-per-side",
+        "2",
+        "--tile-pixels",
+        "32",
+    ];
+    fails_fast_without_on(
+        "iam-no-reference",
+        "worker",
+        "WriteTiles",
+        Some("/reference/*"),
+        &["s3:PutObject", "reference/"],
+        &args,
     );
 }
 

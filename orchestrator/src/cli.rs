@@ -55,7 +55,7 @@ pub struct Cli {
 
     /// Iteration budget per pixel [1..=65535 with --viewport, counts
     /// stored as u16; 1..=100000000 for a deep view, counts u32]
-    /// [default: 2000, or a location file's Iterations].
+    /// [default: 2000] (with --location: the file's Iterations).
     #[arg(long)]
     pub max_iter: Option<u32>,
 

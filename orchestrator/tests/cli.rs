@@ -128,6 +128,38 @@ fn bad_input_exits_2_with_one_line_and_writes_nothing() {
             &["--bucket", "b", "--no-wait", "--pyramid", "p"],
             "--pyramid: --pyramid needs the job's result",
         ),
+        // Deep views.
+        (
+            &["--center", "5,0", "--zoom", "1e10"],
+            "--center: center.re must be in -4..=4, got 5",
+        ),
+        (
+            &["--center", "-1.5,x", "--zoom", "1e10"],
+            "--center: center.im must be a decimal number",
+        ),
+        (
+            &["--center", "-1.5", "--zoom", "1e10"],
+            "--center: center must be two decimal numbers RE,IM",
+        ),
+        (
+            &["--center", "0,0", "--zoom", "0.5"],
+            "--zoom: zoom must be in 1..=1e10000, got 0.5",
+        ),
+        (
+            &[
+                "--center",
+                "0,0",
+                "--zoom",
+                "1e10",
+                "--max-iter",
+                "100000001",
+            ],
+            "--max-iter: max_iter must be in 1..=100000000, got 100000001",
+        ),
+        (
+            &["--location", "no-such.kfr"],
+            "--location: cannot read no-such.kfr",
+        ),
     ];
     for (args, want) in cases {
         let out = run(dir.path(), args);
@@ -152,6 +184,9 @@ fn bad_input_exits_2_with_one_line_and_writes_nothing() {
     // also exit 2 and write nothing.
     for args in [
         &["--max-iter", "-5"][..],
+        &["--center", "0,0"],
+        &["--zoom", "1e5"],
+        &["--viewport", "0,1,0,1", "--center", "0,0", "--zoom", "2"],
         &["--bucket", "b", "--estimate", "--list"],
         &["--bucket", "b", "--status", "abc", "--cancel", "abc"],
     ] {
@@ -281,6 +316,9 @@ fn help_documents_every_flag_with_its_default() {
     let help = String::from_utf8(out.stdout).unwrap();
     for flag in [
         "--viewport",
+        "--center",
+        "--zoom",
+        "--location",
         "--tiles-per-side",
         "--tile-pixels",
         "--max-iter",
@@ -549,4 +587,60 @@ fn pyramid_tiles_are_the_picture_at_every_level() {
         assert_eq!(tile(0, 0, 0).dimensions(), (1, 1));
         assert!(!dir.path().join("pyr/image_files/10").exists());
     }
+}
+
+/// A published location past 1e1000 (rust-fractal-core's `e1000`, as a
+/// Kalles Fraktaler `.kfr`), rendered embedded as 2×2 tiles of 32 px: the
+/// MPFR brute-force grid of the same view (tools/deep_truth.py, in
+/// crates/core/tests/data/deep) is matched on every pixel but at most
+/// 0.1 %.
+#[test]
+fn a_location_file_past_1e1000_renders_as_brute_force_says() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/core/tests/data/deep");
+    let truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("e1000.json")).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let kfr = format!(
+        "Re: {}\r\nIm: {}\r\nZoom: {}\r\nIterations: {}\r\nSmooth: 1\r\n",
+        truth["re"].as_str().unwrap(),
+        truth["im"].as_str().unwrap(),
+        truth["zoom"].as_str().unwrap(),
+        truth["max_iter"],
+    );
+    std::fs::write(dir.path().join("e1000.kfr"), kfr).unwrap();
+    let out = run(
+        dir.path(),
+        &[
+            "--location",
+            "e1000.kfr",
+            "--tiles-per-side",
+            "2",
+            "--tile-pixels",
+            "32",
+            "--counts-out",
+            "c.npy",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let npy = std::fs::read(dir.path().join("c.npy")).unwrap();
+    let counts = CountsImage::from_npy(&npy).unwrap();
+    let expected: Vec<u32> = truth["counts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_u64().unwrap() as u32)
+        .collect();
+    let agree = counts
+        .data()
+        .iter()
+        .zip(&expected)
+        .filter(|(a, b)| a == b)
+        .count();
+    assert!(agree * 1000 >= 999 * 4096, "{agree} of 4096 pixels agree");
+    let png = image::open(dir.path().join("mandelbrot.png")).unwrap();
+    assert_eq!((png.width(), png.height()), (64, 64));
 }

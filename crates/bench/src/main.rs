@@ -17,6 +17,7 @@ use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use mandel_core::kernel::{self, Level, Tuning};
 use mandel_core::{Colormap, CountsImage, RenderParams, TileId};
 
+mod deep;
 mod limit;
 
 /// Prints the numbers behind docs/performance.md: with no subcommand, the
@@ -50,6 +51,21 @@ enum Bench {
     /// The default job on AWS Lambda, phase by phase, as the estimator
     /// models it.
     AwsModel,
+    /// A deep location (a Kalles Fraktaler .kfr): its reference orbit and
+    /// a `side`² render on every core, timed, with the work perturbation
+    /// did; with --truth (a tools/deep_truth.py grid of the same view and
+    /// side), the agreement.
+    Deep {
+        location: std::path::PathBuf,
+        side: u64,
+        #[arg(long)]
+        max_iter: Option<u32>,
+        /// BLA's tolerance (0: no BLA).
+        #[arg(long, default_value_t = mandel_core::deep::BLA_EPSILON)]
+        epsilon: f64,
+        #[arg(long, value_name = "GRID.json")]
+        truth: Option<std::path::PathBuf>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -75,6 +91,13 @@ fn main() -> Result<()> {
         }
         Some(Bench::Estimator) => return estimator(cores),
         Some(Bench::AwsModel) => return aws_model(),
+        Some(Bench::Deep {
+            location,
+            side,
+            max_iter,
+            epsilon,
+            truth,
+        }) => return deep::run(&location, side, max_iter, epsilon, truth.as_deref(), cores),
         None => {}
     }
 

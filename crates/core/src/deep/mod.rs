@@ -36,9 +36,11 @@ pub use view::{DeepView, MAX_COORDINATE_CHARS, MAX_ZOOM_EXP10, ViewError};
 
 use perturb::{BlaTable, Engine};
 
-/// Below this pixel spacing (as a power of two) deltas leave f64's range
-/// (their squares underflow long before), so the renderer uses floatexp.
-const F64_SPACING_LOG2: f64 = -960.0;
+/// Below this pixel spacing (as a power of two) deltas' squared magnitudes,
+/// which decide BLA and rebasing, leave f64's normal range, so the
+/// renderer starts pixels in floatexp (and moves them to f64 once they
+/// have grown).
+const F64_SPACING_LOG2: f64 = perturb::FAST_FROM as f64;
 
 /// The reference orbit of a view, prepared for rendering one image size.
 pub struct DeepRenderer {
@@ -74,7 +76,11 @@ impl DeepRenderer {
         let mode = if spacing.log2() > F64_SPACING_LOG2 {
             Mode::F64(engine(orbit, c_max.to_f64(), epsilon))
         } else {
-            Mode::Exp(engine(orbit, c_max, epsilon))
+            let mut exp = engine(orbit, c_max, epsilon);
+            // Deltas grown into f64's range continue in f64, where the
+            // pixel offset (below its range) no longer matters.
+            exp.fast = Some(Box::new(engine(orbit, c_max.to_f64(), epsilon)));
+            Mode::Exp(exp)
         };
         DeepRenderer {
             side,
@@ -161,7 +167,11 @@ fn engine<T: Complex>(orbit: &[OrbitPoint], c_max: T::Mag, epsilon: f64) -> Engi
     } else {
         BlaTable::new(&orbit[..0], c_max, epsilon)
     };
-    Engine { orbit, bla }
+    Engine {
+        orbit,
+        bla,
+        fast: None,
+    }
 }
 
 /// Computes a view's whole reference orbit in one go (no segments).

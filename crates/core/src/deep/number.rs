@@ -39,6 +39,13 @@ pub trait Complex: Copy + Send + Sync + std::fmt::Debug + 'static {
     fn is_finite(self) -> bool;
     /// The value as f64 parts; tiny values become 0.
     fn to_f64(self) -> (f64, f64);
+    /// Whether the larger part's magnitude is at least `2^exp`.
+    fn at_least(self, exp: i64) -> bool;
+    /// Whether both parts' magnitudes are below `threshold`.
+    fn below_f64(self, threshold: f64) -> bool {
+        let (re, im) = self.to_f64();
+        re.abs() < threshold && im.abs() < threshold
+    }
 }
 
 /// An f64 complex number.
@@ -122,6 +129,10 @@ impl Complex for C64 {
     #[inline(always)]
     fn to_f64(self) -> (f64, f64) {
         (self.re, self.im)
+    }
+    #[inline(always)]
+    fn at_least(self, exp: i64) -> bool {
+        self.re.abs().max(self.im.abs()) >= pow2(exp)
     }
 }
 
@@ -398,6 +409,12 @@ impl Complex for Cfe {
         }
         let s = pow2(self.e);
         (self.re * s, self.im * s)
+    }
+    #[inline(always)]
+    fn at_least(self, exp: i64) -> bool {
+        // Normalised: the larger part is in [1, 2)·2^e (zero has the
+        // smallest exponent).
+        self.e >= exp
     }
 }
 

@@ -20,7 +20,7 @@
 //! The count rule is the f64 kernel's: the index of the step whose result
 //! has `|Z + z|² > 4`, or `max_iter`.
 
-use super::number::Complex;
+use super::number::{C64, Complex};
 
 /// BLA's tolerance: a map is used while the dropped `z²` term is below
 /// `ε` of the linear terms. Tuned against brute force (docs/deep-zoom.md).
@@ -138,10 +138,30 @@ fn merge<T: Complex>(x: &Bla<T>, y: &Bla<T>, c_max: T::Mag) -> Bla<T> {
     }
 }
 
-/// The reference orbit and its BLA table in one number type.
+/// The reference orbit and its BLA table in one number type. An engine in
+/// floatexp also holds the orbit and table in f64 ([`Engine::fast`]): once
+/// a pixel's delta has grown into f64's range, f64 steps give the same
+/// result far faster (the pixel offset `c`, below f64's range, no longer
+/// matters beside it), until a rebase makes the delta tiny again.
 pub(super) struct Engine<T: Complex> {
     pub(super) orbit: Vec<T>,
     pub(super) bla: BlaTable<T>,
+    pub(super) fast: Option<Box<Engine<C64>>>,
+}
+
+/// Deltas at least this large (as a power of two) are iterated in f64:
+/// their squared magnitudes, which decide BLA and rebasing, must be normal
+/// f64s too.
+pub(super) const FAST_FROM: i64 = -480;
+/// An f64 delta smaller than this (2^-500) goes back to floatexp.
+const FAST_UNTIL: f64 = f64::from_bits(523 << 52);
+
+/// How a stretch of a pixel's iteration ended.
+enum Stretch {
+    Escaped(u32),
+    MaxIter,
+    /// The delta became too small for f64 (fast stretches only).
+    Small,
 }
 
 /// What one pixel cost: perturbation steps and BLA maps applied.
@@ -156,39 +176,79 @@ impl<T: Complex> Engine<T> {
     /// The escape count of the pixel `C + dc`.
     #[inline(always)]
     pub(super) fn pixel(&self, dc: T, max_iter: u32, work: &mut Work) -> u32 {
+        let (mut z, mut m, mut n) = (T::ZERO, 0usize, 0u32);
+        loop {
+            let fast = self.fast.as_deref().filter(|_| z.at_least(FAST_FROM));
+            let stretch = match fast {
+                Some(fast) => {
+                    let (re, im) = z.to_f64();
+                    let mut z64 = C64 { re, im };
+                    let (re, im) = dc.to_f64();
+                    let dc64 = C64 { re, im };
+                    let stretch = fast.run::<true>(&mut z64, &mut m, &mut n, dc64, max_iter, work);
+                    z = T::from_parts(z64.re, z64.im, 0);
+                    stretch
+                }
+                None => self.run::<false>(&mut z, &mut m, &mut n, dc, max_iter, work),
+            };
+            match stretch {
+                Stretch::Escaped(count) => return count,
+                Stretch::MaxIter => return max_iter,
+                Stretch::Small => continue,
+            }
+        }
+    }
+
+    /// Iterates from `(z, m, n)` until the pixel escapes or reaches
+    /// `max_iter`, or (`FAST`: an f64 stretch of a floatexp pixel) until the
+    /// delta is too small for f64; in a floatexp engine with an f64 one,
+    /// also until the delta is large enough for it.
+    #[inline(always)]
+    fn run<const FAST: bool>(
+        &self,
+        z: &mut T,
+        m: &mut usize,
+        n: &mut u32,
+        dc: T,
+        max_iter: u32,
+        work: &mut Work,
+    ) -> Stretch {
         let orbit = &self.orbit[..];
         let last = orbit.len() - 1;
-        let mut z = T::ZERO;
-        let mut m = 0usize;
-        let mut n = 0u32;
-        while n < max_iter {
-            let z2 = z.norm();
-            match self.bla.lookup(m, z2, max_iter - n) {
+        let can_speed_up = self.fast.is_some();
+        while *n < max_iter {
+            match self.bla.lookup(*m, z.norm(), max_iter - *n) {
                 Some(b) => {
-                    z = b.a.mul(z).add(b.b.mul(dc));
-                    m += b.l as usize;
-                    n += b.l;
+                    *z = b.a.mul(*z).add(b.b.mul(dc));
+                    *m += b.l as usize;
+                    *n += b.l;
                     work.skips += 1;
                 }
                 None => {
                     // 2 Z z + z² + c = (2 Z + z) z + c
-                    z = orbit[m].double().add(z).mul(z).add(dc);
-                    m += 1;
-                    n += 1;
+                    *z = orbit[*m].double().add(*z).mul(*z).add(dc);
+                    *m += 1;
+                    *n += 1;
                     work.steps += 1;
                 }
             }
-            let full = orbit[m].add(z);
+            let full = orbit[*m].add(*z);
             let (re, im) = full.to_f64();
             if re * re + im * im > 4.0 {
-                return n - 1;
+                return Stretch::Escaped(*n - 1);
             }
-            if m == last || full.norm() < z.norm() {
-                z = full;
-                m = 0;
+            if *m == last || full.norm() < z.norm() {
+                *z = full;
+                *m = 0;
                 work.rebases += 1;
             }
+            if FAST && z.below_f64(FAST_UNTIL) {
+                return Stretch::Small;
+            }
+            if can_speed_up && z.at_least(FAST_FROM) {
+                return Stretch::Small;
+            }
         }
-        max_iter
+        Stretch::MaxIter
     }
 }

@@ -68,6 +68,7 @@ pub struct OrbitState {
 pub struct OrbitFormatError(pub &'static str);
 
 const STATE_MAGIC: &[u8; 8] = b"MDORBST1";
+
 const POINTS_MAGIC: &[u8; 8] = b"MDORBIT1";
 
 impl OrbitState {
@@ -126,22 +127,41 @@ impl OrbitState {
         if self.n == 0 && points.is_empty() {
             points.push(self.point());
         }
-        let b = self.bits as usize;
         while !self.is_done(max_iter) {
             if self.n.is_multiple_of(1024) && !keep_going() {
                 return false;
             }
-            let two_xy = (&self.x * &self.y) >> (b - 1);
-            let x2_y2 = ((&self.x + &self.y) * (&self.x - &self.y)) >> b;
-            self.x = x2_y2 + &self.cx;
-            self.y = two_xy + &self.cy;
-            self.n += 1;
-            let p = self.point();
-            let (re, im) = p.to_cfe().to_f64();
-            self.escaped = re * re + im * im > 4.0;
-            points.push(p);
+            let two_xy = self.two_xy();
+            self.x = self.x2_y2();
+            self.y = two_xy;
+            self.advance(points);
         }
         true
+    }
+
+    /// `2XY + Cy`.
+    fn two_xy(&self) -> IBig {
+        let mut two_xy = &self.x * &self.y;
+        two_xy >>= self.bits as usize - 1;
+        two_xy += &self.cy;
+        two_xy
+    }
+
+    /// `X² − Y² + Cx`, as `(X + Y)(X − Y)`.
+    fn x2_y2(&self) -> IBig {
+        let mut x2_y2 = (&self.x + &self.y) * (&self.x - &self.y);
+        x2_y2 >>= self.bits as usize;
+        x2_y2 += &self.cx;
+        x2_y2
+    }
+
+    /// Counts the new point, checks it for escape and pushes it.
+    fn advance(&mut self, points: &mut Vec<OrbitPoint>) {
+        self.n += 1;
+        let p = self.point();
+        let (re, im) = p.to_cfe().to_f64();
+        self.escaped = re * re + im * im > 4.0;
+        points.push(p);
     }
 
     /// The state's byte form (resumed with [`OrbitState::from_bytes`]).

@@ -228,6 +228,19 @@ fn e1000_location(dir: &std::path::Path) -> (String, Vec<u32>) {
     (path.to_str().unwrap().to_string(), counts)
 }
 
+/// The flags of a small deep job of the location file `kfr`: 2×2 tiles of
+/// 32 px, the grid's size.
+fn deep_job(kfr: &str) -> [&str; 6] {
+    [
+        "--location",
+        kfr,
+        "--tiles-per-side",
+        "2",
+        "--tile-pixels",
+        "32",
+    ]
+}
+
 /// A deep job (a published location past 1e1000) through the fleet, every
 /// binary under its own policy: the reference orbit computed by a worker
 /// and read by the others, the counts as the MPFR brute force says.
@@ -236,14 +249,7 @@ fn a_deep_job_past_1e1000_completes_under_the_policies_as_brute_force_says() {
     let cloud = IamCloud::start("iam-deep", policies("iam-deep"));
     let files = tempfile::tempdir().unwrap();
     let (kfr, truth) = e1000_location(files.path());
-    let args = [
-        "--location",
-        &kfr,
-        "--tiles-per-side",
-        "2",
-        "--tile-pixels",
-        "32",
-    ];
+    let args = deep_job(&kfr);
     let run = run_job(&cloud, &args);
     assert!(run.status.success(), "{}", run.stderr);
     let npy = std::fs::read(run.dir.path().join("counts.npy")).unwrap();
@@ -267,14 +273,7 @@ fn a_deep_job_past_1e1000_completes_under_the_policies_as_brute_force_says() {
 fn without_the_workers_write_of_the_reference_orbit_a_deep_job_fails_at_once_naming_it() {
     let files = tempfile::tempdir().unwrap();
     let (kfr, _) = e1000_location(files.path());
-    let args = [
-        "--location",
-        &kfr,
-        "--tiles-per-side",
-        "2",
-        "--tile-pixels",
-        "32",
-    ];
+    let args = deep_job(&kfr);
     fails_fast_without_on(
         "iam-no-reference",
         "worker",

@@ -253,3 +253,72 @@ fn a_job_too_big_for_the_deployment_is_refused_before_anything_is_written() {
         assert_eq!(lane.depth(&lane.tiles), 0);
     }
 }
+
+/// A deep job whose reference orbit outlasts the worker's invocation (its
+/// timeout lowered to 2 s, so each invocation computes for about 1 s):
+/// the orbit is computed in segments, each resuming from the
+/// full-precision state the last one wrote, and the job's counts are those
+/// of the orbit computed in one go.
+#[test]
+fn an_orbit_longer_than_the_worker_timeout_is_computed_in_segments() {
+    use mandel_core::deep::{self, DeepView};
+    use mandel_core::render::TileRenderer;
+    use mandel_core::{CountsImage, RenderParams, View};
+
+    let lane = Lane::with_limits(
+        "deep-segments",
+        FunctionLimits {
+            timeout_secs: 2,
+            ..FunctionLimits::WORKER
+        },
+        FunctionLimits::STITCH,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // Inside the main cardioid at zoom 1e1000: an orbit of 400,001 points
+    // at about 3,400 bits, some 2 s of one core.
+    let args = [
+        "--center",
+        "-0.1,0.1",
+        "--zoom",
+        "1e1000",
+        "--max-iter",
+        "400000",
+        "--tiles-per-side",
+        "2",
+        "--tile-pixels",
+        "4",
+        "--counts-out",
+        "counts.npy",
+    ];
+    let waiting = client(&lane, dir.path(), &args);
+    let _workers = [
+        lane.worker(&dir.path().join("worker-1.log")),
+        lane.worker(&dir.path().join("worker-2.log")),
+    ];
+    let _stitch = lane.stitcher(&dir.path().join("stitch.log"));
+    let (status, stderr, took) = finish(waiting, Duration::from_secs(120));
+    eprintln!("finished in {took:?}: {stderr}");
+    assert!(status.success(), "{stderr}");
+    let states = lane
+        .keys("jobs/")
+        .into_iter()
+        .filter(|k| k.contains("/reference/") && k.ends_with(".state"))
+        .count();
+    assert!(states >= 2, "the orbit took {states} segment(s)");
+
+    let view = DeepView::parse("-0.1", "0.1", "1e1000").unwrap();
+    let params = RenderParams {
+        view: View::Deep(view.clone()),
+        tiles_per_side: 2,
+        tile_pixels: 4,
+        max_iter: 400_000,
+    };
+    let orbit = deep::reference_orbit(&view, 8, 400_000);
+    let renderer = TileRenderer::deep(params.clone(), &orbit);
+    let mut expected = CountsImage::for_params(&params);
+    for tile in params.tiles() {
+        expected.place_tile(4, tile, &renderer.render_tile(tile));
+    }
+    let npy = std::fs::read(dir.path().join("counts.npy")).unwrap();
+    assert_eq!(CountsImage::from_npy(&npy).unwrap(), expected);
+}

@@ -196,11 +196,20 @@ pub async fn read_result(
     store: &dyn ObjectStore,
     job: &JobId,
 ) -> Result<Option<ResultManifest>, PipelineError> {
-    match store.get(&job.result_key()).await {
+    read_record(store, &job.result_key()).await
+}
+
+/// A JSON record the pipeline wrote, if it exists: one that does not parse
+/// is [`PipelineError::Unreadable`] (it decides what happens next).
+async fn read_record<T: serde::de::DeserializeOwned>(
+    store: &dyn ObjectStore,
+    key: &str,
+) -> Result<Option<T>, PipelineError> {
+    match store.get(key).await {
         Ok(o) => serde_json::from_slice(&o.body)
             .map(Some)
             .map_err(|e| PipelineError::Unreadable {
-                key: job.result_key(),
+                key: key.to_string(),
                 reason: e.to_string(),
             }),
         Err(StoreError::NotFound { .. }) => Ok(None),
@@ -367,16 +376,7 @@ pub async fn read_reference_manifest(
     store: &dyn ObjectStore,
     job: &JobId,
 ) -> Result<Option<ReferenceManifest>, PipelineError> {
-    match store.get(&job.reference_key()).await {
-        Ok(o) => serde_json::from_slice(&o.body)
-            .map(Some)
-            .map_err(|e| PipelineError::Unreadable {
-                key: job.reference_key(),
-                reason: e.to_string(),
-            }),
-        Err(StoreError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    read_record(store, &job.reference_key()).await
 }
 
 /// A deep job's whole reference orbit: its manifest, then every segment's

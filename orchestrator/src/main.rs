@@ -340,6 +340,12 @@ fn print_estimate(e: &Estimate, output: Output) {
         ms = e.sample.milliseconds,
         kernel = e.sample.kernel,
     );
+    if e.reference_seconds > 0.0 {
+        println!(
+            "  of which the reference orbit, on one core before the tiles: {:.2} s",
+            e.reference_seconds
+        );
+    }
     if let Some(c) = &e.cost {
         println!(
             "cost ${:.4}: Lambda compute ${:.4}, Lambda requests ${:.4}, S3 ${:.4}, SQS ${:.4}, \

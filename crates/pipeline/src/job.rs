@@ -503,6 +503,9 @@ pub struct ResultManifest {
     pub stitch_started_ms: u64,
     #[serde(default)]
     pub image_bytes: u64,
+    /// A deep job's reference orbit, as `reference.json` recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<ReferenceManifest>,
 }
 
 impl ResultManifest {

@@ -53,13 +53,14 @@ small {{ color: #666; }}
 </style></head><body>
 <h1>{title}</h1>
 <p>{w}×{h} pixels in {tiles} tiles of {p}², max_iter {mi}, {view}.</p>
-"#,
+{reference}"#,
         w = m.width,
         h = m.height,
         tiles = m.tiles,
         p = m.params.tile_pixels,
         mi = m.params.max_iter,
         view = m.params.view,
+        reference = reference_phase(m),
     );
     let data = base64::engine::general_purpose::STANDARD.encode(picture);
     let heat = heat_map(m, stats);
@@ -387,4 +388,23 @@ fn escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// A deep job's reference phase: the orbit every tile was rendered from.
+fn reference_phase(m: &ResultManifest) -> String {
+    let Some(r) = &m.reference else {
+        return String::new();
+    };
+    let compute: u64 = r.segment_us.iter().sum();
+    format!(
+        "<p id=\"reference\">Reference orbit: {} points at {} bits, computed in {} segment{} \
+         ({:.2} s of compute, {:.2} s from the first segment's start to the last's end) \
+         before the tiles.</p>\n",
+        r.points,
+        r.precision_bits,
+        r.segments,
+        if r.segments == 1 { "" } else { "s" },
+        compute as f64 / 1e6,
+        r.finished_ms.saturating_sub(r.started_ms) as f64 / 1e3,
+    )
 }

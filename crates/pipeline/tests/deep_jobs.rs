@@ -78,6 +78,15 @@ async fn a_deep_job_renders_embedded_to_u32_counts_equal_to_a_direct_render() {
         .unwrap()
         .expect("reference.json");
     assert_eq!(manifest.segments, 1);
+    // The report shows the reference phase.
+    let report = out.store().get(&job.report_key()).await.unwrap().body;
+    let report = String::from_utf8_lossy(&report);
+    let line = format!(
+        "Reference orbit: {} points at {} bits",
+        manifest.points, manifest.precision_bits
+    );
+    assert!(report.contains(&line), "the report lacks {line:?}");
+    assert_eq!(out.manifest.reference.as_ref(), Some(&manifest));
     let png = out.store().get(&out.manifest.image_key).await.unwrap().body;
     let picture = image::load_from_memory(&png).unwrap();
     assert_eq!((picture.width(), picture.height()), (72, 72));

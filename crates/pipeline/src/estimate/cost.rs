@@ -270,7 +270,7 @@ impl JobShape {
             .sum();
         let workers: std::collections::BTreeSet<&str> =
             batches.keys().map(|(worker, _)| *worker).collect();
-        let counts_bytes = 2 * m.width * m.height;
+        let counts_bytes = m.params.count_width().bytes() as u64 * m.width * m.height;
         JobShape {
             tiles: m.tiles,
             rows: u64::from(m.params.tiles_per_side),
@@ -332,6 +332,7 @@ mod tests {
             stitch_us: 500_000,
             stitch_started_ms: 0,
             image_bytes: 1000,
+            reference: None,
         };
         let shape = JobShape::observed(&m, &stats, 2.0, false);
         assert_eq!(shape.invocations, 3);

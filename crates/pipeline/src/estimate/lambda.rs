@@ -74,6 +74,9 @@ pub const MODEL: Model = Model {
 pub struct LambdaPhases {
     /// Params, a listing, then the messages ten at a time.
     pub submit: f64,
+    /// A deep job's reference orbit: one worker computes it (in segments
+    /// if it outlasts an invocation) before any tile is sent.
+    pub reference: f64,
     /// From the first message to the last tile stored: batches
     /// list-scheduled onto invocations that the SQS trigger opens at its
     /// scaling rate, each with a cold start.
@@ -91,7 +94,7 @@ pub struct LambdaPhases {
 
 impl LambdaPhases {
     pub fn total(&self) -> f64 {
-        self.submit + self.tiles + self.stitch + self.poll
+        self.submit + self.reference + self.tiles + self.stitch + self.poll
     }
 
     /// The phases of `profile`'s job on `deployment`, and each batch's
@@ -139,8 +142,16 @@ impl LambdaPhases {
             * MODEL.request_s;
         let stitch = MODEL.cold_start_s + encode.max(fetch).max(uploads);
         let submit = (3 + params.tile_count().div_ceil(10) / 16) as f64 * MODEL.request_s;
+        // The orbit on one core of a worker (it is serial), with a cold
+        // start and the segment's writes.
+        let reference = if profile.reference_seconds > 0.0 {
+            MODEL.cold_start_s + profile.reference_seconds / worker.speed + 3.0 * MODEL.request_s
+        } else {
+            0.0
+        };
         let phases = LambdaPhases {
             submit,
+            reference,
             tiles,
             stitch,
             poll: 0.25,

@@ -55,6 +55,9 @@ pub struct Estimate {
     pub iterations: u64,
     /// Kernel seconds on one core of this machine.
     pub core_seconds: f64,
+    /// A deep job's reference orbit, seconds in the target (0 otherwise).
+    #[serde(default)]
+    pub reference_seconds: f64,
     /// Wall time from submit to the stitched result.
     pub seconds: f64,
     /// The AWS services used, and their price (Lambda only).
@@ -79,6 +82,7 @@ impl Estimate {
             workers,
             iterations: profile.iterations.round() as u64,
             core_seconds: profile.core_seconds(),
+            reference_seconds: profile.reference_seconds,
             seconds,
             usage: None,
             cost: None,
@@ -100,8 +104,10 @@ impl Estimate {
             .tile_seconds
             .iter()
             .map(|s| s + MODEL.embedded_tile_overhead_s);
-        let seconds =
-            schedule(std::iter::repeat_n(0.0, lanes), tiles) + stitch_seconds(&profile.params, 1.0);
+        // A deep job's orbit is computed, on one core, before its tiles.
+        let seconds = profile.reference_seconds
+            + schedule(std::iter::repeat_n(0.0, lanes), tiles)
+            + stitch_seconds(&profile.params, 1.0);
         Estimate::of(profile, Target::Embedded, workers as u64, seconds)
     }
 
@@ -117,7 +123,7 @@ impl Estimate {
         let seconds = phases.total();
         let stitch = phases.stitch;
         let side = params.image_side();
-        let counts_bytes = 2 * side * side;
+        let counts_bytes = params.count_width().bytes() as u64 * side * side;
         let image_bytes = (MODEL.png_bytes_per_pixel * (side * side) as f64) as u64;
         let shape = JobShape {
             tiles: params.tile_count(),
@@ -131,7 +137,7 @@ impl Estimate {
                 .map(|c| rows_in(c.iter().copied()))
                 .sum(),
             cold_starts: lanes,
-            worker_seconds: batches.iter().sum(),
+            worker_seconds: batches.iter().sum::<f64>() + phases.reference,
             stitch_seconds: stitch,
             wait_seconds: seconds,
             image_bytes,
@@ -142,6 +148,7 @@ impl Estimate {
         };
         let usage = Usage::of_job(&shape, deployment);
         let mut e = Estimate::of(profile, Target::Lambda, lanes, seconds);
+        e.reference_seconds = phases.reference;
         e.cost = Some(usage.cost(&PRICES, &deployment.fleet.architecture));
         e.usage = Some(usage);
         e

@@ -139,7 +139,13 @@ async fn stitch_job(
         image_bytes,
     } = write_outputs(store, job, &params, rows, range, pyramid).await?;
 
+    // A deep job's orbit, for the report's reference phase.
+    let reference = match params.as_deep() {
+        Some(_) => records::read_reference_manifest(&**store, job).await?,
+        None => None,
+    };
     let manifest = ResultManifest {
+        reference,
         job: job.clone(),
         tiles: params.tile_count(),
         params,

@@ -118,8 +118,9 @@ pub const KERNEL_RATE_FLOOR: f64 = 1.0e9;
 
 /// A stitch's memory for a job of `params`, in MiB. It holds a row of
 /// tiles at a time (a band of `P × side` pixels): the band's counts and the
-/// next band's (2 + 2 bytes a pixel), the tiles of the next band in flight
-/// (2), the band's `.npy` bytes (2) and PNG bytes (at most about 3), then
+/// next band's (4 + 4 bytes a pixel: counts are u32 in memory), the tiles
+/// of the next band in flight (4), the band's `.npy` bytes (2, or 4 for a
+/// deep job) and PNG bytes (at most about 3), then
 /// the Deep Zoom pyramid's bands (256 RGB rows of every level, whose widths
 /// add up to about twice the side), two upload parts of 8 MiB each and the
 /// process itself. So it grows with the image's side, not its area: for
@@ -129,8 +130,20 @@ pub const KERNEL_RATE_FLOOR: f64 = 1.0e9;
 fn stitch_mib(params: &RenderParams) -> f64 {
     let side = params.image_side() as f64;
     let band = f64::from(params.tile_pixels) * side;
+    let per_pixel = 15.0 + params.count_width().bytes() as f64;
     let pyramid = (mandel_core::pyramid::TILE * 3 * 2) as f64 * side;
-    (11.0 * band + pyramid) / f64::from(1 << 20) + 16.0 + 100.0
+    (per_pixel * band + pyramid) / f64::from(1 << 20) + 16.0 + 100.0
+}
+
+/// A worker's memory for a deep job's reference orbit, in MiB: at most
+/// `max_iter + 1` points, held prepared for rendering
+/// ([`mandel_core::deep::DeepRenderer::BYTES_PER_POINT`]) while the stored
+/// points are read.
+fn reference_mib(params: &RenderParams) -> f64 {
+    let points = f64::from(params.max_iter) + 1.0;
+    let bytes = mandel_core::deep::DeepRenderer::BYTES_PER_POINT
+        + mandel_core::deep::OrbitPoint::BYTES as f64 * 2.0;
+    points * bytes / f64::from(1 << 20)
 }
 
 impl Deployment {
@@ -139,6 +152,9 @@ impl Deployment {
     /// timeout (the rest is for uploads and the stop margin), and its
     /// stitch must fit 90 % of the stitch's memory.
     pub fn check_capacity(&self, params: &RenderParams) -> Result<(), PipelineError> {
+        if params.as_deep().is_some() {
+            return self.check_deep_capacity(params);
+        }
         let worst_tile =
             params.pixels_per_tile() as f64 * f64::from(params.max_iter) / KERNEL_RATE_FLOOR;
         let budget = 0.8 * f64::from(self.worker.timeout_secs);
@@ -155,6 +171,35 @@ impl Deployment {
                 ),
             });
         }
+        self.check_stitch_memory(params)
+    }
+
+    /// A deep job: each worker must hold its reference orbit (the longest
+    /// the job's `max_iter` allows) in 90 % of its memory, and the stitch
+    /// its rows as for any job. A deep tile's time has no useful bound
+    /// from `max_iter` (BLA skips most iterations): the estimate samples
+    /// it, and a tile that outlasts the worker's deadline fails the job
+    /// with the reason.
+    fn check_deep_capacity(&self, params: &RenderParams) -> Result<(), PipelineError> {
+        let need = reference_mib(params);
+        let have = 0.9 * f64::from(self.worker.memory_mb);
+        if need > have {
+            return Err(PipelineError::OverCapacity {
+                reason: format!(
+                    "a deep job of max_iter {i} may need a reference orbit of {p} points, about \
+                     {need:.0} MiB in each worker, more than the worker's memory of {m} MiB \
+                     allows ({have:.0} MiB); use fewer iterations (--max-iter) or give the \
+                     workers more memory (Terraform: worker_memory_mb, up to 10240)",
+                    i = params.max_iter,
+                    p = u64::from(params.max_iter) + 1,
+                    m = self.worker.memory_mb,
+                ),
+            });
+        }
+        self.check_stitch_memory(params)
+    }
+
+    fn check_stitch_memory(&self, params: &RenderParams) -> Result<(), PipelineError> {
         let need = stitch_mib(params);
         let have = 0.9 * f64::from(self.stitch.memory_mb);
         if need > have {
@@ -201,6 +246,34 @@ mod tests {
     fn default_stitch_mib() -> f64 {
         // infra/variables.tf: stitch_memory_mb.
         4096.0
+    }
+
+    #[test]
+    fn a_deep_job_s_orbit_must_fit_the_worker() {
+        let view = mandel_core::deep::DeepView::parse("-1.75", "0", "1e1086").unwrap();
+        let params = |max_iter| RenderParams {
+            view: mandel_core::View::Deep(view.clone()),
+            tiles_per_side: 8,
+            tile_pixels: 128,
+            max_iter,
+        };
+        let fleet = Deployment::defaults("us-east-1");
+        // The 1e1086 benchmark's 600,100 iterations fit the default worker;
+        // 10^8 iterations (some 30 GiB of orbit) fit no Lambda.
+        fleet.check_capacity(&params(600_100)).unwrap();
+        let err = fleet.check_capacity(&params(100_000_000)).unwrap_err();
+        assert!(err.to_string().contains("reference orbit"), "{err}");
+        // No brute-force bound on a deep tile's time (600,100 iterations in
+        // 128² pixels would be 10^10 iterations, some 10^4 s at the f64
+        // floor); a viewport tile keeps its bound.
+        let viewport = RenderParams {
+            tiles_per_side: 4,
+            tile_pixels: 1024,
+            max_iter: 60_000,
+            ..RenderParams::default()
+        };
+        let err = fleet.check_capacity(&viewport).unwrap_err();
+        assert!(err.to_string().contains("timeout"), "{err}");
     }
 
     #[test]

@@ -56,6 +56,11 @@ enum Mode {
 }
 
 impl DeepRenderer {
+    /// Memory a prepared orbit takes a point, at most (floatexp): the
+    /// orbit in floatexp (24 bytes) and in f64 (16), and both BLA tables,
+    /// about two maps a point each (72 and 48 bytes a map).
+    pub const BYTES_PER_POINT: f64 = 24.0 + 16.0 + 2.0 * 72.0 + 2.0 * 48.0;
+
     /// Prepares `orbit` (the centre's reference orbit, `Z_0` first) for
     /// rendering `view` as a `side`-pixel image, with BLA's tolerance
     /// `epsilon` ([`BLA_EPSILON`]; 0 turns BLA off).

@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::counts::CountsImage;
 use crate::deep::{BLA_EPSILON, DeepRenderer, OrbitPoint, Work};
 use crate::geometry::TileId;
 use crate::kernel;
@@ -62,6 +63,17 @@ impl TileRenderer {
 
     pub fn params(&self) -> &RenderParams {
         &self.params
+    }
+
+    /// The whole image, tile by tile on this thread: what a job of these
+    /// params must produce (tests and tools; the pipeline renders tiles).
+    pub fn render_image(&self) -> CountsImage {
+        let mut image = CountsImage::for_params(&self.params);
+        for tile in self.params.tiles() {
+            let counts = self.render_tile(tile);
+            image.place_tile(self.params.tile_pixels as usize, tile, &counts);
+        }
+        image
     }
 
     /// The tile's counts, row-major, row 0 the lowest imaginary part.
@@ -140,18 +152,8 @@ mod tests {
         let whole = DeepRenderer::new(&view, 60, 3000, &orbit, BLA_EPSILON);
         let mut image = vec![0u32; 60 * 60];
         whole.render(0..60, 0..60, &mut image);
-        for tile in tiled.tiles() {
-            let counts = r.render_tile(tile);
-            for (i, row) in counts.chunks(20).enumerate() {
-                let y = tile.row as usize * 20 + i;
-                let x = tile.col as usize * 20;
-                assert_eq!(
-                    row,
-                    &image[y * 60 + x..y * 60 + x + 20],
-                    "tile {tile} row {i}"
-                );
-            }
-        }
+        // Tile by tile, the image rendered in one piece.
+        assert_eq!(r.render_image().data(), &image[..]);
         let stop = AtomicBool::new(true);
         assert_eq!(r.render_tile_until(TileId::new(0, 0), &stop), None);
     }

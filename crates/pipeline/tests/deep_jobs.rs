@@ -34,16 +34,7 @@ fn deep_params(
 fn direct(params: &RenderParams) -> CountsImage {
     let view = params.as_deep().unwrap();
     let orbit = deep::reference_orbit(view, params.image_side(), params.max_iter);
-    let renderer = TileRenderer::deep(params.clone(), &orbit);
-    let mut image = CountsImage::for_params(params);
-    for tile in params.tiles() {
-        image.place_tile(
-            params.tile_pixels as usize,
-            tile,
-            &renderer.render_tile(tile),
-        );
-    }
-    image
+    TileRenderer::deep(params.clone(), &orbit).render_image()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,7 +30,7 @@ pub struct DeepView {
 pub enum ViewError {
     #[error("{field} must be a decimal number like -1.25 or 3.5e-7, got {value:?}")]
     NotDecimal { field: &'static str, value: String },
-    #[error("{field} must be at most {max} characters long, got {len}")]
+    #[error("{field} must be at most {max} characters long written out in full, got {len}")]
     TooLong {
         field: &'static str,
         max: usize,
@@ -171,7 +171,18 @@ impl DeepView {
                     len: s.len(),
                 });
             }
-            parts.push(Decimal::parse(field, s)?);
+            let d = Decimal::parse(field, s)?;
+            // The canonical form is plain decimal: an exponent may not
+            // stretch it past the limit (`1e-999999` is a million digits).
+            let plain_len = d.digits.len() as u64 + d.exp10.unsigned_abs();
+            if field != "zoom" && plain_len > MAX_COORDINATE_CHARS as u64 {
+                return Err(ViewError::TooLong {
+                    field,
+                    max: MAX_COORDINATE_CHARS,
+                    len: plain_len as usize,
+                });
+            }
+            parts.push(d);
         }
         for (field, d) in [("re", &parts[0]), ("im", &parts[1])] {
             // |x| ≤ 4: the leading digit's power is below 0, or x is 1..4.
@@ -326,6 +337,7 @@ mod tests {
             (DeepView::parse("0", "0", "-5"), "zoom"),
             (DeepView::parse("0", "0", "2e10000"), "zoom"),
             (DeepView::parse("0", "0", "1e10001"), "zoom"),
+            (DeepView::parse("1e-999999", "0", "1"), "center.re"),
         ];
         for (result, field) in cases {
             let err = result.expect_err(field);

@@ -253,7 +253,8 @@ impl TileWorker {
             match result {
                 Ok(s) => {
                     rows.insert(s.tile.row);
-                    params = Some(s.params.params().clone());
+                    // The job's renderer (params and all): shared, not copied.
+                    params = Some(s.params);
                     stored.push(*d);
                     outcomes.push((
                         d.message_id.as_str(),
@@ -276,7 +277,7 @@ impl TileWorker {
         if items.iter().all(|(_, m)| m.explore) {
             return (outcomes, None);
         }
-        match self.complete_if_done(job, &params, &rows).await {
+        match self.complete_if_done(job, params.params(), &rows).await {
             Ok(done) => (outcomes, done.then(|| job.clone())),
             Err(e) => {
                 warn!(job = %job, error = %e, "completion check failed");

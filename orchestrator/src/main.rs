@@ -171,12 +171,20 @@ async fn estimate_only(req: &cli::Request, bucket: Option<&str>, workers: usize)
 /// written where asked.
 async fn render_here(req: &cli::Request, workers: usize, started: Instant) -> Result<Rendered> {
     let bar = progress_bar(req.params.tile_count());
-    let estimate = Estimate::embedded(&profile(&req.params).await, workers);
+    let profile = profile(&req.params).await;
+    let estimate = Estimate::embedded(&profile, workers);
     let submission = Submission::now(estimate, None);
     let scratch = scratch_parent(req);
-    let r = render_embedded(&req.params, workers, &scratch, Some(&submission), |done| {
-        bar.set_position(done)
-    })
+    // The sample's reference orbit is the job's: stored, not computed twice.
+    let orbit = profile.orbit.as_deref();
+    let r = render_embedded(
+        &req.params,
+        workers,
+        &scratch,
+        Some(&submission),
+        orbit,
+        |done| bar.set_position(done),
+    )
     .await?;
     bar.finish_and_clear();
     let actual = Actual::embedded(&r.manifest, started.elapsed().as_secs_f64());

@@ -287,6 +287,7 @@ fn main() -> Result<()> {
                 workers,
                 scratch.path(),
                 None,
+                None,
                 |_| {},
             ))?;
             best = best.min(t.elapsed().as_secs_f64());
@@ -665,6 +666,7 @@ fn estimator(cores: usize) -> Result<()> {
                 &params,
                 cores,
                 scratch.path(),
+                None,
                 None,
                 |_| {},
             ))?;

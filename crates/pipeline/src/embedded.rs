@@ -19,6 +19,7 @@ use crate::memory::MemoryQueue;
 use crate::poller::{PollConfig, one_at_a_time, poll};
 use crate::ports::Ports;
 use crate::queue::Queue;
+use crate::reference::{ComputedOrbit, store_computed};
 use crate::spill::SpillStore;
 use crate::stitch::{Pyramid, handle_stitch_delivery};
 use crate::store::ObjectStore;
@@ -47,12 +48,15 @@ impl EmbeddedRender {
 /// tiles and outputs in a scratch folder created in `scratch` (and removed
 /// with the returned render), calling `progress` with the count of stored
 /// tiles as it grows. `submission`, if given, is recorded for the job's
-/// report. Invalid params are refused before anything is written.
+/// report; `orbit`, a deep job's reference orbit already computed (by the
+/// estimate's sample), is stored instead of computed again. Invalid params
+/// are refused before anything is written.
 pub async fn render_embedded(
     params: &RenderParams,
     workers: usize,
     scratch: &Path,
     submission: Option<&Submission>,
+    orbit: Option<&ComputedOrbit>,
     progress: impl FnMut(u64),
 ) -> Result<EmbeddedRender, PipelineError> {
     params.validate()?;
@@ -109,6 +113,9 @@ pub async fn render_embedded(
     // Submitting waits for room in the queue as the workers drain it, so
     // it runs beside the wait for the result.
     let job = crate::job::JobId::for_params(params);
+    if let Some(orbit) = orbit {
+        store_computed(&*store, &job, orbit).await?;
+    }
     let policy = WaitPolicy::polling(Duration::from_millis(20));
     let ports = Ports {
         store,

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mandel_core::RenderParams;
-use mandel_core::deep::OrbitState;
+use mandel_core::deep::{OrbitPoint, OrbitState};
 
 use crate::error::PipelineError;
 use crate::job::{Failed, JobId, ReferenceManifest, ReferenceMessage};
@@ -115,20 +115,97 @@ async fn compute_from(
     records::write_reference_segment(store, job, k, &points, &state, us, started_ms).await?;
     if whole {
         segment_us.push(us);
-        let manifest = ReferenceManifest {
-            segments: k + 1,
-            points: state.index() + 1,
-            precision_bits: state.precision_bits(),
+        publish(
+            store,
+            job,
+            &state,
             segment_us,
-            started_ms: first_started_ms.unwrap_or(started_ms),
-            finished_ms: crate::job::unix_ms(),
-        };
-        records::publish_reference(store, job, &manifest).await?;
+            first_started_ms.unwrap_or(started_ms),
+        )
+        .await?;
     }
     Ok(SegmentOutcome::Written {
         whole,
         points: points.len() as u64,
     })
+}
+
+/// Publishes the manifest of `job`'s orbit, whole in `segment_us.len()`
+/// segments ending in `state`.
+async fn publish(
+    store: &dyn ObjectStore,
+    job: &JobId,
+    state: &OrbitState,
+    segment_us: Vec<u64>,
+    started_ms: u64,
+) -> Result<(), PipelineError> {
+    let manifest = ReferenceManifest {
+        segments: segment_us.len() as u32,
+        points: state.index() + 1,
+        precision_bits: state.precision_bits(),
+        segment_us,
+        started_ms,
+        finished_ms: crate::job::unix_ms(),
+    };
+    records::publish_reference(store, job, &manifest).await
+}
+
+/// A deep job's whole orbit computed before the job was submitted: the
+/// embedded estimate samples the job with it ([`ComputedOrbit::compute`]),
+/// and the embedded render stores it ([`store_computed`]) rather than
+/// computing it a second time.
+#[derive(Clone, Debug)]
+pub struct ComputedOrbit {
+    pub points: Vec<OrbitPoint>,
+    state: OrbitState,
+    compute_us: u64,
+    started_ms: u64,
+}
+
+impl ComputedOrbit {
+    /// The orbit of `params`' view (a deep one), computed whole exactly as
+    /// [`compute_segment`] computes it: same precision, same points.
+    pub fn compute(params: &RenderParams) -> Option<ComputedOrbit> {
+        let view = params.as_deep()?;
+        let started_ms = crate::job::unix_ms();
+        let started = Instant::now();
+        let mut state = OrbitState::new(view, view.precision_bits(params.image_side()));
+        let mut points = Vec::new();
+        state.run(u64::from(params.max_iter), &mut points, || true);
+        Some(ComputedOrbit {
+            points,
+            state,
+            compute_us: started.elapsed().as_micros() as u64,
+            started_ms,
+        })
+    }
+
+    /// Its compute time.
+    pub fn seconds(&self) -> f64 {
+        self.compute_us as f64 / 1e6
+    }
+}
+
+/// Stores `orbit` as `job`'s whole reference (one segment and the
+/// manifest), the objects a worker computing it would write; a job whose
+/// orbit is already whole is left alone.
+pub async fn store_computed(
+    store: &dyn ObjectStore,
+    job: &JobId,
+    orbit: &ComputedOrbit,
+) -> Result<(), PipelineError> {
+    if read_reference_manifest(store, job).await?.is_some() {
+        return Ok(());
+    }
+    let ComputedOrbit {
+        points,
+        state,
+        compute_us,
+        started_ms,
+    } = orbit;
+    records::write_reference_segment(store, job, 0, points, state, *compute_us, *started_ms)
+        .await?;
+    publish(store, job, state, vec![*compute_us], *started_ms).await
 }
 
 /// The client's side: sends the segments of `job`'s reference orbit one

@@ -50,7 +50,7 @@ async fn a_deep_job_renders_embedded_to_u32_counts_equal_to_a_direct_render() {
         35494,
     );
     let dir = tempfile::tempdir().unwrap();
-    let out = render_embedded(&params, 2, dir.path(), None, |_| {})
+    let out = render_embedded(&params, 2, dir.path(), None, None, |_| {})
         .await
         .unwrap();
     let npy = out
@@ -81,6 +81,45 @@ async fn a_deep_job_renders_embedded_to_u32_counts_equal_to_a_direct_render() {
     let png = out.store().get(&out.manifest.image_key).await.unwrap().body;
     let picture = image::load_from_memory(&png).unwrap();
     assert_eq!((picture.width(), picture.height()), (72, 72));
+}
+
+/// The embedded CLI samples a deep job with its orbit before rendering it
+/// (the estimate); the render stores that orbit rather than computing it
+/// again, and the job's counts are those of an orbit computed by a worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_embedded_job_stores_the_orbit_its_estimate_computed() {
+    let params = deep_params("-0.75", "0.1", "1e30", 2, 16, 5000);
+    let orbit = reference::ComputedOrbit::compute(&params).expect("a deep job has an orbit");
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let out = render_embedded(&params, 2, dir.path(), None, Some(&orbit), |_| {})
+        .await
+        .unwrap();
+    let job = JobId::for_params(&params);
+    let manifest = records::read_reference_manifest(out.store(), &job)
+        .await
+        .unwrap()
+        .expect("reference.json");
+    // The orbit given, computed before the render started, is the one
+    // stored: one segment, its compute time.
+    assert_eq!(manifest.segments, 1);
+    assert!(
+        manifest.started_ms <= before,
+        "the orbit was computed again"
+    );
+    assert_eq!(manifest.segment_us[0] as f64 / 1e6, orbit.seconds());
+    let stored = records::read_reference(out.store(), &job).await.unwrap();
+    assert_eq!(stored, orbit.points);
+    let npy = out
+        .store()
+        .get(&out.manifest.counts_key)
+        .await
+        .unwrap()
+        .body;
+    assert_eq!(CountsImage::from_npy(&npy).unwrap(), direct(&params));
 }
 
 fn delivery(id: usize, body: String, receive_count: u32) -> Delivery {

@@ -671,7 +671,7 @@ async fn embedded_render_equals_the_reference_kernel() {
     let p = small();
     let mut seen = Vec::new();
     let dir = tempfile::tempdir().unwrap();
-    let out = render_embedded(&p, 3, dir.path(), None, |n| seen.push(n))
+    let out = render_embedded(&p, 3, dir.path(), None, None, |n| seen.push(n))
         .await
         .unwrap();
     let npy = out

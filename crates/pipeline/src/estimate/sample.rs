@@ -1,12 +1,14 @@
 //! Sampling a job with the real kernel: its iterations and each tile's
 //! kernel time on this machine ([`profile`]).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use mandel_core::deep::{self, OrbitPoint};
 use mandel_core::render::TileRenderer;
 use mandel_core::{RenderParams, TileId, kernel};
+
+use crate::reference::ComputedOrbit;
 
 /// The coarse grid's side when the first, smaller grid shows the job is
 /// cheap to sample.
@@ -34,6 +36,9 @@ pub struct Profile {
     /// machine and its points (0 and 0 for a viewport job).
     pub reference_seconds: f64,
     pub reference_points: u64,
+    /// That orbit, for an embedded render to store rather than compute
+    /// again.
+    pub orbit: Option<Arc<ComputedOrbit>>,
 }
 
 impl Profile {
@@ -55,13 +60,11 @@ pub fn profile(params: &RenderParams) -> Profile {
     let started = Instant::now();
     // A deep job's orbit, computed once here as the job will compute it;
     // the coarse grids show the same view, so they share it.
-    let orbit: Option<Vec<OrbitPoint>> = params
-        .as_deep()
-        .map(|view| deep::reference_orbit(view, params.image_side(), params.max_iter));
+    let orbit = ComputedOrbit::compute(params).map(Arc::new);
     let reference_seconds = started.elapsed().as_secs_f64();
     let sample = |grid: &RenderParams| {
         let renderer = match &orbit {
-            Some(points) => TileRenderer::deep(grid.clone(), points),
+            Some(o) => TileRenderer::deep(grid.clone(), &o.points),
             None => TileRenderer::viewport(grid.clone()),
         };
         sample(&renderer)
@@ -116,7 +119,8 @@ pub fn profile(params: &RenderParams) -> Profile {
             None => kernel::Level::selected().name(),
         },
         reference_seconds,
-        reference_points: orbit.map_or(0, |o| o.len() as u64),
+        reference_points: orbit.as_ref().map_or(0, |o| o.points.len() as u64),
+        orbit,
     }
 }
 

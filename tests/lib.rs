@@ -139,16 +139,32 @@ pub struct Response {
 /// `GET url` over HTTP/1.1 on a fresh connection (`http://host:port/path`
 /// only: the servers under test are local).
 pub fn http_get(url: &str) -> Response {
+    http_get_with(url, &[])
+}
+
+/// [`http_get`] with these headers too; a `Host` among them replaces the
+/// URL's (what a browser sends for a DNS-rebound name).
+pub fn http_get_with(url: &str, headers: &[(&str, &str)]) -> Response {
     use std::io::Write;
     let rest = url.strip_prefix("http://").expect("an http:// URL");
-    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let mut stream = std::net::TcpStream::connect(host).expect("connecting");
-    write!(
-        stream,
-        "GET {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n",
+    let (addr, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = std::net::TcpStream::connect(addr).expect("connecting");
+    let host = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+        .map_or(addr, |(_, v)| v);
+    let mut head = format!(
+        "GET {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n",
         if path.is_empty() { "/" } else { path }
-    )
-    .unwrap();
+    );
+    for (k, v) in headers
+        .iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("host"))
+    {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).expect("reading the response");
     let split = raw

@@ -7,14 +7,16 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use axum::Router;
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::{Path as UrlPath, Query, Request, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use mandel_core::Colormap;
 use mandel_core::explore::{WorldTile, max_iter_for};
+use mandel_core::kernel::CONTRACT_VERSION;
 use mandel_core::viewer::{Source, page};
-use mandel_pipeline::explore::{Renderer, TileService, TileServiceError};
+use mandel_pipeline::explore::{Renderer, TileService, TileServiceError, tile_url_template};
 use mandel_pipeline::{FsStore, JobId, ObjectStore, StoreError};
 use serde::Deserialize;
 use tracing::info;
@@ -34,6 +36,7 @@ pub struct Config {
 
 struct App {
     tiles: TileService,
+    colormap: Colormap,
     page: String,
     pyramid: Option<PathBuf>,
     bucket: Option<Arc<dyn ObjectStore>>,
@@ -45,18 +48,11 @@ pub async fn run(config: Config) -> Result<()> {
         .with_context(|| format!("making the tile cache {}", config.cache.display()))?;
     let app = Arc::new(App {
         tiles: TileService::new(Arc::new(store), config.colormap, config.renderer),
-        page: page(&Source::live("/tiles/{z}/{x}/{y}.png")),
+        page: page(&Source::live(&tile_url_template(config.colormap))),
+        colormap: config.colormap,
         pyramid: config.pyramid,
         bucket: config.bucket,
     });
-    let router = Router::new()
-        .route("/", get(index))
-        .route("/tiles/{z}/{x}/{file}", get(tile))
-        .route("/pyramid/", get(pyramid_index))
-        .route("/pyramid/{*path}", get(pyramid_file))
-        .route("/jobs/{job}/pyramid/", get(bucket_pyramid_index))
-        .route("/jobs/{job}/pyramid/{*path}", get(bucket_pyramid_file))
-        .with_state(app.clone());
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
         .await
         .with_context(|| {
@@ -65,6 +61,16 @@ pub async fn run(config: Config) -> Result<()> {
                 config.port
             )
         })?;
+    let guard = Arc::new(Guard::for_port(listener.local_addr()?.port()));
+    let router = Router::new()
+        .route("/", get(index))
+        .route("/tiles/{z}/{x}/{file}", get(tile))
+        .route("/pyramid/", get(pyramid_index))
+        .route("/pyramid/{*path}", get(pyramid_file))
+        .route("/jobs/{job}/pyramid/", get(bucket_pyramid_index))
+        .route("/jobs/{job}/pyramid/{*path}", get(bucket_pyramid_file))
+        .with_state(app.clone())
+        .layer(middleware::from_fn_with_state(guard, only_our_page));
     let url = format!("http://{}/", listener.local_addr()?);
     println!("{url}");
     eprintln!(
@@ -84,13 +90,76 @@ pub async fn run(config: Config) -> Result<()> {
         .context("serving")
 }
 
+/// Who may talk to the explorer: requests addressed to it (Host is its
+/// own address) and, when a page made them (Origin), made by its own page.
+///
+/// Why: every tile is a render on this machine, or with `--bucket` Lambda
+/// money, so any site the user visits could spend both by pointing an
+/// `<img>` at `http://127.0.0.1:8000/tiles/…`, and read the answers by DNS
+/// rebinding. A rebound name still arrives with its own Host, and a
+/// cross-site request with its own Origin.
+struct Guard {
+    /// `127.0.0.1:<port>` and `localhost:<port>`.
+    hosts: [String; 2],
+}
+
+impl Guard {
+    fn for_port(port: u16) -> Guard {
+        Guard {
+            hosts: [format!("127.0.0.1:{port}"), format!("localhost:{port}")],
+        }
+    }
+
+    fn is_ours(&self, host: &str) -> bool {
+        self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
+    }
+
+    /// Why `req` is refused, if it is.
+    fn refusal(&self, req: &Request) -> Option<String> {
+        let header = |name| req.headers().get(name).map(|v| v.to_str().unwrap_or("?"));
+        let host = header(header::HOST).or_else(|| req.uri().authority().map(|a| a.as_str()));
+        if !host.is_some_and(|h| self.is_ours(h)) {
+            return Some(format!(
+                "this explorer answers requests for http://{}/ only, not Host {}",
+                self.hosts[0],
+                host.unwrap_or("(none)")
+            ));
+        }
+        match header(header::ORIGIN) {
+            Some(origin)
+                if !origin
+                    .strip_prefix("http://")
+                    .is_some_and(|h| self.is_ours(h)) =>
+            {
+                Some(format!(
+                    "this explorer answers its own page (http://{}) only, not Origin {origin}",
+                    self.hosts[0]
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Refuses, with 403 and the reason, what [`Guard`] does not let through.
+async fn only_our_page(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+    match guard.refusal(&req) {
+        Some(why) => refuse(StatusCode::FORBIDDEN, why),
+        None => next.run(req).await,
+    }
+}
+
 async fn index(State(app): State<Arc<App>>) -> Html<String> {
     Html(app.page.clone())
 }
 
+/// A tile's query: its budget, and what the page's URL template names
+/// besides ([`tile_url_template`]): the colormap and the contract version.
 #[derive(Deserialize)]
 struct TileQuery {
     iter: Option<u32>,
+    cm: Option<String>,
+    v: Option<u32>,
 }
 
 fn refuse(status: StatusCode, message: String) -> Response {
@@ -102,8 +171,10 @@ fn refuse(status: StatusCode, message: String) -> Response {
         .into_response()
 }
 
-/// `GET /tiles/{z}/{x}/{y}.png[?iter=N]`: one tile of the world; without
-/// `iter`, the budget of its zoom.
+/// `GET /tiles/{z}/{x}/{y}.png[?cm=C&v=V&iter=N]`: one tile of the world;
+/// without `iter`, the budget of its zoom. A URL naming another colormap
+/// or contract than this server's is not here (404); one that names both
+/// is kept by browsers for good, one that does not is revalidated.
 async fn tile(
     State(app): State<Arc<App>>,
     UrlPath((z, x, file)): UrlPath<(u32, u64, String)>,
@@ -122,6 +193,32 @@ async fn tile(
         Ok(tile) => tile,
         Err(e) => return refuse(StatusCode::BAD_REQUEST, e.to_string()),
     };
+    let colormap = app.colormap.name();
+    if query.cm.as_deref().is_some_and(|cm| cm != colormap) {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            format!(
+                "this explorer draws cm={colormap}, not cm={}",
+                query.cm.unwrap()
+            ),
+        );
+    }
+    if query.v.is_some_and(|v| v != CONTRACT_VERSION) {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            format!(
+                "this explorer draws contract v={CONTRACT_VERSION}, not v={}",
+                query.v.unwrap()
+            ),
+        );
+    }
+    // The bytes are a function of the URL only if it names the colormap
+    // and the contract: then keep them.
+    let cache_control = if query.cm.is_some() && query.v.is_some() {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
     let max_iter = query.iter.unwrap_or_else(|| max_iter_for(tile.zoom()));
     let started = Instant::now();
     match app.tiles.tile(tile, max_iter).await {
@@ -133,11 +230,7 @@ async fn tile(
             (
                 [
                     (header::CONTENT_TYPE, "image/png".to_string()),
-                    // The bytes are a function of the URL: keep them.
-                    (
-                        header::CACHE_CONTROL,
-                        "public, max-age=31536000, immutable".to_string(),
-                    ),
+                    (header::CACHE_CONTROL, cache_control.to_string()),
                     (
                         header::HeaderName::from_static("x-mandel-tile"),
                         source.name().to_string(),

@@ -18,7 +18,7 @@ const TEMPLATE: &str = include_str!("../viewer/viewer.html");
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Source {
     /// The live world: `tiles` is a URL template with `{z}`, `{x}`, `{y}`
-    /// (the page adds `?iter=N`).
+    /// (the page adds `iter=N` to its query).
     Live {
         tiles: String,
         tile_size: u32,

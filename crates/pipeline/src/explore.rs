@@ -119,6 +119,19 @@ pub fn cache_key(params: &RenderParams, colormap: Colormap) -> String {
     )
 }
 
+/// The URL template of the world's tiles as `colormap` draws them: the
+/// page fills in `{z}`, `{x}`, `{y}` and adds `&iter=N`. It names all a
+/// tile's bytes depend on, as [`cache_key`] does (the contract's version,
+/// the colormap, the tile and its budget), so a browser may keep a tile
+/// for good: another colormap or contract is another URL.
+pub fn tile_url_template(colormap: Colormap) -> String {
+    format!(
+        "/tiles/{{z}}/{{x}}/{{y}}.png?cm={}&v={}",
+        colormap.name(),
+        kernel::CONTRACT_VERSION
+    )
+}
+
 /// The only tile of a world tile's one-tile job.
 const ONLY: TileId = TileId { row: 0, col: 0 };
 

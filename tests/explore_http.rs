@@ -1,0 +1,142 @@
+//! The explorer's HTTP rules: it answers its own page only (a request for
+//! another Host, a DNS-rebound name, or from another site's page, its
+//! Origin, is refused with 403 before anything is rendered, so a page the
+//! user happens to visit cannot spend this machine's cores, or the fleet's
+//! money, on tiles); and a tile's URL names everything its bytes depend
+//! on, so a browser may keep it for good.
+
+use std::path::Path;
+
+use mandel_e2e::{Running, binary, http_get, http_get_with, start_explorer};
+
+/// Files under `dir`, at any depth.
+fn files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .map(|e| e.unwrap().path())
+            .map(|p| if p.is_dir() { files(&p) } else { 1 })
+            .sum()
+    })
+}
+
+fn explorer(cache: &Path, args: &[&str]) -> (Running, String) {
+    start_explorer(
+        std::process::Command::new(binary("mandel-explore"))
+            .arg("--cache")
+            .arg(cache)
+            .args(args),
+    )
+}
+
+#[test]
+fn requests_from_other_sites_are_refused_before_any_render() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let (_explorer, url) = explorer(&cache, &[]);
+    let own = url.trim_start_matches("http://").trim_end_matches('/');
+    let port = own.rsplit(':').next().unwrap();
+    let tile = format!("{url}tiles/3/2/3.png?iter=300");
+
+    // A drive-by page: the browser sends that page's Origin; through a
+    // rebound DNS name, that name as Host. Neither renders anything.
+    let evil_host = format!("evil.example:{port}");
+    let refused = [
+        vec![("Origin", "http://evil.example")],
+        vec![("Origin", "null")],
+        vec![("Host", evil_host.as_str())],
+        vec![
+            ("Host", evil_host.as_str()),
+            ("Origin", "http://evil.example"),
+        ],
+        // Its own port on another name is not its own either.
+        vec![("Origin", "https://127.0.0.1")],
+    ];
+    for headers in &refused {
+        let r = http_get_with(&tile, headers);
+        assert_eq!(r.status, 403, "{headers:?} was let through");
+        let why = String::from_utf8_lossy(&r.body);
+        assert!(why.contains("this explorer answers"), "{why}");
+        assert_eq!(r.headers.get("x-mandel-tile"), None);
+    }
+    let r = http_get_with(&url, &[("Host", &evil_host)]);
+    assert_eq!(
+        r.status, 403,
+        "the page itself is refused to a rebound name"
+    );
+    assert_eq!(files(&cache), 0, "a refused request rendered a tile");
+
+    // Its own page, by either of its names, with or without an Origin.
+    let own_origin = format!("http://{own}");
+    let localhost = format!("localhost:{port}");
+    let allowed = [
+        vec![],
+        vec![("Origin", own_origin.as_str())],
+        vec![("Host", localhost.as_str())],
+    ];
+    for headers in &allowed {
+        let r = http_get_with(&tile, headers);
+        assert_eq!(
+            r.status,
+            200,
+            "{headers:?}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.headers["content-type"], "image/png");
+    }
+    assert_eq!(http_get(&url).status, 200);
+    assert!(files(&cache) > 0, "the allowed tile was cached");
+}
+
+/// The page's tile URLs as its template makes them, for tile 3/2/3.
+fn page_tile_url(url: &str) -> String {
+    let page = String::from_utf8(http_get(url).body).unwrap();
+    let start = page
+        .find("/tiles/{z}/{x}/{y}.png")
+        .expect("a tile template");
+    let template = &page[start..start + page[start..].find('"').unwrap()];
+    format!(
+        "{}{}",
+        url.trim_end_matches('/'),
+        template.replace("{z}/{x}/{y}", "3/2/3")
+    ) + "&iter=300"
+}
+
+#[test]
+fn a_tiles_url_names_its_colormap_and_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let (first, url) = explorer(&cache, &[]);
+    let tile = page_tile_url(&url);
+    assert!(tile.contains("cm=twilight_shifted&v="), "{tile}");
+    let r = http_get(&tile);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.headers["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    let twilight = r.body;
+    // A URL that does not name them is served, but not kept.
+    let bare = http_get(&format!("{url}tiles/3/2/3.png?iter=300"));
+    assert_eq!(bare.body, twilight);
+    assert_eq!(bare.headers["cache-control"], "no-cache");
+    // Another colormap's or contract's URL is not this server's tile.
+    let other = http_get(&tile.replace("cm=twilight_shifted", "cm=viridis"));
+    assert_eq!(other.status, 404);
+    assert!(String::from_utf8_lossy(&other.body).contains("draws cm=twilight_shifted"));
+    let v = tile.split("v=").nth(1).unwrap().split('&').next().unwrap();
+    let later: u32 = v.parse::<u32>().unwrap() + 1;
+    let other = http_get(&tile.replace(&format!("v={v}"), &format!("v={later}")));
+    assert_eq!(other.status, 404);
+    drop(first);
+
+    // The same cache, restarted with another colormap: the page asks for
+    // another URL, and it holds other bytes.
+    let (_second, url) = explorer(&cache, &["--colormap", "viridis"]);
+    let tile2 = page_tile_url(&url);
+    assert!(tile2.contains("cm=viridis&v="), "{tile2}");
+    let r = http_get(&tile2);
+    assert_eq!(r.status, 200);
+    assert_ne!(r.body, twilight);
+    let old_path = &tile[tile.find("/tiles/").unwrap() + 1..];
+    assert_eq!(http_get(&format!("{url}{old_path}")).status, 404);
+}

@@ -243,6 +243,20 @@ fn a_job_too_big_for_the_deployment_is_refused_before_anything_is_written() {
             ][..],
             "stitch's memory of 256 MiB",
         ),
+        // A million tiles fit the stitch's memory a row at a time, but
+        // fetching them outlasts its timeout: refused by the estimate's
+        // model, after the sample and before any write.
+        (
+            &[
+                "--tile-pixels",
+                "32",
+                "--tiles-per-side",
+                "1024",
+                "--max-iter",
+                "100",
+            ][..],
+            "stitch's timeout of 300 s",
+        ),
     ] {
         let out = lane.orchestrate(dir.path(), args);
         let stderr = String::from_utf8_lossy(&out.stderr);

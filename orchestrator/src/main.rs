@@ -159,6 +159,7 @@ async fn estimate_only(req: &cli::Request, bucket: Option<&str>, workers: usize)
         Some(bucket) => {
             let cloud = cloud::connect(bucket).await?;
             cloud.deployment.check_capacity(&req.params)?;
+            estimate::check_stitch_time(&profile, &cloud.deployment)?;
             Estimate::lambda(&profile, &cloud.deployment, req.counts_out.is_some())
         }
         None => Estimate::embedded(&profile, workers),
@@ -208,6 +209,7 @@ async fn submission_for(
 ) -> Result<Submission> {
     cloud.deployment.check_capacity(&req.params)?;
     let profile = profile(&req.params).await;
+    estimate::check_stitch_time(&profile, &cloud.deployment)?;
     let estimate = Estimate::lambda(&profile, &cloud.deployment, req.counts_out.is_some());
     let cost = estimate.cost.as_ref().map_or(0.0, |c| c.total);
     if let Some(max) = max_cost

@@ -33,6 +33,7 @@ pub use lambda::{LambdaPhases, MODEL, Model};
 pub use sample::{Profile, profile};
 
 use crate::deployment::Deployment;
+use crate::error::PipelineError;
 use lambda::{rows_in, schedule, stitch_seconds};
 use mandel_core::pyramid;
 
@@ -64,6 +65,29 @@ pub struct Estimate {
     pub usage: Option<Usage>,
     pub cost: Option<Cost>,
     pub sample: SampleFacts,
+}
+
+/// Refuses a job whose stitch would outlast the stitch function's
+/// timeout by the estimate's own model ([`LambdaPhases::plan`]), with the
+/// margin the tiles get (80 % of it): Lambda would kill it without a word,
+/// after every tile was paid for. (`check_capacity` bounds the stitch's
+/// memory before the sample; its time needs the sample's model.)
+pub fn check_stitch_time(profile: &Profile, deployment: &Deployment) -> Result<(), PipelineError> {
+    let stitch = LambdaPhases::plan(profile, deployment).0.stitch;
+    let timeout = deployment.stitch.timeout_secs;
+    let budget = 0.8 * f64::from(timeout);
+    if stitch > budget {
+        let side = profile.params.image_side();
+        return Err(PipelineError::OverCapacity {
+            reason: format!(
+                "stitching a {side}x{side} image would take about {stitch:.0} s, more than the \
+                 stitch's timeout of {timeout} s allows ({budget:.0} s); render a smaller image, \
+                 or give the stitch more memory (its CPU grows with it) or time (Terraform: \
+                 stitch_memory_mb, stitch_timeout_seconds, up to 900)"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// How the estimate was sampled.
@@ -152,5 +176,45 @@ impl Estimate {
         e.cost = Some(usage.cost(&PRICES, &deployment.fleet.architecture));
         e.usage = Some(usage);
         e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mandel_core::RenderParams;
+
+    #[test]
+    fn a_stitch_longer_than_its_timeout_is_refused_before_launch() {
+        let deployment = Deployment::defaults("us-east-1");
+        // 1024² tiles of 32 px: the stitch fetches a million tiles, about
+        // 980 s by the model, against its 300 s timeout.
+        let many = RenderParams {
+            tiles_per_side: 1024,
+            tile_pixels: 32,
+            max_iter: 100,
+            ..RenderParams::default()
+        };
+        let profile = sample::profile(&many);
+        let stitch = LambdaPhases::plan(&profile, &deployment).0.stitch;
+        assert!(stitch > 0.8 * 300.0, "the model says {stitch:.0} s");
+        let err = check_stitch_time(&profile, &deployment).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("stitch's timeout of 300 s"), "{message}");
+        assert!(matches!(err, PipelineError::OverCapacity { .. }));
+        // The default job's stitch fits with room to spare.
+        let default = sample::profile(&RenderParams::default());
+        check_stitch_time(&default, &deployment).unwrap();
+        // Not even Lambda's longest timeout, 900 s, would do for it; a
+        // quarter of its tiles (512² of 32 px) would be stitched in time.
+        let mut longest = deployment.clone();
+        longest.stitch.timeout_secs = 900;
+        check_stitch_time(&profile, &longest).unwrap_err();
+        let quarter = sample::profile(&RenderParams {
+            tiles_per_side: 512,
+            ..many
+        });
+        check_stitch_time(&quarter, &deployment).unwrap_err();
+        check_stitch_time(&quarter, &longest).unwrap();
     }
 }

@@ -24,6 +24,14 @@ pub enum PipelineError {
     UnknownJob { job: JobId },
     #[error("job {job}: stored params.json is invalid: {reason}")]
     BadStoredParams { job: JobId, reason: String },
+    /// A job's params.json holds another job's params: a job's id is the
+    /// hash of its params, so these were written by hand (or to poison a
+    /// shared bucket) and are not the job's.
+    #[error(
+        "job {job}: its params.json holds the params of job {hashed} (a job's id is the hash of \
+         its canonical params); refused"
+    )]
+    NotItsParams { job: JobId, hashed: JobId },
     /// A deep job's tile was asked for before its reference orbit is whole.
     #[error("job {job}: its reference orbit is not computed yet")]
     NoReference { job: JobId },
@@ -81,6 +89,7 @@ impl PipelineError {
                 | PipelineError::BadMessage { .. }
                 | PipelineError::UnknownJob { .. }
                 | PipelineError::BadStoredParams { .. }
+                | PipelineError::NotItsParams { .. }
                 | PipelineError::ParamsConflict { .. }
                 | PipelineError::TileOutOfRange { .. }
         ) || self.is_denied()

@@ -367,6 +367,62 @@ mod tests {
         assert_eq!(other.tile(tile, 2000).await.unwrap(), (png, Source::Bucket));
     }
 
+    /// A holder of the client policy plants another tile's params under a
+    /// popular tile's job id and sends its message: the worker refuses to
+    /// render them, and the explorer refuses to serve the job, so no
+    /// explorer of the deployment ever caches the wrong tile.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_poisoned_params_json_is_refused_and_never_served() {
+        let (store, tiles, stitch) = fleet();
+        let tile = WorldTile::new(10, 450, 483).unwrap();
+        let job = JobId::for_params(&tile.params(2000).unwrap());
+        let planted = WorldTile::new(10, 0, 0).unwrap().params(2000).unwrap();
+        store
+            .put(
+                &job.params_key(),
+                Bytes::from(planted.canonical_json()),
+                Metadata::new(),
+                PutMode::Create,
+            )
+            .await
+            .unwrap();
+        let worker = TileWorker::new(store.clone(), stitch.clone(), "poisoned");
+        let message = serde_json::to_string(&TileMessage::new(job.clone(), ONLY)).unwrap();
+        let delivery = crate::Delivery {
+            message_id: "m".into(),
+            receipt: "r".into(),
+            body: message,
+            receive_count: 1,
+        };
+        let outcome = worker.handle_batch(&[delivery], None).await;
+        let crate::TileOutcome::Failed { reason } = &outcome.messages[0].1 else {
+            panic!("the planted params were rendered: {outcome:?}");
+        };
+        let hashed = JobId::for_params(&planted);
+        assert!(
+            reason.contains(&format!("holds the params of job {hashed}")),
+            "{reason}"
+        );
+        assert!(store.list(&job.tile_prefix(ONLY)).await.unwrap().is_empty());
+
+        let cache = Arc::new(MemoryStore::new());
+        let service = TileService::new(
+            cache.clone(),
+            Colormap::TwilightShifted,
+            Renderer::Fleet {
+                store: store.clone(),
+                tiles_queue: tiles.clone(),
+                timeout: Duration::from_secs(30),
+            },
+        );
+        assert!(service.tile(tile, 2000).await.is_err());
+        assert!(store.list(&job.tile_prefix(ONLY)).await.unwrap().is_empty());
+        assert!(
+            cache.list("").await.unwrap().is_empty(),
+            "a wrong tile was cached"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn without_workers_a_tile_request_times_out_saying_so() {
         let service = TileService::new(

@@ -59,7 +59,10 @@ pub async fn write_params(
 
 /// Reads and validates `jobs/<job>/params.json`: a job without one is
 /// [`PipelineError::UnknownJob`], one that breaks the rules
-/// [`PipelineError::BadStoredParams`].
+/// [`PipelineError::BadStoredParams`], one whose hash is not the job's id
+/// [`PipelineError::NotItsParams`]. Every reader of a job (worker, stitch,
+/// client, explorer) reads its params here, so none renders, stitches or
+/// serves params planted under another job's id.
 pub async fn read_params(
     store: &dyn ObjectStore,
     job: &JobId,
@@ -78,6 +81,13 @@ pub async fn read_params(
     let params: RenderParams =
         serde_json::from_slice(&object.body).map_err(|e| bad(e.to_string()))?;
     params.validate().map_err(|e| bad(e.to_string()))?;
+    let hashed = JobId::for_params(&params);
+    if hashed != *job {
+        return Err(PipelineError::NotItsParams {
+            job: job.clone(),
+            hashed,
+        });
+    }
     Ok(params)
 }
 

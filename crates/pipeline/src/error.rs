@@ -29,7 +29,7 @@ pub enum PipelineError {
     /// shared bucket) and are not the job's.
     #[error(
         "job {job}: its params.json holds the params of job {hashed} (a job's id is the hash of \
-         its canonical params); refused"
+         its canonical params, alone or with a --fresh suffix); refused"
     )]
     NotItsParams { job: JobId, hashed: JobId },
     /// A deep job's tile was asked for before its reference orbit is whole.

@@ -61,6 +61,16 @@ impl JobId {
         ))
     }
 
+    /// Whether this id names a job of `params`: their hash, or that hash
+    /// and a `-suffix` (a `--fresh` run of the same params). Nothing else
+    /// may hold them: see [`read_params`](crate::records::read_params).
+    pub fn names(&self, params: &RenderParams) -> bool {
+        let hash = JobId::for_params(params);
+        self.0
+            .strip_prefix(hash.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('-'))
+    }
+
     pub fn parse(s: &str) -> Result<JobId, InvalidJobId> {
         let ok = !s.is_empty()
             && s.len() <= 64
@@ -529,6 +539,14 @@ mod tests {
             ..RenderParams::default()
         };
         assert_ne!(a, JobId::for_params(&other));
+        // An id names its params' job: the hash, or a --fresh run of it.
+        let p = RenderParams::default();
+        assert!(a.names(&p));
+        assert!(JobId::parse(&format!("{a}-18f3a")).unwrap().names(&p));
+        assert!(!JobId::for_params(&other).names(&p));
+        assert!(!JobId::parse(&format!("{a}0")).unwrap().names(&p));
+        assert!(!JobId::parse(&a.as_str()[..19]).unwrap().names(&p));
+        assert!(!JobId::parse("edited").unwrap().names(&p));
     }
 
     #[test]

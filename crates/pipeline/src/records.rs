@@ -81,11 +81,10 @@ pub async fn read_params(
     let params: RenderParams =
         serde_json::from_slice(&object.body).map_err(|e| bad(e.to_string()))?;
     params.validate().map_err(|e| bad(e.to_string()))?;
-    let hashed = JobId::for_params(&params);
-    if hashed != *job {
+    if !job.names(&params) {
         return Err(PipelineError::NotItsParams {
             job: job.clone(),
-            hashed,
+            hashed: JobId::for_params(&params),
         });
     }
     Ok(params)

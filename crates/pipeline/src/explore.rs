@@ -11,10 +11,14 @@
 //! stores the blob and stops there: no row marker, no stitch. The blob
 //! stays in the bucket, where every explorer of the deployment finds it.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::{BoxFuture, WeakShared};
 use mandel_core::explore::{self, TileError, WorldTile};
 use mandel_core::{Colormap, RenderParams, TileId, kernel};
 use tokio::sync::Semaphore;
@@ -73,6 +77,9 @@ pub enum TileServiceError {
     Timeout { job: JobId, waited: Duration },
     #[error("encoding the tile failed: {0}")]
     Encode(String),
+    /// The error of a render several requests waited for.
+    #[error(transparent)]
+    Shared(Arc<TileServiceError>),
 }
 
 /// Where the tiles the cache lacks are rendered.
@@ -101,11 +108,45 @@ impl Renderer {
 }
 
 /// Serves world tiles' pictures: cache, else render.
-#[derive(Debug)]
+///
+/// Concurrent requests for one tile share one render; a render whose every
+/// request has been dropped (the browser panned on) stops between two
+/// bands, so the core limit holds for renders, not just for requests.
 pub struct TileService {
+    inner: Arc<Inner>,
+    /// Renders under way, by cache key. Weak: a render nobody waits for
+    /// any more is dropped, and so stopped.
+    inflight: Mutex<HashMap<String, WeakShared<Pending>>>,
+}
+
+/// A render several requests may wait for.
+type Pending = BoxFuture<'static, Result<(Bytes, Source), Arc<TileServiceError>>>;
+
+struct Inner {
     cache: Arc<dyn ObjectStore>,
     colormap: Colormap,
     renderer: Renderer,
+    renders: Arc<RenderCounts>,
+}
+
+/// What the local renders did, for tests and logs.
+#[derive(Debug, Default)]
+pub struct RenderCounts {
+    /// Renders started on this machine.
+    pub started: AtomicUsize,
+    /// Renders still running on a core.
+    pub running: AtomicUsize,
+    /// Renders stopped because no request waited for them any more.
+    pub stopped: AtomicUsize,
+}
+
+/// Sets its flag when dropped: the render's request went away.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// The cache key of a tile's picture: the contract's version, the
@@ -140,31 +181,94 @@ impl TileService {
     /// `renderer`.
     pub fn new(cache: Arc<dyn ObjectStore>, colormap: Colormap, renderer: Renderer) -> Self {
         TileService {
-            cache,
-            colormap,
-            renderer,
+            inner: Arc::new(Inner {
+                cache,
+                colormap,
+                renderer,
+                renders: Arc::default(),
+            }),
+            inflight: Mutex::default(),
         }
     }
 
+    /// What the local renders did so far.
+    pub fn renders(&self) -> &RenderCounts {
+        &self.inner.renders
+    }
+
     /// The PNG of `tile` at `max_iter` iterations, and where it came from.
+    /// A request for a tile being rendered for another waits for that
+    /// render.
     pub async fn tile(
         &self,
         tile: WorldTile,
         max_iter: u32,
     ) -> Result<(Bytes, Source), TileServiceError> {
         let params = tile.params(max_iter)?;
-        let key = cache_key(&params, self.colormap);
-        match self.cache.get(&key).await {
+        let key = cache_key(&params, self.inner.colormap);
+        match self.inner.cache.get(&key).await {
             Ok(object) => return Ok((object.body, Source::Cached)),
             Err(StoreError::NotFound { .. }) => {}
             Err(e) => return Err(e.into()),
         }
+        let pending = {
+            let mut inflight = self.inflight.lock().expect("never poisoned");
+            inflight.retain(|_, render| render.upgrade().is_some());
+            match inflight.get(&key).and_then(WeakShared::upgrade) {
+                Some(render) => render,
+                None => {
+                    let inner = Arc::clone(&self.inner);
+                    let cache_key = key.clone();
+                    let render = async move {
+                        inner
+                            .render(params, max_iter, cache_key)
+                            .await
+                            .map_err(Arc::new)
+                    }
+                    .boxed()
+                    .shared();
+                    let weak = render.downgrade().expect("not polled yet");
+                    inflight.insert(key, weak);
+                    render
+                }
+            }
+        };
+        // The one waiter gets the error itself; several share it.
+        pending
+            .await
+            .map_err(|e| Arc::try_unwrap(e).unwrap_or_else(TileServiceError::Shared))
+    }
+}
+
+impl Inner {
+    /// Renders the tile (here or on the fleet), encodes it and caches it.
+    async fn render(
+        &self,
+        params: RenderParams,
+        max_iter: u32,
+        key: String,
+    ) -> Result<(Bytes, Source), TileServiceError> {
         let (counts, source) = match &self.renderer {
             Renderer::Local { cores } => {
                 let _permit = cores.acquire().await.expect("never closed");
-                let counts = tokio::task::spawn_blocking(move || explore::render(&params))
-                    .await
-                    .expect("rendering a tile panicked");
+                // Dropped with this future (every request gone): the render
+                // stops between two bands and frees its core.
+                let stop = Arc::new(AtomicBool::new(false));
+                let _stop = StopOnDrop(Arc::clone(&stop));
+                let renders = Arc::clone(&self.renders);
+                renders.started.fetch_add(1, Ordering::Relaxed);
+                renders.running.fetch_add(1, Ordering::Relaxed);
+                let counts = tokio::task::spawn_blocking(move || {
+                    let counts = kernel::render_tile_until(&params, ONLY, &stop);
+                    if counts.is_none() {
+                        renders.stopped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    renders.running.fetch_sub(1, Ordering::Relaxed);
+                    counts
+                })
+                .await
+                .expect("rendering a tile panicked")
+                .expect("a render stops only once nobody waits for it");
                 (counts, Source::Rendered)
             }
             Renderer::Fleet {
@@ -180,7 +284,7 @@ impl TileService {
                 .expect("encoding a tile panicked")
                 .map_err(|e| TileServiceError::Encode(e.to_string()))?;
         let png = Bytes::from(png);
-        // Concurrent requests for one tile write the same bytes.
+        // Explorers sharing a cache folder write the same bytes.
         self.cache
             .put(&key, png.clone(), Metadata::new(), PutMode::Overwrite)
             .await?;
@@ -290,6 +394,67 @@ mod tests {
             cache_key(&params, Colormap::Viridis)
         );
         assert_eq!(cache.list("tiles/").await.unwrap().len(), 2);
+    }
+
+    /// Inside the period-3 bulb at zoom 6: every pixel iterates its whole
+    /// budget (no shortcut proves it inside), 4.3 G iterations at 65535,
+    /// about a second on a core here.
+    fn slow_tile() -> WorldTile {
+        WorldTile::new(6, 38, 20).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_requests_for_one_tile_share_one_render() {
+        let service = TileService::new(
+            Arc::new(MemoryStore::new()),
+            Colormap::TwilightShifted,
+            Renderer::local(4),
+        );
+        let tile = WorldTile::new(10, 450, 483).unwrap();
+        let (a, b, c) = tokio::join!(
+            service.tile(tile, 2000),
+            service.tile(tile, 2000),
+            service.tile(tile, 2000)
+        );
+        let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+        assert_eq!(service.renders().started.load(Ordering::Relaxed), 1);
+        assert_eq!(a, (direct(tile, 2000), Source::Rendered));
+        assert_eq!((b, c), (a.clone(), a));
+        // Another budget is another render.
+        service.tile(tile, 2001).await.unwrap();
+        assert_eq!(service.renders().started.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_render_stops_when_its_request_is_dropped() {
+        let cache = Arc::new(MemoryStore::new());
+        let service = TileService::new(cache.clone(), Colormap::Gray, Renderer::local(1));
+        let renders = || {
+            let r = service.renders();
+            let n = |a: &AtomicUsize| a.load(Ordering::Relaxed);
+            (n(&r.started), n(&r.running), n(&r.stopped))
+        };
+        // The request goes away while its tile is rendering.
+        let request =
+            tokio::time::timeout(Duration::from_millis(100), service.tile(slow_tile(), 65535));
+        assert!(request.await.is_err(), "the slow tile finished in 100 ms");
+        // The render stops at its next band instead of running on.
+        let mut waited = 0;
+        while renders().1 > 0 && waited < 1000 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            waited += 1;
+        }
+        assert_eq!(renders(), (1, 0, 1), "(started, running, stopped)");
+        assert!(cache.list("").await.unwrap().is_empty());
+        // Asked again, it is rendered afresh (nothing half-done is kept).
+        let tile = WorldTile::new(6, 38, 20).unwrap();
+        let (png, source) = service.tile(tile, 300).await.unwrap();
+        assert_eq!(source, Source::Rendered);
+        let counts = explore::render(&tile.params(300).unwrap());
+        assert_eq!(
+            png,
+            explore::tile_png(&counts, 300, Colormap::Gray).unwrap()
+        );
     }
 
     #[tokio::test]

@@ -42,6 +42,11 @@ impl EmbeddedRender {
     pub fn store(&self) -> &dyn ObjectStore {
         &*self.store
     }
+
+    /// The job's `counts.npy`, whole.
+    pub async fn counts_npy(&self) -> Result<bytes::Bytes, PipelineError> {
+        Ok(self.store.get(&self.manifest.counts_key).await?.body)
+    }
 }
 
 /// Renders `params` with `workers` tile workers (and one stitcher), keeping

@@ -9,8 +9,8 @@ use mandel_core::deep::{self, DeepView};
 use mandel_core::render::TileRenderer;
 use mandel_core::{CountWidth, CountsImage, RenderParams, View};
 use mandel_pipeline::{
-    Delivery, JobId, MemoryQueue, MemoryStore, ObjectStore, Ports, Queue, TileOutcome, TileWorker,
-    records, reference, render_embedded, submit,
+    Delivery, EmbeddedRender, JobId, MemoryQueue, MemoryStore, ObjectStore, Ports, Queue,
+    ReferenceManifest, TileOutcome, TileWorker, records, reference, render_embedded, submit,
 };
 
 fn deep_params(
@@ -37,6 +37,14 @@ fn direct(params: &RenderParams) -> CountsImage {
     TileRenderer::deep(params.clone(), &orbit).render_image()
 }
 
+/// The job's reference manifest, which must exist.
+async fn reference_manifest(out: &EmbeddedRender, job: &JobId) -> ReferenceManifest {
+    records::read_reference_manifest(out.store(), job)
+        .await
+        .unwrap()
+        .expect("reference.json")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deep_job_renders_embedded_to_u32_counts_equal_to_a_direct_render() {
     // A 5e113 view (the published "5e113" benchmark location, shortened),
@@ -53,21 +61,13 @@ async fn a_deep_job_renders_embedded_to_u32_counts_equal_to_a_direct_render() {
     let out = render_embedded(&params, 2, dir.path(), None, None, |_| {})
         .await
         .unwrap();
-    let npy = out
-        .store()
-        .get(&out.manifest.counts_key)
-        .await
-        .unwrap()
-        .body;
+    let npy = out.counts_npy().await.unwrap();
     let shape = mandel_core::counts::NpyShape::parse(&npy).unwrap();
     assert_eq!(shape.count_width, CountWidth::U32);
     assert_eq!(CountsImage::from_npy(&npy).unwrap(), direct(&params));
     // The orbit is stored once, whole.
     let job = JobId::for_params(&params);
-    let manifest = records::read_reference_manifest(out.store(), &job)
-        .await
-        .unwrap()
-        .expect("reference.json");
+    let manifest = reference_manifest(&out, &job).await;
     assert_eq!(manifest.segments, 1);
     // The report shows the reference phase.
     let report = out.store().get(&job.report_key()).await.unwrap().body;
@@ -99,10 +99,7 @@ async fn an_embedded_job_stores_the_orbit_its_estimate_computed() {
         .await
         .unwrap();
     let job = JobId::for_params(&params);
-    let manifest = records::read_reference_manifest(out.store(), &job)
-        .await
-        .unwrap()
-        .expect("reference.json");
+    let manifest = reference_manifest(&out, &job).await;
     // The orbit given, computed before the render started, is the one
     // stored: one segment, its compute time.
     assert_eq!(manifest.segments, 1);
@@ -113,12 +110,7 @@ async fn an_embedded_job_stores_the_orbit_its_estimate_computed() {
     assert_eq!(manifest.segment_us[0] as f64 / 1e6, orbit.seconds());
     let stored = records::read_reference(out.store(), &job).await.unwrap();
     assert_eq!(stored, orbit.points);
-    let npy = out
-        .store()
-        .get(&out.manifest.counts_key)
-        .await
-        .unwrap()
-        .body;
+    let npy = out.counts_npy().await.unwrap();
     assert_eq!(CountsImage::from_npy(&npy).unwrap(), direct(&params));
 }
 

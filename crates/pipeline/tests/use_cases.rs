@@ -674,12 +674,7 @@ async fn embedded_render_equals_the_reference_kernel() {
     let out = render_embedded(&p, 3, dir.path(), None, None, |n| seen.push(n))
         .await
         .unwrap();
-    let npy = out
-        .store()
-        .get(&out.manifest.counts_key)
-        .await
-        .unwrap()
-        .body;
+    let npy = out.counts_npy().await.unwrap();
     assert_eq!(CountsImage::from_npy(&npy).unwrap(), expected_counts(&p));
     assert_eq!(seen.last(), Some(&9));
     assert!(

@@ -245,6 +245,13 @@ async fn tile(
                 .into_response()
         }
         Err(TileServiceError::Tile(e)) => refuse(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e @ TileServiceError::Busy { .. }) => {
+            let mut response = refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            response
+        }
         Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

@@ -75,6 +75,9 @@ pub enum TileServiceError {
         waited.as_secs()
     )]
     Timeout { job: JobId, waited: Duration },
+    /// As many renders are pending as the server takes: ask again soon.
+    #[error("{pending} tile renders are pending, as many as this explorer takes; ask again soon")]
+    Busy { pending: usize },
     #[error("encoding the tile failed: {0}")]
     Encode(String),
     /// The error of a render several requests waited for.
@@ -117,7 +120,14 @@ pub struct TileService {
     /// Renders under way, by cache key. Weak: a render nobody waits for
     /// any more is dropped, and so stopped.
     inflight: Mutex<HashMap<String, WeakShared<Pending>>>,
+    /// The most renders pending at once; more are refused (`Busy`).
+    max_pending: usize,
 }
+
+/// Renders pending at once by default: a screenful of tiles and the next
+/// zoom step's, several times over; a flood beyond it is refused rather
+/// than queued without end.
+pub const MAX_PENDING: usize = 256;
 
 /// A render several requests may wait for.
 type Pending = BoxFuture<'static, Result<(Bytes, Source), Arc<TileServiceError>>>;
@@ -188,6 +198,15 @@ impl TileService {
                 renders: Arc::default(),
             }),
             inflight: Mutex::default(),
+            max_pending: MAX_PENDING,
+        }
+    }
+
+    /// At most `n` renders pending at once (at least one).
+    pub fn with_max_pending(self, n: usize) -> Self {
+        TileService {
+            max_pending: n.max(1),
+            ..self
         }
     }
 
@@ -216,6 +235,11 @@ impl TileService {
             inflight.retain(|_, render| render.upgrade().is_some());
             match inflight.get(&key).and_then(WeakShared::upgrade) {
                 Some(render) => render,
+                None if inflight.len() >= self.max_pending => {
+                    return Err(TileServiceError::Busy {
+                        pending: inflight.len(),
+                    });
+                }
                 None => {
                     let inner = Arc::clone(&self.inner);
                     let cache_key = key.clone();
@@ -455,6 +479,49 @@ mod tests {
             png,
             explore::tile_png(&counts, 300, Colormap::Gray).unwrap()
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn renders_beyond_the_pending_limit_are_refused_as_busy() {
+        let service = Arc::new(
+            TileService::new(
+                Arc::new(MemoryStore::new()),
+                Colormap::Gray,
+                Renderer::local(1),
+            )
+            .with_max_pending(2),
+        );
+        // Two slow renders pending (one on the core, one waiting for it).
+        let pending: Vec<_> = [65535, 65534]
+            .into_iter()
+            .map(|max_iter| {
+                let service = Arc::clone(&service);
+                tokio::spawn(async move { service.tile(slow_tile(), max_iter).await })
+            })
+            .collect();
+        while service.renders().started.load(Ordering::Relaxed) == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // A third tile is refused at once; a request for a pending tile
+        // still joins its render.
+        let third = service.tile(WorldTile::new(0, 0, 0).unwrap(), 100).await;
+        assert!(
+            matches!(third, Err(TileServiceError::Busy { pending: 2 })),
+            "{third:?}"
+        );
+        let joined =
+            tokio::time::timeout(Duration::from_millis(10), service.tile(slow_tile(), 65535)).await;
+        assert!(joined.is_err(), "joining waits for the render");
+        // Once the pending renders are gone, tiles are taken again.
+        for p in pending {
+            p.abort();
+            let _ = p.await;
+        }
+        let (_, source) = service
+            .tile(WorldTile::new(0, 0, 0).unwrap(), 100)
+            .await
+            .unwrap();
+        assert_eq!(source, Source::Rendered);
     }
 
     #[tokio::test]

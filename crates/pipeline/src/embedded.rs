@@ -13,13 +13,14 @@ use mandel_core::RenderParams;
 use tokio::sync::watch;
 
 use crate::error::PipelineError;
+use crate::estimate::ComputedOrbit;
 use crate::estimate::Submission;
 use crate::job::ResultManifest;
 use crate::memory::MemoryQueue;
 use crate::poller::{PollConfig, one_at_a_time, poll};
 use crate::ports::Ports;
 use crate::queue::Queue;
-use crate::reference::{ComputedOrbit, store_computed};
+use crate::reference::store_computed;
 use crate::spill::SpillStore;
 use crate::stitch::{Pyramid, handle_stitch_delivery};
 use crate::store::ObjectStore;

@@ -20,9 +20,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use mandel_core::RenderParams;
-use mandel_core::deep::{OrbitPoint, OrbitState};
+use mandel_core::deep::OrbitState;
 
 use crate::error::PipelineError;
+use crate::estimate::ComputedOrbit;
 use crate::job::{Failed, JobId, ReferenceManifest, ReferenceMessage};
 use crate::ports::Ports;
 use crate::records::{self, read_reference_manifest, read_reference_state};
@@ -148,42 +149,6 @@ async fn publish(
         finished_ms: crate::job::unix_ms(),
     };
     records::publish_reference(store, job, &manifest).await
-}
-
-/// A deep job's whole orbit computed before the job was submitted: the
-/// embedded estimate samples the job with it ([`ComputedOrbit::compute`]),
-/// and the embedded render stores it ([`store_computed`]) rather than
-/// computing it a second time.
-#[derive(Clone, Debug)]
-pub struct ComputedOrbit {
-    pub points: Vec<OrbitPoint>,
-    state: OrbitState,
-    compute_us: u64,
-    started_ms: u64,
-}
-
-impl ComputedOrbit {
-    /// The orbit of `params`' view (a deep one), computed whole exactly as
-    /// [`compute_segment`] computes it: same precision, same points.
-    pub fn compute(params: &RenderParams) -> Option<ComputedOrbit> {
-        let view = params.as_deep()?;
-        let started_ms = crate::job::unix_ms();
-        let started = Instant::now();
-        let mut state = OrbitState::new(view, view.precision_bits(params.image_side()));
-        let mut points = Vec::new();
-        state.run(u64::from(params.max_iter), &mut points, || true);
-        Some(ComputedOrbit {
-            points,
-            state,
-            compute_us: started.elapsed().as_micros() as u64,
-            started_ms,
-        })
-    }
-
-    /// Its compute time.
-    pub fn seconds(&self) -> f64 {
-        self.compute_us as f64 / 1e6
-    }
 }
 
 /// Stores `orbit` as `job`'s whole reference (one segment and the

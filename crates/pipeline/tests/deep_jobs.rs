@@ -89,7 +89,8 @@ async fn a_deep_job_renders_embedded_to_u32_counts_equal_to_a_direct_render() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_embedded_job_stores_the_orbit_its_estimate_computed() {
     let params = deep_params("-0.75", "0.1", "1e30", 2, 16, 5000);
-    let orbit = reference::ComputedOrbit::compute(&params).expect("a deep job has an orbit");
+    let orbit = mandel_pipeline::estimate::ComputedOrbit::compute(&params)
+        .expect("a deep job has an orbit");
     let before = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 pub use actual::{Actual, Submission};
 pub use cost::{Cost, JobRequests, JobShape, PRICES, Prices, S3Requests, Usage};
 pub use lambda::{LambdaPhases, MODEL, Model};
-pub use sample::{Profile, profile};
+pub use sample::{ComputedOrbit, Profile, profile};
 
 use crate::deployment::Deployment;
 use crate::error::PipelineError;

@@ -8,7 +8,7 @@ use std::time::Instant;
 use mandel_core::render::TileRenderer;
 use mandel_core::{RenderParams, TileId, kernel};
 
-use crate::reference::ComputedOrbit;
+use mandel_core::deep::{OrbitPoint, OrbitState};
 
 /// The coarse grid's side when the first, smaller grid shows the job is
 /// cheap to sample.
@@ -121,6 +121,43 @@ pub fn profile(params: &RenderParams) -> Profile {
         reference_seconds,
         reference_points: orbit.as_ref().map_or(0, |o| o.points.len() as u64),
         orbit,
+    }
+}
+
+/// A deep job's whole orbit computed before the job was submitted: the
+/// estimate samples the job with it ([`ComputedOrbit::compute`]), and the
+/// embedded render stores it
+/// ([`store_computed`](crate::reference::store_computed)) rather than
+/// computing it a second time.
+#[derive(Clone, Debug)]
+pub struct ComputedOrbit {
+    pub points: Vec<OrbitPoint>,
+    pub(crate) state: OrbitState,
+    pub(crate) compute_us: u64,
+    pub(crate) started_ms: u64,
+}
+
+impl ComputedOrbit {
+    /// The orbit of `params`' view (a deep one), computed whole exactly as
+    /// [`compute_segment`](crate::reference::compute_segment) computes it: same precision, same points.
+    pub fn compute(params: &RenderParams) -> Option<ComputedOrbit> {
+        let view = params.as_deep()?;
+        let started_ms = crate::job::unix_ms();
+        let started = Instant::now();
+        let mut state = OrbitState::new(view, view.precision_bits(params.image_side()));
+        let mut points = Vec::new();
+        state.run(u64::from(params.max_iter), &mut points, || true);
+        Some(ComputedOrbit {
+            points,
+            state,
+            compute_us: started.elapsed().as_micros() as u64,
+            started_ms,
+        })
+    }
+
+    /// Its compute time.
+    pub fn seconds(&self) -> f64 {
+        self.compute_us as f64 / 1e6
     }
 }
 

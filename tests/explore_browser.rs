@@ -14,7 +14,7 @@ use image::{GenericImageView, RgbImage, RgbaImage};
 use mandel_core::Colormap;
 use mandel_core::explore::{self, WorldTile, max_iter_for};
 use mandel_e2e::chrome::{Browser, number};
-use mandel_e2e::{binary, orchestrate, start_explorer};
+use mandel_e2e::{binary, cached_tiles, orchestrate, start_explorer};
 use serde_json::Value;
 
 /// Waits until `condition` (a script's boolean expression) holds.
@@ -121,25 +121,6 @@ fn compare(shot: &RgbaImage, tiles: &[Placed], expected: impl Fn(&Placed) -> Rgb
         }
     }
     compared
-}
-
-fn cached_tiles(cache: &Path) -> usize {
-    fn count(dir: &Path) -> usize {
-        std::fs::read_dir(dir).map_or(0, |entries| {
-            entries
-                .flatten()
-                .map(|e| {
-                    let p = e.path();
-                    if p.is_dir() {
-                        count(&p)
-                    } else {
-                        usize::from(p.extension().is_some_and(|x| x == "png"))
-                    }
-                })
-                .sum()
-        })
-    }
-    count(&cache.join("tiles"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

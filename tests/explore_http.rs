@@ -7,17 +7,7 @@
 
 use std::path::Path;
 
-use mandel_e2e::{Running, binary, http_get, http_get_with, start_explorer};
-
-/// Files under `dir`, at any depth.
-fn files(dir: &Path) -> usize {
-    std::fs::read_dir(dir).map_or(0, |entries| {
-        entries
-            .map(|e| e.unwrap().path())
-            .map(|p| if p.is_dir() { files(&p) } else { 1 })
-            .sum()
-    })
-}
+use mandel_e2e::{Running, binary, cached_tiles, http_get, http_get_with, start_explorer};
 
 fn explorer(cache: &Path, args: &[&str]) -> (Running, String) {
     start_explorer(
@@ -63,7 +53,7 @@ fn requests_from_other_sites_are_refused_before_any_render() {
         r.status, 403,
         "the page itself is refused to a rebound name"
     );
-    assert_eq!(files(&cache), 0, "a refused request rendered a tile");
+    assert_eq!(cached_tiles(&cache), 0, "a refused request rendered a tile");
 
     // Its own page, by either of its names, with or without an Origin.
     let own_origin = format!("http://{own}");
@@ -84,7 +74,7 @@ fn requests_from_other_sites_are_refused_before_any_render() {
         assert_eq!(r.headers["content-type"], "image/png");
     }
     assert_eq!(http_get(&url).status, 200);
-    assert!(files(&cache) > 0, "the allowed tile was cached");
+    assert!(cached_tiles(&cache) > 0, "the allowed tile was cached");
 }
 
 /// The page's tile URLs as its template makes them, for tile 3/2/3.

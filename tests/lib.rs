@@ -206,3 +206,23 @@ pub fn start_explorer(cmd: &mut Command) -> (Running, String) {
     assert!(url.starts_with("http://127.0.0.1:"), "printed {line:?}");
     (child, url)
 }
+
+/// The tile pictures an explorer's `--cache` folder holds.
+pub fn cached_tiles(cache: &Path) -> usize {
+    fn count(dir: &Path) -> usize {
+        std::fs::read_dir(dir).map_or(0, |entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() {
+                        count(&p)
+                    } else {
+                        usize::from(p.extension().is_some_and(|x| x == "png"))
+                    }
+                })
+                .sum()
+        })
+    }
+    count(&cache.join("tiles"))
+}

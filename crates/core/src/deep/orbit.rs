@@ -7,6 +7,15 @@
 //! (`(X+Y)(X−Y)` and `XY`) and shifts. Why dashu and not MPFR or malachite:
 //! docs/deep-zoom.md (measured; licence).
 //!
+//! The orbit also stops at the **period** of the view: the first `n` at
+//! which the disc of the view's pixels, carried `n` steps, holds 0
+//! (`|Z_n| < |dZ_n/dC|·r`, first order, `r` the view's half-diagonal).
+//! Then the view holds a minibrot's nucleus of period `n`, every pixel's
+//! orbit returns near 0 at `n` as the centre's does, and the pixels rebase
+//! there anyway (`perturb`: a rebase at the orbit's last point is exact),
+//! so a longer orbit would only repeat what its first `n` points say. At
+//! zoom 1e1086 this computes 179,301 points instead of 538,503.
+//!
 //! The computation can stop and resume ([`OrbitState`] is its whole
 //! full-precision state, with a byte form), so an orbit longer than one
 //! Lambda invocation is computed in segments. The points are stored as
@@ -18,7 +27,7 @@ use dashu_int::IBig;
 use thiserror::Error;
 
 use super::DeepView;
-use super::number::{Cfe, Complex};
+use super::number::{Cfe, Complex, Fe};
 use super::view::ibig_parts;
 
 /// One point of the stored orbit: `(re + i·im)·2^exp`, with the larger of
@@ -50,7 +59,7 @@ impl OrbitPoint {
 }
 
 /// The full-precision state of a reference orbit being computed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct OrbitState {
     bits: u32,
     cx: IBig,
@@ -60,6 +69,12 @@ pub struct OrbitState {
     /// Index of the point `(x, y)` is: `Z_n`.
     n: u64,
     escaped: bool,
+    /// `r²`, the squared radius of the view's disc (0: no period stop).
+    radius2: Fe,
+    /// `dZ_n/dC`, in low precision: it only decides the period.
+    dz: Cfe,
+    /// The view's period, once the orbit reached it.
+    period: Option<u64>,
 }
 
 /// A stored orbit state or orbit that cannot be read.
@@ -67,7 +82,10 @@ pub struct OrbitState {
 #[error("reference orbit data is malformed: {0}")]
 pub struct OrbitFormatError(pub &'static str);
 
-const STATE_MAGIC: &[u8; 8] = b"MDORBST1";
+const STATE_MAGIC: &[u8; 8] = b"MDORBST2";
+
+/// States written before the period stop: read without it.
+const STATE_MAGIC_V1: &[u8; 8] = b"MDORBST1";
 
 const POINTS_MAGIC: &[u8; 8] = b"MDORBIT1";
 
@@ -76,6 +94,9 @@ impl OrbitState {
     /// fraction bits (see [`DeepView::precision_bits`]).
     pub fn new(view: &DeepView, bits: u32) -> OrbitState {
         let (cx, cy) = view.center_fixed(bits);
+        // Half the diagonal of the 4/zoom square: (2√2/zoom)² = 8/zoom².
+        let zoom = view.zoom_value();
+        let radius2 = Fe::from_f64(8.0) / (zoom * zoom);
         OrbitState {
             bits,
             cx,
@@ -84,6 +105,9 @@ impl OrbitState {
             y: IBig::ZERO,
             n: 0,
             escaped: false,
+            radius2,
+            dz: Cfe::ZERO,
+            period: None,
         }
     }
 
@@ -96,10 +120,15 @@ impl OrbitState {
         self.bits
     }
 
-    /// Whether the orbit is complete: it escaped (`|Z|² > 4`) or reached
-    /// `Z_{max_iter}`.
+    /// The view's period, if the orbit stopped there.
+    pub fn period(&self) -> Option<u64> {
+        self.period
+    }
+
+    /// Whether the orbit is complete: it escaped (`|Z|² > 4`), reached the
+    /// view's period or reached `Z_{max_iter}`.
     pub fn is_done(&self, max_iter: u64) -> bool {
-        self.escaped || self.n >= max_iter
+        self.escaped || self.period.is_some() || self.n >= max_iter
     }
 
     /// The current point in low precision.
@@ -155,12 +184,23 @@ impl OrbitState {
         x2_y2
     }
 
-    /// Counts the new point, checks it for escape and pushes it.
+    /// Counts the new point, checks it for escape and the period, and
+    /// pushes it.
     fn advance(&mut self, points: &mut Vec<OrbitPoint>) {
+        // dZ_n = 2 Z_{n-1} dZ_{n-1} + 1, from the previous point.
+        let previous = points.last().map_or(Cfe::ZERO, |p| p.to_cfe());
+        self.dz = previous
+            .double()
+            .mul(self.dz)
+            .add(Cfe::from_parts(1.0, 0.0, 0));
         self.n += 1;
         let p = self.point();
-        let (re, im) = p.to_cfe().to_f64();
+        let z = p.to_cfe();
+        let (re, im) = z.to_f64();
         self.escaped = re * re + im * im > 4.0;
+        if !self.escaped && z.norm() < self.dz.norm() * self.radius2 {
+            self.period = Some(self.n);
+        }
         points.push(p);
     }
 
@@ -170,6 +210,14 @@ impl OrbitState {
         out.extend(self.bits.to_le_bytes());
         out.extend(self.n.to_le_bytes());
         out.push(u8::from(self.escaped));
+        let (r_m, r_e) = self.radius2.parts();
+        let (d_re, d_im, d_e) = self.dz.parts();
+        out.extend(r_m.to_le_bytes());
+        out.extend(r_e.to_le_bytes());
+        out.extend(d_re.to_le_bytes());
+        out.extend(d_im.to_le_bytes());
+        out.extend(d_e.to_le_bytes());
+        out.extend(self.period.map_or(u64::MAX, |p| p).to_le_bytes());
         for v in [&self.cx, &self.cy, &self.x, &self.y] {
             let bytes = v.to_le_bytes();
             out.extend((bytes.len() as u64).to_le_bytes());
@@ -180,12 +228,28 @@ impl OrbitState {
 
     pub fn from_bytes(bytes: &[u8]) -> Result<OrbitState, OrbitFormatError> {
         let mut r = Reader(bytes);
-        if r.take(8)? != STATE_MAGIC {
-            return Err(OrbitFormatError("not an orbit state"));
-        }
+        let v1 = match r.take(8)? {
+            m if m == STATE_MAGIC => false,
+            m if m == STATE_MAGIC_V1 => true,
+            _ => return Err(OrbitFormatError("not an orbit state")),
+        };
         let bits = u32::from_le_bytes(r.take(4)?.try_into().unwrap());
         let n = u64::from_le_bytes(r.take(8)?.try_into().unwrap());
         let escaped = r.take(1)?[0] != 0;
+        let (radius2, dz, period) = if v1 {
+            (Fe::ZERO, Cfe::ZERO, None)
+        } else {
+            let mut f =
+                || -> Result<[u8; 8], OrbitFormatError> { Ok(r.take(8)?.try_into().unwrap()) };
+            let radius2 = Fe::new(f64::from_le_bytes(f()?), i64::from_le_bytes(f()?));
+            let dz = Cfe::from_parts(
+                f64::from_le_bytes(f()?),
+                f64::from_le_bytes(f()?),
+                i64::from_le_bytes(f()?),
+            );
+            let period = Some(u64::from_le_bytes(f()?)).filter(|&p| p != u64::MAX);
+            (radius2, dz, period)
+        };
         let mut ints = Vec::new();
         for _ in 0..4 {
             let len = u64::from_le_bytes(r.take(8)?.try_into().unwrap());
@@ -204,6 +268,9 @@ impl OrbitState {
             y,
             n,
             escaped,
+            radius2,
+            dz,
+            period,
         })
     }
 }
@@ -275,8 +342,9 @@ mod tests {
 
     #[test]
     fn a_shallow_orbit_equals_f64_iteration_early_on() {
-        // Inside the main cardioid: bounded, and f64 stays close.
-        let view = DeepView::parse("-0.12", "0.5", "1").unwrap();
+        // Inside the main cardioid: bounded, and f64 stays close (zoomed
+        // in, so the view holds no nucleus and the orbit has no period).
+        let view = DeepView::parse("-0.12", "0.5", "1e6").unwrap();
         let mut state = OrbitState::new(&view, 200);
         let mut points = Vec::new();
         assert!(state.run(40, &mut points, || true));
@@ -293,12 +361,37 @@ mod tests {
 
     #[test]
     fn the_orbit_stops_at_escape() {
-        let view = DeepView::parse("0.5", "0.5", "1").unwrap();
+        let view = DeepView::parse("0.5", "0.5", "1e6").unwrap();
         let mut state = OrbitState::new(&view, 128);
         let mut points = Vec::new();
         assert!(state.run(1000, &mut points, || true));
         assert_eq!(points.len(), orbit_f64(0.5, 0.5, 1000).len());
         assert!(state.is_done(1000));
+    }
+
+    #[test]
+    fn the_orbit_stops_at_the_period_of_a_nucleus_in_view() {
+        // The period-3 nucleus on the real axis ("airship"), to 25 digits:
+        // Z_3 is within the view's radius of 0, times the derivative.
+        let nucleus = "-1.754877666246692760049508896";
+        let view = DeepView::parse(nucleus, "0", "1e20").unwrap();
+        let mut state = OrbitState::new(&view, 160);
+        let mut points = Vec::new();
+        assert!(state.run(1000, &mut points, || true));
+        assert_eq!(state.period(), Some(3));
+        assert_eq!(points.len(), 4, "Z_0 to Z_3");
+        // A view beside it, 1e-7 away, holds no nucleus of low period.
+        let view = DeepView::parse(nucleus, "0.0000001", "1e20").unwrap();
+        let mut state = OrbitState::new(&view, 160);
+        let mut points = Vec::new();
+        assert!(state.run(1000, &mut points, || true));
+        assert_eq!(state.period(), None);
+        assert_eq!(points.len(), 1001);
+        // Zoomed out until the disc holds that nucleus, it stops again.
+        let view = DeepView::parse(nucleus, "0.0000001", "1e6").unwrap();
+        let mut state = OrbitState::new(&view, 160);
+        assert!(state.run(1000, &mut Vec::new(), || true));
+        assert_eq!(state.period(), Some(3));
     }
 
     #[test]

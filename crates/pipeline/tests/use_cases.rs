@@ -1264,12 +1264,13 @@ async fn a_job_too_large_to_list_whole_is_tracked_by_row_markers() {
 
 /// The cost model's S3 requests ([`JobRequests`], behind
 /// `Usage::of_job`) are the requests the use cases make, role by role,
-/// counted through a recording store: a job listed whole and one tracked
-/// by row markers, each run as the cloud runs it (submit with its
-/// estimate, one worker process, the stitch with its pyramid, the
-/// client's wait, stats and downloads). The clock is paused, so the
-/// worker's cancel look is once per process, as in a job of under a
-/// second.
+/// counted through a recording store per role over one store: a job
+/// listed whole, one tracked by row markers and a deep job (its reference
+/// orbit computed by a worker while the client waits), each run as the
+/// cloud runs it (submit with its estimate, one worker process, the stitch
+/// with its pyramid, the client's wait, stats and downloads). The clock
+/// is paused, so the worker's cancel look is once per process, as in a job
+/// of under a second.
 #[tokio::test]
 async fn the_cost_model_counts_the_requests_the_use_cases_make() {
     tokio::time::pause();
@@ -1280,7 +1281,15 @@ async fn the_cost_model_counts_the_requests_the_use_cases_make() {
         ..small()
     };
     assert!(rows_job.tile_count() > mandel_pipeline::progress::ONE_LISTING);
-    for (p, batch) in [(small(), 3), (rows_job, 10)] {
+    let deep_job = RenderParams {
+        view: mandel_core::View::Deep(
+            mandel_core::deep::DeepView::parse("-0.75", "0.1", "1e30").unwrap(),
+        ),
+        tiles_per_side: 2,
+        tile_pixels: 8,
+        max_iter: 3000,
+    };
+    for (p, batch) in [(small(), 3), (rows_job, 10), (deep_job, 3)] {
         requests_match_the_model(p, batch).await;
     }
 }
@@ -1302,19 +1311,55 @@ fn priced(calls: &[(&'static str, String)]) -> S3Requests {
 }
 
 async fn requests_match_the_model(p: RenderParams, batch: usize) {
-    let (recorder, r) = recording_rig();
-    let since = |from: usize| priced(&recorder.calls()[from..]);
+    let shared = Arc::new(MemoryStore::new());
+    let recorder = || Arc::new(Flaky::new(Arc::clone(&shared), 1, 0));
+    let (client, workers, stitcher) = (recorder(), recorder(), recorder());
+    let r = rig_on(client.clone());
+    let worker = TileWorker::new(
+        workers.clone(),
+        r.stitches.clone() as Arc<dyn Queue>,
+        "test-worker",
+    );
     let label = format!("{} tiles", p.tile_count());
 
     let estimate = Estimate::embedded(&mandel_pipeline::estimate::profile(&p), 1);
     let submission = Submission::now(estimate, None);
-    let job = submit(&r.ports(), &p, None, Some(&submission))
-        .await
-        .unwrap()
-        .job;
-    let submitted = since(0);
+    // A deep job's client waits for its orbit: a worker computes it
+    // meanwhile, each reference message an invocation of its own.
+    let computing = async {
+        let mut segments = 0;
+        while p.as_deep().is_some() {
+            let got = r.tiles.receive(1, Duration::from_secs(1)).await.unwrap();
+            let Some(d) = got.into_iter().next() else {
+                continue;
+            };
+            r.tiles
+                .delete(std::slice::from_ref(&d.receipt))
+                .await
+                .unwrap();
+            worker.handle_batch(&[d], None).await;
+            segments += 1;
+            let whole =
+                mandel_pipeline::records::read_reference_manifest(&*shared, &JobId::for_params(&p))
+                    .await
+                    .unwrap()
+                    .is_some();
+            if whole {
+                break;
+            }
+        }
+        segments
+    };
+    let (submitted, reference_segments) =
+        futures::future::join(submit(&r.ports(), &p, None, Some(&submission)), computing).await;
+    let job = submitted.unwrap().job;
+    let reference_polls = client
+        .calls()
+        .iter()
+        .filter(|(op, key)| *op == "list" && *key == job.reference_prefix())
+        .count() as u64;
+    assert_eq!(p.as_deep().is_some(), reference_polls > 0, "{label}");
 
-    let before = recorder.calls().len();
     let bodies = drain(&r.tiles).await;
     let (mut invocations, mut rows_touched) = (0, 0);
     for (b, chunk) in bodies.chunks(batch).enumerate() {
@@ -1328,7 +1373,7 @@ async fn requests_match_the_model(p: RenderParams, batch: usize) {
             .map(|body| serde_json::from_str::<TileMessage>(body).unwrap().row)
             .collect();
         assert!(
-            r.worker
+            worker
                 .handle_batch(&batch, None)
                 .await
                 .failed_ids()
@@ -1337,13 +1382,12 @@ async fn requests_match_the_model(p: RenderParams, batch: usize) {
         invocations += 1;
         rows_touched += rows.len() as u64;
     }
-    let workers = since(before);
 
-    let before = recorder.calls().len();
     let messages = drain(&r.stitches).await;
     assert_eq!(messages.len(), 1, "{label}: one stitch message");
+    let stitch_store: Arc<dyn ObjectStore> = stitcher.clone();
     let outcome = handle_stitch_delivery(
-        &r.store,
+        &stitch_store,
         &delivery("s", messages[0].clone(), 1),
         None,
         Pyramid::Write,
@@ -1353,9 +1397,7 @@ async fn requests_match_the_model(p: RenderParams, batch: usize) {
     let StitchOutcome::Published(m) = outcome else {
         panic!("published")
     };
-    let stitched = since(before);
 
-    let before = recorder.calls().len();
     let m2 = wait_for_result(&r.ports(), &job, &p, quick_wait(), |_| {})
         .await
         .unwrap();
@@ -1368,9 +1410,6 @@ async fn requests_match_the_model(p: RenderParams, batch: usize) {
             .await
             .unwrap();
     }
-    let mut client = since(before);
-    client.put += submitted.put;
-    client.get += submitted.get;
 
     let side = p.image_side();
     let shape = JobShape {
@@ -1382,13 +1421,27 @@ async fn requests_match_the_model(p: RenderParams, batch: usize) {
         // One poll finds the result.
         wait_seconds: 0.25,
         image_bytes: m.image_bytes,
-        counts_bytes: 2 * side * side,
+        counts_bytes: p.count_width().bytes() as u64 * side * side,
         pyramid_objects: pyramid::object_count(side as usize, side as usize),
         downloads: 2,
+        reference_segments,
+        reference_polls,
         ..JobShape::default()
     };
     let model = JobRequests::of(&shape);
-    assert_eq!(workers, model.workers, "{label}: the workers' requests");
-    assert_eq!(stitched, model.stitch, "{label}: the stitch's requests");
-    assert_eq!(client, model.client, "{label}: the client's requests");
+    assert_eq!(
+        priced(&workers.calls()),
+        model.workers,
+        "{label}: the workers' requests"
+    );
+    assert_eq!(
+        priced(&stitcher.calls()),
+        model.stitch,
+        "{label}: the stitch's requests"
+    );
+    assert_eq!(
+        priced(&client.calls()),
+        model.client,
+        "{label}: the client's requests"
+    );
 }

@@ -87,6 +87,11 @@ pub struct JobShape {
     /// The outputs the client downloads: how many, and their bytes.
     pub downloads: u64,
     pub downloaded_bytes: u64,
+    /// A deep job's reference orbit: its segments (one worker invocation
+    /// each; 0 for a viewport job) and the client's looks at it before
+    /// it was whole ([`crate::reference::polls_during`]).
+    pub reference_segments: u64,
+    pub reference_polls: u64,
 }
 
 /// S3 requests by price class: PUT, COPY, POST and LIST; GET and HEAD
@@ -130,9 +135,21 @@ impl JobRequests {
             let polls = polls.max(1);
             (3, 1, 2 * polls - 1, 2 * polls - 1)
         };
+        // A deep job's reference (`crate::reference`): the client looks
+        // (manifest GET, cancel HEAD, listings of `failed/` and of the
+        // orbit's segments) until a GET finds the manifest. Segment k reads
+        // the params, the manifest and the k states before it, and writes
+        // its points and state; the last one the manifest. Every worker
+        // process reads the manifest and the segments' points once; the
+        // stitch reads the manifest for the report.
+        let (segs, deep) = (s.reference_segments, u64::from(s.reference_segments > 0));
         let client = S3Requests {
-            put: 2 + submit_lists + poll_lists,
-            get: submit_heads + poll_heads + 2 + s.downloads,
+            put: 2 + submit_lists + poll_lists + 2 * s.reference_polls,
+            get: submit_heads + poll_heads + 2 + s.downloads + 2 * s.reference_polls + deep,
+        };
+        let reference = S3Requests {
+            put: 2 * segs + deep,
+            get: 2 * segs + segs * segs.saturating_sub(1) / 2 + s.cold_starts * (segs + deep),
         };
         // Workers: per process its params; a cancel HEAD per process and
         // second of work at most; per tile its PUT; per invocation one
@@ -147,8 +164,9 @@ impl JobRequests {
                     s.invocations
                 } else {
                     s.rows_touched + 2 * s.rows
-                },
-            get: s.cold_starts + cancel_heads,
+                }
+                + reference.put,
+            get: s.cold_starts + cancel_heads + reference.get,
         };
         // Stitch: its marker, one listing of the job (over a thousand
         // tiles, of `rows/` and of each row), two multipart uploads (start,
@@ -164,7 +182,7 @@ impl JobRequests {
                 + parts(s.counts_bytes)
                 + s.pyramid_objects
                 + 3,
-            get: 2 + s.tiles + if whole { 0 } else { 2 },
+            get: 2 + s.tiles + if whole { 0 } else { 2 } + deep,
         };
         JobRequests {
             client,
@@ -193,12 +211,13 @@ impl Usage {
         Usage {
             lambda_gb_seconds: worker_seconds * gb(deployment.worker.memory_mb)
                 + (s.stitch_seconds + MODEL.cold_start_s) * gb(deployment.stitch.memory_mb),
-            lambda_requests: s.invocations + 1,
+            lambda_requests: s.invocations + s.reference_segments + 1,
             s3_put_requests: requests.total().put,
             s3_get_requests: requests.total().get,
             // Sends in batches of 10, one receive and one batch delete per
-            // invocation; the stitch message's send, receive and delete.
-            sqs_requests: s.tiles.div_ceil(10) + 2 * s.invocations + 3,
+            // invocation; the stitch message's send, receive and delete, and
+            // each reference segment's.
+            sqs_requests: s.tiles.div_ceil(10) + 2 * s.invocations + 3 + 3 * s.reference_segments,
             transfer_out_gb: s.downloaded_bytes as f64 / 1e9,
             // The tiles (as many bytes as the counts) and the outputs (the
             // pyramid about a third more than the picture, its levels
@@ -271,6 +290,10 @@ impl JobShape {
         let workers: std::collections::BTreeSet<&str> =
             batches.keys().map(|(worker, _)| *worker).collect();
         let counts_bytes = m.params.count_width().bytes() as u64 * m.width * m.height;
+        let reference_segments = m.reference.as_ref().map_or(0, |r| u64::from(r.segments));
+        let reference_polls = m.reference.as_ref().map_or(0, |r| {
+            crate::reference::polls_during(r.finished_ms.saturating_sub(r.started_ms) as f64 / 1e3)
+        });
         JobShape {
             tiles: m.tiles,
             rows: u64::from(m.params.tiles_per_side),
@@ -285,6 +308,8 @@ impl JobShape {
             pyramid_objects: pyramid::object_count(m.width as usize, m.height as usize),
             downloads: 1 + u64::from(counts_downloaded),
             downloaded_bytes: m.image_bytes + if counts_downloaded { counts_bytes } else { 0 },
+            reference_segments,
+            reference_polls,
         }
     }
 }

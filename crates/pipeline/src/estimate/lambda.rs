@@ -87,6 +87,8 @@ pub struct LambdaPhases {
     pub stitch: f64,
     /// The client's last poll interval, on average half of it, taken whole.
     pub poll: f64,
+    /// A deep job's reference segments (0 for a viewport job).
+    pub reference_segments: u64,
     pub invocations: u64,
     /// Worker invocations at once, at most.
     pub workers: u64,
@@ -144,10 +146,13 @@ impl LambdaPhases {
         let submit = (3 + params.tile_count().div_ceil(10) / 16) as f64 * MODEL.request_s;
         // The orbit on one core of a worker (it is serial), with a cold
         // start and the segment's writes.
-        let reference = if profile.reference_seconds > 0.0 {
-            MODEL.cold_start_s + profile.reference_seconds / worker.speed + 3.0 * MODEL.request_s
+        let (reference, reference_segments) = if profile.reference_seconds > 0.0 {
+            let orbit = profile.reference_seconds / worker.speed;
+            let segments = crate::reference::segments_for(orbit, deployment.worker.timeout());
+            let seconds = segments as f64 * (MODEL.cold_start_s + 3.0 * MODEL.request_s) + orbit;
+            (seconds, segments)
         } else {
-            0.0
+            (0.0, 0)
         };
         let phases = LambdaPhases {
             submit,
@@ -155,6 +160,7 @@ impl LambdaPhases {
             tiles,
             stitch,
             poll: 0.25,
+            reference_segments,
             invocations,
             workers,
         };

@@ -169,6 +169,12 @@ impl Estimate {
             pyramid_objects: pyramid::object_count(side as usize, side as usize),
             downloads: 1 + u64::from(counts_downloaded),
             downloaded_bytes: image_bytes + if counts_downloaded { counts_bytes } else { 0 },
+            reference_segments: phases.reference_segments,
+            reference_polls: if phases.reference_segments > 0 {
+                crate::reference::polls_during(phases.reference)
+            } else {
+                0
+            },
         };
         let usage = Usage::of_job(&shape, deployment);
         let mut e = Estimate::of(profile, Target::Lambda, lanes, seconds);

@@ -244,7 +244,7 @@ async fn render_remote(
     bar.finish_and_clear();
     let store = &*cloud.ports.store;
     write_outputs(store, &manifest, req, &scratch_parent(req)).await?;
-    let stats = read_stats(store, &manifest.job).await?;
+    let stats = read_stats(store, &manifest).await?;
     let counts = req.counts_out.is_some();
     let actual = Actual::lambda(&manifest, &stats, &cloud.deployment, waited, counts);
     Ok(Rendered {

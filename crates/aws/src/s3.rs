@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::Path;
 
 use async_trait::async_trait;
@@ -107,6 +108,56 @@ impl ObjectStore for S3Store {
             .map_err(|e| StoreError::backend(key, format!("reading the body: {e}"), true))?
             .into_bytes();
         Ok(Object { body, metadata })
+    }
+
+    /// One ranged GET. S3 answers a range that starts at or past the end
+    /// of a non-empty body with 416 InvalidRange, and an empty body's
+    /// range with the empty body: both are no bytes here.
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
+        validate_key(key)?;
+        if range.start >= range.end {
+            // No bytes asked for; the key must still exist.
+            return match self.head(key).await? {
+                Some(_) => Ok(Bytes::new()),
+                None => Err(StoreError::NotFound {
+                    key: key.to_string(),
+                }),
+            };
+        }
+        let sent = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes={}-{}", range.start, range.end - 1))
+            .send()
+            .await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                return Err(StoreError::NotFound {
+                    key: key.to_string(),
+                });
+            }
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) => {
+                return Ok(Bytes::new());
+            }
+            Err(e) => return Err(backend("s3:GetObject", key, e)),
+        };
+        let partial = resp.content_range().is_some();
+        let body = resp
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::backend(key, format!("reading the body: {e}"), true))?
+            .into_bytes();
+        // A server that ignores Range sends the whole body (200, no
+        // Content-Range): cut the range from it.
+        Ok(if partial {
+            body
+        } else {
+            mandel_pipeline::slice_range(&body, range)
+        })
     }
 
     /// Streams the body into the file: a gigapixel `.npy` never sits whole

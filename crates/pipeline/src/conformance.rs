@@ -22,6 +22,7 @@ fn meta(pairs: &[(&str, &str)]) -> Metadata {
 /// Runs every object-store check under `root` (a prefix no one else uses).
 pub async fn object_store(store: Arc<dyn ObjectStore>, root: &str) {
     put_get_head_overwrite(&*store, root).await;
+    ranged_gets(&*store, root).await;
     create_only(&*store, root).await;
     concurrent_create_has_one_winner(&store, root).await;
     list_by_prefix(&*store, root).await;
@@ -161,6 +162,46 @@ async fn put_get_head_overwrite(store: &dyn ObjectStore, root: &str) {
         .unwrap();
     assert!(store.get(&empty).await.unwrap().body.is_empty());
     assert_eq!(store.head(&empty).await.unwrap().unwrap().size, 0);
+}
+
+/// A ranged GET returns the range's bytes, cut at the body's end; past the
+/// end, and on an empty body, no bytes; a missing key is NotFound.
+async fn ranged_gets(store: &dyn ObjectStore, root: &str) {
+    let key = format!("{root}/ranged/object");
+    let body = Bytes::from_static(b"0123456789");
+    store
+        .put(&key, body, meta(&[("a", "b")]), PutMode::Overwrite)
+        .await
+        .unwrap();
+    for (range, want) in [
+        (0..4, &b"0123"[..]),
+        (3..7, b"3456"),
+        (8..100, b"89"),
+        (0..10, b"0123456789"),
+        (9..10, b"9"),
+        (10..20, b""),
+        (50..60, b""),
+        (4..4, b""),
+    ] {
+        let got = store.get_range(&key, range.clone()).await.unwrap();
+        assert_eq!(&got[..], want, "bytes {range:?}");
+    }
+    let empty = format!("{root}/ranged/empty");
+    store
+        .put(&empty, Bytes::new(), Metadata::new(), PutMode::Overwrite)
+        .await
+        .unwrap();
+    assert!(store.get_range(&empty, 0..10).await.unwrap().is_empty());
+    let missing = format!("{root}/ranged/missing");
+    for range in [0..10, 0..0] {
+        assert!(
+            matches!(
+                store.get_range(&missing, range).await,
+                Err(StoreError::NotFound { .. })
+            ),
+            "a missing key is NotFound"
+        );
+    }
 }
 
 async fn create_only(store: &dyn ObjectStore, root: &str) {

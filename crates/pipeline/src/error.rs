@@ -43,6 +43,13 @@ pub enum PipelineError {
     /// A record the pipeline wrote (a result, the stats) does not parse.
     #[error("{key} is unreadable: {reason}")]
     Unreadable { key: String, reason: String },
+    /// A record read whole is larger than any the pipeline writes: it was
+    /// planted (a principal that may write the job's records), and is not
+    /// read.
+    #[error(
+        "{key} is larger than {limit} bytes, more than the pipeline ever writes there: not read"
+    )]
+    RecordTooLarge { key: String, limit: u64 },
     #[error(
         "job {job} was submitted with other parameters than these; \
          pass that job's own parameters, or leave out the job id for a new job"
@@ -92,6 +99,7 @@ impl PipelineError {
                 | PipelineError::NotItsParams { .. }
                 | PipelineError::ParamsConflict { .. }
                 | PipelineError::TileOutOfRange { .. }
+                | PipelineError::RecordTooLarge { .. }
         ) || self.is_denied()
     }
 

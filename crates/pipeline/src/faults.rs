@@ -5,6 +5,7 @@
 //! a test can count a use case's requests (with a budget of 0 it only
 //! records).
 
+use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -95,6 +96,11 @@ impl<S: ObjectStore> ObjectStore for Flaky<S> {
     async fn get(&self, key: &str) -> Result<Object, StoreError> {
         self.store_fault("get", key)?;
         self.inner.get(key).await
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
+        self.store_fault("get_range", key)?;
+        self.inner.get_range(key, range).await
     }
 
     async fn put(

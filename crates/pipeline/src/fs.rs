@@ -9,6 +9,7 @@
 //! when it completes.
 
 use std::io::{self, BufRead, Read, Write};
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -112,14 +113,31 @@ fn read_object(key: &str, path: &Path) -> Result<Object, StoreError> {
     })
 }
 
-fn body_size(key: &str, path: &Path) -> Result<u64, StoreError> {
+/// The open file of an object, where its body starts, and its size.
+fn open_body(key: &str, path: &Path) -> Result<(std::fs::File, u64, u64), StoreError> {
     let file = std::fs::File::open(path).map_err(|e| io_err(key, e))?;
     let total = file.metadata().map_err(|e| io_err(key, e))?.len();
     let mut line = Vec::new();
-    io::BufReader::new(file)
+    io::BufReader::new(&file)
         .read_until(b'\n', &mut line)
         .map_err(|e| io_err(key, e))?;
-    Ok(total - line.len() as u64)
+    let start = line.len() as u64;
+    Ok((file, start, total - start))
+}
+
+fn body_size(key: &str, path: &Path) -> Result<u64, StoreError> {
+    Ok(open_body(key, path)?.2)
+}
+
+/// The body's bytes in `range`, cut at its end, read from the file alone.
+fn read_range(key: &str, path: &Path, range: Range<u64>) -> Result<Bytes, StoreError> {
+    let (file, body_start, size) = open_body(key, path)?;
+    let start = range.start.min(size);
+    let end = range.end.min(size).max(start);
+    let mut buf = vec![0; (end - start) as usize];
+    file.read_exact_at(&mut buf, body_start + start)
+        .map_err(|e| io_err(key, e))?;
+    Ok(buf.into())
 }
 
 #[async_trait]
@@ -128,6 +146,12 @@ impl ObjectStore for FsStore {
         let path = self.path(key)?;
         let key = key.to_string();
         blocking(move || read_object(&key, &path)).await
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
+        let path = self.path(key)?;
+        let key = key.to_string();
+        blocking(move || read_range(&key, &path, range)).await
     }
 
     async fn put(

@@ -110,8 +110,8 @@ pub use spill::SpillStore;
 pub use stitch::{Pyramid, STORED_COLORMAP, StitchOutcome, handle_stitch_delivery};
 pub use store::{
     MAX_PARTS, MIN_PART_SIZE, Metadata, Object, ObjectMeta, ObjectStore, PartTag, PutMode,
-    PutOutcome, StoreError, UploadId, validate_completion, validate_key, validate_metadata,
-    validate_part,
+    PutOutcome, StoreError, UploadId, slice_range, validate_completion, validate_key,
+    validate_metadata, validate_part,
 };
 pub use submit::{CancelOutcome, Submitted, WaitPolicy, cancel, submit, wait_for_result};
 pub use worker::{BatchOutcome, CANCEL_RECHECK, TileOutcome, TileWorker};

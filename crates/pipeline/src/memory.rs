@@ -2,6 +2,7 @@
 //! doubles for everything else.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -56,6 +57,10 @@ impl ObjectStore for MemoryStore {
             .ok_or_else(|| StoreError::NotFound {
                 key: key.to_string(),
             })
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
+        Ok(crate::store::slice_range(&self.get(key).await?.body, range))
     }
 
     async fn put(

@@ -31,9 +31,7 @@ use crate::job::{
     Failure, JobId, ReferenceManifest, ResultManifest, StitchAttempt, StitchMessage, TileStat,
 };
 use crate::queue::Queue;
-use crate::store::{
-    Metadata, ObjectStore, PutMode, PutOutcome, StoreError, get_json_if_any, put_json,
-};
+use crate::store::{Metadata, ObjectStore, PutMode, PutOutcome, StoreError, put_json};
 
 /// Writes the job's `params.json` once (create-only); a job whose stored
 /// params differ is refused with [`PipelineError::ParamsConflict`].
@@ -67,19 +65,14 @@ pub async fn read_params(
     store: &dyn ObjectStore,
     job: &JobId,
 ) -> Result<RenderParams, PipelineError> {
-    let object = match store.get(&job.params_key()).await {
-        Ok(o) => o,
-        Err(StoreError::NotFound { .. }) => {
-            return Err(PipelineError::UnknownJob { job: job.clone() });
-        }
-        Err(e) => return Err(e.into()),
+    let Some(body) = get_bounded(store, &job.params_key(), PARAMS_MAX_BYTES).await? else {
+        return Err(PipelineError::UnknownJob { job: job.clone() });
     };
     let bad = |reason: String| PipelineError::BadStoredParams {
         job: job.clone(),
         reason,
     };
-    let params: RenderParams =
-        serde_json::from_slice(&object.body).map_err(|e| bad(e.to_string()))?;
+    let params: RenderParams = serde_json::from_slice(&body).map_err(|e| bad(e.to_string()))?;
     params.validate().map_err(|e| bad(e.to_string()))?;
     if !job.names(&params) {
         return Err(PipelineError::NotItsParams {
@@ -105,7 +98,7 @@ pub async fn read_submission(
     store: &dyn ObjectStore,
     job: &JobId,
 ) -> Result<Option<Submission>, PipelineError> {
-    Ok(get_json_if_any(store, &job.estimate_key()).await?)
+    read_informative(store, &job.estimate_key()).await
 }
 
 /// Writes the job's [`StitchAttempt`] marker; best effort (a client that
@@ -122,7 +115,19 @@ pub async fn read_attempt(
     store: &dyn ObjectStore,
     job: &JobId,
 ) -> Result<Option<StitchAttempt>, PipelineError> {
-    Ok(get_json_if_any(store, &job.stitching_key()).await?)
+    read_informative(store, &job.stitching_key()).await
+}
+
+/// A record that only informs: one unreadable or too large counts as none;
+/// only the store's own errors are errors.
+async fn read_informative<T: serde::de::DeserializeOwned>(
+    store: &dyn ObjectStore,
+    key: &str,
+) -> Result<Option<T>, PipelineError> {
+    match read_record(store, key).await {
+        Err(e @ PipelineError::Store(_)) => Err(e),
+        other => Ok(other.ok().flatten()),
+    }
 }
 
 /// Asks for `job` to be stitched: one message on the stitch queue. The
@@ -153,14 +158,19 @@ pub async fn write_stats(
     Ok(put_json(store, &job.stats_key(), stats).await?)
 }
 
-/// Every tile's [`TileStat`] of a finished job (`stats.json`).
+/// Every tile's [`TileStat`] of a finished job (`stats.json`), at most
+/// [`STAT_MAX_BYTES`] a tile.
 pub async fn read_stats(
     store: &dyn ObjectStore,
-    job: &JobId,
+    manifest: &ResultManifest,
 ) -> Result<Vec<TileStat>, PipelineError> {
-    let body = store.get(&job.stats_key()).await?.body;
+    let key = manifest.job.stats_key();
+    let limit = RECORD_MAX_BYTES + manifest.tiles * STAT_MAX_BYTES;
+    let body = get_bounded(store, &key, limit)
+        .await?
+        .ok_or_else(|| StoreError::NotFound { key: key.clone() })?;
     serde_json::from_slice(&body).map_err(|e| PipelineError::Unreadable {
-        key: job.stats_key(),
+        key,
         reason: e.to_string(),
     })
 }
@@ -208,22 +218,54 @@ pub async fn read_result(
     read_record(store, &job.result_key()).await
 }
 
-/// A JSON record the pipeline wrote, if it exists: one that does not parse
-/// is [`PipelineError::Unreadable`] (it decides what happens next).
+/// The most bytes of a record read whole (result, estimate, stitch marker,
+/// failure, reference manifest): each is a few kB at most as the pipeline
+/// writes it, so a larger one was planted and is refused unread.
+pub const RECORD_MAX_BYTES: u64 = 1 << 20;
+
+/// The most bytes of `params.json`: two coordinates of the longest length
+/// a deep view allows, and room for the rest.
+pub const PARAMS_MAX_BYTES: u64 = 2 * mandel_core::deep::MAX_COORDINATE_CHARS as u64 + 4096;
+
+/// The most bytes of one tile's entry in `stats.json` (about 150 as the
+/// workers write them, with a Lambda log stream's name).
+pub const STAT_MAX_BYTES: u64 = 1024;
+
+/// The object at `key` if it has at most `limit` bytes, read in one ranged
+/// GET of `limit + 1` bytes; `None` if there is none;
+/// [`PipelineError::RecordTooLarge`] if it is larger.
+async fn get_bounded(
+    store: &dyn ObjectStore,
+    key: &str,
+    limit: u64,
+) -> Result<Option<Bytes>, PipelineError> {
+    match store.get_range(key, 0..limit + 1).await {
+        Ok(body) if body.len() as u64 > limit => Err(PipelineError::RecordTooLarge {
+            key: key.to_string(),
+            limit,
+        }),
+        Ok(body) => Ok(Some(body)),
+        Err(StoreError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A JSON record the pipeline wrote, if it exists, read bounded
+/// ([`RECORD_MAX_BYTES`]): one that does not parse is
+/// [`PipelineError::Unreadable`] (it decides what happens next).
 async fn read_record<T: serde::de::DeserializeOwned>(
     store: &dyn ObjectStore,
     key: &str,
 ) -> Result<Option<T>, PipelineError> {
-    match store.get(key).await {
-        Ok(o) => serde_json::from_slice(&o.body)
-            .map(Some)
-            .map_err(|e| PipelineError::Unreadable {
-                key: key.to_string(),
-                reason: e.to_string(),
-            }),
-        Err(StoreError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
+    let Some(body) = get_bounded(store, key, RECORD_MAX_BYTES).await? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&body)
+        .map(Some)
+        .map_err(|e| PipelineError::Unreadable {
+            key: key.to_string(),
+            reason: e.to_string(),
+        })
 }
 
 /// Writes `failure` under the job's `failed/` prefix (overwriting: the
@@ -253,11 +295,9 @@ pub async fn read_failures_at(
 ) -> Result<Vec<Failure>, PipelineError> {
     let mut failures = Vec::new();
     for key in keys {
-        let body = match store.get(key).await {
-            Ok(o) => o.body,
-            // Cleared by a re-run between the list and the get.
-            Err(StoreError::NotFound { .. }) => continue,
-            Err(e) => return Err(e.into()),
+        // None: cleared by a re-run between the list and the get.
+        let Some(body) = get_bounded(store, key, RECORD_MAX_BYTES).await? else {
+            continue;
         };
         failures.push(
             serde_json::from_slice(&body).map_err(|e| PipelineError::Unreadable {

@@ -12,6 +12,7 @@
 //! more at-least-once delivery.
 
 use std::future::Future;
+use std::ops::Range;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -110,6 +111,14 @@ impl<S: ObjectStore> ObjectStore for Retrying<S> {
     async fn get(&self, key: &str) -> Result<Object, StoreError> {
         self.policy
             .run("get", StoreError::is_transient, || self.inner.get(key))
+            .await
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
+        self.policy
+            .run("get_range", StoreError::is_transient, || {
+                self.inner.get_range(key, range.clone())
+            })
             .await
     }
 

@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -141,6 +142,38 @@ impl ObjectStore for SpillStore {
             body: body.into(),
             metadata,
         })
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
+        validate_key(key)?;
+        let index = self.index.lock().unwrap();
+        let (file, at, size) = match index.get(key) {
+            None => {
+                return Err(StoreError::NotFound {
+                    key: key.to_string(),
+                });
+            }
+            Some(&Body::Log {
+                offset,
+                meta_len,
+                len,
+            }) => (None, offset + u64::from(meta_len), len),
+            // Opened under the lock: a replaced File body's file is removed.
+            Some(Body::File { path, .. }) => {
+                let file = File::open(path).map_err(|e| io_err(key, e))?;
+                let size = file.metadata().map_err(|e| io_err(key, e))?.len();
+                (Some(file), 0, size)
+            }
+        };
+        drop(index);
+        let start = range.start.min(size);
+        let end = range.end.min(size).max(start);
+        let mut buf = vec![0; (end - start) as usize];
+        file.as_ref()
+            .unwrap_or(&self.log)
+            .read_exact_at(&mut buf, at + start)
+            .map_err(|e| io_err(key, e))?;
+        Ok(buf.into())
     }
 
     async fn put(

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::ops::Range;
 use std::path::Path;
 
 use async_trait::async_trait;
@@ -145,6 +146,10 @@ impl StoreError {
 ///   the others [`PutOutcome::AlreadyExists`] (S3 `If-None-Match: *`).
 /// - [`get`](ObjectStore::get) returns the body and the user metadata given at
 ///   write; a missing key is [`StoreError::NotFound`].
+/// - [`get_range`](ObjectStore::get_range) returns the bytes of the body in
+///   `start..end`, cut at the body's end (so a range past the end gives
+///   fewer bytes, or none), in one request; a missing key is
+///   [`StoreError::NotFound`]. Readers bound what they read with it.
 /// - [`list`](ObjectStore::list) is strongly consistent (read-after-write, as
 ///   S3 is) and returns every key under the prefix, sorted, with its size.
 /// - [`delete`](ObjectStore::delete) removes the object; deleting a key
@@ -167,6 +172,9 @@ impl StoreError {
 #[async_trait]
 pub trait ObjectStore: Debug + Send + Sync + 'static {
     async fn get(&self, key: &str) -> Result<Object, StoreError>;
+
+    /// The body's bytes in `range`, cut at its end (S3's ranged GET).
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError>;
 
     async fn put(
         &self,
@@ -244,6 +252,10 @@ pub trait ObjectStore: Debug + Send + Sync + 'static {
 impl<T: ObjectStore + ?Sized> ObjectStore for std::sync::Arc<T> {
     async fn get(&self, key: &str) -> Result<Object, StoreError> {
         (**self).get(key).await
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
+        (**self).get_range(key, range).await
     }
 
     async fn put(
@@ -459,13 +471,10 @@ pub async fn put_json<T: serde::Serialize + ?Sized>(
 
 /// Reads a JSON record that only informs: a missing or unreadable one is
 /// `None`.
-pub async fn get_json_if_any<T: serde::de::DeserializeOwned>(
-    store: &dyn ObjectStore,
-    key: &str,
-) -> Result<Option<T>, StoreError> {
-    match store.get(key).await {
-        Ok(o) => Ok(serde_json::from_slice(&o.body).ok()),
-        Err(StoreError::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e),
-    }
+/// The bytes of `body` in `range`, cut at its end: how the stores that
+/// hold a body whole answer [`ObjectStore::get_range`].
+pub fn slice_range(body: &Bytes, range: Range<u64>) -> Bytes {
+    let len = body.len() as u64;
+    let (start, end) = (range.start.min(len), range.end.min(len));
+    body.slice(start as usize..end.max(start) as usize)
 }

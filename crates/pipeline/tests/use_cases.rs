@@ -189,7 +189,7 @@ async fn a_job_runs_once_even_with_duplicate_messages() {
             StitchOutcome::Published(m) => {
                 published += 1;
                 assert_eq!(m.tiles, 9);
-                let stats = read_stats(&*r.store, &m.job).await.unwrap();
+                let stats = read_stats(&*r.store, &m).await.unwrap();
                 assert_eq!(stats.len(), 9);
                 assert!(stats.iter().all(|s| s.worker == "test-worker"));
                 assert!(stats.iter().all(|s| s.started_ms >= s.batch_ms
@@ -291,6 +291,76 @@ async fn hand_edited_params_are_refused() {
     assert_eq!(r.store.list("jobs/edited/tiles/").await.unwrap(), vec![]);
 }
 
+/// Records read whole are read bounded: a principal that may write a
+/// job's records cannot make a reader fetch gigabytes. A planted
+/// oversized params.json fails the tile at once (permanent), naming the
+/// limit; an oversized estimate.json is ignored by the stitch (it only
+/// informs the report); an oversized result or stats is refused unread.
+/// Through a recording store: every such read is one ranged GET of the
+/// limit and a byte, never a whole GET.
+#[tokio::test]
+async fn oversized_records_are_refused_unread() {
+    let (recorder, r) = recording_rig();
+    let plant = |key: String, bytes: u64| {
+        let store = Arc::clone(&r.store);
+        async move {
+            let body = Bytes::from(vec![b' '; bytes as usize]);
+            store
+                .put(&key, body, Metadata::new(), PutMode::Overwrite)
+                .await
+                .unwrap();
+        }
+    };
+    let limit = mandel_pipeline::records::RECORD_MAX_BYTES;
+
+    // params.json, planted under an unused id: the worker refuses it.
+    let planted = JobId::parse("planted").unwrap();
+    plant(
+        planted.params_key(),
+        mandel_pipeline::records::PARAMS_MAX_BYTES + 1,
+    )
+    .await;
+    let reason = failure_of(&r.worker, r#"{"job":"planted","row":0,"col":0}"#).await;
+    assert!(
+        reason.contains("larger than") && reason.contains("not read"),
+        "{reason}"
+    );
+
+    // A real job, with a planted estimate.json of 1 MiB and a byte: the
+    // stitch still publishes, without the estimate.
+    let p = small();
+    let job = r.render_tiles(&p).await;
+    plant(job.estimate_key(), limit + 1).await;
+    let before = recorder.calls().len();
+    let StitchOutcome::Published(m) = stitch(&r.store, &job, Pyramid::Skip).await.unwrap() else {
+        panic!("published")
+    };
+    let estimate_reads: Vec<_> = recorder.calls()[before..]
+        .iter()
+        .filter(|(_, k)| *k == job.estimate_key())
+        .map(|(op, _)| *op)
+        .collect();
+    assert_eq!(estimate_reads, ["get_range"], "one bounded read");
+
+    // stats.json: at most a kilobyte a tile beyond the record limit.
+    let stats_limit = limit + m.tiles * mandel_pipeline::records::STAT_MAX_BYTES;
+    plant(job.stats_key(), stats_limit + 1).await;
+    let err = read_stats(&*r.store, &m).await.unwrap_err();
+    assert!(
+        matches!(&err, PipelineError::RecordTooLarge { limit, .. } if *limit == stats_limit),
+        "{err}"
+    );
+    // result.json: the waiting client refuses it, permanently.
+    plant(job.result_key(), limit + 1).await;
+    let err = wait_for_result(&r.ports(), &job, &p, quick_wait(), |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, PipelineError::RecordTooLarge { .. }) && err.is_permanent(),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn stitch_refuses_missing_tiles_and_renders_corrupt_ones_again() {
     let r = rig();
@@ -341,7 +411,7 @@ async fn stitch_refuses_missing_tiles_and_renders_corrupt_ones_again() {
         expected_counts(&p),
         "damaged tiles must never reach the image"
     );
-    let redone: Vec<(u32, u32)> = read_stats(&*r.store, &m.job)
+    let redone: Vec<(u32, u32)> = read_stats(&*r.store, &m)
         .await
         .unwrap()
         .iter()
@@ -1190,7 +1260,7 @@ async fn a_job_listed_whole_costs_one_listing_per_batch_and_no_row_markers() {
             "batch {b}: one listing of the job"
         );
         assert_eq!(
-            count(before, "get"),
+            count(before, "get_range"),
             usize::from(first),
             "batch {b}: params once"
         );
@@ -1210,7 +1280,7 @@ async fn a_job_listed_whole_costs_one_listing_per_batch_and_no_row_markers() {
     assert_eq!(count(before, "list"), 1, "the stitch lists the job once");
     assert_eq!(count(before, "head"), 0);
     assert_eq!(
-        count(before, "get"),
+        count(before, "get_range") + count(before, "get"),
         2 + p.tile_count() as usize,
         "params, the estimate (for the report) and every tile"
     );
@@ -1302,7 +1372,7 @@ fn priced(calls: &[(&'static str, String)]) -> S3Requests {
             "put" | "list" | "list_children" | "start_upload" | "put_part" | "complete_upload" => {
                 r.put += 1
             }
-            "get" | "head" | "download" => r.get += 1,
+            "get" | "get_range" | "head" | "download" => r.get += 1,
             "delete" | "abort_upload" => {}
             other => panic!("unpriced store call {other} {key}"),
         }
@@ -1402,7 +1472,7 @@ async fn requests_match_the_model(p: RenderParams, batch: usize) {
         .await
         .unwrap();
     assert_eq!(*m, m2);
-    read_stats(&*r.store, &job).await.unwrap();
+    read_stats(&*r.store, &m).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     for key in [&m.image_key, &m.counts_key] {
         r.store

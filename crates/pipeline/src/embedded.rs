@@ -109,7 +109,7 @@ pub async fn render_embedded(
             poll(&*stitches, PollConfig::default(), shutdown, |batch, _| {
                 one_at_a_time(batch, |d| {
                     let store = Arc::clone(&store);
-                    async move { handle_stitch_delivery(&store, &d, None, Pyramid::Skip).await }
+                    async move { handle_stitch_delivery(&store, &d, None, Pyramid::Skip, None).await }
                 })
             })
             .await

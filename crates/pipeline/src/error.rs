@@ -43,6 +43,21 @@ pub enum PipelineError {
     /// A record the pipeline wrote (a result, the stats) does not parse.
     #[error("{key} is unreadable: {reason}")]
     Unreadable { key: String, reason: String },
+    /// The stitch stopped short of its invocation's deadline: the job's
+    /// picture takes longer to stitch than the stitch function may run.
+    #[error(
+        "job {job}: the stitch stopped at its deadline after {:.1} s of its {:.0} s invocation \
+         (the rest kept to record this); the picture takes longer to stitch than the stitch \
+         function may run: give it a longer timeout (Terraform: stitch_timeout_seconds, up to \
+         900) or more memory (faster vCPUs), or render fewer pixels",
+        ran.as_secs_f64(),
+        invocation.as_secs_f64()
+    )]
+    StitchOutOfTime {
+        job: JobId,
+        ran: std::time::Duration,
+        invocation: std::time::Duration,
+    },
     /// A record read whole is larger than any the pipeline writes: it was
     /// planted (a principal that may write the job's records), and is not
     /// read.

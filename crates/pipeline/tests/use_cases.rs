@@ -97,7 +97,7 @@ async fn stitch(
     pyramid: Pyramid,
 ) -> Result<StitchOutcome, PipelineError> {
     let body = serde_json::to_string(&StitchMessage { job: job.clone() }).unwrap();
-    handle_stitch_delivery(store, &delivery("stitch", body, 1), None, pyramid).await
+    handle_stitch_delivery(store, &delivery("stitch", body, 1), None, pyramid, None).await
 }
 
 /// Polls often; re-sends a stitch message after 50 ms.
@@ -182,6 +182,7 @@ async fn a_job_runs_once_even_with_duplicate_messages() {
             &delivery("s", body.clone(), 1),
             None,
             Pyramid::Skip,
+            None,
         )
         .await
         .unwrap()
@@ -534,7 +535,7 @@ async fn a_cancelled_job_is_skipped_and_resumes_when_submitted_again() {
         store_one(&r.worker, &body).await;
     }
     for body in drain(&r.stitches).await {
-        handle_stitch_delivery(&r.store, &delivery("s", body, 1), None, Pyramid::Skip)
+        handle_stitch_delivery(&r.store, &delivery("s", body, 1), None, Pyramid::Skip, None)
             .await
             .unwrap();
     }
@@ -697,7 +698,7 @@ async fn transient_faults_are_retried_to_an_exact_result() {
         .receive(1, Duration::from_millis(10))
         .await
         .unwrap();
-    handle_stitch_delivery(&store, &stitch_msg[0], None, Pyramid::Skip)
+    handle_stitch_delivery(&store, &stitch_msg[0], None, Pyramid::Skip, None)
         .await
         .unwrap();
     let m = wait_for_result(&ports, &job, &p, quick_wait(), |_| {})
@@ -903,7 +904,7 @@ async fn a_lost_stitch_message_is_sent_again_by_the_waiting_client() {
                     .await
                     .unwrap()
                 {
-                    handle_stitch_delivery(&store, &d, None, Pyramid::Skip)
+                    handle_stitch_delivery(&store, &d, None, Pyramid::Skip, None)
                         .await
                         .unwrap();
                     stitches.delete(&[d.receipt]).await.unwrap();
@@ -1119,6 +1120,7 @@ async fn a_stitch_marker_from_a_skewed_clock_is_not_taken_for_a_dead_stitch() {
         &delivery("s", messages[0].clone(), 1),
         None,
         Pyramid::Skip,
+        None,
     )
     .await
     .unwrap();
@@ -1129,6 +1131,60 @@ async fn a_stitch_marker_from_a_skewed_clock_is_not_taken_for_a_dead_stitch() {
 /// A stitch whose job lost its params.json fails at once with a record the
 /// client reports, not after hours of redelivery; a stitch message for a
 /// job nobody submitted writes nothing.
+/// A stitch keeps to its invocation's deadline: one that cannot finish
+/// stops short of it (by the workers' margin: all of a 1 s invocation
+/// here, so it does not start; a longer one is cut by a timeout at the
+/// same point) instead of being killed silently, and on its last attempt
+/// records why; an earlier attempt records nothing (a retry may make it).
+/// Nothing is published by a stopped stitch; one with time publishes.
+#[tokio::test]
+async fn a_stitch_out_of_time_stops_before_its_deadline_and_records_why() {
+    let r = rig();
+    let p = small();
+    let job = r.render_tiles(&p).await;
+    let message = drain(&r.stitches).await.remove(0);
+    for (attempt, last) in [(1, false), (2, true)] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        let err = handle_stitch_delivery(
+            &r.store,
+            &delivery("s", message.clone(), attempt),
+            Some(2),
+            Pyramid::Skip,
+            Some(deadline),
+        )
+        .await
+        .unwrap_err();
+        assert!(std::time::Instant::now() < deadline, "stopped in time");
+        assert!(
+            matches!(err, PipelineError::StitchOutOfTime { .. }),
+            "{err}"
+        );
+        let failures = read_failures(&*r.store, &job).await.unwrap();
+        assert_eq!(failures.len(), usize::from(last), "attempt {attempt}");
+        if last {
+            assert_eq!(failures[0].what, Failed::Stitch);
+            assert!(
+                failures[0].reason.contains("stopped at its deadline")
+                    && failures[0].reason.contains("stitch_timeout_seconds"),
+                "{}",
+                failures[0].reason
+            );
+        }
+        assert!(r.store.head(&job.result_key()).await.unwrap().is_none());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let outcome = handle_stitch_delivery(
+        &r.store,
+        &delivery("s", message, 1),
+        Some(2),
+        Pyramid::Skip,
+        Some(deadline),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(outcome, StitchOutcome::Published(_)));
+}
+
 #[tokio::test]
 async fn a_stitch_whose_params_are_gone_is_recorded_at_once() {
     let r = rig();
@@ -1136,9 +1192,15 @@ async fn a_stitch_whose_params_are_gone_is_recorded_at_once() {
     let job = r.render_tiles(&p).await;
     let message = drain(&r.stitches).await.remove(0);
     r.store.delete(&job.params_key()).await.unwrap();
-    let err = handle_stitch_delivery(&r.store, &delivery("s", message, 1), Some(5), Pyramid::Skip)
-        .await
-        .unwrap_err();
+    let err = handle_stitch_delivery(
+        &r.store,
+        &delivery("s", message, 1),
+        Some(5),
+        Pyramid::Skip,
+        None,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, PipelineError::UnknownJob { .. }), "{err}");
     let failures = read_failures(&*r.store, &job).await.unwrap();
     assert_eq!(failures.len(), 1, "{failures:?}");
@@ -1154,6 +1216,7 @@ async fn a_stitch_whose_params_are_gone_is_recorded_at_once() {
         &delivery("x", stranger, 1),
         Some(5),
         Pyramid::Skip,
+        None,
     )
     .await
     .unwrap_err();
@@ -1461,6 +1524,7 @@ async fn requests_match_the_model(p: RenderParams, batch: usize) {
         &delivery("s", messages[0].clone(), 1),
         None,
         Pyramid::Write,
+        None,
     )
     .await
     .unwrap();

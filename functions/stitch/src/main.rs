@@ -21,11 +21,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // One job at a time: a stitch holds a row of tiles of its image.
     serve(Function::Stitch, args.function, 1, |setup| {
         let (store, max_receives) = (setup.cloud.ports.store.clone(), setup.max_receive_count);
-        move |batch: Vec<Delivery>, _deadline: Option<Instant>| {
+        move |batch: Vec<Delivery>, deadline: Option<Instant>| {
             let store = store.clone();
             one_at_a_time(batch, move |d| {
                 let store = store.clone();
-                async move { handle_stitch_delivery(&store, &d, max_receives, Pyramid::Write).await }
+                async move {
+                    handle_stitch_delivery(&store, &d, max_receives, Pyramid::Write, deadline).await
+                }
             })
         }
     })

@@ -65,11 +65,44 @@ pub async fn handle_stitch_delivery(
     delivery: &Delivery,
     max_receive_count: Option<u32>,
     pyramid: Pyramid,
+    deadline: Option<std::time::Instant>,
 ) -> Result<StitchOutcome, PipelineError> {
     let msg = parse_stitch(&delivery.body)?;
     let last = delivery.is_final(max_receive_count);
     let attempt = StitchAttempt::starting(delivery.receive_count, last);
-    let result = stitch_job(store, &msg.job, Some(attempt), pyramid).await;
+    let stitching = stitch_job(store, &msg.job, Some(attempt), pyramid);
+    // Stopped short of the invocation's deadline, by the workers' margin,
+    // so there is time left to say why (Lambda would kill it silently).
+    let started = std::time::Instant::now();
+    let result = match deadline {
+        None => stitching.await,
+        Some(deadline) => {
+            let invocation = deadline.saturating_duration_since(started);
+            let stop_at = deadline - crate::worker::stop_margin(invocation);
+            // No time at all (a redelivery late in a batch): not started.
+            let run = async {
+                if std::time::Instant::now() >= stop_at {
+                    return Err(());
+                }
+                tokio::time::timeout_at(stop_at.into(), stitching)
+                    .await
+                    .map_err(|_| ())
+            };
+            match run.await {
+                Ok(result) => result,
+                Err(()) => {
+                    let e = PipelineError::StitchOutOfTime {
+                        job: msg.job.clone(),
+                        ran: started.elapsed(),
+                        invocation,
+                    };
+                    warn!(job = %msg.job, error = %e, attempt = delivery.receive_count,
+                          "stitch stopped at its deadline");
+                    Err(e)
+                }
+            }
+        }
+    };
     // Params gone from a job that has tiles: deleted by hand, not a
     // stranger's message (which must write nothing).
     let params_gone = async |e: &PipelineError| {

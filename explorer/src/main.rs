@@ -30,6 +30,11 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     cache: Option<PathBuf>,
 
+    /// Most bytes of tiles the cache keeps (e.g. 500MB, 2GiB); the least
+    /// recently served go first.
+    #[arg(long, value_name = "SIZE", default_value = "1GiB")]
+    cache_max: bytesize::ByteSize,
+
     /// Colormap of the tiles: twilight_shifted, viridis, magma or gray.
     #[arg(long, default_value = "twilight_shifted")]
     colormap: Colormap,
@@ -121,6 +126,7 @@ async fn main() -> Result<()> {
     let config = server::Config {
         port: args.port,
         cache,
+        cache_max: args.cache_max.as_u64(),
         colormap: args.colormap,
         renderer,
         rendered_by,

@@ -25,6 +25,8 @@ use tracing::info;
 pub struct Config {
     pub port: u16,
     pub cache: PathBuf,
+    /// The cache's limit in bytes.
+    pub cache_max: u64,
     pub colormap: Colormap,
     pub renderer: Renderer,
     /// Who renders, for people: "on 2 cores here".
@@ -47,7 +49,14 @@ pub async fn run(config: Config) -> Result<()> {
     let store = FsStore::new(&config.cache)
         .with_context(|| format!("making the tile cache {}", config.cache.display()))?;
     let app = Arc::new(App {
-        tiles: TileService::new(Arc::new(store), config.colormap, config.renderer),
+        tiles: TileService::open(
+            Arc::new(store),
+            config.cache_max,
+            config.colormap,
+            config.renderer,
+        )
+        .await
+        .with_context(|| format!("reading the tile cache {}", config.cache.display()))?,
         page: page(&Source::live(&tile_url_template(config.colormap))),
         colormap: config.colormap,
         pyramid: config.pyramid,
@@ -74,8 +83,9 @@ pub async fn run(config: Config) -> Result<()> {
     let url = format!("http://{}/", listener.local_addr()?);
     println!("{url}");
     eprintln!(
-        "mandel-explore: open {url} (tiles cached in {}, rendered {}){}",
+        "mandel-explore: open {url} (tiles cached in {}, at most {}, rendered {}){}",
         config.cache.display(),
+        bytesize::ByteSize(config.cache_max).display().iec(),
         config.rendered_by,
         match &app.pyramid {
             Some(dir) => format!("; the pyramid in {} at {url}pyramid/", dir.display()),

@@ -10,6 +10,14 @@
 //! once, one message on the tiles queue) marked `explore`, so the worker
 //! stores the blob and stops there: no row marker, no stitch. The blob
 //! stays in the bucket, where every explorer of the deployment finds it.
+//!
+//! The local cache is bounded, least recently served first out
+//! ([`cache`]).
+
+mod cache;
+
+pub use cache::DEFAULT_CACHE_MAX;
+use cache::TileCache;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -29,7 +37,7 @@ use crate::error::PipelineError;
 use crate::job::{JobId, TileMessage};
 use crate::queue::Queue;
 use crate::records::write_params;
-use crate::store::{Metadata, ObjectStore, PutMode, StoreError};
+use crate::store::{ObjectStore, StoreError};
 use crate::tiles;
 
 /// Where a served tile came from.
@@ -133,7 +141,7 @@ pub const MAX_PENDING: usize = 256;
 type Pending = BoxFuture<'static, Result<(Bytes, Source), Arc<TileServiceError>>>;
 
 struct Inner {
-    cache: Arc<dyn ObjectStore>,
+    cache: TileCache,
     colormap: Colormap,
     renderer: Renderer,
     renders: Arc<RenderCounts>,
@@ -189,7 +197,24 @@ const ONLY: TileId = TileId { row: 0, col: 0 };
 impl TileService {
     /// Tiles coloured with `colormap`, cached in `cache`, rendered by
     /// `renderer`.
+    /// The cache has no size limit ([`TileService::open`] sets one).
     pub fn new(cache: Arc<dyn ObjectStore>, colormap: Colormap, renderer: Renderer) -> Self {
+        TileService::with_cache(TileCache::unbounded(cache), colormap, renderer)
+    }
+
+    /// Tiles cached in `cache` up to `cache_max` bytes, the least recently
+    /// served evicted first (what the cache holds already counts).
+    pub async fn open(
+        cache: Arc<dyn ObjectStore>,
+        cache_max: u64,
+        colormap: Colormap,
+        renderer: Renderer,
+    ) -> Result<Self, StoreError> {
+        let cache = TileCache::open(cache, cache_max).await?;
+        Ok(TileService::with_cache(cache, colormap, renderer))
+    }
+
+    fn with_cache(cache: TileCache, colormap: Colormap, renderer: Renderer) -> Self {
         TileService {
             inner: Arc::new(Inner {
                 cache,
@@ -215,6 +240,11 @@ impl TileService {
         &self.inner.renders
     }
 
+    /// The bytes of the cached tiles this service knows of.
+    pub fn cache_bytes(&self) -> u64 {
+        self.inner.cache.bytes()
+    }
+
     /// The PNG of `tile` at `max_iter` iterations, and where it came from.
     /// A request for a tile being rendered for another waits for that
     /// render.
@@ -225,10 +255,8 @@ impl TileService {
     ) -> Result<(Bytes, Source), TileServiceError> {
         let params = tile.params(max_iter)?;
         let key = cache_key(&params, self.inner.colormap);
-        match self.inner.cache.get(&key).await {
-            Ok(object) => return Ok((object.body, Source::Cached)),
-            Err(StoreError::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
+        if let Some(png) = self.inner.cache.get(&key).await? {
+            return Ok((png, Source::Cached));
         }
         let pending = {
             let mut inflight = self.inflight.lock().expect("never poisoned");
@@ -308,10 +336,7 @@ impl Inner {
                 .expect("encoding a tile panicked")
                 .map_err(|e| TileServiceError::Encode(e.to_string()))?;
         let png = Bytes::from(png);
-        // Explorers sharing a cache folder write the same bytes.
-        self.cache
-            .put(&key, png.clone(), Metadata::new(), PutMode::Overwrite)
-            .await?;
+        self.cache.put(&key, png.clone()).await?;
         Ok((png, source))
     }
 }
@@ -389,11 +414,77 @@ async fn stored_counts(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{Metadata, PutMode};
     use crate::{MemoryQueue, MemoryStore, TileWorker};
 
     fn direct(tile: WorldTile, max_iter: u32) -> Bytes {
         let counts = explore::render(&tile.params(max_iter).unwrap());
         Bytes::from(explore::tile_png(&counts, max_iter, Colormap::TwilightShifted).unwrap())
+    }
+
+    /// The cache keeps to its limit, the least recently served tile out
+    /// first; an evicted tile is rendered again; a cache opened over a
+    /// fuller folder evicts down to its limit at once.
+    #[tokio::test]
+    async fn the_cache_keeps_to_its_limit_evicting_the_least_recently_served() {
+        let tiles: Vec<WorldTile> = [(0, 0), (1, 0), (2, 1), (3, 2)]
+            .iter()
+            .map(|&(x, y)| WorldTile::new(2, x, y).unwrap())
+            .collect();
+        let size = |t: WorldTile| direct(t, 200).len() as u64;
+        let (a, b, c, d) = (tiles[0], tiles[1], tiles[2], tiles[3]);
+        let max = size(a) + size(b) + size(c);
+        let store = Arc::new(MemoryStore::new());
+        let service = TileService::open(
+            store.clone(),
+            max,
+            Colormap::TwilightShifted,
+            Renderer::local(1),
+        )
+        .await
+        .unwrap();
+        for t in [a, b, c] {
+            assert_eq!(service.tile(t, 200).await.unwrap().1, Source::Rendered);
+        }
+        assert_eq!(service.cache_bytes(), max, "three tiles fit");
+        // a is served again: b is now the least recently served.
+        assert_eq!(service.tile(a, 200).await.unwrap().1, Source::Cached);
+        assert_eq!(service.tile(d, 200).await.unwrap().1, Source::Rendered);
+        let key = |t: WorldTile| cache_key(&t.params(200).unwrap(), Colormap::TwilightShifted);
+        let held: Vec<String> = store
+            .list("tiles/")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.key)
+            .collect();
+        assert!(!held.contains(&key(b)), "b went first");
+        assert!(held.contains(&key(a)) && held.contains(&key(d)));
+        let stored: u64 = store
+            .list("tiles/")
+            .await
+            .unwrap()
+            .iter()
+            .map(|m| m.size)
+            .sum();
+        assert!(stored <= max, "{stored} bytes held, limit {max}");
+        assert_eq!(stored, service.cache_bytes());
+        // An evicted tile is rendered again, the same bytes.
+        let (again, source) = service.tile(b, 200).await.unwrap();
+        assert_eq!((again, source), (direct(b, 200), Source::Rendered));
+
+        // Opened again with room for one tile: evicted down at once.
+        let small = TileService::open(
+            store.clone(),
+            size(b),
+            Colormap::TwilightShifted,
+            Renderer::local(1),
+        )
+        .await
+        .unwrap();
+        let left = store.list("tiles/").await.unwrap();
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert_eq!(small.cache_bytes(), left[0].size);
     }
 
     #[tokio::test]

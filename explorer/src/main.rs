@@ -9,6 +9,7 @@
 mod server;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use mandel_aws::{AwsClients, Cloud};
 use mandel_core::Colormap;
-use mandel_pipeline::explore::Renderer;
+use mandel_pipeline::explore::{Renderer, SpendingLimit};
 
 #[derive(Debug, Parser)]
 #[command(name = "mandel-explore", version, about)]
@@ -59,6 +60,20 @@ struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 60, requires = "bucket",
           value_parser = clap::value_parser!(u64).range(1..=900))]
     tile_timeout: u64,
+
+    /// With --bucket: spend at most this many US dollars an hour on tiles
+    /// the bucket lacks, each priced by the cost model before it is sent;
+    /// past it, tiles are refused (429) until older ones are an hour old.
+    #[arg(long, value_name = "USD", default_value_t = 0.25, requires = "bucket",
+          value_parser = non_negative_dollars)]
+    max_cost_per_hour: f64,
+}
+
+fn non_negative_dollars(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a number of US dollars, 0 or more")),
+    }
 }
 
 fn default_cache() -> Result<PathBuf> {
@@ -115,11 +130,18 @@ async fn main() -> Result<()> {
                 store: cloud.ports.store.clone(),
                 tiles_queue: cloud.ports.tiles.clone(),
                 timeout: Duration::from_secs(args.tile_timeout),
+                limit: Arc::new(SpendingLimit::per_hour(
+                    args.max_cost_per_hour,
+                    cloud.deployment.clone(),
+                )),
             };
             (
                 renderer,
                 Some(cloud.ports.store),
-                format!("by the workers of bucket {bucket}"),
+                format!(
+                    "by the workers of bucket {bucket}, at most ${} an hour",
+                    args.max_cost_per_hour
+                ),
             )
         }
     };

@@ -262,6 +262,15 @@ async fn tile(
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
             response
         }
+        Err(e @ TileServiceError::OverLimit { retry_after, .. }) => {
+            let mut response = refuse(StatusCode::TOO_MANY_REQUESTS, e.to_string());
+            let secs = retry_after.as_secs().max(1).to_string();
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from_str(&secs).expect("digits"),
+            );
+            response
+        }
         Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

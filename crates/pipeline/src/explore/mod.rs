@@ -15,9 +15,11 @@
 //! ([`cache`]).
 
 mod cache;
+mod spending;
 
 pub use cache::DEFAULT_CACHE_MAX;
 use cache::TileCache;
+pub use spending::{OverLimit, SpendingLimit};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -83,6 +85,18 @@ pub enum TileServiceError {
         waited.as_secs()
     )]
     Timeout { job: JobId, waited: Duration },
+    /// The fleet's tiles of the last hour cost as much as the explorer may
+    /// spend: ask again after `retry_after`.
+    #[error(
+        "the fleet's tiles of the last hour cost ${spent:.4}, and this one would pass this \
+         explorer's limit of ${per_hour:.4} an hour (--max-cost-per-hour); ask again in {} s",
+        retry_after.as_secs()
+    )]
+    OverLimit {
+        per_hour: f64,
+        spent: f64,
+        retry_after: Duration,
+    },
     /// As many renders are pending as the server takes: ask again soon.
     #[error("{pending} tile renders are pending, as many as this explorer takes; ask again soon")]
     Busy { pending: usize },
@@ -101,11 +115,13 @@ pub enum Renderer {
     /// arrive first.
     Local { cores: Semaphore },
     /// By the deployed workers through `tiles_queue`; blobs land in
-    /// `store`. A tile not stored within `timeout` is an error.
+    /// `store`. A tile not stored within `timeout` is an error; one that
+    /// would pass the spending `limit` is refused.
     Fleet {
         store: Arc<dyn ObjectStore>,
         tiles_queue: Arc<dyn Queue>,
         timeout: Duration,
+        limit: Arc<SpendingLimit>,
     },
 }
 
@@ -327,7 +343,8 @@ impl Inner {
                 store,
                 tiles_queue,
                 timeout,
-            } => from_fleet(&**store, &**tiles_queue, *timeout, &params).await?,
+                limit,
+            } => from_fleet(&**store, &**tiles_queue, *timeout, limit, &params).await?,
         };
         let colormap = self.colormap;
         let png =
@@ -347,6 +364,7 @@ async fn from_fleet(
     store: &dyn ObjectStore,
     tiles_queue: &dyn Queue,
     timeout: Duration,
+    limit: &Arc<SpendingLimit>,
     params: &RenderParams,
 ) -> Result<(Vec<u32>, Source), TileServiceError> {
     let job = JobId::for_params(params);
@@ -356,6 +374,21 @@ async fn from_fleet(
     };
     if let Some(counts) = stored_counts(store, &job, params).await.map_err(fleet)? {
         return Ok((counts, Source::Bucket));
+    }
+    // Priced (a sample of the tile: CPU work) and charged before it is
+    // sent; a stored tile above cost nothing.
+    if limit.is_limited() {
+        let (pricer, priced) = (Arc::clone(limit), params.clone());
+        let price = tokio::task::spawn_blocking(move || pricer.price(&priced))
+            .await
+            .expect("pricing a tile panicked");
+        limit
+            .charge(price)
+            .map_err(|o| TileServiceError::OverLimit {
+                per_hour: o.per_hour,
+                spent: o.spent,
+                retry_after: o.retry_after,
+            })?;
     }
     write_params(store, &job, params).await.map_err(fleet)?;
     let message = TileMessage {
@@ -657,6 +690,7 @@ mod tests {
             store: store.clone(),
             tiles_queue: tiles.clone(),
             timeout: Duration::from_secs(30),
+            limit: Arc::new(SpendingLimit::unlimited()),
         };
         let service = TileService::new(
             Arc::new(MemoryStore::new()),
@@ -736,6 +770,7 @@ mod tests {
                 store: store.clone(),
                 tiles_queue: tiles.clone(),
                 timeout: Duration::from_secs(30),
+                limit: Arc::new(SpendingLimit::unlimited()),
             },
         );
         assert!(service.tile(tile, 2000).await.is_err());
@@ -743,6 +778,57 @@ mod tests {
         assert!(
             cache.list("").await.unwrap().is_empty(),
             "a wrong tile was cached"
+        );
+    }
+
+    /// With a spending limit, each tile the bucket lacks is priced by the
+    /// cost model and charged before its job is sent; one that would pass
+    /// the limit is refused (nothing sent, nothing written), while tiles
+    /// the bucket has cost nothing and are still served.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn fleet_tiles_past_the_spending_limit_are_refused_unsent() {
+        let (store, tiles, _stitch) = fleet();
+        let (a, b) = (
+            WorldTile::new(10, 450, 483).unwrap(),
+            WorldTile::new(10, 451, 483).unwrap(),
+        );
+        let deployment = crate::Deployment::defaults("us-east-1");
+        let probe = SpendingLimit::per_hour(1.0, deployment.clone());
+        let price = |t: WorldTile| probe.price(&t.params(2000).unwrap());
+        assert!(price(a) > 0.0 && price(b) > 0.0);
+        let limit = Arc::new(SpendingLimit::per_hour(
+            price(a) + price(b) / 2.0,
+            deployment,
+        ));
+        let service = |limit: &Arc<SpendingLimit>| {
+            TileService::new(
+                Arc::new(MemoryStore::new()),
+                Colormap::TwilightShifted,
+                Renderer::Fleet {
+                    store: store.clone(),
+                    tiles_queue: tiles.clone(),
+                    timeout: Duration::from_secs(30),
+                    limit: Arc::clone(limit),
+                },
+            )
+        };
+        let first = service(&limit);
+        assert_eq!(first.tile(a, 2000).await.unwrap().1, Source::Fleet);
+        let err = first.tile(b, 2000).await.unwrap_err();
+        let TileServiceError::OverLimit { retry_after, .. } = &err else {
+            panic!("{err}")
+        };
+        assert!(*retry_after <= Duration::from_secs(3600));
+        assert!(err.to_string().contains("--max-cost-per-hour"), "{err}");
+        let job_b = JobId::for_params(&b.params(2000).unwrap());
+        assert!(
+            store.list(&job_b.prefix()).await.unwrap().is_empty(),
+            "b sent"
+        );
+        // Another explorer on the same limit: the stored tile is free.
+        assert_eq!(
+            service(&limit).tile(a, 2000).await.unwrap().1,
+            Source::Bucket
         );
     }
 
@@ -755,6 +841,7 @@ mod tests {
                 store: Arc::new(MemoryStore::new()),
                 tiles_queue: Arc::new(MemoryQueue::new(Duration::from_secs(30))),
                 timeout: Duration::from_secs(5),
+                limit: Arc::new(SpendingLimit::unlimited()),
             },
         );
         let err = service

@@ -30,8 +30,8 @@ locals {
 
 # Worker: read params, the cancel marker and a deep job's reference orbit,
 # write tiles, row markers, failure records and reference orbit segments,
-# list its job's tiles and row markers, consume the tiles queue, send to
-# the stitch queue.
+# list its job's tiles and row markers, consume the tiles and explore
+# queues, send to the stitch queue.
 data "aws_iam_policy_document" "worker" {
   statement {
     sid     = "ReadParams"
@@ -68,7 +68,7 @@ data "aws_iam_policy_document" "worker" {
   statement {
     sid       = "ConsumeTiles"
     actions   = local.consume_queue
-    resources = [aws_sqs_queue.tiles.arn]
+    resources = [aws_sqs_queue.tiles.arn, aws_sqs_queue.explore.arn]
   }
   statement {
     sid       = "SendStitch"
@@ -206,10 +206,10 @@ data "aws_iam_policy_document" "client" {
   }
   statement {
     # Tile and reference-orbit messages; a stitch message when every tile
-    # is already stored.
+    # is already stored; the explorer's tile messages.
     sid       = "SendWork"
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.tiles.arn, aws_sqs_queue.stitch.arn]
+    resources = [aws_sqs_queue.tiles.arn, aws_sqs_queue.stitch.arn, aws_sqs_queue.explore.arn]
   }
 }
 

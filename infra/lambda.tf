@@ -58,6 +58,20 @@ resource "aws_lambda_event_source_mapping" "tiles" {
   }
 }
 
+# The explorer's tiles: the same worker, its own trigger and concurrency
+# (infra/sqs.tf says why).
+resource "aws_lambda_event_source_mapping" "explore" {
+  event_source_arn                   = aws_sqs_queue.explore.arn
+  function_name                      = aws_lambda_function.function["worker"].arn
+  batch_size                         = var.worker_batch_size
+  maximum_batching_window_in_seconds = 0
+  function_response_types            = ["ReportBatchItemFailures"]
+
+  scaling_config {
+    maximum_concurrency = var.explore_max_concurrency
+  }
+}
+
 resource "aws_lambda_event_source_mapping" "stitch" {
   event_source_arn                   = aws_sqs_queue.stitch.arn
   function_name                      = aws_lambda_function.function["stitch"].arn

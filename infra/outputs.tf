@@ -15,6 +15,10 @@ output "stitch_queue_url" {
   value = aws_sqs_queue.stitch.url
 }
 
+output "explore_queue_url" {
+  value = aws_sqs_queue.explore.url
+}
+
 output "stitch_dlq_url" {
   value = aws_sqs_queue.stitch_dlq.url
 }

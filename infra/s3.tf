@@ -97,6 +97,7 @@ resource "aws_s3_object" "deployment" {
     tiles_dlq_url    = aws_sqs_queue.tiles_dlq.url
     stitch_queue_url = aws_sqs_queue.stitch.url
     stitch_dlq_url   = aws_sqs_queue.stitch_dlq.url
+    explore_queue_url = aws_sqs_queue.explore.url
     worker           = { timeout_secs = var.worker_timeout_seconds, memory_mb = var.worker_memory_mb }
     stitch           = { timeout_secs = var.stitch_timeout_seconds, memory_mb = var.stitch_memory_mb }
     fleet = {

@@ -29,6 +29,37 @@ resource "aws_sqs_queue_redrive_allow_policy" "tiles_dlq" {
   })
 }
 
+# The explorer's one-tile jobs (`mandel-explore --bucket`) have a queue
+# of their own, consumed by the same worker function through a trigger of
+# its own with its own concurrency: a batch job's backlog never delays an
+# explorer's tile, and explorer tiles never take the batch trigger's
+# invocations or queue ahead of a batch job's tiles.
+resource "aws_sqs_queue" "explore_dlq" {
+  name                      = "${var.name_prefix}-explore-dlq"
+  message_retention_seconds = 1209600
+  sqs_managed_sse_enabled   = true
+}
+
+resource "aws_sqs_queue" "explore" {
+  name                       = "${var.name_prefix}-explore"
+  visibility_timeout_seconds = 6 * var.worker_timeout_seconds
+  # A tile nobody has looked at for an hour is not wanted any more.
+  message_retention_seconds = 3600
+  sqs_managed_sse_enabled   = true
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.explore_dlq.arn
+    maxReceiveCount     = var.max_receive_count
+  })
+}
+
+resource "aws_sqs_queue_redrive_allow_policy" "explore_dlq" {
+  queue_url = aws_sqs_queue.explore_dlq.id
+  redrive_allow_policy = jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = [aws_sqs_queue.explore.arn]
+  })
+}
+
 resource "aws_sqs_queue" "stitch_dlq" {
   name                      = "${var.name_prefix}-stitch-dlq"
   message_retention_seconds = 1209600

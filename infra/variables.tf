@@ -93,6 +93,17 @@ variable "worker_max_concurrency" {
   }
 }
 
+variable "explore_max_concurrency" {
+  description = "Most worker invocations the explorer's queue's trigger runs at once, beside the tiles queue's."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.explore_max_concurrency >= 2 && var.explore_max_concurrency <= 1000
+    error_message = "explore_max_concurrency must be between 2 and 1000 (Lambda's limits for SQS triggers)."
+  }
+}
+
 variable "worker_batch_size" {
   description = "Tile messages per worker invocation."
   type        = number

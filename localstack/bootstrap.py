@@ -30,6 +30,8 @@ tiles_dlq, tiles_dlq_arn = queue(f"{prefix}-tiles-dlq", 30)
 stitch_dlq, stitch_dlq_arn = queue(f"{prefix}-stitch-dlq", 30)
 tiles, _ = queue(f"{prefix}-tiles", 5, tiles_dlq_arn)
 stitch, _ = queue(f"{prefix}-stitch", 10, stitch_dlq_arn)
+explore_dlq, explore_dlq_arn = queue(f"{prefix}-explore-dlq", 30)
+explore, _ = queue(f"{prefix}-explore", 5, explore_dlq_arn)
 
 record = {
     "version": 1,
@@ -39,6 +41,7 @@ record = {
     "tiles_dlq_url": tiles_dlq,
     "stitch_queue_url": stitch,
     "stitch_dlq_url": stitch_dlq,
+    "explore_queue_url": explore,
     # Terraform's defaults (infra/variables.tf); the pollers enforce them.
     "worker": {"timeout_secs": 60, "memory_mb": 3538},
     "stitch": {"timeout_secs": 300, "memory_mb": 4096},
@@ -47,4 +50,4 @@ record = {
 }
 s3.put_object(Bucket=bucket, Key=".mandel/deployment.json", Body=json.dumps(record, indent=2).encode(),
               ContentType="application/json")
-print(f"bootstrap: bucket {bucket}, queues {tiles}, {stitch}")
+print(f"bootstrap: bucket {bucket}, queues {tiles}, {stitch}, {explore}")

@@ -288,7 +288,7 @@ fn without_the_workers_write_of_the_reference_orbit_a_deep_job_fails_at_once_nam
 fn the_explorer_has_the_fleet_render_tiles_and_reads_pyramids_under_the_client_policy() {
     let cloud = IamCloud::start("iam-explore", policies("iam-explore"));
     let dir = tempfile::tempdir().unwrap();
-    let _worker = cloud.poller("mandel-worker", "worker", &dir.path().join("w.log"));
+    let worker = cloud.poller("mandel-worker", "worker", &dir.path().join("w.log"));
     let (_explorer, url) = start_explorer(
         cloud
             .command("mandel-explore", "client")
@@ -309,10 +309,43 @@ fn the_explorer_has_the_fleet_render_tiles_and_reads_pyramids_under_the_client_p
     let direct = explore::tile_png(&counts, max_iter_for(10), Colormap::TwilightShifted).unwrap();
     assert_eq!(r.body, direct);
 
+    // The explorer's tiles went to a queue of their own, not the tiles
+    // queue batch jobs use.
+    let explore_queue = cloud.deployment.explore_queue_url.clone().unwrap();
+    assert_eq!(cloud.depth(&cloud.deployment.tiles_queue_url), 0);
+
+    // Explorer tiles never delay a batch job: with a backlog of explorer
+    // tiles of a second or more each (24 CPU-s: inside the period-3 bulb,
+    // no shortcut, 4.3 G iterations), a job submitted after them finishes
+    // before they are all rendered. On one shared queue it would wait
+    // behind them.
+    let heavy: Vec<RenderParams> = (0..24)
+        .map(|k| {
+            WorldTile::new(6, 38, 20)
+                .unwrap()
+                .params(65535 - k)
+                .unwrap()
+        })
+        .collect();
+    cloud.plant_explore_tiles(&heavy);
+    assert_eq!(cloud.depth(&explore_queue), 24);
+
     // A job, so the stitch writes its pyramid under the stitch's policy;
     // the explorer reads it under the client's.
     let run = run_job(&cloud, SMALL_JOB);
     assert!(run.status.success(), "{}", run.stderr);
+    let rendered = cloud.stored_explore_tiles(&heavy);
+    assert!(
+        rendered < heavy.len(),
+        "the batch job finished after every explorer tile ({:.1} s)",
+        run.took.as_secs_f64()
+    );
+    eprintln!(
+        "batch job in {:.1} s beside a backlog of {} explorer tiles, {rendered} of them rendered by then",
+        run.took.as_secs_f64(),
+        heavy.len()
+    );
+    drop(worker);
     let params = RenderParams {
         tiles_per_side: 4,
         tile_pixels: 32,

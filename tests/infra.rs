@@ -76,8 +76,11 @@ fn functions_match_the_binaries_and_the_environment_they_read() {
 #[test]
 fn triggers_wire_each_queue_to_its_function_with_partial_batch_failures() {
     let tf = terraform();
-    for (mapping, queue, function) in [("tiles", "tiles", "worker"), ("stitch", "stitch", "stitch")]
-    {
+    for (mapping, queue, function) in [
+        ("tiles", "tiles", "worker"),
+        ("explore", "explore", "worker"),
+        ("stitch", "stitch", "stitch"),
+    ] {
         let m = block(
             &tf,
             "resource",
@@ -191,6 +194,7 @@ fn example_deployment() -> Deployment {
         tiles_dlq_url: String::new(),
         stitch_queue_url: String::new(),
         stitch_dlq_url: String::new(),
+        explore_queue_url: Some(String::new()),
         worker: limits,
         stitch: limits,
         fleet: Fleet::default(),
@@ -348,7 +352,10 @@ fn each_role_allows_what_its_function_does_and_no_more() {
         );
     }
     assert_eq!(worker["sqs:SendMessage"], ["aws_sqs_queue.stitch.arn"]);
-    assert_eq!(worker["sqs:ReceiveMessage"], ["aws_sqs_queue.tiles.arn"]);
+    assert_eq!(
+        worker["sqs:ReceiveMessage"],
+        ["aws_sqs_queue.tiles.arn", "aws_sqs_queue.explore.arn"]
+    );
 
     // The stitch reads tiles, params, results and the cancel marker, writes
     // the three outputs, re-rendered tiles and its failure record.
@@ -456,7 +463,11 @@ fn each_role_allows_what_its_function_does_and_no_more() {
     assert!(allows(&client, "s3:ListBucket", &job.prefix()));
     assert_eq!(
         client["sqs:SendMessage"],
-        ["aws_sqs_queue.tiles.arn", "aws_sqs_queue.stitch.arn"]
+        [
+            "aws_sqs_queue.tiles.arn",
+            "aws_sqs_queue.stitch.arn",
+            "aws_sqs_queue.explore.arn"
+        ]
     );
     assert!(!client.contains_key("sqs:ReceiveMessage"));
 

@@ -66,6 +66,7 @@ impl Lane {
             tiles_dlq_url: self.tiles_dlq.clone(),
             stitch_queue_url: self.stitch.clone(),
             stitch_dlq_url: self.stitch_dlq.clone(),
+            explore_queue_url: None,
             worker,
             stitch,
             fleet: Default::default(),

@@ -37,6 +37,7 @@ pub struct IamCloud {
     users: BTreeMap<String, (String, String)>,
     rt: tokio::runtime::Runtime,
     admin: aws_sdk_sqs::Client,
+    admin_s3: aws_sdk_s3::Client,
 }
 
 /// moto names each SQS batch call as its own action, where AWS authorizes
@@ -87,6 +88,8 @@ impl IamCloud {
             tiles_dlq: queue("tiles-dlq"),
             stitch_queue: queue("stitch"),
             stitch_dlq: queue("stitch-dlq"),
+            explore_queue: queue("explore"),
+            explore_dlq: queue("explore-dlq"),
         }
     }
 
@@ -151,6 +154,7 @@ impl IamCloud {
             tiles_dlq_url: url("tiles-dlq"),
             stitch_queue_url: url("stitch"),
             stitch_dlq_url: url("stitch-dlq"),
+            explore_queue_url: Some(url("explore")),
             worker: FunctionLimits::WORKER,
             stitch: FunctionLimits::STITCH,
             fleet: Default::default(),
@@ -173,7 +177,7 @@ impl IamCloud {
             "region": REGION,
             "bucket": bucket,
             "objects": { DEPLOYMENT_KEY: serde_json::to_string(&deployment).unwrap() },
-            "queues": [queue("tiles"), queue("stitch")],
+            "queues": [queue("tiles"), queue("stitch"), queue("explore")],
             "users": users,
         });
         let python = server.parent().unwrap().join("python");
@@ -222,6 +226,18 @@ impl IamCloud {
                 .credentials_provider(Credentials::new(key, secret, None, None, "test"))
                 .build(),
         );
+        let (key, secret) = users["admin"].clone();
+        let admin_s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                .region(aws_sdk_s3::config::Region::new(REGION))
+                .endpoint_url(&endpoint)
+                .force_path_style(true)
+                .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                    key, secret, None, None, "test",
+                ))
+                .build(),
+        );
         IamCloud {
             _server: running,
             endpoint,
@@ -230,6 +246,7 @@ impl IamCloud {
             users,
             rt: tokio::runtime::Runtime::new().unwrap(),
             admin,
+            admin_s3,
         }
     }
 
@@ -246,7 +263,8 @@ impl IamCloud {
             .env_remove("AWS_SESSION_TOKEN")
             .env_remove("AWS_PROFILE")
             .env_remove("MANDEL_TILES_QUEUE_URL")
-            .env_remove("MANDEL_STITCH_QUEUE_URL");
+            .env_remove("MANDEL_STITCH_QUEUE_URL")
+            .env_remove("MANDEL_EXPLORE_QUEUE_URL");
         cmd
     }
 
@@ -278,6 +296,50 @@ impl IamCloud {
             .expect("receive as admin")
             .messages()
             .len()
+    }
+
+    /// Enqueues one-tile explorer jobs as `mandel-explore --bucket` does
+    /// (params, then a message on the explore queue), as admin.
+    pub fn plant_explore_tiles(&self, params: &[mandel_core::RenderParams]) {
+        use mandel_pipeline::{JobId, Queue, TileMessage};
+        let url = self
+            .deployment
+            .explore_queue_url
+            .as_ref()
+            .expect("an explore queue");
+        let store = mandel_aws::S3Store::new(self.admin_s3.clone(), &self.bucket);
+        let queue = mandel_aws::SqsQueue::new(self.admin.clone(), url);
+        self.rt.block_on(async {
+            let mut bodies = Vec::new();
+            for p in params {
+                let job = JobId::for_params(p);
+                mandel_pipeline::records::write_params(&store, &job, p)
+                    .await
+                    .unwrap();
+                let message = TileMessage {
+                    explore: true,
+                    ..TileMessage::new(job, mandel_core::TileId::new(0, 0))
+                };
+                bodies.push(serde_json::to_string(&message).unwrap());
+            }
+            queue.send_batch(&bodies).await.unwrap();
+        });
+    }
+
+    /// How many of the one-tile jobs of `params` have their tile stored
+    /// (listed as admin).
+    pub fn stored_explore_tiles(&self, params: &[mandel_core::RenderParams]) -> usize {
+        use mandel_pipeline::{JobId, ObjectStore};
+        let store = mandel_aws::S3Store::new(self.admin_s3.clone(), &self.bucket);
+        self.rt.block_on(async {
+            let mut stored = 0;
+            for p in params {
+                let job = JobId::for_params(p);
+                let tiles = store.list(&job.tiles_prefix()).await.unwrap();
+                stored += usize::from(!tiles.is_empty());
+            }
+            stored
+        })
     }
 
     /// Messages in a queue (by URL), visible or in flight.

@@ -85,6 +85,8 @@ pub struct Arns {
     pub tiles_dlq: String,
     pub stitch_queue: String,
     pub stitch_dlq: String,
+    pub explore_queue: String,
+    pub explore_dlq: String,
 }
 
 impl Arns {
@@ -98,6 +100,8 @@ impl Arns {
                 "tiles_dlq": queue(&self.tiles_dlq),
                 "stitch": queue(&self.stitch_queue),
                 "stitch_dlq": queue(&self.stitch_dlq),
+                "explore": queue(&self.explore_queue),
+                "explore_dlq": queue(&self.explore_dlq),
             },
             "aws_cloudwatch_log_group": {
                 "function": { "worker": log_group("worker"), "stitch": log_group("stitch") }

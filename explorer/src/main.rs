@@ -128,7 +128,9 @@ async fn main() -> Result<()> {
                 .with_context(|| format!("connecting to the deployment of bucket {bucket}"))?;
             let renderer = Renderer::Fleet {
                 store: cloud.ports.store.clone(),
-                tiles_queue: cloud.ports.tiles.clone(),
+                // Its own queue, so its tiles and batch jobs never wait
+                // for each other (older deployments: the tiles queue).
+                tiles_queue: cloud.explore.clone().unwrap_or(cloud.ports.tiles.clone()),
                 timeout: Duration::from_secs(args.tile_timeout),
                 limit: Arc::new(SpendingLimit::per_hour(
                     args.max_cost_per_hour,

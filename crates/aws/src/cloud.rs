@@ -1,7 +1,7 @@
 use std::sync::Arc;
 
 use mandel_pipeline::{
-    BUCKET_ENV, Deployment, ObjectStore, PipelineError, Ports, RetryPolicy, Retrying,
+    BUCKET_ENV, Deployment, ObjectStore, PipelineError, Ports, Queue, RetryPolicy, Retrying,
 };
 
 use crate::{AwsClients, S3Store, SqsQueue};
@@ -13,14 +13,19 @@ pub struct Cloud {
     pub deployment: Deployment,
     /// The bucket and the two queues, as the use cases take them.
     pub ports: Ports,
+    /// The explorer's tile queue, if the deployment has one (the workers
+    /// consume it beside the tiles queue; the explorer sends to it).
+    pub explore: Option<Arc<dyn Queue>>,
     tiles_sqs: SqsQueue,
     stitch_sqs: SqsQueue,
 }
 
 impl Cloud {
     /// Connects to `bucket` and reads its deployment record. The queue URLs
-    /// can be overridden with `MANDEL_TILES_QUEUE_URL` and
-    /// `MANDEL_STITCH_QUEUE_URL`.
+    /// can be overridden with `MANDEL_TILES_QUEUE_URL`,
+    /// `MANDEL_STITCH_QUEUE_URL` and `MANDEL_EXPLORE_QUEUE_URL`; a tiles
+    /// queue overridden without an explore queue means none (a test's
+    /// private lane does not consume the shared explore queue).
     pub async fn connect(clients: &AwsClients, bucket: &str) -> Result<Cloud, PipelineError> {
         let policy = RetryPolicy::default();
         let store: Arc<dyn ObjectStore> = Arc::new(Retrying::new(
@@ -30,13 +35,24 @@ impl Cloud {
         let mut deployment = Deployment::load(&*store).await?;
         if let Ok(url) = std::env::var("MANDEL_TILES_QUEUE_URL") {
             deployment.tiles_queue_url = url;
+            deployment.explore_queue_url = None;
+        }
+        if let Ok(url) = std::env::var("MANDEL_EXPLORE_QUEUE_URL") {
+            deployment.explore_queue_url = Some(url);
         }
         if let Ok(url) = std::env::var("MANDEL_STITCH_QUEUE_URL") {
             deployment.stitch_queue_url = url;
         }
         let tiles_sqs = SqsQueue::new(clients.sqs.clone(), &deployment.tiles_queue_url);
         let stitch_sqs = SqsQueue::new(clients.sqs.clone(), &deployment.stitch_queue_url);
+        let explore = deployment.explore_queue_url.as_ref().map(|url| {
+            Arc::new(Retrying::new(
+                SqsQueue::new(clients.sqs.clone(), url),
+                policy,
+            )) as Arc<dyn Queue>
+        });
         Ok(Cloud {
+            explore,
             deployment,
             ports: Ports {
                 store,

@@ -48,7 +48,9 @@ pub struct Setup {
 /// A function's whole `main`: logging, connecting to the bucket's
 /// deployment, building the batch handler from the [`Setup`], then
 /// serving Lambda (or, with `--poll`, polling in batches of `poll_batch`)
-/// under the function's limits.
+/// under the function's limits. Polling, each queue the function consumes
+/// gets a handler of its own, as each Lambda trigger's invocations run in
+/// sandboxes of their own.
 pub async fn serve<B, F, Fut>(
     function: Function,
     args: FunctionArgs,
@@ -56,7 +58,7 @@ pub async fn serve<B, F, Fut>(
     build: B,
 ) -> Result<(), lambda_runtime::Error>
 where
-    B: FnOnce(&Setup) -> F,
+    B: Fn(&Setup) -> F,
     F: Fn(Vec<Delivery>, Option<Instant>) -> Fut,
     Fut: Future<Output = Vec<String>>,
 {
@@ -82,23 +84,30 @@ where
         max_receive_count,
         process_name,
     };
-    let handle = build(&setup);
-    let queue: &dyn Queue = match function {
-        Function::Worker => &*setup.cloud.ports.tiles,
-        Function::Stitch => &*setup.cloud.ports.stitch,
+    // The worker consumes the explorer's queue too, through a trigger of
+    // its own (infra/sqs.tf says why).
+    let queues: Vec<&dyn Queue> = match function {
+        Function::Worker => std::iter::once(&*setup.cloud.ports.tiles)
+            .chain(setup.cloud.explore.as_deref())
+            .collect(),
+        Function::Stitch => vec![&*setup.cloud.ports.stitch],
     };
-    run_function(queue, limits, args.poll.then_some(poll_batch), handle).await
+    let handlers = match args.poll {
+        true => queues.into_iter().map(|q| (q, build(&setup))).collect(),
+        false => vec![(queues[0], build(&setup))],
+    };
+    run_function(handlers, limits, args.poll.then_some(poll_batch)).await
 }
 
-/// Runs a function: as a Lambda serving the runtime API, or with
-/// `poll_batch` as its own event-source mapping on `queue` (batches of that
-/// many messages). Either way its memory is capped and each batch is an
-/// invocation with the function's timeout.
+/// Runs a function: as a Lambda serving the runtime API (with the first
+/// handler), or with `poll_batch` as an event-source mapping per queue,
+/// each with its handler (batches of that many messages, the queues
+/// polled side by side). Either way its memory is capped and each batch
+/// is an invocation with the function's timeout.
 pub async fn run_function<F, Fut>(
-    queue: &dyn Queue,
+    handlers: Vec<(&dyn Queue, F)>,
     limits: FunctionLimits,
     poll_batch: Option<usize>,
-    handle: F,
 ) -> Result<(), lambda_runtime::Error>
 where
     F: Fn(Vec<Delivery>, Option<Instant>) -> Fut,
@@ -107,9 +116,15 @@ where
     mandel_pipeline::process::return_freed_memory();
     cap_memory(limits)?;
     if let Some(batch) = poll_batch {
-        poll_until_signal(queue, batch, limits, handle).await?;
+        let loops = handlers
+            .into_iter()
+            .map(|(queue, handle)| poll_until_signal(queue, batch, limits, handle));
+        for stats in futures::future::join_all(loops).await {
+            stats?;
+        }
         return Ok(());
     }
+    let (_, handle) = handlers.into_iter().next().expect("a handler");
     lambda_runtime::run(lambda_runtime::service_fn(
         |event: LambdaEvent<SqsEvent>| async {
             Ok::<_, lambda_runtime::Error>(handle_event(event, limits, &handle).await)

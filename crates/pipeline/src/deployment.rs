@@ -27,6 +27,11 @@ pub struct Deployment {
     pub tiles_dlq_url: String,
     pub stitch_queue_url: String,
     pub stitch_dlq_url: String,
+    /// The explorer's tile queue, consumed by the workers beside the tiles
+    /// queue (`infra/sqs.tf` says why). Records written before it existed
+    /// have none: their explorers use the tiles queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explore_queue_url: Option<String>,
     /// The worker function's timeout and memory (Terraform's variables).
     pub worker: FunctionLimits,
     /// The stitch function's timeout and memory.
@@ -48,6 +53,7 @@ impl Deployment {
             tiles_dlq_url: String::new(),
             stitch_queue_url: String::new(),
             stitch_dlq_url: String::new(),
+            explore_queue_url: None,
             worker: FunctionLimits::WORKER,
             stitch: FunctionLimits::STITCH,
             fleet: Fleet::default(),

@@ -39,6 +39,8 @@ struct Args {
 enum Which {
     Tiles,
     Stitch,
+    /// The explorer's tile queue (the worker consumes it).
+    Explore,
 }
 
 #[tokio::main]
@@ -62,6 +64,13 @@ async fn main() -> Result<()> {
             cloud.ports.stitch,
             cloud.deployment.stitch_queue_url,
             cloud.deployment.stitch,
+        ),
+        Which::Explore => (
+            cloud
+                .explore
+                .context("the deployment has no explore queue")?,
+            cloud.deployment.explore_queue_url.unwrap_or_default(),
+            cloud.deployment.worker,
         ),
     };
     let lambda = aws_sdk_lambda::Client::new(&clients.config);

@@ -61,7 +61,11 @@ pub fn profile(params: &RenderParams) -> Profile {
     // A deep job's orbit, computed once here as the job will compute it;
     // the coarse grids show the same view, so they share it.
     let orbit = ComputedOrbit::compute(params).map(Arc::new);
-    let reference_seconds = started.elapsed().as_secs_f64();
+    // A viewport job has no orbit, and no reference phase at all.
+    let reference_seconds = match orbit {
+        Some(_) => started.elapsed().as_secs_f64(),
+        None => 0.0,
+    };
     let sample = |grid: &RenderParams| {
         let renderer = match &orbit {
             Some(o) => TileRenderer::deep(grid.clone(), &o.points),

@@ -271,9 +271,16 @@ impl IamCloud {
     /// A poller of `name` (`mandel-worker` or `mandel-stitch`) signed as
     /// `user`, its JSON log in `log`.
     pub fn poller(&self, name: &str, user: &str, log: &Path) -> Running {
+        self.poller_with(name, user, log, &[])
+    }
+
+    /// [`IamCloud::poller`] with more environment (`MANDEL_EXPLORE_QUEUE_URL`
+    /// empty: a worker that does not consume the explorer's queue).
+    pub fn poller_with(&self, name: &str, user: &str, log: &Path, env: &[(&str, &str)]) -> Running {
         let log = std::fs::File::create(log).expect("log file");
         Running::spawn(
             self.command(name, user)
+                .envs(env.iter().copied())
                 .args(["--poll"])
                 .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
                 .stdout(log.try_clone().unwrap())

@@ -24,8 +24,9 @@ impl Cloud {
     /// Connects to `bucket` and reads its deployment record. The queue URLs
     /// can be overridden with `MANDEL_TILES_QUEUE_URL`,
     /// `MANDEL_STITCH_QUEUE_URL` and `MANDEL_EXPLORE_QUEUE_URL`; a tiles
-    /// queue overridden without an explore queue means none (a test's
-    /// private lane does not consume the shared explore queue).
+    /// queue overridden without an explore queue, or an empty one, means
+    /// none (a test's private lane does not consume the shared explore
+    /// queue).
     pub async fn connect(clients: &AwsClients, bucket: &str) -> Result<Cloud, PipelineError> {
         let policy = RetryPolicy::default();
         let store: Arc<dyn ObjectStore> = Arc::new(Retrying::new(
@@ -38,7 +39,7 @@ impl Cloud {
             deployment.explore_queue_url = None;
         }
         if let Ok(url) = std::env::var("MANDEL_EXPLORE_QUEUE_URL") {
-            deployment.explore_queue_url = Some(url);
+            deployment.explore_queue_url = Some(url).filter(|u| !u.is_empty());
         }
         if let Ok(url) = std::env::var("MANDEL_STITCH_QUEUE_URL") {
             deployment.stitch_queue_url = url;

@@ -47,6 +47,8 @@ pub struct DeepRenderer {
     side: u64,
     max_iter: u32,
     spacing: Fe,
+    /// The image's centre less the orbit's point.
+    offset: Cfe,
     mode: Mode,
 }
 
@@ -74,10 +76,26 @@ impl DeepRenderer {
         orbit: &[OrbitPoint],
         epsilon: f64,
     ) -> DeepRenderer {
+        DeepRenderer::with_offset(view, side, max_iter, orbit, epsilon, Cfe::ZERO)
+    }
+
+    /// [`DeepRenderer::new`] for an image centred `offset` away from the
+    /// orbit's point: `view` gives the image's size in the plane, the
+    /// orbit is another point's (the explorer's tiles share their
+    /// region's orbit).
+    pub fn with_offset(
+        view: &DeepView,
+        side: u64,
+        max_iter: u32,
+        orbit: &[OrbitPoint],
+        epsilon: f64,
+        offset: Cfe,
+    ) -> DeepRenderer {
         assert!(!orbit.is_empty(), "a reference orbit has at least Z_0");
         let spacing = view.pixel_spacing(side);
-        // The largest delta: half the image's diagonal.
-        let c_max = spacing * Fe::from_f64(side as f64 * std::f64::consts::FRAC_1_SQRT_2);
+        // The largest delta: half the image's diagonal, past the offset.
+        let c_max =
+            spacing * Fe::from_f64(side as f64 * std::f64::consts::FRAC_1_SQRT_2) + offset.abs();
         let mode = if spacing.log2() > F64_SPACING_LOG2 {
             Mode::F64(engine(orbit, c_max.to_f64(), epsilon))
         } else {
@@ -91,6 +109,7 @@ impl DeepRenderer {
             side,
             max_iter,
             spacing,
+            offset,
             mode,
         }
     }
@@ -150,12 +169,15 @@ impl DeepRenderer {
         let (s, e) = self.spacing.parts();
         let half = self.side as f64 / 2.0;
         let width = (cols.end - cols.start) as usize;
+        let (ore, oim, oe) = self.offset.parts();
+        let offset = T::from_parts(ore, oim, oe);
         let mut work = Work::default();
         for (i, row) in rows.zip(out.chunks_exact_mut(width)) {
             let y = (i as f64 + 0.5 - half) * s;
             for (j, px) in cols.clone().zip(row.iter_mut()) {
                 let x = (j as f64 + 0.5 - half) * s;
-                *px = engine.pixel(T::from_parts(x, y, e), self.max_iter, &mut work);
+                let dc = T::from_parts(x, y, e).add(offset);
+                *px = engine.pixel(dc, self.max_iter, &mut work);
             }
         }
         work

@@ -9,6 +9,8 @@
 
 use std::cmp::Ordering;
 
+use dashu_int::IBig;
+
 /// A complex number type the kernel can iterate in.
 pub trait Complex: Copy + Send + Sync + std::fmt::Debug + 'static {
     /// A non-negative magnitude (squared norms, radii) of the same range.
@@ -253,6 +255,17 @@ impl std::ops::Mul for Fe {
     }
 }
 
+impl std::ops::Add for Fe {
+    type Output = Fe;
+    fn add(self, o: Fe) -> Fe {
+        let (hi, lo) = if self >= o { (self, o) } else { (o, self) };
+        if lo.m == 0.0 {
+            return hi;
+        }
+        Fe::new(hi.m + lo.m * pow2(lo.e - hi.e), hi.e)
+    }
+}
+
 impl std::ops::Div for Fe {
     type Output = Fe;
     #[inline(always)]
@@ -285,6 +298,15 @@ pub struct Cfe {
 }
 
 impl Cfe {
+    /// `(re + i·im) / 2^k` for exact integers `re`, `im`, rounded once (to
+    /// their top 63 bits).
+    pub fn from_dyadic(re: &IBig, im: &IBig, k: u32) -> Cfe {
+        let (mr, er) = ibig_parts(re);
+        let (mi, ei) = ibig_parts(im);
+        let e = er.max(ei);
+        Cfe::from_parts(mr * pow2(er - e), mi * pow2(ei - e), e - i64::from(k))
+    }
+
     /// `(re, im, e)`: the value is `(re + i·im)·2^e`.
     pub fn parts(self) -> (f64, f64, i64) {
         (self.re, self.im, self.e)
@@ -415,6 +437,20 @@ impl Complex for Cfe {
         // Normalised: the larger part is in [1, 2)·2^e (zero has the
         // smallest exponent).
         self.e >= exp
+    }
+}
+
+/// An integer as `m·2^e` with `m` an f64 holding its top 63 bits.
+pub(super) fn ibig_parts(x: &IBig) -> (f64, i64) {
+    use dashu_base::BitTest;
+    let bits = x.bit_len();
+    if bits <= 63 {
+        let v = i64::try_from(x).expect("fits 63 bits");
+        (v as f64, 0)
+    } else {
+        let shift = bits - 63;
+        let top = i64::try_from(&(x >> shift)).expect("63 bits");
+        (top as f64, shift as i64)
     }
 }
 

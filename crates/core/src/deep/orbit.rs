@@ -27,8 +27,8 @@ use dashu_int::IBig;
 use thiserror::Error;
 
 use super::DeepView;
+use super::number::ibig_parts;
 use super::number::{Cfe, Complex, Fe};
-use super::view::ibig_parts;
 
 /// One point of the stored orbit: `(re + i·im)·2^exp`, with the larger of
 /// `|re|`, `|im|` in `[1, 2)` (or all zero).

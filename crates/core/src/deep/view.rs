@@ -7,7 +7,7 @@
 use dashu_int::IBig;
 use thiserror::Error;
 
-use super::number::Fe;
+use super::number::{Fe, ibig_parts};
 
 /// Smallest accepted zoom: 1 shows the whole set (a side of 4).
 pub const MIN_ZOOM_EXP10: i64 = 0;
@@ -239,9 +239,12 @@ impl DeepView {
     /// The zoom as an extended-exponent number (relative error ~2^-52).
     pub fn zoom_value(&self) -> Fe {
         let d = self.zoom_decimal();
-        // digits·10^exp10 with exp10 possibly negative ("2.5e3" = 25·10^2).
-        let digits: f64 = d.digits.parse().expect("digits are decimal");
-        let ten = fe_pow10(d.exp10);
+        // digits·10^exp10 with exp10 possibly negative ("2.5e3" = 25·10^2);
+        // the leading 17 digits are all an f64 holds (a zoom of 2^1100
+        // written out has 332, which would overflow f64 whole).
+        let lead = &d.digits[..d.digits.len().min(17)];
+        let digits: f64 = lead.parse().expect("digits are decimal");
+        let ten = fe_pow10(d.exp10 + (d.digits.len() - lead.len()) as i64);
         Fe::from_f64(digits) * ten
     }
 
@@ -290,20 +293,6 @@ fn fe_pow10(k: i64) -> Fe {
 pub(super) fn ibig_to_fe(x: &IBig) -> Fe {
     let (m, e) = ibig_parts(x);
     Fe::new(m.abs(), e)
-}
-
-/// An integer as `m·2^e` with `m` an f64 holding its top 63 bits.
-pub(super) fn ibig_parts(x: &IBig) -> (f64, i64) {
-    use dashu_base::BitTest;
-    let bits = x.bit_len();
-    if bits <= 63 {
-        let v = i64::try_from(x).expect("fits 63 bits");
-        (v as f64, 0)
-    } else {
-        let shift = bits - 63;
-        let top = i64::try_from(&(x >> shift)).expect("63 bits");
-        (top as f64, shift as i64)
-    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,10 @@
 //!   count and the budget only, never of a tile's own range, so
 //!   neighbouring tiles agree at their seams.
 
+mod deep;
+
+pub use deep::{DeepTile, MAX_DEEP_ZOOM, REFERENCE_LEVELS, Region};
+
 use crate::colormap::Palette;
 use crate::png::{EncodingError, PngRows};
 use crate::{Colormap, RenderParams, TileId, Viewport, kernel};
@@ -69,6 +73,10 @@ pub enum TileError {
     },
     #[error("max_iter must be in 1..=65535, got {0}")]
     MaxIter(u32),
+    #[error("a deep tile's zoom must be in {}..={MAX_DEEP_ZOOM}, got {zoom}", MAX_ZOOM + 1)]
+    DeepZoom { zoom: u32 },
+    #[error("tile x and y at zoom {zoom} must be whole numbers below 2^{zoom}")]
+    OutsideDeepWorld { zoom: u32 },
 }
 
 impl WorldTile {

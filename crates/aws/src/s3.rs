@@ -44,28 +44,56 @@ impl S3Store {
         &self.bucket
     }
 
+    /// One GET of `key`, of `range` if given; `None` if S3 found the
+    /// range unsatisfiable (416: it starts at or past the end of a
+    /// non-empty body, or the body is empty).
     async fn get_object(
         &self,
         key: &str,
-    ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StoreError> {
+        range: Option<&Range<u64>>,
+    ) -> Result<Option<aws_sdk_s3::operation::get_object::GetObjectOutput>, StoreError> {
         validate_key(key)?;
-        match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(r) => Ok(r),
+        let request = self.client.get_object().bucket(&self.bucket).key(key);
+        let request = match range {
+            Some(r) => request.range(format!("bytes={}-{}", r.start, r.end - 1)),
+            None => request,
+        };
+        match request.send().await {
+            Ok(r) => Ok(Some(r)),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
                 Err(StoreError::NotFound {
                     key: key.to_string(),
                 })
             }
+            Err(e)
+                if range.is_some()
+                    && e.raw_response().is_some_and(|r| r.status().as_u16() == 416) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(backend("s3:GetObject", key, e)),
         }
     }
+
+    /// One GET of the whole of `key`.
+    async fn get_whole(
+        &self,
+        key: &str,
+    ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StoreError> {
+        Ok(self
+            .get_object(key, None)
+            .await?
+            .expect("a whole GET has no range"))
+    }
+}
+
+/// A GET's body, read whole.
+async fn collect(key: &str, body: ByteStream) -> Result<Bytes, StoreError> {
+    Ok(body
+        .collect()
+        .await
+        .map_err(|e| StoreError::backend(key, format!("reading the body: {e}"), true))?
+        .into_bytes())
 }
 
 /// The error of an S3 call of IAM action `action` on `key`. A 403 is a
@@ -96,23 +124,16 @@ where
 #[async_trait]
 impl ObjectStore for S3Store {
     async fn get(&self, key: &str) -> Result<Object, StoreError> {
-        let resp = self.get_object(key).await?;
+        let resp = self.get_whole(key).await?;
         let metadata: Metadata = resp
             .metadata()
             .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default();
-        let body = resp
-            .body
-            .collect()
-            .await
-            .map_err(|e| StoreError::backend(key, format!("reading the body: {e}"), true))?
-            .into_bytes();
+        let body = collect(key, resp.body).await?;
         Ok(Object { body, metadata })
     }
 
-    /// One ranged GET. S3 answers a range that starts at or past the end
-    /// of a non-empty body with 416 InvalidRange, and an empty body's
-    /// range with the empty body: both are no bytes here.
+    /// One ranged GET; a range S3 finds unsatisfiable is no bytes.
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
         validate_key(key)?;
         if range.start >= range.end {
@@ -124,33 +145,11 @@ impl ObjectStore for S3Store {
                 }),
             };
         }
-        let sent = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .range(format!("bytes={}-{}", range.start, range.end - 1))
-            .send()
-            .await;
-        let resp = match sent {
-            Ok(r) => r,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
-                return Err(StoreError::NotFound {
-                    key: key.to_string(),
-                });
-            }
-            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) => {
-                return Ok(Bytes::new());
-            }
-            Err(e) => return Err(backend("s3:GetObject", key, e)),
+        let Some(resp) = self.get_object(key, Some(&range)).await? else {
+            return Ok(Bytes::new());
         };
         let partial = resp.content_range().is_some();
-        let body = resp
-            .body
-            .collect()
-            .await
-            .map_err(|e| StoreError::backend(key, format!("reading the body: {e}"), true))?
-            .into_bytes();
+        let body = collect(key, resp.body).await?;
         // A server that ignores Range sends the whole body (200, no
         // Content-Range): cut the range from it.
         Ok(if partial {
@@ -164,7 +163,7 @@ impl ObjectStore for S3Store {
     /// in memory.
     async fn download(&self, key: &str, dest: &Path) -> Result<u64, StoreError> {
         use tokio::io::AsyncWriteExt;
-        let mut body = self.get_object(key).await?.body;
+        let mut body = self.get_whole(key).await?.body;
         let dest_err = |e: std::io::Error| {
             StoreError::backend(key, format!("writing {}: {e}", dest.display()), false)
         };

@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io;
+use std::io::{self, Read};
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -99,30 +99,58 @@ impl SpillStore {
     }
 }
 
+/// Where an object's body is: a record in the log, or a file of its own
+/// (opened, so a replacement cannot remove it under the reader).
+enum Located {
+    Log {
+        offset: u64,
+        meta_len: u32,
+        len: u64,
+    },
+    File(File),
+}
+
+impl SpillStore {
+    fn locate(&self, key: &str) -> Result<Located, StoreError> {
+        validate_key(key)?;
+        let index = self.index.lock().unwrap();
+        match index.get(key) {
+            None => Err(StoreError::NotFound {
+                key: key.to_string(),
+            }),
+            Some(&Body::Log {
+                offset,
+                meta_len,
+                len,
+            }) => Ok(Located::Log {
+                offset,
+                meta_len,
+                len,
+            }),
+            // Opened under the lock: a replaced File body's file is removed.
+            Some(Body::File { path, .. }) => File::open(path)
+                .map(Located::File)
+                .map_err(|e| io_err(key, e)),
+        }
+    }
+}
+
 #[async_trait]
 impl ObjectStore for SpillStore {
     async fn get(&self, key: &str) -> Result<Object, StoreError> {
-        validate_key(key)?;
-        let (offset, meta_len, len) = {
-            let index = self.index.lock().unwrap();
-            match index.get(key) {
-                None => {
-                    return Err(StoreError::NotFound {
-                        key: key.to_string(),
-                    });
-                }
-                Some(&Body::Log {
-                    offset,
-                    meta_len,
-                    len,
-                }) => (offset, meta_len, len),
-                // Read under the lock: a replaced File body's file is removed.
-                Some(Body::File { path, .. }) => {
-                    return Ok(Object {
-                        body: std::fs::read(path).map_err(|e| io_err(key, e))?.into(),
-                        metadata: Metadata::new(),
-                    });
-                }
+        let (offset, meta_len, len) = match self.locate(key)? {
+            Located::Log {
+                offset,
+                meta_len,
+                len,
+            } => (offset, meta_len, len),
+            Located::File(mut file) => {
+                let mut body = Vec::new();
+                file.read_to_end(&mut body).map_err(|e| io_err(key, e))?;
+                return Ok(Object {
+                    body: body.into(),
+                    metadata: Metadata::new(),
+                });
             }
         };
         // The log only grows, so a located record is read without the
@@ -145,33 +173,22 @@ impl ObjectStore for SpillStore {
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
-        validate_key(key)?;
-        let index = self.index.lock().unwrap();
-        let (file, at, size) = match index.get(key) {
-            None => {
-                return Err(StoreError::NotFound {
-                    key: key.to_string(),
-                });
-            }
-            Some(&Body::Log {
+        let located = self.locate(key)?;
+        let (file, at, size) = match &located {
+            Located::Log {
                 offset,
                 meta_len,
                 len,
-            }) => (None, offset + u64::from(meta_len), len),
-            // Opened under the lock: a replaced File body's file is removed.
-            Some(Body::File { path, .. }) => {
-                let file = File::open(path).map_err(|e| io_err(key, e))?;
+            } => (&self.log, offset + u64::from(*meta_len), *len),
+            Located::File(file) => {
                 let size = file.metadata().map_err(|e| io_err(key, e))?.len();
-                (Some(file), 0, size)
+                (file, 0, size)
             }
         };
-        drop(index);
         let start = range.start.min(size);
         let end = range.end.min(size).max(start);
         let mut buf = vec![0; (end - start) as usize];
-        file.as_ref()
-            .unwrap_or(&self.log)
-            .read_exact_at(&mut buf, at + start)
+        file.read_exact_at(&mut buf, at + start)
             .map_err(|e| io_err(key, e))?;
         Ok(buf.into())
     }

@@ -140,3 +140,54 @@ pub fn run(
     }
     Ok(())
 }
+
+/// `mandel-bench deep-tiles`: what a cold deep explorer tile costs once its
+/// region's orbit exists.
+pub fn tiles(location: &Path, zoom_log2: u32, max_iter: u32, count: u32) -> Result<()> {
+    use mandel_core::explore::DeepTile;
+    let text = std::fs::read_to_string(location)
+        .with_context(|| format!("reading {}", location.display()))?;
+    let loc = Location::from_kfr(&text)?;
+    let first = DeepTile::at(&loc.view, zoom_log2)?;
+    println!(
+        "deep tiles of 2^{zoom_log2} (about 1e{:.0}) on the path to {}, max_iter {max_iter}, one core",
+        f64::from(zoom_log2) * 2f64.log10(),
+        location.display()
+    );
+    let mut orbits: std::collections::HashMap<_, _> = Default::default();
+    let mut ms = Vec::new();
+    for k in 0..count {
+        let tile = first.right(k)?;
+        let region = tile.region();
+        let orbit = orbits.entry(region.clone()).or_insert_with(|| {
+            let started = Instant::now();
+            let orbit = region.orbit(max_iter);
+            println!(
+                "region orbit: {} points at {} bits in {:.1} ms",
+                orbit.points.len(),
+                region.precision_bits(),
+                started.elapsed().as_secs_f64() * 1e3
+            );
+            orbit
+        });
+        let started = Instant::now();
+        let (counts, work) = tile.render(max_iter, orbit);
+        let took = started.elapsed().as_secs_f64() * 1e3;
+        let px = counts.len() as f64;
+        println!(
+            "tile +{k}: {took:.1} ms ({:.0} steps + {:.0} skips a pixel, counts {}..={})",
+            work.steps as f64 / px,
+            work.skips as f64 / px,
+            counts.iter().min().unwrap(),
+            counts.iter().max().unwrap()
+        );
+        ms.push(took);
+    }
+    ms.sort_by(f64::total_cmp);
+    println!(
+        "per tile: median {:.1} ms, max {:.1} ms (target: 200 ms at 1e100 with at most 10,000 iterations)",
+        ms[ms.len() / 2],
+        ms[ms.len() - 1]
+    );
+    Ok(())
+}

@@ -66,6 +66,17 @@ enum Bench {
         #[arg(long, value_name = "GRID.json")]
         truth: Option<std::path::PathBuf>,
     },
+    /// The explorer's deep tiles: the region orbit of the tile of
+    /// `2^ZOOM_LOG2` holding a location's centre, then that tile and its
+    /// neighbours rendered one at a time on one core.
+    DeepTiles {
+        location: std::path::PathBuf,
+        zoom_log2: u32,
+        #[arg(long, default_value_t = 10_000)]
+        max_iter: u32,
+        #[arg(long, default_value_t = 8)]
+        tiles: u32,
+    },
 }
 
 fn main() -> Result<()> {
@@ -98,6 +109,12 @@ fn main() -> Result<()> {
             epsilon,
             truth,
         }) => return deep::run(&location, side, max_iter, epsilon, truth.as_deref(), cores),
+        Some(Bench::DeepTiles {
+            location,
+            zoom_log2,
+            max_iter,
+            tiles,
+        }) => return deep::tiles(&location, zoom_log2, max_iter, tiles),
         None => {}
     }
 

@@ -30,6 +30,13 @@ pub struct DeepTile {
     y: UBig,
 }
 
+/// A region's reference orbit, with the region it is for.
+#[derive(Clone, Debug)]
+pub struct RegionOrbit {
+    pub region: Region,
+    pub points: Vec<OrbitPoint>,
+}
+
 /// The centre of a region whose tiles share one reference orbit: the
 /// centre of tile `(x, y)` of `zoom` (an ancestor of theirs).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -99,6 +106,23 @@ impl DeepTile {
         Ok(DeepTile { zoom, x, y })
     }
 
+    /// The tile of `zoom` that holds `view`'s centre.
+    pub fn at(view: &DeepView, zoom: u32) -> Result<DeepTile, TileError> {
+        let outside = || TileError::OutsideDeepWorld { zoom };
+        let (re, im) = view.center_fixed(zoom);
+        // x = (re + 2.5)/4 · 2^zoom, y = (2 − im)/4 · 2^zoom, floored.
+        let x = (re + (IBig::from(5) << (zoom as usize - 1))) >> 2;
+        let y = ((IBig::from(2) << zoom as usize) - im) >> 2;
+        let x = UBig::try_from(x).map_err(|_| outside())?;
+        let y = UBig::try_from(y).map_err(|_| outside())?;
+        DeepTile::new(zoom, x, y)
+    }
+
+    /// The tile `dx` tiles right of this one (for benchmarks and tests).
+    pub fn right(&self, dx: u32) -> Result<DeepTile, TileError> {
+        DeepTile::new(self.zoom, &self.x + UBig::from(dx), self.y.clone())
+    }
+
     /// [`DeepTile::new`] from decimal `x` and `y`.
     pub fn parse(zoom: u32, x: &str, y: &str) -> Result<DeepTile, TileError> {
         let parse = |s: &str| {
@@ -131,10 +155,18 @@ impl DeepTile {
     }
 
     /// The tile's counts (`TILE_PIXELS`², row 0 the lowest imaginary part)
-    /// by perturbation from `orbit`, its region's reference orbit
-    /// ([`Region::orbit`]), and what they cost.
-    pub fn render(&self, max_iter: u32, orbit: &[OrbitPoint]) -> (Vec<u32>, Work) {
+    /// by perturbation from its region's orbit ([`Region::orbit`]), and
+    /// what they cost.
+    ///
+    /// # Panics
+    /// If `orbit` is another region's.
+    pub fn render(&self, max_iter: u32, orbit: &RegionOrbit) -> (Vec<u32>, Work) {
         let region = self.region();
+        assert_eq!(
+            orbit.region, region,
+            "a tile renders from its own region's orbit"
+        );
+        let orbit = &orbit.points;
         let (re, im) = centre(self.zoom, &self.x, &self.y);
         let (rre, rim) = centre(region.zoom, &region.x, &region.y);
         let up = (self.zoom - region.zoom) as usize;
@@ -166,12 +198,16 @@ impl Region {
         self.deepest() + TILE_PIXELS.ilog2() + 64
     }
 
-    /// The region's reference orbit, to `max_iter` or its end.
-    pub fn orbit(&self, max_iter: u32) -> Vec<OrbitPoint> {
+    /// The region's reference orbit, to `max_iter`, its escape or its
+    /// period.
+    pub fn orbit(&self, max_iter: u32) -> RegionOrbit {
         let mut state = OrbitState::new(&self.view(), self.precision_bits());
         let mut points = Vec::new();
         state.run(u64::from(max_iter), &mut points, || true);
-        points
+        RegionOrbit {
+            region: self.clone(),
+            points,
+        }
     }
 }
 
@@ -219,15 +255,6 @@ mod tests {
         assert_eq!(r.deepest(), 61);
     }
 
-    /// The tile of `zoom` holding `view`'s centre.
-    fn tile_at(view: &DeepView, zoom: u32) -> DeepTile {
-        let (re, im) = view.center_fixed(zoom);
-        // x = (re + 2.5)/4 · 2^zoom, y = (2 − im)/4 · 2^zoom.
-        let x = (re + (IBig::from(5) << (zoom as usize - 1))) >> 2;
-        let y = ((IBig::from(2) << zoom as usize) - im) >> 2;
-        DeepTile::new(zoom, UBig::try_from(x).unwrap(), UBig::try_from(y).unwrap()).unwrap()
-    }
-
     /// A deep tile rendered from its region's orbit agrees with the same
     /// view rendered from its own centre's orbit (a deep job of one tile)
     /// on at least 99.9 % of its pixels, with f64 deltas (zoom 2^60) and
@@ -241,7 +268,7 @@ mod tests {
         .unwrap();
         let location = crate::deep::Location::from_kfr(&kfr).unwrap();
         for (zoom, max_iter) in [(60u32, 3000u32), (1100, 20_000)] {
-            let tile = tile_at(&location.view, zoom);
+            let tile = DeepTile::at(&location.view, zoom).unwrap();
             let orbit = tile.region().orbit(max_iter);
             let (counts, _) = tile.render(max_iter, &orbit);
             let own = deep::reference_orbit(&tile.view(), u64::from(TILE_PIXELS), max_iter);

@@ -18,7 +18,7 @@
 
 mod deep;
 
-pub use deep::{DeepTile, MAX_DEEP_ZOOM, REFERENCE_LEVELS, Region};
+pub use deep::{DeepTile, MAX_DEEP_ZOOM, REFERENCE_LEVELS, Region, RegionOrbit};
 
 use crate::colormap::Palette;
 use crate::png::{EncodingError, PngRows};

@@ -130,3 +130,53 @@ fn a_tiles_url_names_its_colormap_and_contract() {
     let old_path = &tile[tile.find("/tiles/").unwrap() + 1..];
     assert_eq!(http_get(&format!("{url}{old_path}")).status, 404);
 }
+
+/// Past zoom 45 a tile's URL is deep: `x` and `y` are integers of any
+/// length. The explorer renders it by perturbation from its region's
+/// orbit: the same bytes as a direct render of that tile, then from its
+/// cache; an address outside the deep world is refused naming the rule.
+#[test]
+fn a_deep_tile_url_draws_the_deep_render_of_that_tile() {
+    use mandel_core::Colormap;
+    use mandel_core::deep::DeepView;
+    use mandel_core::explore::{self, DeepTile};
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let (_explorer, url) = explorer(&cache, &[]);
+    // Zoom 2^200 (about 1e60) on the path to the seahorse valley's spiral.
+    let view = DeepView::parse(
+        "-0.743643887037158704752191506114774",
+        "0.131825904205311970493132056385139",
+        "1",
+    )
+    .unwrap();
+    let tile = DeepTile::at(&view, 200).unwrap();
+    let address = tile.to_string();
+    let x_y = address.split_once('/').unwrap().1;
+    let link = format!(
+        "{url}tiles/{address}.png?cm=twilight_shifted&v={}&iter=3000",
+        mandel_core::kernel::CONTRACT_VERSION
+    );
+    assert!(x_y.len() > 100, "x and y have dozens of digits: {x_y}");
+    let r = http_get(&link);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.headers["x-mandel-tile"], "rendered");
+    let orbit = tile.region().orbit(3000);
+    let (counts, _) = tile.render(3000, &orbit);
+    let direct = explore::tile_png(&counts, 3000, Colormap::TwilightShifted).unwrap();
+    assert_eq!(r.body, direct, "the deep tile's bytes");
+    let again = http_get(&link);
+    assert_eq!(again.headers["x-mandel-tile"], "cached");
+    assert_eq!(again.body, direct);
+
+    // 2^200 tiles a side: x = 2^200 is outside.
+    let two_200 = "1606938044258990275541962092341162602522202993782792835301376";
+    let outside = format!("{url}tiles/200/{two_200}/0.png");
+    let r = http_get(&outside);
+    assert_eq!(r.status, 400);
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("below 2^200"),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+}

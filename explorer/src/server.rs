@@ -13,7 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use mandel_core::Colormap;
-use mandel_core::explore::{WorldTile, max_iter_for};
+use mandel_core::explore::{DeepTile, MAX_ZOOM, WorldTile, max_iter_for};
 use mandel_core::kernel::CONTRACT_VERSION;
 use mandel_core::viewer::{Source, page};
 use mandel_pipeline::explore::{Renderer, TileService, TileServiceError, tile_url_template};
@@ -181,27 +181,50 @@ fn refuse(status: StatusCode, message: String) -> Response {
         .into_response()
 }
 
+/// A tile address, its kind decided once: f64 down to `MAX_ZOOM`, deep
+/// (perturbation, big-integer `x` and `y`) past it.
+enum AnyTile {
+    World(WorldTile),
+    Deep(DeepTile),
+}
+
+impl AnyTile {
+    fn parse(z: u32, x: &str, y: &str) -> Result<AnyTile, String> {
+        if z > MAX_ZOOM {
+            return DeepTile::parse(z, x, y)
+                .map(AnyTile::Deep)
+                .map_err(|e| e.to_string());
+        }
+        let number = |s: &str| {
+            s.parse::<u64>()
+                .map_err(|_| format!("tile x and y must be whole numbers, got {s:?}"))
+        };
+        WorldTile::new(z, number(x)?, number(y)?)
+            .map(AnyTile::World)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// `GET /tiles/{z}/{x}/{y}.png[?cm=C&v=V&iter=N]`: one tile of the world;
-/// without `iter`, the budget of its zoom. A URL naming another colormap
-/// or contract than this server's is not here (404); one that names both
-/// is kept by browsers for good, one that does not is revalidated.
+/// without `iter`, the budget of its zoom. Past zoom 45 the tile is deep:
+/// `x` and `y` may have any number of digits. A URL naming another
+/// colormap or contract than this server's is not here (404); one that
+/// names both is kept by browsers for good, one that does not is
+/// revalidated.
 async fn tile(
     State(app): State<Arc<App>>,
-    UrlPath((z, x, file)): UrlPath<(u32, u64, String)>,
+    UrlPath((z, x, file)): UrlPath<(u32, String, String)>,
     Query(query): Query<TileQuery>,
 ) -> Response {
-    let Some(y) = file
-        .strip_suffix(".png")
-        .and_then(|y| y.parse::<u64>().ok())
-    else {
+    let Some(y) = file.strip_suffix(".png") else {
         return refuse(
             StatusCode::NOT_FOUND,
             format!("no tile {file}; tiles are <y>.png"),
         );
     };
-    let tile = match WorldTile::new(z, x, y) {
+    let tile = match AnyTile::parse(z, &x, y) {
         Ok(tile) => tile,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, e),
     };
     let colormap = app.colormap.name();
     if query.cm.as_deref().is_some_and(|cm| cm != colormap) {
@@ -229,9 +252,13 @@ async fn tile(
     } else {
         "no-cache"
     };
-    let max_iter = query.iter.unwrap_or_else(|| max_iter_for(tile.zoom()));
+    let max_iter = query.iter.unwrap_or_else(|| max_iter_for(z));
     let started = Instant::now();
-    match app.tiles.tile(tile, max_iter).await {
+    let served = match tile {
+        AnyTile::World(tile) => app.tiles.tile(tile, max_iter).await,
+        AnyTile::Deep(tile) => app.tiles.deep_tile(tile, max_iter).await,
+    };
+    match served {
         Ok((png, source)) => {
             let ms = started.elapsed().as_secs_f64() * 1e3;
             if source != mandel_pipeline::explore::Source::Cached {
@@ -255,6 +282,9 @@ async fn tile(
                 .into_response()
         }
         Err(TileServiceError::Tile(e)) => refuse(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e @ TileServiceError::DeepOnFleet) => {
+            refuse(StatusCode::NOT_IMPLEMENTED, e.to_string())
+        }
         Err(e @ TileServiceError::Busy { .. }) => {
             let mut response = refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
             response

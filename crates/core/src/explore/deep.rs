@@ -9,11 +9,18 @@
 //! `L` zooms, and a tile's counts are still a function of its address and
 //! budget alone: cacheable for good, like the f64 tiles.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use dashu_base::UnsignedAbs;
 use dashu_int::{IBig, UBig};
 
 use super::{MAX_ZOOM, TILE_PIXELS, TileError};
 use crate::deep::{BLA_EPSILON, Cfe, DeepRenderer, DeepView, OrbitPoint, OrbitState, Work};
+
+/// The version of the deep tiles' bytes: bumped whenever a deep tile's
+/// counts change for the same address and budget (the reference rule, the
+/// perturbation kernel), so caches keyed by it never serve stale tiles.
+pub const DEEP_TILES_VERSION: u32 = 1;
 
 /// Zooms sharing one reference orbit (`L` above).
 pub const REFERENCE_LEVELS: u32 = 2;
@@ -92,6 +99,13 @@ fn view_of(zoom: u32, x: &UBig, y: &UBig) -> DeepView {
     .expect("a world tile's centre and zoom are a valid view")
 }
 
+/// `zoom/x/y`, as in a tile's URL.
+impl std::fmt::Display for DeepTile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.zoom, self.x, self.y)
+    }
+}
+
 impl DeepTile {
     /// Checks the address: zoom past [`MAX_ZOOM`] up to [`MAX_DEEP_ZOOM`],
     /// `x` and `y` inside its grid.
@@ -161,6 +175,18 @@ impl DeepTile {
     /// # Panics
     /// If `orbit` is another region's.
     pub fn render(&self, max_iter: u32, orbit: &RegionOrbit) -> (Vec<u32>, Work) {
+        self.render_until(max_iter, orbit, &AtomicBool::new(false))
+            .expect("never stopped")
+    }
+
+    /// [`DeepTile::render`], or `None` if `stop` was set between two bands
+    /// of rows (nobody wants the tile any more).
+    pub fn render_until(
+        &self,
+        max_iter: u32,
+        orbit: &RegionOrbit,
+        stop: &AtomicBool,
+    ) -> Option<(Vec<u32>, Work)> {
         let region = self.region();
         assert_eq!(
             orbit.region, region,
@@ -176,8 +202,19 @@ impl DeepTile {
         let renderer =
             DeepRenderer::with_offset(&self.view(), side, max_iter, orbit, BLA_EPSILON, offset);
         let mut counts = vec![0; (side * side) as usize];
-        let work = renderer.render(0..side, 0..side, &mut counts);
-        (counts, work)
+        let mut work = Work::default();
+        const BAND: u64 = 16;
+        for (k, band) in counts.chunks_mut((BAND * side) as usize).enumerate() {
+            if stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            let first = k as u64 * BAND;
+            let w = renderer.render(first..first + BAND, 0..side, band);
+            work.steps += w.steps;
+            work.skips += w.skips;
+            work.rebases += w.rebases;
+        }
+        Some((counts, work))
     }
 }
 

@@ -18,7 +18,9 @@
 
 mod deep;
 
-pub use deep::{DeepTile, MAX_DEEP_ZOOM, REFERENCE_LEVELS, Region, RegionOrbit};
+pub use deep::{
+    DEEP_TILES_VERSION, DeepTile, MAX_DEEP_ZOOM, REFERENCE_LEVELS, Region, RegionOrbit,
+};
 
 use crate::colormap::Palette;
 use crate::png::{EncodingError, PngRows};

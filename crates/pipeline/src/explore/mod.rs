@@ -29,9 +29,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::{BoxFuture, WeakShared};
-use mandel_core::explore::{self, TileError, WorldTile};
+use mandel_core::explore::{self, DeepTile, Region, RegionOrbit, TileError, WorldTile};
 use mandel_core::{Colormap, RenderParams, TileId, kernel};
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 use tokio::time::Instant;
 use tracing::warn;
 
@@ -97,6 +97,12 @@ pub enum TileServiceError {
         spent: f64,
         retry_after: Duration,
     },
+    /// Deep tiles render on this machine only, so far.
+    #[error(
+        "deep tiles (past zoom {}) are rendered on this machine only, not yet by the fleet",
+        explore::MAX_ZOOM
+    )]
+    DeepOnFleet,
     /// As many renders are pending as the server takes: ask again soon.
     #[error("{pending} tile renders are pending, as many as this explorer takes; ask again soon")]
     Busy { pending: usize },
@@ -161,7 +167,16 @@ struct Inner {
     colormap: Colormap,
     renderer: Renderer,
     renders: Arc<RenderCounts>,
+    /// Deep tiles' region orbits, by region and budget, the most recently
+    /// used kept: each computed once however many tiles ask at once.
+    regions: Mutex<lru::LruCache<(Region, u32), OrbitCell>>,
 }
+
+/// A region orbit being computed, or computed.
+type OrbitCell = Arc<OnceCell<Arc<RegionOrbit>>>;
+
+/// Region orbits kept: a screenful of deep tiles needs one to four.
+const REGIONS_KEPT: usize = 64;
 
 /// What the local renders did, for tests and logs.
 #[derive(Debug, Default)]
@@ -237,6 +252,9 @@ impl TileService {
                 colormap,
                 renderer,
                 renders: Arc::default(),
+                regions: Mutex::new(lru::LruCache::new(
+                    std::num::NonZeroUsize::new(REGIONS_KEPT).expect("not zero"),
+                )),
             }),
             inflight: Mutex::default(),
             max_pending: MAX_PENDING,
@@ -271,6 +289,40 @@ impl TileService {
     ) -> Result<(Bytes, Source), TileServiceError> {
         let params = tile.params(max_iter)?;
         let key = cache_key(&params, self.inner.colormap);
+        self.serve(key, move |inner, key| {
+            async move { inner.render(params, max_iter, key).await }.boxed()
+        })
+        .await
+    }
+
+    /// The PNG of a deep tile at `max_iter` iterations (in 1..=65535),
+    /// rendered by perturbation from its region's orbit, which is computed
+    /// once for all the region's tiles; as [`TileService::tile`] otherwise.
+    pub async fn deep_tile(
+        &self,
+        tile: DeepTile,
+        max_iter: u32,
+    ) -> Result<(Bytes, Source), TileServiceError> {
+        if !(1..=u32::from(u16::MAX)).contains(&max_iter) {
+            return Err(TileError::MaxIter(max_iter).into());
+        }
+        let key = deep_cache_key(&tile, max_iter, self.inner.colormap);
+        self.serve(key, move |inner, key| {
+            async move { inner.render_deep(tile, max_iter, key).await }.boxed()
+        })
+        .await
+    }
+
+    /// The cached PNG at `key`, else the one `render` makes (and caches),
+    /// shared by every request for `key` while it runs.
+    async fn serve(
+        &self,
+        key: String,
+        render: impl FnOnce(
+            Arc<Inner>,
+            String,
+        ) -> BoxFuture<'static, Result<(Bytes, Source), TileServiceError>>,
+    ) -> Result<(Bytes, Source), TileServiceError> {
         if let Some(png) = self.inner.cache.get(&key).await? {
             return Ok((png, Source::Cached));
         }
@@ -285,16 +337,10 @@ impl TileService {
                     });
                 }
                 None => {
-                    let inner = Arc::clone(&self.inner);
-                    let cache_key = key.clone();
-                    let render = async move {
-                        inner
-                            .render(params, max_iter, cache_key)
-                            .await
-                            .map_err(Arc::new)
-                    }
-                    .boxed()
-                    .shared();
+                    let rendering = render(Arc::clone(&self.inner), key.clone());
+                    let render = async move { rendering.await.map_err(Arc::new) }
+                        .boxed()
+                        .shared();
                     let weak = render.downgrade().expect("not polled yet");
                     inflight.insert(key, weak);
                     render
@@ -306,6 +352,21 @@ impl TileService {
             .await
             .map_err(|e| Arc::try_unwrap(e).unwrap_or_else(TileServiceError::Shared))
     }
+}
+
+/// The cache key of a deep tile's picture: the deep tiles' version, the
+/// contract's, the colormap, the zoom and a hash of the address and budget.
+pub fn deep_cache_key(tile: &DeepTile, max_iter: u32, colormap: Colormap) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{tile}@{max_iter}").as_bytes());
+    let hex: String = digest[..10].iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "tiles/deep-v{}-c{}/{}/{}-{hex}.png",
+        explore::DEEP_TILES_VERSION,
+        kernel::CONTRACT_VERSION,
+        colormap.name(),
+        tile.zoom()
+    )
 }
 
 impl Inner {
@@ -355,6 +416,66 @@ impl Inner {
         let png = Bytes::from(png);
         self.cache.put(&key, png.clone()).await?;
         Ok((png, source))
+    }
+}
+
+impl Inner {
+    /// A deep tile rendered here (on a core, stopping when nobody waits),
+    /// encoded and cached.
+    async fn render_deep(
+        &self,
+        tile: DeepTile,
+        max_iter: u32,
+        key: String,
+    ) -> Result<(Bytes, Source), TileServiceError> {
+        let Renderer::Local { cores } = &self.renderer else {
+            return Err(TileServiceError::DeepOnFleet);
+        };
+        let _permit = cores.acquire().await.expect("never closed");
+        let orbit = self.region_orbit(tile.region(), max_iter).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let _stop = StopOnDrop(Arc::clone(&stop));
+        let renders = Arc::clone(&self.renders);
+        renders.started.fetch_add(1, Ordering::Relaxed);
+        renders.running.fetch_add(1, Ordering::Relaxed);
+        let counts = tokio::task::spawn_blocking(move || {
+            let counts = tile.render_until(max_iter, &orbit, &stop);
+            if counts.is_none() {
+                renders.stopped.fetch_add(1, Ordering::Relaxed);
+            }
+            renders.running.fetch_sub(1, Ordering::Relaxed);
+            counts
+        })
+        .await
+        .expect("rendering a deep tile panicked")
+        .expect("a render stops only once nobody waits for it")
+        .0;
+        let colormap = self.colormap;
+        let png =
+            tokio::task::spawn_blocking(move || explore::tile_png(&counts, max_iter, colormap))
+                .await
+                .expect("encoding a tile panicked")
+                .map_err(|e| TileServiceError::Encode(e.to_string()))?;
+        let png = Bytes::from(png);
+        self.cache.put(&key, png.clone()).await?;
+        Ok((png, Source::Rendered))
+    }
+
+    /// `region`'s orbit to `max_iter`, computed once (on a blocking
+    /// thread) for every tile that asks, the last [`REGIONS_KEPT`] kept.
+    async fn region_orbit(&self, region: Region, max_iter: u32) -> Arc<RegionOrbit> {
+        let cell = {
+            let mut regions = self.regions.lock().expect("never poisoned");
+            Arc::clone(regions.get_or_insert((region.clone(), max_iter), Default::default))
+        };
+        Arc::clone(
+            cell.get_or_init(|| async move {
+                tokio::task::spawn_blocking(move || Arc::new(region.orbit(max_iter)))
+                    .await
+                    .expect("a region orbit panicked")
+            })
+            .await,
+        )
     }
 }
 
@@ -453,6 +574,58 @@ mod tests {
     fn direct(tile: WorldTile, max_iter: u32) -> Bytes {
         let counts = explore::render(&tile.params(max_iter).unwrap());
         Bytes::from(explore::tile_png(&counts, max_iter, Colormap::TwilightShifted).unwrap())
+    }
+
+    /// A deep tile (past f64) is rendered here from its region's orbit,
+    /// cached under its own key, then served from the cache: the same
+    /// bytes as the tile rendered directly. The fleet does not render
+    /// deep tiles yet, and says so.
+    #[tokio::test]
+    async fn a_deep_tile_is_rendered_from_its_regions_orbit_then_cached() {
+        let cache = Arc::new(MemoryStore::new());
+        let service =
+            TileService::new(cache.clone(), Colormap::TwilightShifted, Renderer::local(2));
+        // Zoom 2^60 on the path to the seahorse valley's spiral.
+        let view = mandel_core::deep::DeepView::parse(
+            "-0.743643887037158704752191506114774",
+            "0.131825904205311970493132056385139",
+            "1",
+        )
+        .unwrap();
+        let tile = DeepTile::at(&view, 60).unwrap();
+        let (png, source) = service.deep_tile(tile.clone(), 3000).await.unwrap();
+        assert_eq!(source, Source::Rendered);
+        let orbit = tile.region().orbit(3000);
+        let (counts, _) = tile.render(3000, &orbit);
+        let direct = explore::tile_png(&counts, 3000, Colormap::TwilightShifted).unwrap();
+        assert_eq!(png, direct);
+        let (again, source) = service.deep_tile(tile.clone(), 3000).await.unwrap();
+        assert_eq!((again, source), (png, Source::Cached));
+        let keys = cache.list("tiles/").await.unwrap();
+        assert_eq!(keys.len(), 1);
+        assert_eq!(
+            keys[0].key,
+            deep_cache_key(&tile, 3000, Colormap::TwilightShifted)
+        );
+        assert!(matches!(
+            service.deep_tile(tile.clone(), 0).await,
+            Err(TileServiceError::Tile(TileError::MaxIter(0)))
+        ));
+
+        let fleet = TileService::new(
+            Arc::new(MemoryStore::new()),
+            Colormap::TwilightShifted,
+            Renderer::Fleet {
+                store: Arc::new(MemoryStore::new()),
+                tiles_queue: Arc::new(MemoryQueue::new(Duration::from_secs(30))),
+                timeout: Duration::from_secs(5),
+                limit: Arc::new(SpendingLimit::unlimited()),
+            },
+        );
+        assert!(matches!(
+            fleet.deep_tile(tile, 3000).await,
+            Err(TileServiceError::DeepOnFleet)
+        ));
     }
 
     /// The cache keeps to its limit, the least recently served tile out

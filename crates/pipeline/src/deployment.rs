@@ -87,6 +87,14 @@ impl Default for Fleet {
     }
 }
 
+/// How long before an invocation's deadline a function stops computing:
+/// a tenth of the invocation, at least 1 s and at most 10 s, to upload
+/// what is finished, check completion or record why it stopped before
+/// Lambda kills it.
+pub fn stop_margin(invocation: Duration) -> Duration {
+    (invocation / 10).clamp(Duration::from_secs(1), Duration::from_secs(10))
+}
+
 /// What one invocation of a function may use, as Lambda enforces it: the
 /// local pollers enforce the same ([`PollConfig::timeout`](crate::PollConfig),
 /// and a memory cap in `mandel-aws`).

@@ -390,3 +390,28 @@ pub async fn stored_tiles(
     tiles.dedup();
     Ok(tiles)
 }
+
+/// The client's waits between looks at the orbit: often at first (an orbit
+/// of a shallow view takes milliseconds), then twice a second.
+pub fn reference_poll_delays() -> impl Iterator<Item = std::time::Duration> {
+    std::iter::successors(Some(std::time::Duration::from_millis(10)), |d| {
+        Some((*d * 2).min(std::time::Duration::from_millis(500)))
+    })
+}
+
+/// How many looks at an unfinished orbit [`await_reference`](crate::reference::await_reference) makes while a
+/// worker computes it for `seconds` (each a GET of the manifest, a HEAD of
+/// the cancel marker and two listings; the look that finds the manifest
+/// is one GET more).
+pub fn reference_polls_during(seconds: f64) -> u64 {
+    let mut waited = 0.0;
+    let mut polls = 0;
+    for delay in reference_poll_delays() {
+        polls += 1;
+        waited += delay.as_secs_f64();
+        if waited >= seconds {
+            return polls;
+        }
+    }
+    unreachable!("the delays are endless")
+}

@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mandel_core::RenderParams;
 use mandel_core::deep::OrbitState;
@@ -182,7 +182,7 @@ pub async fn await_reference(
 ) -> Result<ReferenceManifest, PipelineError> {
     let store = &*ports.store;
     let mut sent: Option<u32> = None;
-    let mut delays = poll_delays();
+    let mut delays = crate::progress::reference_poll_delays();
     loop {
         if let Some(manifest) = read_reference_manifest(store, job).await? {
             return Ok(manifest);
@@ -214,61 +214,5 @@ pub async fn await_reference(
             sent = Some(next);
         }
         tokio::time::sleep(delays.next().expect("endless")).await;
-    }
-}
-
-/// The client's waits between looks at the orbit: often at first (an orbit
-/// of a shallow view takes milliseconds), then twice a second.
-fn poll_delays() -> impl Iterator<Item = Duration> {
-    std::iter::successors(Some(Duration::from_millis(10)), |d| {
-        Some((*d * 2).min(Duration::from_millis(500)))
-    })
-}
-
-/// How many looks at an unfinished orbit [`await_reference`] makes while a
-/// worker computes it for `seconds` (each a GET of the manifest, a HEAD of
-/// the cancel marker and two listings; the look that finds the manifest
-/// is one GET more).
-pub fn polls_during(seconds: f64) -> u64 {
-    let mut waited = 0.0;
-    let mut polls = 0;
-    for delay in poll_delays() {
-        polls += 1;
-        waited += delay.as_secs_f64();
-        if waited >= seconds {
-            return polls;
-        }
-    }
-    unreachable!("the delays are endless")
-}
-
-/// How many segments (worker invocations) an orbit of `seconds` on a
-/// worker's core takes when an invocation may compute for `invocation`
-/// less its stop margin.
-pub fn segments_for(seconds: f64, invocation: Duration) -> u64 {
-    let usable = invocation
-        .saturating_sub(crate::worker::stop_margin(invocation))
-        .as_secs_f64()
-        .max(1.0);
-    ((seconds / usable).ceil() as u64).max(1)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_model_follows_the_clients_looks_and_the_workers_segments() {
-        // Looks after 10, 30, 70, 150, 310, 630 ms, then every 500 ms.
-        assert_eq!(polls_during(0.0), 1);
-        assert_eq!(polls_during(0.03), 2);
-        assert_eq!(polls_during(0.631), 7);
-        assert_eq!(polls_during(10.0), 6 + 19);
-        // A 60 s invocation computes for 54 s (its margin is 6 s).
-        let minute = Duration::from_secs(60);
-        assert_eq!(segments_for(0.5, minute), 1);
-        assert_eq!(segments_for(54.0, minute), 1);
-        assert_eq!(segments_for(54.1, minute), 2);
-        assert_eq!(segments_for(200.0, minute), 4);
     }
 }

@@ -89,7 +89,7 @@ pub struct JobShape {
     pub downloaded_bytes: u64,
     /// A deep job's reference orbit: its segments (one worker invocation
     /// each; 0 for a viewport job) and the client's looks at it before
-    /// it was whole ([`crate::reference::polls_during`]).
+    /// it was whole ([`crate::progress::reference_polls_during`]).
     pub reference_segments: u64,
     pub reference_polls: u64,
 }
@@ -292,7 +292,9 @@ impl JobShape {
         let counts_bytes = m.params.count_width().bytes() as u64 * m.width * m.height;
         let reference_segments = m.reference.as_ref().map_or(0, |r| u64::from(r.segments));
         let reference_polls = m.reference.as_ref().map_or(0, |r| {
-            crate::reference::polls_during(r.finished_ms.saturating_sub(r.started_ms) as f64 / 1e3)
+            crate::progress::reference_polls_during(
+                r.finished_ms.saturating_sub(r.started_ms) as f64 / 1e3,
+            )
         });
         JobShape {
             tiles: m.tiles,

@@ -5,6 +5,8 @@
 
 use mandel_core::{RenderParams, TileId, pyramid};
 
+use std::time::Duration;
+
 use super::Profile;
 use crate::deployment::Deployment;
 
@@ -148,7 +150,7 @@ impl LambdaPhases {
         // start and the segment's writes.
         let (reference, reference_segments) = if profile.reference_seconds > 0.0 {
             let orbit = profile.reference_seconds / worker.speed;
-            let segments = crate::reference::segments_for(orbit, deployment.worker.timeout());
+            let segments = segments_for(orbit, deployment.worker.timeout());
             let seconds = segments as f64 * (MODEL.cold_start_s + 3.0 * MODEL.request_s) + orbit;
             (seconds, segments)
         } else {
@@ -237,6 +239,17 @@ impl Ord for Seconds {
     }
 }
 
+/// How many segments (worker invocations) an orbit of `seconds` on a
+/// worker's core takes when an invocation may compute for `invocation`
+/// less its stop margin.
+pub fn segments_for(seconds: f64, invocation: Duration) -> u64 {
+    let usable = invocation
+        .saturating_sub(crate::deployment::stop_margin(invocation))
+        .as_secs_f64()
+        .max(1.0);
+    ((seconds / usable).ceil() as u64).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,5 +265,20 @@ mod tests {
             2.0
         );
         assert_eq!(schedule(at_zero(4), std::iter::empty()), 0.0);
+    }
+
+    #[test]
+    fn the_model_follows_the_clients_looks_and_the_workers_segments() {
+        // Looks after 10, 30, 70, 150, 310, 630 ms, then every 500 ms.
+        assert_eq!(crate::progress::reference_polls_during(0.0), 1);
+        assert_eq!(crate::progress::reference_polls_during(0.03), 2);
+        assert_eq!(crate::progress::reference_polls_during(0.631), 7);
+        assert_eq!(crate::progress::reference_polls_during(10.0), 6 + 19);
+        // A 60 s invocation computes for 54 s (its margin is 6 s).
+        let minute = Duration::from_secs(60);
+        assert_eq!(segments_for(0.5, minute), 1);
+        assert_eq!(segments_for(54.0, minute), 1);
+        assert_eq!(segments_for(54.1, minute), 2);
+        assert_eq!(segments_for(200.0, minute), 4);
     }
 }

@@ -171,7 +171,7 @@ impl Estimate {
             downloaded_bytes: image_bytes + if counts_downloaded { counts_bytes } else { 0 },
             reference_segments: phases.reference_segments,
             reference_polls: if phases.reference_segments > 0 {
-                crate::reference::polls_during(phases.reference)
+                crate::progress::reference_polls_during(phases.reference)
             } else {
                 0
             },

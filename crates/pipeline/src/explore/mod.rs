@@ -380,24 +380,9 @@ impl Inner {
         let (counts, source) = match &self.renderer {
             Renderer::Local { cores } => {
                 let _permit = cores.acquire().await.expect("never closed");
-                // Dropped with this future (every request gone): the render
-                // stops between two bands and frees its core.
-                let stop = Arc::new(AtomicBool::new(false));
-                let _stop = StopOnDrop(Arc::clone(&stop));
-                let renders = Arc::clone(&self.renders);
-                renders.started.fetch_add(1, Ordering::Relaxed);
-                renders.running.fetch_add(1, Ordering::Relaxed);
-                let counts = tokio::task::spawn_blocking(move || {
-                    let counts = kernel::render_tile_until(&params, ONLY, &stop);
-                    if counts.is_none() {
-                        renders.stopped.fetch_add(1, Ordering::Relaxed);
-                    }
-                    renders.running.fetch_sub(1, Ordering::Relaxed);
-                    counts
-                })
-                .await
-                .expect("rendering a tile panicked")
-                .expect("a render stops only once nobody waits for it");
+                let counts = self
+                    .render_here(move |stop| kernel::render_tile_until(&params, ONLY, stop))
+                    .await;
                 (counts, Source::Rendered)
             }
             Renderer::Fleet {
@@ -407,6 +392,42 @@ impl Inner {
                 limit,
             } => from_fleet(&**store, &**tiles_queue, *timeout, limit, &params).await?,
         };
+        Ok((self.encode_and_cache(counts, max_iter, &key).await?, source))
+    }
+
+    /// Runs `render` on a blocking thread with a stop flag set once
+    /// nobody waits for it (this future dropped: every request gone), so
+    /// it stops between two bands and frees its core; counted in
+    /// `renders`.
+    async fn render_here<T: Send + 'static>(
+        &self,
+        render: impl FnOnce(&AtomicBool) -> Option<T> + Send + 'static,
+    ) -> T {
+        let stop = Arc::new(AtomicBool::new(false));
+        let _stop = StopOnDrop(Arc::clone(&stop));
+        let renders = Arc::clone(&self.renders);
+        renders.started.fetch_add(1, Ordering::Relaxed);
+        renders.running.fetch_add(1, Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || {
+            let out = render(&stop);
+            if out.is_none() {
+                renders.stopped.fetch_add(1, Ordering::Relaxed);
+            }
+            renders.running.fetch_sub(1, Ordering::Relaxed);
+            out
+        })
+        .await
+        .expect("rendering a tile panicked")
+        .expect("a render stops only once nobody waits for it")
+    }
+
+    /// The tile's PNG from its counts, cached at `key`.
+    async fn encode_and_cache(
+        &self,
+        counts: Vec<u32>,
+        max_iter: u32,
+        key: &str,
+    ) -> Result<Bytes, TileServiceError> {
         let colormap = self.colormap;
         let png =
             tokio::task::spawn_blocking(move || explore::tile_png(&counts, max_iter, colormap))
@@ -414,12 +435,10 @@ impl Inner {
                 .expect("encoding a tile panicked")
                 .map_err(|e| TileServiceError::Encode(e.to_string()))?;
         let png = Bytes::from(png);
-        self.cache.put(&key, png.clone()).await?;
-        Ok((png, source))
+        self.cache.put(key, png.clone()).await?;
+        Ok(png)
     }
-}
 
-impl Inner {
     /// A deep tile rendered here (on a core, stopping when nobody waits),
     /// encoded and cached.
     async fn render_deep(
@@ -433,31 +452,10 @@ impl Inner {
         };
         let _permit = cores.acquire().await.expect("never closed");
         let orbit = self.region_orbit(tile.region(), max_iter).await;
-        let stop = Arc::new(AtomicBool::new(false));
-        let _stop = StopOnDrop(Arc::clone(&stop));
-        let renders = Arc::clone(&self.renders);
-        renders.started.fetch_add(1, Ordering::Relaxed);
-        renders.running.fetch_add(1, Ordering::Relaxed);
-        let counts = tokio::task::spawn_blocking(move || {
-            let counts = tile.render_until(max_iter, &orbit, &stop);
-            if counts.is_none() {
-                renders.stopped.fetch_add(1, Ordering::Relaxed);
-            }
-            renders.running.fetch_sub(1, Ordering::Relaxed);
-            counts
-        })
-        .await
-        .expect("rendering a deep tile panicked")
-        .expect("a render stops only once nobody waits for it")
-        .0;
-        let colormap = self.colormap;
-        let png =
-            tokio::task::spawn_blocking(move || explore::tile_png(&counts, max_iter, colormap))
-                .await
-                .expect("encoding a tile panicked")
-                .map_err(|e| TileServiceError::Encode(e.to_string()))?;
-        let png = Bytes::from(png);
-        self.cache.put(&key, png.clone()).await?;
+        let (counts, _) = self
+            .render_here(move |stop| tile.render_until(max_iter, &orbit, stop))
+            .await;
+        let png = self.encode_and_cache(counts, max_iter, &key).await?;
         Ok((png, Source::Rendered))
     }
 

@@ -78,7 +78,7 @@ pub async fn handle_stitch_delivery(
         None => stitching.await,
         Some(deadline) => {
             let invocation = deadline.saturating_duration_since(started);
-            let stop_at = deadline - crate::worker::stop_margin(invocation);
+            let stop_at = deadline - crate::deployment::stop_margin(invocation);
             // No time at all (a redelivery late in a batch): not started.
             let run = async {
                 if std::time::Instant::now() >= stop_at {

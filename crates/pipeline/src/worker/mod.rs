@@ -41,7 +41,6 @@ use crate::records::{self, send_stitch};
 use crate::store::ObjectStore;
 use crate::tiles;
 
-pub use self::stop::stop_margin;
 use self::stop::{Batch, StopSignal};
 
 /// What handling one tiles-queue message did.
@@ -159,7 +158,8 @@ impl TileWorker {
         deadline: Option<Instant>,
     ) -> BatchOutcome {
         let started = Instant::now();
-        let stop = StopSignal::new(deadline.map(|d| d - stop_margin(d - started)));
+        let stop =
+            StopSignal::new(deadline.map(|d| d - crate::deployment::stop_margin(d - started)));
         let run = Batch {
             stop,
             started_ms: crate::job::unix_ms(),

@@ -1,16 +1,10 @@
 //! Stopping a batch's kernels in time: shortly before the invocation's
-//! deadline ([`stop_margin`]), or when the batch's future is dropped.
+//! deadline ([`stop_margin`](crate::deployment::stop_margin)), or when the
+//! batch's future is dropped.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
-
-/// How long before an invocation's deadline the worker stops computing:
-/// a tenth of the invocation, at least 1 s and at most 10 s, to upload
-/// what is finished and check completion before Lambda kills it.
-pub fn stop_margin(invocation: Duration) -> Duration {
-    (invocation / 10).clamp(Duration::from_secs(1), Duration::from_secs(10))
-}
+use std::time::Instant;
 
 /// A batch being handled: when it started, and its stop signal.
 pub(super) struct Batch {

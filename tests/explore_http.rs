@@ -169,6 +169,15 @@ fn a_deep_tile_url_draws_the_deep_render_of_that_tile() {
     assert_eq!(again.headers["x-mandel-tile"], "cached");
     assert_eq!(again.body, direct);
 
+    // Deep budgets go past a viewport job's 65535 (counts are u32).
+    let big = link.replace("iter=3000", "iter=100000");
+    let r = http_get(&big);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let orbit = tile.region().orbit(100_000);
+    let (counts, _) = tile.render(100_000, &orbit);
+    let direct = explore::tile_png(&counts, 100_000, Colormap::TwilightShifted).unwrap();
+    assert_eq!(r.body, direct, "the deep tile at 100,000 iterations");
+
     // 2^200 tiles a side: x = 2^200 is outside.
     let two_200 = "1606938044258990275541962092341162602522202993782792835301376";
     let outside = format!("{url}tiles/200/{two_200}/0.png");

@@ -123,10 +123,16 @@ impl Palette {
     /// # Panics
     /// If `table` is empty.
     pub fn from_table(table: Vec<[u8; 3]>) -> Palette {
+        Palette::from_table_at(0, table)
+    }
+
+    /// A palette of the counts `min..min + table.len()`, in order; counts
+    /// outside take the nearest end's colour.
+    pub fn from_table_at(min: u32, table: Vec<[u8; 3]>) -> Palette {
         assert!(!table.is_empty(), "a palette has at least one colour");
         Palette {
-            min: 0,
-            max: table.len() as u32 - 1,
+            min,
+            max: min + (table.len() as u32 - 1),
             table,
             lut: Colormap::Gray.lut(),
             vmin: 0.0,

@@ -43,11 +43,19 @@ pub const MAX_ZOOM: u32 = 45;
 pub const ITER_BASE: u32 = 500;
 pub const ITER_PER_ZOOM: u32 = 150;
 
-/// The default iteration budget at `zoom`: `500 + 150·zoom`, capped at the
-/// counts' limit (65535). Zoom 10, where a 1024-pixel window shows about
-/// the notebook's default view, gets its 2000.
+/// The most iterations a tile may be given: f64 tiles keep the counts'
+/// limit of a viewport job (65535); deep tiles' counts are u32, and this
+/// bounds what one tile's region orbit may cost.
+pub const MAX_TILE_BUDGET: u32 = 1_000_000;
+
+/// The default iteration budget at `zoom`: `500 + 150·zoom`, at most
+/// [`MAX_TILE_BUDGET`]. Zoom 10, where a 1024-pixel window shows about the
+/// notebook's default view, gets its 2000; the deepest f64 zoom (45) 7250;
+/// zoom 3,322 (a pixel near 1e-1002) 498,800.
 pub fn max_iter_for(zoom: u32) -> u32 {
-    (ITER_BASE + ITER_PER_ZOOM * zoom).min(crate::params::MAX_ITER_LIMIT)
+    ITER_BASE
+        .saturating_add(ITER_PER_ZOOM.saturating_mul(zoom))
+        .min(MAX_TILE_BUDGET)
 }
 
 /// One tile of the world; only [`WorldTile::new`] makes one, so every
@@ -75,6 +83,8 @@ pub enum TileError {
     },
     #[error("max_iter must be in 1..=65535, got {0}")]
     MaxIter(u32),
+    #[error("a deep tile's max_iter must be in 1..={MAX_TILE_BUDGET}, got {0}")]
+    DeepMaxIter(u32),
     #[error("a deep tile's zoom must be in {}..={MAX_DEEP_ZOOM}, got {zoom}", MAX_ZOOM + 1)]
     DeepZoom { zoom: u32 },
     #[error("tile x and y at zoom {zoom} must be whole numbers below 2^{zoom}")]
@@ -140,10 +150,16 @@ pub const CYCLES: f64 = 3.0;
 /// range without a range of their own. Points that never escape get the
 /// colour of `max_iter`: a cyclic map's first, the others' last.
 pub fn palette(max_iter: u32, colormap: Colormap) -> Palette {
+    palette_over(0, max_iter.min(u32::from(u16::MAX)), max_iter, colormap)
+}
+
+/// [`palette`]'s colours of the counts `min..=max` only: a deep tile's
+/// budget may be far larger than the range its counts span.
+fn palette_over(min: u32, max: u32, max_iter: u32, colormap: Colormap) -> Palette {
     let lut = colormap.lut();
     let n = lut.len();
     let top = f64::from(max_iter).ln_1p();
-    let table = (0..=max_iter.min(u32::from(u16::MAX)))
+    let table = (min..=max)
         .map(|count| {
             let x = f64::from(count).ln_1p() / top;
             let x = if colormap.is_cyclic() {
@@ -154,7 +170,7 @@ pub fn palette(max_iter: u32, colormap: Colormap) -> Palette {
             lut[((x * n as f64) as usize).min(n - 1)]
         })
         .collect();
-    Palette::from_table(table)
+    Palette::from_table_at(min, table)
 }
 
 /// A tile's counts as the explorer shows them: a PNG, top row = highest
@@ -166,7 +182,16 @@ pub fn tile_png(
 ) -> Result<Vec<u8>, EncodingError> {
     let side = TILE_PIXELS as usize;
     assert_eq!(counts.len(), side * side, "a world tile has 256² counts");
-    let mut png = PngRows::with_palette(side, side, palette(max_iter, colormap))?;
+    let palette = if max_iter <= u32::from(u16::MAX) {
+        palette(max_iter, colormap)
+    } else {
+        // A deep budget: tabulate only the counts the tile has, by the
+        // same rule (the colours stay a function of count and budget).
+        let min = counts.iter().copied().min().unwrap_or(0).min(max_iter);
+        let max = counts.iter().copied().max().unwrap_or(0).min(max_iter);
+        palette_over(min, max, max_iter, colormap)
+    };
+    let mut png = PngRows::with_palette(side, side, palette)?;
     let mut bytes = Vec::new();
     for row in counts.chunks_exact(side).rev() {
         png.write_row(row)?;
@@ -268,7 +293,8 @@ mod tests {
         assert_eq!(max_iter_for(0), 500);
         assert_eq!(max_iter_for(10), 2000);
         assert_eq!(max_iter_for(MAX_ZOOM), 7250);
-        assert!(max_iter_for(u32::MAX / 200) <= 65535);
+        assert_eq!(max_iter_for(3322), 498_800);
+        assert_eq!(max_iter_for(u32::MAX), MAX_TILE_BUDGET);
     }
 
     #[test]
@@ -288,6 +314,34 @@ mod tests {
         assert!(at(third - 1) > lut.len() * 19 / 20);
         let gray = palette(100, Colormap::Gray);
         assert_eq!(gray.colour(100), *Colormap::Gray.lut().last().unwrap());
+    }
+
+    /// Past 65535 iterations (deep tiles) a tile's colours follow the same
+    /// rule, tabulated over its own counts only: each pixel's colour is
+    /// that of its count at the budget, whatever the tile's range.
+    #[test]
+    fn a_deep_budgets_colours_follow_the_same_rule() {
+        let max_iter = 498_800;
+        let mut counts = vec![300_000u32; 256 * 256];
+        counts[0] = 299_990;
+        counts[1] = max_iter;
+        let png = tile_png(&counts, max_iter, Colormap::TwilightShifted).unwrap();
+        let decoded = image::load_from_memory(&png).unwrap().to_rgb8();
+        let colour = |count: u32| {
+            palette_over(count, count, max_iter, Colormap::TwilightShifted).colour(count)
+        };
+        assert_eq!(decoded.get_pixel(0, 255).0, colour(299_990));
+        assert_eq!(decoded.get_pixel(1, 255).0, colour(max_iter));
+        assert_eq!(decoded.get_pixel(2, 255).0, colour(300_000));
+        assert_eq!(
+            colour(max_iter),
+            Colormap::TwilightShifted.lut()[0],
+            "never escaping"
+        );
+        // Within the f64 range both forms agree.
+        let small = palette(2000, Colormap::Viridis);
+        let over = palette_over(700, 900, 2000, Colormap::Viridis);
+        assert!((700..=900).all(|c| small.colour(c) == over.colour(c)));
     }
 
     #[test]

@@ -295,7 +295,8 @@ impl TileService {
         .await
     }
 
-    /// The PNG of a deep tile at `max_iter` iterations (in 1..=65535),
+    /// The PNG of a deep tile at `max_iter` iterations (in
+    /// 1..=[`MAX_TILE_BUDGET`](explore::MAX_TILE_BUDGET)),
     /// rendered by perturbation from its region's orbit, which is computed
     /// once for all the region's tiles; as [`TileService::tile`] otherwise.
     pub async fn deep_tile(
@@ -303,8 +304,8 @@ impl TileService {
         tile: DeepTile,
         max_iter: u32,
     ) -> Result<(Bytes, Source), TileServiceError> {
-        if !(1..=u32::from(u16::MAX)).contains(&max_iter) {
-            return Err(TileError::MaxIter(max_iter).into());
+        if !(1..=explore::MAX_TILE_BUDGET).contains(&max_iter) {
+            return Err(TileError::DeepMaxIter(max_iter).into());
         }
         let key = deep_cache_key(&tile, max_iter, self.inner.colormap);
         self.serve(key, move |inner, key| {
@@ -607,7 +608,7 @@ mod tests {
         );
         assert!(matches!(
             service.deep_tile(tile.clone(), 0).await,
-            Err(TileServiceError::Tile(TileError::MaxIter(0)))
+            Err(TileServiceError::Tile(TileError::DeepMaxIter(0)))
         ));
 
         let fleet = TileService::new(

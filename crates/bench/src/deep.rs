@@ -79,16 +79,12 @@ pub fn run(
                     let last = (first + BAND).min(side);
                     let mut band = vec![0u32; ((last - first) * side) as usize];
                     let w = renderer.render(first..last, 0..side, &mut band);
-                    mine.steps += w.steps;
-                    mine.skips += w.skips;
-                    mine.rebases += w.rebases;
+                    mine += w;
                     done.push((first, band));
                 }
                 *busy.lock().unwrap() += t.elapsed().as_secs_f64();
                 let mut total = work.lock().unwrap();
-                total.steps += mine.steps;
-                total.skips += mine.skips;
-                total.rebases += mine.rebases;
+                *total += mine;
                 bands.lock().unwrap().extend(done);
             });
         }

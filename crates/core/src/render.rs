@@ -3,7 +3,7 @@
 //! The worker, the embedded pipeline and the estimate's sample all render
 //! through a [`TileRenderer`], made once per job.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use crate::counts::CountsImage;
 use crate::deep::{BLA_EPSILON, DeepRenderer, OrbitPoint, Work};
@@ -26,9 +26,6 @@ impl std::fmt::Debug for TileRenderer {
             .finish()
     }
 }
-
-/// Pixels per band of a deep tile between two looks at the stop flag.
-const DEEP_BAND_PIXELS: u64 = 4 * 1024;
 
 impl TileRenderer {
     /// The renderer of a viewport job.
@@ -103,19 +100,7 @@ impl TileRenderer {
         let p = u64::from(self.params.tile_pixels);
         let (row0, col0) = (u64::from(tile.row) * p, u64::from(tile.col) * p);
         let mut out = vec![0u32; (p * p) as usize];
-        let mut work = Work::default();
-        let rows = (DEEP_BAND_PIXELS / p).max(1);
-        for (k, band) in out.chunks_mut((rows * p) as usize).enumerate() {
-            if stop.load(Ordering::Relaxed) {
-                return None;
-            }
-            let first = row0 + k as u64 * rows;
-            let n = band.len() as u64 / p;
-            let w = deep.render(first..first + n, col0..col0 + p, band);
-            work.steps += w.steps;
-            work.skips += w.skips;
-            work.rebases += w.rebases;
-        }
+        let work = deep.render_until(row0..row0 + p, col0..col0 + p, &mut out, stop)?;
         Some((out, work))
     }
 }

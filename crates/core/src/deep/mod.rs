@@ -34,7 +34,13 @@ pub use orbit::{OrbitFormatError, OrbitPoint, OrbitState, decode_points, encode_
 pub use perturb::{BLA_EPSILON, Work};
 pub use view::{DeepView, MAX_COORDINATE_CHARS, MAX_ZOOM_EXP10, ViewError};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use perturb::{BlaTable, Engine};
+
+/// Pixels rendered between two looks at a stop flag
+/// ([`DeepRenderer::render_until`]).
+const BAND_PIXELS: u64 = 4 * 1024;
 
 /// Below this pixel spacing (as a power of two) deltas' squared magnitudes,
 /// which decide BLA and rebasing, leave f64's normal range, so the
@@ -157,6 +163,30 @@ impl DeepRenderer {
             Mode::F64(e) => self.fill(e, rows, cols, out),
             Mode::Exp(e) => self.fill(e, rows, cols, out),
         }
+    }
+
+    /// [`DeepRenderer::render`] in bands of about [`BAND_PIXELS`], looking
+    /// at `stop` before each: `None` once it is set (nobody wants the
+    /// pixels any more, or a worker's deadline is near).
+    pub fn render_until(
+        &self,
+        rows: std::ops::Range<u64>,
+        cols: std::ops::Range<u64>,
+        out: &mut [u32],
+        stop: &AtomicBool,
+    ) -> Option<Work> {
+        let width = cols.end - cols.start;
+        let band = (BAND_PIXELS / width.max(1)).max(1);
+        let mut work = Work::default();
+        for (k, chunk) in out.chunks_mut((band * width) as usize).enumerate() {
+            if stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            let first = rows.start + k as u64 * band;
+            let n = chunk.len() as u64 / width;
+            work += self.render(first..first + n, cols.clone(), chunk);
+        }
+        Some(work)
     }
 
     fn fill<T: Complex>(

@@ -174,6 +174,14 @@ pub struct Work {
     pub rebases: u64,
 }
 
+impl std::ops::AddAssign for Work {
+    fn add_assign(&mut self, o: Work) {
+        self.steps += o.steps;
+        self.skips += o.skips;
+        self.rebases += o.rebases;
+    }
+}
+
 impl<T: Complex> Engine<T> {
     /// The escape count of the pixel `C + dc`.
     #[inline(always)]

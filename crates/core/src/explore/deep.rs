@@ -9,7 +9,7 @@
 //! `L` zooms, and a tile's counts are still a function of its address and
 //! budget alone: cacheable for good, like the f64 tiles.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use dashu_base::UnsignedAbs;
 use dashu_int::{IBig, UBig};
@@ -84,7 +84,7 @@ fn dyadic_decimal(n: &IBig, k: u32) -> String {
     }
 }
 
-/// `2^zoom` in the scientific form a [`DeepView`] zoom takes.
+/// `2^zoom` as a decimal integer (a [`DeepView`] zoom).
 fn zoom_decimal(zoom: u32) -> String {
     (UBig::ONE << zoom as usize).to_string()
 }
@@ -202,18 +202,7 @@ impl DeepTile {
         let renderer =
             DeepRenderer::with_offset(&self.view(), side, max_iter, orbit, BLA_EPSILON, offset);
         let mut counts = vec![0; (side * side) as usize];
-        let mut work = Work::default();
-        const BAND: u64 = 16;
-        for (k, band) in counts.chunks_mut((BAND * side) as usize).enumerate() {
-            if stop.load(Ordering::Relaxed) {
-                return None;
-            }
-            let first = k as u64 * BAND;
-            let w = renderer.render(first..first + BAND, 0..side, band);
-            work.steps += w.steps;
-            work.skips += w.skips;
-            work.rebases += w.rebases;
-        }
+        let work = renderer.render_until(0..side, 0..side, &mut counts, stop)?;
         Some((counts, work))
     }
 }

@@ -42,6 +42,29 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// The most a viewport job of `params` can cost, without rendering
+    /// anything: every pixel iterates its whole budget at the kernel's
+    /// floor rate ([`KERNEL_RATE_FLOOR`](crate::deployment::KERNEL_RATE_FLOOR),
+    /// the capacity check's). For pricing work before it is sent where a
+    /// sample would be the work itself (an explorer's one-tile jobs).
+    pub fn worst_case(params: &RenderParams) -> Profile {
+        let per_tile = params.pixels_per_tile() as f64 * f64::from(params.max_iter);
+        Profile {
+            params: params.clone(),
+            iterations: per_tile * params.tile_count() as f64,
+            tile_seconds: vec![
+                per_tile / crate::deployment::KERNEL_RATE_FLOOR;
+                params.tile_count() as usize
+            ],
+            sample_pixels: 0,
+            sample_seconds: 0.0,
+            kernel: "none (worst case)",
+            reference_seconds: 0.0,
+            reference_points: 0,
+            orbit: None,
+        }
+    }
+
     /// Kernel seconds of the whole job on one core.
     pub fn core_seconds(&self) -> f64 {
         self.tile_seconds.iter().sum()

@@ -495,15 +495,11 @@ async fn from_fleet(
     if let Some(counts) = stored_counts(store, &job, params).await.map_err(fleet)? {
         return Ok((counts, Source::Bucket));
     }
-    // Priced (a sample of the tile: CPU work) and charged before it is
-    // sent; a stored tile above cost nothing.
+    // Priced (at its worst case: no rendering here) and charged before it
+    // is sent; a stored tile above cost nothing.
     if limit.is_limited() {
-        let (pricer, priced) = (Arc::clone(limit), params.clone());
-        let price = tokio::task::spawn_blocking(move || pricer.price(&priced))
-            .await
-            .expect("pricing a tile panicked");
         limit
-            .charge(price)
+            .charge(limit.price(params))
             .map_err(|o| TileServiceError::OverLimit {
                 per_hour: o.per_hour,
                 spent: o.spent,

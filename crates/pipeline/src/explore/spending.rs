@@ -3,11 +3,14 @@
 //! ours, were the Host check ever bypassed) must not spend without end.
 //!
 //! Each one-tile job is priced before it is sent by the cost model
-//! ([`Estimate::lambda`] of the tile's profile, as `--estimate` prices a
-//! job); the prices of the last hour are kept, and a tile that would take
-//! their sum past the limit is refused until enough of them are an hour
-//! old. The model prices a one-tile job with its stitch, which an
-//! explorer tile does not run, so the real spend stays below the limit.
+//! ([`Estimate::lambda`], as `--estimate` prices a job) at its worst case
+//! ([`Profile::worst_case`]: every pixel at the full budget at the
+//! kernel's floor rate), not from a sample, which for one tile would be
+//! the tile's whole work done here; the prices of the last hour are kept,
+//! and a tile that would take their sum past the limit is refused until
+//! enough of them are an hour old. The worst case, and the stitch the
+//! model counts for a one-tile job but an explorer tile does not run,
+//! keep the real spend below the limit.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -17,7 +20,7 @@ use mandel_core::RenderParams;
 use tokio::time::Instant;
 
 use crate::deployment::Deployment;
-use crate::estimate::{Estimate, profile};
+use crate::estimate::{Estimate, Profile};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -62,7 +65,7 @@ impl SpendingLimit {
         let Some(deployment) = &self.deployment else {
             return 0.0;
         };
-        let estimate = Estimate::lambda(&profile(params), deployment, false);
+        let estimate = Estimate::lambda(&Profile::worst_case(params), deployment, false);
         estimate.cost.map_or(0.0, |c| c.total)
     }
 

@@ -163,7 +163,7 @@ fn a_deep_tile_url_draws_the_deep_render_of_that_tile() {
     assert_eq!(r.headers["x-mandel-tile"], "rendered");
     let orbit = tile.region().orbit(3000);
     let (counts, _) = tile.render(3000, &orbit);
-    let direct = explore::tile_png(&counts, 3000, Colormap::TwilightShifted).unwrap();
+    let direct = explore::deep_tile_png(&counts, 3000, Colormap::TwilightShifted).unwrap();
     assert_eq!(r.body, direct, "the deep tile's bytes");
     let again = http_get(&link);
     assert_eq!(again.headers["x-mandel-tile"], "cached");
@@ -175,7 +175,7 @@ fn a_deep_tile_url_draws_the_deep_render_of_that_tile() {
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let orbit = tile.region().orbit(100_000);
     let (counts, _) = tile.render(100_000, &orbit);
-    let direct = explore::tile_png(&counts, 100_000, Colormap::TwilightShifted).unwrap();
+    let direct = explore::deep_tile_png(&counts, 100_000, Colormap::TwilightShifted).unwrap();
     assert_eq!(r.body, direct, "the deep tile at 100,000 iterations");
 
     // 2^200 tiles a side: x = 2^200 is outside.

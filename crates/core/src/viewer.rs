@@ -7,7 +7,8 @@
 use serde::Serialize;
 
 use crate::explore::{
-    ITER_BASE, ITER_PER_ZOOM, MAX_ZOOM, TILE_PIXELS, WORLD_LEFT, WORLD_SIDE, WORLD_TOP,
+    ITER_BASE, ITER_PER_ZOOM, MAX_DEEP_ZOOM, MAX_TILE_BUDGET, MAX_ZOOM, TILE_PIXELS, WORLD_LEFT,
+    WORLD_SIDE, WORLD_TOP,
 };
 use crate::pyramid;
 
@@ -18,14 +19,18 @@ const TEMPLATE: &str = include_str!("../viewer/viewer.html");
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Source {
     /// The live world: `tiles` is a URL template with `{z}`, `{x}`, `{y}`
-    /// (the page adds `iter=N` to its query).
+    /// (the page adds `iter=N` to its query). Levels up to `f64_max_level`
+    /// are f64 tiles (budgets up to `f64_iter_max`), deeper ones deep tiles
+    /// (up to `iter_max`), down to `max_level`.
     Live {
         tiles: String,
         tile_size: u32,
         max_level: u32,
+        f64_max_level: u32,
         iter_base: u32,
         iter_per_zoom: u32,
         iter_max: u32,
+        f64_iter_max: u32,
         world_left: f64,
         world_top: f64,
         world_side: f64,
@@ -47,10 +52,12 @@ impl Source {
         Source::Live {
             tiles: tiles.to_string(),
             tile_size: TILE_PIXELS,
-            max_level: MAX_ZOOM,
+            max_level: MAX_DEEP_ZOOM,
+            f64_max_level: MAX_ZOOM,
             iter_base: ITER_BASE,
             iter_per_zoom: ITER_PER_ZOOM,
-            iter_max: crate::params::MAX_ITER_LIMIT,
+            iter_max: MAX_TILE_BUDGET,
+            f64_iter_max: crate::params::MAX_ITER_LIMIT,
             world_left: WORLD_LEFT,
             world_top: WORLD_TOP,
             world_side: WORLD_SIDE,
@@ -110,6 +117,7 @@ mod tests {
             assert!(!page.contains(fetched), "{fetched}");
         }
         let live = super::page(&Source::live("/tiles/{z}/{x}/{y}.png"));
-        assert!(live.contains(r#""kind":"live""#) && live.contains(r#""max_level":45"#));
+        assert!(live.contains(r#""kind":"live""#) && live.contains(r#""max_level":12000"#));
+        assert!(live.contains(r#""f64_max_level":45"#));
     }
 }

@@ -124,6 +124,16 @@ impl Decimal {
         }
     }
 
+    /// The length of [`Decimal::plain`] (less the sign), without writing it.
+    fn plain_len(&self) -> u64 {
+        let n = self.digits.len() as u64;
+        match u64::try_from(self.exp10) {
+            Ok(zeros) => n + zeros,
+            // "0." and the fraction's digits, zeros first.
+            Err(_) => n.max(self.exp10.unsigned_abs()) + 2,
+        }
+    }
+
     /// Scientific notation `d[.ddd]e<exp>`, the zoom's canonical form.
     fn scientific(&self) -> String {
         if self.digits.is_empty() {
@@ -174,7 +184,7 @@ impl DeepView {
             let d = Decimal::parse(field, s)?;
             // The canonical form is plain decimal: an exponent may not
             // stretch it past the limit (`1e-999999` is a million digits).
-            let plain_len = d.digits.len() as u64 + d.exp10.unsigned_abs();
+            let plain_len = d.plain_len();
             if field != "zoom" && plain_len > MAX_COORDINATE_CHARS as u64 {
                 return Err(ViewError::TooLong {
                     field,

@@ -19,8 +19,8 @@ use crate::deep::{BLA_EPSILON, Cfe, DeepRenderer, DeepView, OrbitPoint, OrbitSta
 
 /// The version of the deep tiles' bytes: bumped whenever a deep tile's
 /// counts change for the same address and budget (the reference rule, the
-/// perturbation kernel), so caches keyed by it never serve stale tiles.
-pub const DEEP_TILES_VERSION: u32 = 1;
+/// perturbation kernel, the colours), so caches keyed by it never serve stale tiles.
+pub const DEEP_TILES_VERSION: u32 = 2;
 
 /// Zooms sharing one reference orbit (`L` above).
 pub const REFERENCE_LEVELS: u32 = 2;
@@ -266,6 +266,19 @@ mod tests {
         let past = (UBig::ONE << 50).to_string();
         assert!(DeepTile::parse(50, &past, "0").is_err());
         assert!(DeepTile::parse(50, "-1", "0").is_err());
+    }
+
+    /// The deepest tiles' centres have 12,000 decimal places; their views
+    /// (and their regions') are still valid (they were refused as too long
+    /// once, a count of the digits that added the exponent to them).
+    #[test]
+    fn the_deepest_tiles_have_views() {
+        let x = ((UBig::ONE << MAX_DEEP_ZOOM as usize) / UBig::from(3u8)).to_string();
+        let tile = DeepTile::parse(MAX_DEEP_ZOOM, &x, &x).unwrap();
+        let view = tile.view();
+        assert!(view.re().len() > 12_000, "{}", view.re().len());
+        assert_eq!(view.zoom_log2().round(), f64::from(MAX_DEEP_ZOOM));
+        assert_eq!(tile.region().view().zoom_log2().round(), 11_998.0);
     }
 
     #[test]

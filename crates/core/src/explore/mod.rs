@@ -150,25 +150,50 @@ pub const CYCLES: f64 = 3.0;
 /// range without a range of their own. Points that never escape get the
 /// colour of `max_iter`: a cyclic map's first, the others' last.
 pub fn palette(max_iter: u32, colormap: Colormap) -> Palette {
-    palette_over(0, max_iter.min(u32::from(u16::MAX)), max_iter, colormap)
+    let top = f64::from(max_iter).ln_1p();
+    let scale = |count: u32| {
+        let x = f64::from(count).ln_1p() / top;
+        if colormap.is_cyclic() {
+            (x * CYCLES).fract()
+        } else {
+            x
+        }
+    };
+    tabulate(0, max_iter.min(u32::from(u16::MAX)), colormap, scale)
 }
 
-/// [`palette`]'s colours of the counts `min..=max` only: a deep tile's
-/// budget may be far larger than the range its counts span.
-fn palette_over(min: u32, max: u32, max_iter: u32, colormap: Colormap) -> Palette {
+/// Counts a deep tile's colours take to go once round the colormap.
+pub const DEEP_PERIOD: u32 = 64;
+
+/// A deep tile's colours of its counts `min..=max`: linear in the count,
+/// once round the colormap every [`DEEP_PERIOD`] counts (there and back
+/// for a map that is not cyclic), whatever the budget. Past zoom 45 a
+/// view's counts span a narrow band far from 0 (3,265..=3,286 in a tile at
+/// 2^1100 on the way to the e1000 location) where [`palette`]'s log scale
+/// runs flat: a screen of three colours. Never escaping gets the colour
+/// [`palette`] gives it.
+fn deep_palette(min: u32, max: u32, max_iter: u32, colormap: Colormap) -> Palette {
+    let scale = |count: u32| {
+        if count >= max_iter {
+            return if colormap.is_cyclic() { 0.0 } else { 1.0 };
+        }
+        let x = f64::from(count % DEEP_PERIOD) / f64::from(DEEP_PERIOD);
+        if colormap.is_cyclic() {
+            x
+        } else {
+            1.0 - (2.0 * x - 1.0).abs()
+        }
+    };
+    tabulate(min, max, colormap, scale)
+}
+
+/// The colours of `min..=max`, each count's position `scale(count)` in
+/// `0..=1` looked up as the picture's colours are (`floor(x·N)`).
+fn tabulate(min: u32, max: u32, colormap: Colormap, scale: impl Fn(u32) -> f64) -> Palette {
     let lut = colormap.lut();
     let n = lut.len();
-    let top = f64::from(max_iter).ln_1p();
     let table = (min..=max)
-        .map(|count| {
-            let x = f64::from(count).ln_1p() / top;
-            let x = if colormap.is_cyclic() {
-                (x * CYCLES).fract()
-            } else {
-                x
-            };
-            lut[((x * n as f64) as usize).min(n - 1)]
-        })
+        .map(|count| lut[((scale(count) * n as f64) as usize).min(n - 1)])
         .collect();
     Palette::from_table_at(min, table)
 }
@@ -180,17 +205,25 @@ pub fn tile_png(
     max_iter: u32,
     colormap: Colormap,
 ) -> Result<Vec<u8>, EncodingError> {
+    assert!(max_iter <= u32::from(u16::MAX), "an f64 tile's budget");
+    encode(counts, palette(max_iter, colormap))
+}
+
+/// A deep tile's counts as the explorer shows them, coloured by
+/// `deep_palette`, tabulated over the counts the tile has.
+pub fn deep_tile_png(
+    counts: &[u32],
+    max_iter: u32,
+    colormap: Colormap,
+) -> Result<Vec<u8>, EncodingError> {
+    let min = counts.iter().copied().min().unwrap_or(0).min(max_iter);
+    let max = counts.iter().copied().max().unwrap_or(0).min(max_iter);
+    encode(counts, deep_palette(min, max, max_iter, colormap))
+}
+
+fn encode(counts: &[u32], palette: Palette) -> Result<Vec<u8>, EncodingError> {
     let side = TILE_PIXELS as usize;
     assert_eq!(counts.len(), side * side, "a world tile has 256² counts");
-    let palette = if max_iter <= u32::from(u16::MAX) {
-        palette(max_iter, colormap)
-    } else {
-        // A deep budget: tabulate only the counts the tile has, by the
-        // same rule (the colours stay a function of count and budget).
-        let min = counts.iter().copied().min().unwrap_or(0).min(max_iter);
-        let max = counts.iter().copied().max().unwrap_or(0).min(max_iter);
-        palette_over(min, max, max_iter, colormap)
-    };
     let mut png = PngRows::with_palette(side, side, palette)?;
     let mut bytes = Vec::new();
     for row in counts.chunks_exact(side).rev() {
@@ -316,32 +349,34 @@ mod tests {
         assert_eq!(gray.colour(100), *Colormap::Gray.lut().last().unwrap());
     }
 
-    /// Past 65535 iterations (deep tiles) a tile's colours follow the same
-    /// rule, tabulated over its own counts only: each pixel's colour is
-    /// that of its count at the budget, whatever the tile's range.
+    /// A deep tile's colours go round the colormap every DEEP_PERIOD
+    /// counts, whatever the budget (past 65535 too) and the tile's range;
+    /// never escaping is the f64 tiles' colour of the budget.
     #[test]
-    fn a_deep_budgets_colours_follow_the_same_rule() {
+    fn a_deep_tiles_colours_cycle_with_the_count() {
+        let lut = Colormap::TwilightShifted.lut();
         let max_iter = 498_800;
         let mut counts = vec![300_000u32; 256 * 256];
-        counts[0] = 299_990;
+        counts[0] = 300_000 + DEEP_PERIOD / 2;
         counts[1] = max_iter;
-        let png = tile_png(&counts, max_iter, Colormap::TwilightShifted).unwrap();
+        counts[2] = 300_000 + DEEP_PERIOD;
+        let png = deep_tile_png(&counts, max_iter, Colormap::TwilightShifted).unwrap();
         let decoded = image::load_from_memory(&png).unwrap().to_rgb8();
-        let colour = |count: u32| {
-            palette_over(count, count, max_iter, Colormap::TwilightShifted).colour(count)
-        };
-        assert_eq!(decoded.get_pixel(0, 255).0, colour(299_990));
-        assert_eq!(decoded.get_pixel(1, 255).0, colour(max_iter));
-        assert_eq!(decoded.get_pixel(2, 255).0, colour(300_000));
-        assert_eq!(
-            colour(max_iter),
-            Colormap::TwilightShifted.lut()[0],
-            "never escaping"
-        );
-        // Within the f64 range both forms agree.
-        let small = palette(2000, Colormap::Viridis);
-        let over = palette_over(700, 900, 2000, Colormap::Viridis);
-        assert!((700..=900).all(|c| small.colour(c) == over.colour(c)));
+        let at = |x: u32| decoded.get_pixel(x, 255).0;
+        // 300,000 = 4,687·64 + 32: half way round, then the same again.
+        assert_eq!(at(3), lut[lut.len() / 2]);
+        assert_eq!(at(2), at(3));
+        assert_eq!(at(0), lut[0]);
+        assert_eq!(at(1), lut[0], "never escaping");
+        // The same counts at another budget: the same colours.
+        let other = deep_tile_png(&counts, 400_000, Colormap::TwilightShifted).unwrap();
+        assert_eq!(other, png);
+        // Not cyclic: there and back.
+        let gray = deep_palette(0, 64, 1000, Colormap::Gray);
+        let g = Colormap::Gray.lut();
+        assert_eq!(gray.colour(0), g[0]);
+        assert_eq!(gray.colour(32), g[g.len() - 1]);
+        assert_eq!(gray.colour(16), gray.colour(48));
     }
 
     #[test]

@@ -30,6 +30,7 @@ use bytes::Bytes;
 use futures::FutureExt;
 use futures::future::{BoxFuture, WeakShared};
 use mandel_core::explore::{self, DeepTile, Region, RegionOrbit, TileError, WorldTile};
+use mandel_core::png::EncodingError;
 use mandel_core::{Colormap, RenderParams, TileId, kernel};
 use tokio::sync::{OnceCell, Semaphore};
 use tokio::time::Instant;
@@ -393,7 +394,12 @@ impl Inner {
                 limit,
             } => from_fleet(&**store, &**tiles_queue, *timeout, limit, &params).await?,
         };
-        Ok((self.encode_and_cache(counts, max_iter, &key).await?, source))
+        let png = self
+            .encode_and_cache(&key, move |colormap| {
+                explore::tile_png(&counts, max_iter, colormap)
+            })
+            .await?;
+        Ok((png, source))
     }
 
     /// Runs `render` on a blocking thread with a stop flag set once
@@ -422,19 +428,18 @@ impl Inner {
         .expect("a render stops only once nobody waits for it")
     }
 
-    /// The tile's PNG from its counts, cached at `key`.
+    /// The tile's PNG, `encode`d in this service's colormap, cached at
+    /// `key`.
     async fn encode_and_cache(
         &self,
-        counts: Vec<u32>,
-        max_iter: u32,
         key: &str,
+        encode: impl FnOnce(Colormap) -> Result<Vec<u8>, EncodingError> + Send + 'static,
     ) -> Result<Bytes, TileServiceError> {
         let colormap = self.colormap;
-        let png =
-            tokio::task::spawn_blocking(move || explore::tile_png(&counts, max_iter, colormap))
-                .await
-                .expect("encoding a tile panicked")
-                .map_err(|e| TileServiceError::Encode(e.to_string()))?;
+        let png = tokio::task::spawn_blocking(move || encode(colormap))
+            .await
+            .expect("encoding a tile panicked")
+            .map_err(|e| TileServiceError::Encode(e.to_string()))?;
         let png = Bytes::from(png);
         self.cache.put(key, png.clone()).await?;
         Ok(png)
@@ -456,7 +461,11 @@ impl Inner {
         let (counts, _) = self
             .render_here(move |stop| tile.render_until(max_iter, &orbit, stop))
             .await;
-        let png = self.encode_and_cache(counts, max_iter, &key).await?;
+        let png = self
+            .encode_and_cache(&key, move |colormap| {
+                explore::deep_tile_png(&counts, max_iter, colormap)
+            })
+            .await?;
         Ok((png, Source::Rendered))
     }
 
@@ -592,7 +601,7 @@ mod tests {
         assert_eq!(source, Source::Rendered);
         let orbit = tile.region().orbit(3000);
         let (counts, _) = tile.render(3000, &orbit);
-        let direct = explore::tile_png(&counts, 3000, Colormap::TwilightShifted).unwrap();
+        let direct = explore::deep_tile_png(&counts, 3000, Colormap::TwilightShifted).unwrap();
         assert_eq!(png, direct);
         let (again, source) = service.deep_tile(tile.clone(), 3000).await.unwrap();
         assert_eq!((again, source), (png, Source::Cached));

@@ -19,7 +19,8 @@
 //!   (`log1p`, min–max normalised, `origin="lower"`).
 //! - [`pyramid`] cuts the picture into a Deep Zoom pyramid; [`explore`] cuts
 //!   the whole plane into a quadtree of one-tile renders for the explorer;
-//!   [`viewer`] is the page that pans and zooms either.
+//!   [`viewer`] is the page that pans and zooms either; [`video`] plans a
+//!   zoom video as keyframe jobs and resamples its frames from them.
 
 pub mod blob;
 pub mod colormap;
@@ -33,6 +34,7 @@ pub mod picture;
 pub mod png;
 pub mod pyramid;
 pub mod render;
+pub mod video;
 pub mod viewer;
 
 pub use colormap::{Colormap, UnknownColormap};

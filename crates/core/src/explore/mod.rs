@@ -172,7 +172,7 @@ pub const DEEP_PERIOD: u32 = 64;
 /// 2^1100 on the way to the e1000 location) where [`palette`]'s log scale
 /// runs flat: a screen of three colours. Never escaping gets the colour
 /// [`palette`] gives it.
-fn deep_palette(min: u32, max: u32, max_iter: u32, colormap: Colormap) -> Palette {
+pub fn deep_palette(min: u32, max: u32, max_iter: u32, colormap: Colormap) -> Palette {
     let scale = |count: u32| {
         if count >= max_iter {
             return if colormap.is_cyclic() { 0.0 } else { 1.0 };

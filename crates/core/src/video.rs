@@ -216,13 +216,28 @@ pub fn resample(
     inner: &[u8],
     side: u32,
     at: FramePosition,
+    size: (u32, u32),
+    out: &mut [u8],
+) {
+    assert_eq!(out.len(), size.0 as usize * size.1 as usize * 3);
+    resample_rows(outer, inner, side, at, size, 0, out);
+}
+
+/// [`resample`]'s rows from `first_row` on, as many as `out` holds (so
+/// bands of a frame can be made in parallel).
+pub fn resample_rows(
+    outer: &[u8],
+    inner: &[u8],
+    side: u32,
+    at: FramePosition,
     (width, height): (u32, u32),
+    first_row: u32,
     out: &mut [u8],
 ) {
     let n = side as usize;
     assert_eq!(outer.len(), n * n * 3);
     assert_eq!(inner.len(), n * n * 3);
-    assert_eq!(out.len(), width as usize * height as usize * 3);
+    assert_eq!(out.len() % (width as usize * 3), 0);
     // A frame pixel is 2^(j − ℓ) pixels of keyframe j: ℓ = k + t.
     let to_inner = (1.0 - at.t).exp2() as f32;
     let to_outer = (-at.t).exp2() as f32;
@@ -230,7 +245,7 @@ pub fn resample(
     let (cw, ch) = (width as f32 / 2.0, height as f32 / 2.0);
     let limit = side as f32 - 0.5;
     for (y, row) in out.chunks_exact_mut(width as usize * 3).enumerate() {
-        let dy = y as f32 + 0.5 - ch;
+        let dy = (y as u32 + first_row) as f32 + 0.5 - ch;
         for (x, px) in row.chunks_exact_mut(3).enumerate() {
             let dx = x as f32 + 0.5 - cw;
             let (u, v) = (half + dx * to_inner, half + dy * to_inner);

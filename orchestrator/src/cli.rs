@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use mandel_core::deep::{DeepView, Location};
+use mandel_core::video::{self, Plan};
 use mandel_core::{Colormap, ParamError, RenderParams, View, Viewport};
 use mandel_pipeline::{JobId, WaitPolicy};
 
@@ -143,6 +144,36 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub pyramid: Option<PathBuf>,
 
+    /// Make a zoom video (H.264 in MP4) of the dive from the whole set down
+    /// to the deep view of --center/--zoom (or --location) instead of a
+    /// picture: keyframes at zoom 1, 2, 4, … rendered as ordinary jobs
+    /// (embedded, or on the fleet with --bucket), frames resampled from
+    /// them. --max-iter, if given, is every keyframe's budget.
+    #[arg(long, value_name = "OUT.mp4", conflicts_with_all = VIDEO_CONFLICTS)]
+    pub video: Option<PathBuf>,
+
+    /// The video's length in seconds [1..=600].
+    #[arg(long, default_value_t = 10, requires = "video")]
+    pub seconds: u32,
+
+    /// The video's frames per second [1..=60].
+    #[arg(long, default_value_t = 30, requires = "video")]
+    pub fps: u32,
+
+    /// The video's frame size, WIDTHxHEIGHT, each even, 16..=3840.
+    #[arg(
+        long,
+        value_name = "WxH",
+        default_value = "1280x720",
+        requires = "video"
+    )]
+    pub size: String,
+
+    /// Where a video's keyframes are kept, by job id, so a rerun resumes
+    /// and a deeper or longer dive reuses them [default: OUT.mp4.keyframes].
+    #[arg(long, value_name = "DIR", requires = "video")]
+    pub keyframes: Option<PathBuf>,
+
     /// With --bucket: list the bucket's jobs, newest first, and exit.
     #[arg(long, group = "action", conflicts_with_all = RENDER_FLAGS,
         conflicts_with_all = SUBMIT_FLAGS)]
@@ -170,11 +201,26 @@ const SUBMIT_FLAGS: [&str; 8] = [
     "max_cost",
 ];
 
+/// Flags of a picture that a video (made of many jobs) does not take.
+const VIDEO_CONFLICTS: [&str; 10] = [
+    "viewport",
+    "tiles_per_side",
+    "tile_pixels",
+    "out",
+    "counts_out",
+    "report",
+    "pyramid",
+    "no_wait",
+    "fresh",
+    "job",
+];
+
 /// Flags that say what to render and where (`--estimate` takes all but
 /// `--out`: it prices the `--counts-out` download); `--cancel`, `--list`
 /// and `--status` take none.
-const RENDER_FLAGS: [&str; 11] = [
+const RENDER_FLAGS: [&str; 12] = [
     "viewport",
+    "video",
     "center",
     "zoom",
     "location",
@@ -199,6 +245,8 @@ pub struct Request {
     pub pyramid: Option<PathBuf>,
     pub colormap: Colormap,
     pub mode: Mode,
+    /// `--video`: a zoom video instead of a picture.
+    pub video: Option<VideoRequest>,
     /// What stdout carries, decided once.
     pub output: Output,
 }
@@ -251,6 +299,14 @@ pub enum Mode {
     List { bucket: String },
     /// `--status`: one job of the bucket.
     Status { bucket: String, job: JobId },
+}
+
+/// A zoom video: its plan, the file, and where its keyframes are kept.
+#[derive(Debug)]
+pub struct VideoRequest {
+    pub plan: Plan,
+    pub out: PathBuf,
+    pub keyframes: PathBuf,
 }
 
 /// How a cloud client waits for its job.
@@ -333,6 +389,35 @@ fn read_location(path: &std::path::Path) -> Result<Location, UsageError> {
 }
 
 impl Cli {
+    /// `--video` and its flags, checked.
+    fn video_request(&self, view: &View) -> Result<Option<VideoRequest>, UsageError> {
+        let Some(out) = &self.video else {
+            return Ok(None);
+        };
+        let View::Deep(target) = view else {
+            return Err(usage(
+                "video",
+                "--video needs the dive's target: --center RE,IM --zoom Z, or --location FILE.kfr",
+            ));
+        };
+        let as_usage = |e: video::VideoError| usage(e.field(), e.to_string());
+        let size = video::parse_size(&self.size).map_err(as_usage)?;
+        // A location's iterations are its target's alone: keyframes follow
+        // the depth rule unless --max-iter gives them all one budget.
+        let plan = Plan::new(target.clone(), size, self.seconds, self.fps, self.max_iter)
+            .map_err(as_usage)?;
+        let keyframes = self.keyframes.clone().unwrap_or_else(|| {
+            let mut name = out.file_name().unwrap_or_default().to_os_string();
+            name.push(".keyframes");
+            out.with_file_name(name)
+        });
+        Ok(Some(VideoRequest {
+            plan,
+            out: out.clone(),
+            keyframes,
+        }))
+    }
+
     /// The view and the iterations the flags ask for.
     fn view(&self) -> Result<(View, u64), UsageError> {
         let given = self.max_iter.map(u64::from);
@@ -353,6 +438,7 @@ impl Cli {
 
     pub fn request(&self) -> Result<Request, UsageError> {
         let (view, iterations) = self.view()?;
+        let video = self.video_request(&view)?;
         let max_iter = u32::try_from(iterations).map_err(|_| {
             usage(
                 "max-iter",
@@ -387,6 +473,7 @@ impl Cli {
             ("counts-out", self.counts_out.as_ref()),
             ("report", self.report.as_ref()),
             ("pyramid", self.pyramid.as_ref()),
+            ("video", self.video.as_ref()),
         ] {
             let Some(path) = path else { continue };
             let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
@@ -499,8 +586,15 @@ impl Cli {
                 max_cost: self.max_cost,
             },
         };
+        // A video's jobs are its keyframes; the deepest stands for them
+        // where one job's parameters are wanted.
+        let params = match &video {
+            Some(v) => v.plan.keyframe(v.plan.keyframes() - 1),
+            None => params,
+        };
         Ok(Request {
             params,
+            video,
             out: self.out.clone(),
             counts_out: self.counts_out.clone(),
             report: self.report.clone(),

@@ -4,6 +4,7 @@
 
 mod cli;
 mod cloud;
+mod video;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -96,6 +97,9 @@ fn usage_error(e: &UsageError) -> ExitCode {
 }
 
 async fn run(req: &cli::Request) -> Result<()> {
+    if let Some(v) = &req.video {
+        return video::run(req, v).await;
+    }
     let started = Instant::now();
     let rendered = match &req.mode {
         Mode::Estimate { bucket, workers } => {

@@ -63,10 +63,15 @@ pub fn parse_size(s: &str) -> Result<(u32, u32), VideoError> {
         v.trim()
             .parse::<u32>()
             .ok()
-            .filter(|n| (MIN_SIDE..=MAX_SIDE).contains(n) && n % 2 == 0)
+            .filter(|&n| side_ok(n))
             .ok_or_else(bad)
     };
     Ok((side(w)?, side(h)?))
+}
+
+/// A frame side the encoder takes.
+fn side_ok(n: u32) -> bool {
+    (MIN_SIDE..=MAX_SIDE).contains(&n) && n.is_multiple_of(2)
 }
 
 /// Where a frame is: between keyframes `k` and `k + 1`, `t` (0..=1) of
@@ -106,8 +111,7 @@ impl Plan {
         if !(1..=MAX_FPS).contains(&fps) {
             return Err(VideoError::Fps(fps));
         }
-        let size_ok = |n: u32| (MIN_SIDE..=MAX_SIDE).contains(&n) && n % 2 == 0;
-        if !size_ok(width) || !size_ok(height) {
+        if !side_ok(width) || !side_ok(height) {
             return Err(VideoError::Size(format!("{width}x{height}")));
         }
         if target.zoom_log2() < 1.0 {

@@ -57,7 +57,7 @@ impl Mp4Writer {
         // quantiser near x264's default quality.
         let config = EncoderConfig::new()
             .rate_control_mode(RateControlMode::Off)
-            .qp(QpRange::new(20, 26))
+            .qp(QpRange::new(14, 20))
             .max_frame_rate(FrameRate::from_hz(fps as f32))
             .skip_frames(false)
             .intra_frame_period(IntraFramePeriod::from_num_frames(2 * fps))

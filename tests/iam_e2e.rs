@@ -325,6 +325,42 @@ fn the_explorer_has_the_fleet_render_tiles_and_reads_pyramids_under_the_client_p
     let direct = explore::tile_png(&counts, max_iter_for(10), Colormap::TwilightShifted).unwrap();
     assert_eq!(r.body, direct);
 
+    // A deep tile (zoom 2^60) is a one-tile deep job on the fleet: a
+    // worker computes and stores its reference orbit, then renders it.
+    let view = mandel_core::deep::DeepView::parse(
+        "-0.743643887037158704752191506114774",
+        "0.131825904205311970493132056385139",
+        "1",
+    )
+    .unwrap();
+    let deep = mandel_core::explore::DeepTile::at(&view, 60).unwrap();
+    let r = http_get(&format!("{url}tiles/{deep}.png?iter=3000"));
+    assert_eq!(
+        r.status,
+        200,
+        "{}\nworker log:\n{}",
+        String::from_utf8_lossy(&r.body),
+        std::fs::read_to_string(dir.path().join("w.log")).unwrap_or_default()
+    );
+    assert_eq!(r.headers["x-mandel-tile"], "fleet");
+    let scratch = tempfile::tempdir().unwrap();
+    let npy = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let embedded = mandel_pipeline::render_embedded(
+            &deep.job(3000),
+            1,
+            scratch.path(),
+            None,
+            None,
+            |_| {},
+        )
+        .await
+        .unwrap();
+        embedded.counts_npy().await.unwrap()
+    });
+    let counts = mandel_core::CountsImage::from_npy(&npy).unwrap();
+    let direct = explore::deep_tile_png(counts.data(), 3000, Colormap::TwilightShifted).unwrap();
+    assert_eq!(r.body, direct, "the deep tile's bytes");
+
     // The explorer's tiles went to a queue of their own, not the tiles
     // queue batch jobs use.
     let explore_queue = cloud.deployment.explore_queue_url.clone().unwrap();

@@ -282,9 +282,6 @@ async fn tile(
                 .into_response()
         }
         Err(TileServiceError::Tile(e)) => refuse(StatusCode::BAD_REQUEST, e.to_string()),
-        Err(e @ TileServiceError::DeepOnFleet) => {
-            refuse(StatusCode::NOT_IMPLEMENTED, e.to_string())
-        }
         Err(e @ TileServiceError::Busy { .. }) => {
             let mut response = refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
             response

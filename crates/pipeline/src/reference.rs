@@ -25,7 +25,7 @@ use mandel_core::deep::OrbitState;
 use crate::error::PipelineError;
 use crate::estimate::ComputedOrbit;
 use crate::job::{Failed, JobId, ReferenceManifest, ReferenceMessage};
-use crate::ports::Ports;
+use crate::queue::Queue;
 use crate::records::{self, read_reference_manifest, read_reference_state};
 use crate::store::ObjectStore;
 
@@ -177,10 +177,10 @@ pub async fn store_computed(
 /// after another until the orbit is whole, and returns its manifest. Stops
 /// if the job is cancelled or a worker records that it failed.
 pub async fn await_reference(
-    ports: &Ports,
+    store: &dyn ObjectStore,
+    tiles: &dyn Queue,
     job: &JobId,
 ) -> Result<ReferenceManifest, PipelineError> {
-    let store = &*ports.store;
     let mut sent: Option<u32> = None;
     let mut delays = crate::progress::reference_poll_delays();
     loop {
@@ -210,7 +210,7 @@ pub async fn await_reference(
                 reference: next,
             };
             let body = serde_json::to_string(&message).expect("serialises");
-            ports.tiles.send_batch(&[body]).await?;
+            tiles.send_batch(&[body]).await?;
             sent = Some(next);
         }
         tokio::time::sleep(delays.next().expect("endless")).await;

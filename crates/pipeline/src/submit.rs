@@ -76,7 +76,7 @@ pub async fn submit(
     }
     // A deep job's tiles need its reference orbit: computed first, once.
     if params.as_deep().is_some() {
-        crate::reference::await_reference(ports, &job).await?;
+        crate::reference::await_reference(&*ports.store, &*ports.tiles, &job).await?;
     }
     let missing = progress.missing().await?;
     if missing.is_empty() {

@@ -98,12 +98,6 @@ pub enum TileServiceError {
         spent: f64,
         retry_after: Duration,
     },
-    /// Deep tiles render on this machine only, so far.
-    #[error(
-        "deep tiles (past zoom {}) are rendered on this machine only, not yet by the fleet",
-        explore::MAX_ZOOM
-    )]
-    DeepOnFleet,
     /// As many renders are pending as the server takes: ask again soon.
     #[error("{pending} tile renders are pending, as many as this explorer takes; ask again soon")]
     Busy { pending: usize },
@@ -308,7 +302,8 @@ impl TileService {
         if !(1..=explore::MAX_TILE_BUDGET).contains(&max_iter) {
             return Err(TileError::DeepMaxIter(max_iter).into());
         }
-        let key = deep_cache_key(&tile, max_iter, self.inner.colormap);
+        let fleet = matches!(self.inner.renderer, Renderer::Fleet { .. });
+        let key = deep_cache_key(&tile, max_iter, self.inner.colormap, fleet);
         self.serve(key, move |inner, key| {
             async move { inner.render_deep(tile, max_iter, key).await }.boxed()
         })
@@ -357,13 +352,17 @@ impl TileService {
 }
 
 /// The cache key of a deep tile's picture: the deep tiles' version, the
-/// contract's, the colormap, the zoom and a hash of the address and budget.
-pub fn deep_cache_key(tile: &DeepTile, max_iter: u32, colormap: Colormap) -> String {
+/// contract's, the colormap, the zoom and a hash of the address and budget;
+/// `fleet` tiles (one-tile jobs, each from its own centre's orbit:
+/// [`DeepTile::job`]) apart from those rendered here (from their region's
+/// orbit), as their counts may differ in a pixel or two.
+pub fn deep_cache_key(tile: &DeepTile, max_iter: u32, colormap: Colormap, fleet: bool) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(format!("{tile}@{max_iter}").as_bytes());
     let hex: String = digest[..10].iter().map(|b| format!("{b:02x}")).collect();
     format!(
-        "tiles/deep-v{}-c{}/{}/{}-{hex}.png",
+        "tiles/deep{}-v{}-c{}/{}/{}-{hex}.png",
+        if fleet { "-job" } else { "" },
         explore::DEEP_TILES_VERSION,
         kernel::CONTRACT_VERSION,
         colormap.name(),
@@ -453,20 +452,31 @@ impl Inner {
         max_iter: u32,
         key: String,
     ) -> Result<(Bytes, Source), TileServiceError> {
-        let Renderer::Local { cores } = &self.renderer else {
-            return Err(TileServiceError::DeepOnFleet);
+        let (counts, source) = match &self.renderer {
+            Renderer::Local { cores } => {
+                let _permit = cores.acquire().await.expect("never closed");
+                let orbit = self.region_orbit(tile.region(), max_iter).await;
+                let counts = self
+                    .render_here(move |stop| tile.render_until(max_iter, &orbit, stop))
+                    .await;
+                (counts.0, Source::Rendered)
+            }
+            Renderer::Fleet {
+                store,
+                tiles_queue,
+                timeout,
+                limit,
+            } => {
+                let params = tile.job(max_iter);
+                from_fleet(&**store, &**tiles_queue, *timeout, limit, &params).await?
+            }
         };
-        let _permit = cores.acquire().await.expect("never closed");
-        let orbit = self.region_orbit(tile.region(), max_iter).await;
-        let (counts, _) = self
-            .render_here(move |stop| tile.render_until(max_iter, &orbit, stop))
-            .await;
         let png = self
             .encode_and_cache(&key, move |colormap| {
                 explore::deep_tile_png(&counts, max_iter, colormap)
             })
             .await?;
-        Ok((png, Source::Rendered))
+        Ok((png, source))
     }
 
     /// `region`'s orbit to `max_iter`, computed once (on a blocking
@@ -516,6 +526,21 @@ async fn from_fleet(
             })?;
     }
     write_params(store, &job, params).await.map_err(fleet)?;
+    let started = Instant::now();
+    // A deep tile's job computes its reference orbit first, on a worker,
+    // and stores it once for the tile, as every deep job does.
+    if params.as_deep().is_some() {
+        let reference = crate::reference::await_reference(store, tiles_queue, &job);
+        match tokio::time::timeout(timeout, reference).await {
+            Ok(done) => done.map_err(fleet)?,
+            Err(_) => {
+                return Err(TileServiceError::Timeout {
+                    job,
+                    waited: started.elapsed(),
+                });
+            }
+        };
+    }
     let message = TileMessage {
         explore: true,
         ..TileMessage::new(job.clone(), ONLY)
@@ -527,7 +552,6 @@ async fn from_fleet(
         .map_err(|e| fleet(e.into()))?;
     // A Lambda worker takes tens of milliseconds for a tile once it has
     // the message; poll often at first, then every 200 ms.
-    let started = Instant::now();
     let mut delay = Duration::from_millis(20);
     loop {
         tokio::time::sleep(delay).await;
@@ -609,27 +633,65 @@ mod tests {
         assert_eq!(keys.len(), 1);
         assert_eq!(
             keys[0].key,
-            deep_cache_key(&tile, 3000, Colormap::TwilightShifted)
+            deep_cache_key(&tile, 3000, Colormap::TwilightShifted, false)
         );
         assert!(matches!(
             service.deep_tile(tile.clone(), 0).await,
             Err(TileServiceError::Tile(TileError::DeepMaxIter(0)))
         ));
+    }
 
-        let fleet = TileService::new(
-            Arc::new(MemoryStore::new()),
+    /// With the fleet, a deep tile is a deep job of one tile: its reference
+    /// orbit computed and stored by a worker, then its tile rendered from
+    /// it; the explorer's bytes are those of that job's counts, cached
+    /// apart from tiles rendered here (whose orbit is their region's).
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_fleet_renders_a_deep_tile_as_a_one_tile_deep_job() {
+        let (store, tiles, _stitch) = fleet();
+        let cache = Arc::new(MemoryStore::new());
+        let service = TileService::new(
+            cache.clone(),
             Colormap::TwilightShifted,
             Renderer::Fleet {
-                store: Arc::new(MemoryStore::new()),
-                tiles_queue: Arc::new(MemoryQueue::new(Duration::from_secs(30))),
-                timeout: Duration::from_secs(5),
+                store: store.clone(),
+                tiles_queue: tiles.clone(),
+                timeout: Duration::from_secs(30),
                 limit: Arc::new(SpendingLimit::unlimited()),
             },
         );
-        assert!(matches!(
-            fleet.deep_tile(tile, 3000).await,
-            Err(TileServiceError::DeepOnFleet)
-        ));
+        let view = mandel_core::deep::DeepView::parse(
+            "-0.743643887037158704752191506114774",
+            "0.131825904205311970493132056385139",
+            "1",
+        )
+        .unwrap();
+        let tile = DeepTile::at(&view, 60).unwrap();
+        let (png, source) = service.deep_tile(tile.clone(), 3000).await.unwrap();
+        assert_eq!(source, Source::Fleet);
+        let params = tile.job(3000);
+        let job = JobId::for_params(&params);
+        assert!(
+            crate::records::read_reference_manifest(&*store, &job)
+                .await
+                .unwrap()
+                .is_some(),
+            "the tile's orbit is stored in the bucket"
+        );
+        let scratch = tempfile::tempdir().unwrap();
+        let embedded = crate::render_embedded(&params, 1, scratch.path(), None, None, |_| {})
+            .await
+            .unwrap();
+        let npy = embedded.counts_npy().await.unwrap();
+        let counts = mandel_core::CountsImage::from_npy(&npy).unwrap();
+        let direct =
+            explore::deep_tile_png(counts.data(), 3000, Colormap::TwilightShifted).unwrap();
+        assert_eq!(png, direct, "the one-tile deep job's counts");
+        let keys = cache.list("tiles/").await.unwrap();
+        assert_eq!(
+            keys[0].key,
+            deep_cache_key(&tile, 3000, Colormap::TwilightShifted, true)
+        );
+        assert!(keys[0].key.starts_with("tiles/deep-job-v"));
     }
 
     /// The cache keeps to its limit, the least recently served tile out

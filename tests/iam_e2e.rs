@@ -409,3 +409,72 @@ fn the_explorer_has_the_fleet_render_tiles_and_reads_pyramids_under_the_client_p
     assert_eq!(top.status, 200, "{}", String::from_utf8_lossy(&top.body));
     assert_eq!(cloud.depth(&cloud.deployment.tiles_dlq_url), 0);
 }
+
+/// `--video --bucket`: the keyframes (ordinary deep jobs) are submitted
+/// together and rendered by the fleet under the policies; the kept
+/// keyframes are exactly the embedded renders of the same jobs, and a
+/// rerun reuses every one of them.
+#[test]
+fn a_zoom_video_renders_its_keyframes_on_the_fleet_under_the_policies() {
+    use mandel_core::deep::DeepView;
+    use mandel_core::video::Plan;
+    let cloud = IamCloud::start("iam-video", policies("iam-video"));
+    let dir = tempfile::tempdir().unwrap();
+    let _pollers = [
+        cloud.poller("mandel-worker", "worker", &dir.path().join("w1.log")),
+        cloud.poller("mandel-worker", "worker", &dir.path().join("w2.log")),
+        cloud.poller("mandel-stitch", "stitch", &dir.path().join("s.log")),
+    ];
+    let (re, im) = (
+        "-0.743643887037158704752191506114774",
+        "0.131825904205311970493132056385139",
+    );
+    let center = format!("{re},{im}");
+    let make = || {
+        let client = cloud
+            .command("mandel-orchestrate", "client")
+            .current_dir(dir.path())
+            .args(["--bucket", &cloud.bucket, "--timeout", "120"])
+            .args(["--video", "dive.mp4", "--center", &center, "--zoom", "64"])
+            .args(["--seconds", "1", "--fps", "8", "--size", "64x36", "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running mandel-orchestrate");
+        let out = client.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}\nworker log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(dir.path().join("w1.log")).unwrap_or_default()
+        );
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        doc["video"].clone()
+    };
+    let made = make();
+    assert_eq!(made["keyframes"], 7, "{made}");
+    assert_eq!(made["keyframes_reused"], 0);
+    assert_eq!(made["frames"], 8);
+    let video = std::fs::read(dir.path().join("dive.mp4")).unwrap();
+    assert_eq!(&video[4..8], b"ftyp");
+
+    let plan = Plan::new(DeepView::parse(re, im, "64").unwrap(), (64, 36), 1, 8, None).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for k in [0, 6] {
+        let params = plan.keyframe(k);
+        let job = JobId::for_params(&params);
+        let kept = std::fs::read(dir.path().join(format!("dive.mp4.keyframes/{job}.npy"))).unwrap();
+        let scratch = tempfile::tempdir().unwrap();
+        let embedded = runtime.block_on(async {
+            let r =
+                mandel_pipeline::render_embedded(&params, 1, scratch.path(), None, None, |_| {})
+                    .await
+                    .unwrap();
+            r.counts_npy().await.unwrap()
+        });
+        assert_eq!(kept, embedded.to_vec(), "keyframe {k} ({job})");
+    }
+    let again = make();
+    assert_eq!(again["keyframes_reused"], 7, "{again}");
+    assert_eq!(cloud.depth(&cloud.deployment.tiles_dlq_url), 0);
+}

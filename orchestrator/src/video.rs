@@ -82,7 +82,9 @@ pub async fn run(req: &Request, v: &VideoRequest) -> Result<()> {
             None => {
                 let t = Instant::now();
                 let npy = source.render(&params, k).await?;
-                rendering += t.elapsed().as_secs_f64();
+                let took = t.elapsed().as_secs_f64();
+                tracing::info!(keyframe = k, seconds = took, "keyframe rendered");
+                rendering += took;
                 write_atomically(&path, &npy)?;
                 read_keyframe(&path, &params)
                     .with_context(|| format!("reading back {}", path.display()))?

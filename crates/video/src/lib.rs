@@ -18,8 +18,7 @@ use std::time::{Duration, Instant};
 
 use mandel_core::video::{Plan, resample_rows};
 use openh264::encoder::{
-    Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, QpRange, RateControlMode,
-    VuiConfig,
+    Encoder, EncoderConfig, FrameRate, FrameType, IntraFramePeriod, RateControlMode, VuiConfig,
 };
 use openh264::formats::{RgbSliceU8, YUVBuffer};
 
@@ -52,12 +51,13 @@ pub struct Mp4Writer {
 impl Mp4Writer {
     /// A video of `width`×`height` (even) at `fps`, written to `path`.
     pub fn create(path: &Path, width: u32, height: u32, fps: u32) -> Result<Self, VideoError> {
-        // Constant quality (no rate control: it would skip frames, and the
-        // duration is the frame count); fractal detail is dense, so a
-        // quantiser near x264's default quality.
+        // No rate control: OpenH264's would skip frames to keep a bit rate
+        // (the duration is the frame count), and warns on stderr when told
+        // not to. Without it the quantiser is OpenH264's fixed default
+        // (and a QP range is ignored): the file's bit rate is the
+        // benchmark's to report.
         let config = EncoderConfig::new()
             .rate_control_mode(RateControlMode::Off)
-            .qp(QpRange::new(14, 20))
             .max_frame_rate(FrameRate::from_hz(fps as f32))
             .skip_frames(false)
             .intra_frame_period(IntraFramePeriod::from_num_frames(2 * fps))

@@ -22,8 +22,11 @@ eval "$(scripts/browser.sh)"
 # alone does not build for packages without integration tests. Building
 # --all-targets (not just --bins) resolves features exactly as the test run
 # does (dev-dependencies included), so the AWS SDK is compiled once.
-cargo build --release --workspace --all-targets
+# The video encoder (OpenH264 from source, needs a C++ compiler) is an
+# opt-in feature of mandel-orchestrate; the tests make videos.
+features=(--features mandel-orchestrate/video)
+cargo build --release --workspace --all-targets "${features[@]}"
 # The Lambda zips (target/lambda/<binary>/bootstrap.zip), whose bootstrap
 # the Lambda end-to-end test runs.
 infra/package.sh
-cargo test --release --workspace --all-targets "$@"
+cargo test --release --workspace --all-targets "${features[@]}" "$@"

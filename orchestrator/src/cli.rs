@@ -301,8 +301,10 @@ pub enum Mode {
     Status { bucket: String, job: JobId },
 }
 
-/// A zoom video: its plan, the file, and where its keyframes are kept.
+/// A zoom video: its plan, the file, and where its keyframes are kept
+/// (read only by a build with the encoder, the `video` feature).
 #[derive(Debug)]
+#[cfg_attr(not(feature = "video"), allow(dead_code))]
 pub struct VideoRequest {
     pub plan: Plan,
     pub out: PathBuf,

@@ -1,17 +1,7 @@
-//! `--video`: a zoom video made of keyframe jobs.
-//!
-//! Each keyframe is an ordinary deep job ([`Plan::keyframe`]), rendered
-//! embedded or submitted to the bucket's fleet (all at once, so the
-//! workers render them side by side), and its counts kept in the keyframe
-//! folder under the job's id: a rerun resumes, a deeper or longer video
-//! reuses them. The frames are resampled and encoded here, on the laptop,
-//! as the keyframes arrive in order: the frames are many times the
-//! keyframes' pixels (900 1080p frames from 334 keyframes of 1920²), so
-//! downloading keyframes and encoding where the file is wanted moves the
-//! least data, and encoding is one sequential stream that a fleet of
-//! stateless functions could not share without passing the encoder's
-//! state between them.
+//! Making the video: keyframes rendered (or found kept) in order, frames
+//! written as they arrive. Built with the `video` feature only.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -20,28 +10,18 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use mandel_core::video::{Plan, keyframe_rgb};
 use mandel_core::{CountsImage, RenderParams};
 use mandel_pipeline::JobId;
-use mandel_pipeline::estimate::{self, Estimate, Submission};
+use mandel_pipeline::estimate::Submission;
 use mandel_pipeline::render_embedded;
 use mandel_video::Assembler;
 use serde::Serialize;
-use std::io::IsTerminal;
 
+use super::estimate_of;
 use crate::cli::{Mode, Output, Request, UsageError, VideoRequest, Wait};
 use crate::cloud;
 
-/// Makes the video `v` asks for, as `req.mode` says.
-pub async fn run(req: &Request, v: &VideoRequest) -> Result<()> {
-    let started = Instant::now();
+/// Renders the keyframes (or finds them kept) and writes the video.
+pub(super) async fn make(req: &Request, v: &VideoRequest, started: Instant) -> Result<()> {
     let plan = &v.plan;
-    match &req.mode {
-        Mode::Estimate { bucket, workers } => {
-            let estimates = estimates(plan, bucket.as_deref(), *workers).await?;
-            print_estimate(plan, &estimates, req.output);
-            return Ok(());
-        }
-        Mode::Embedded { .. } | Mode::Cloud { .. } => {}
-        _ => unreachable!("--cancel, --list and --status take no --video"),
-    }
     std::fs::create_dir_all(&v.keyframes)
         .with_context(|| format!("making {}", v.keyframes.display()))?;
     let cached: Vec<bool> = (0..plan.keyframes())
@@ -177,40 +157,6 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Every keyframe's estimate (the deployment's, with a bucket).
-async fn estimates(plan: &Plan, bucket: Option<&str>, workers: usize) -> Result<Vec<Estimate>> {
-    let cloud = match bucket {
-        Some(b) => Some(cloud::connect(b).await?),
-        None => None,
-    };
-    let mut out = Vec::new();
-    for k in 0..plan.keyframes() {
-        let params = plan.keyframe(k);
-        out.push(estimate_of(&params, cloud.as_ref(), workers).await?);
-    }
-    Ok(out)
-}
-
-async fn estimate_of(
-    params: &RenderParams,
-    cloud: Option<&mandel_aws::Cloud>,
-    workers: usize,
-) -> Result<Estimate> {
-    let p = params.clone();
-    let profile = tokio::task::spawn_blocking(move || estimate::profile(&p))
-        .await
-        .expect("sampling panicked");
-    Ok(match cloud {
-        Some(cloud) => {
-            cloud.deployment.check_capacity(params)?;
-            estimate::check_stitch_time(&profile, &cloud.deployment)?;
-            // The counts are downloaded: the video is made from them.
-            Estimate::lambda(&profile, &cloud.deployment, true)
-        }
-        None => Estimate::embedded(&profile, workers),
-    })
-}
-
 /// Submits every keyframe not kept locally (the bucket answers at once for
 /// those it has), after checking their total against `--max-cost`.
 async fn submit_keyframes(
@@ -277,43 +223,6 @@ fn keyframe_bar(total: u32) -> ProgressBar {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
     bar
-}
-
-#[derive(Serialize)]
-struct VideoEstimate {
-    keyframes: u32,
-    frames: u32,
-    seconds: f64,
-    iterations: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cost_usd: Option<f64>,
-}
-
-fn print_estimate(plan: &Plan, estimates: &[Estimate], output: Output) {
-    let seconds: f64 = estimates.iter().map(|e| e.seconds).sum();
-    let iterations: u64 = estimates.iter().map(|e| e.iterations).sum();
-    let cost = estimates
-        .iter()
-        .map(|e| e.cost.as_ref().map(|c| c.total))
-        .sum::<Option<f64>>();
-    let doc = VideoEstimate {
-        keyframes: plan.keyframes(),
-        frames: plan.frames(),
-        seconds,
-        iterations,
-        cost_usd: cost,
-    };
-    output.answer("video_estimate", &doc, || {
-        format!(
-            "video: {} keyframes ({}² each) for {} frames; estimated {seconds:.1} s of \
-             keyframes, {:.2} G iterations{}\n",
-            doc.keyframes,
-            plan.keyframe_side(),
-            doc.frames,
-            iterations as f64 / 1e9,
-            cost.map(|c| format!(", ${c:.4}")).unwrap_or_default()
-        )
-    });
 }
 
 #[derive(Serialize)]

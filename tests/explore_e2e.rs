@@ -79,10 +79,10 @@ fn the_fleet_renders_the_explorers_tiles_and_the_bucket_keeps_them() {
     let r = http_get(&format!("{url}tiles/10/1024/0.png"));
     assert_eq!(r.status, 400);
     assert!(String::from_utf8_lossy(&r.body).contains("outside"));
-    // Deep tiles (past zoom 45) are not the fleet's yet: it says so.
-    let r = http_get(&format!("{url}tiles/46/0/0.png"));
-    assert_eq!(r.status, 501);
-    assert!(String::from_utf8_lossy(&r.body).contains("not yet by the fleet"));
+    // Deep tiles (past zoom 45) are one-tile deep jobs on the fleet.
+    let r = http_get(&format!("{url}tiles/46/0/0.png?iter=300"));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.headers["x-mandel-tile"], "fleet");
 
     // A cloud job's pyramid, written by the stitch, through the explorer.
     let out = lane.orchestrate(

@@ -158,15 +158,12 @@ struct Rendered {
 
 /// `--estimate`: the prediction, and nothing written.
 async fn estimate_only(req: &cli::Request, bucket: Option<&str>, workers: usize) -> Result<()> {
-    let profile = profile(&req.params).await;
     let estimate = match bucket {
         Some(bucket) => {
             let cloud = cloud::connect(bucket).await?;
-            cloud.deployment.check_capacity(&req.params)?;
-            estimate::check_stitch_time(&profile, &cloud.deployment)?;
-            Estimate::lambda(&profile, &cloud.deployment, req.counts_out.is_some())
+            lambda_estimate(&req.params, &cloud, req.counts_out.is_some()).await?
         }
-        None => Estimate::embedded(&profile, workers),
+        None => Estimate::embedded(&profile(&req.params).await, workers),
     };
     print_estimate(&estimate, req.output);
     Ok(())
@@ -175,7 +172,7 @@ async fn estimate_only(req: &cli::Request, bucket: Option<&str>, workers: usize)
 /// Embedded: the whole pipeline on this machine's cores, then the outputs
 /// written where asked.
 async fn render_here(req: &cli::Request, workers: usize, started: Instant) -> Result<Rendered> {
-    let bar = progress_bar(req.params.tile_count());
+    let bar = progress_bar(req.params.tile_count(), "tiles");
     let profile = profile(&req.params).await;
     let estimate = Estimate::embedded(&profile, workers);
     let submission = Submission::now(estimate, None);
@@ -211,10 +208,7 @@ async fn submission_for(
     cloud: &Cloud,
     max_cost: Option<f64>,
 ) -> Result<Submission> {
-    cloud.deployment.check_capacity(&req.params)?;
-    let profile = profile(&req.params).await;
-    estimate::check_stitch_time(&profile, &cloud.deployment)?;
-    let estimate = Estimate::lambda(&profile, &cloud.deployment, req.counts_out.is_some());
+    let estimate = lambda_estimate(&req.params, cloud, req.counts_out.is_some()).await?;
     let cost = estimate.cost.as_ref().map_or(0.0, |c| c.total);
     if let Some(max) = max_cost
         && cost > max
@@ -232,6 +226,20 @@ async fn submission_for(
     Ok(Submission::now(estimate, Some(cloud.deployment.clone())))
 }
 
+/// A job's estimate on `cloud`'s deployment (`counts`: its counts are
+/// downloaded), after the checks that refuse, before any write, what the
+/// functions cannot finish within their timeout or memory.
+pub(crate) async fn lambda_estimate(
+    params: &RenderParams,
+    cloud: &Cloud,
+    counts: bool,
+) -> Result<Estimate> {
+    cloud.deployment.check_capacity(params)?;
+    let profile = profile(params).await;
+    estimate::check_stitch_time(&profile, &cloud.deployment)?;
+    Ok(Estimate::lambda(&profile, &cloud.deployment, counts))
+}
+
 /// A submitted cloud job: waits for its result, writes the outputs, and
 /// sets what it used against its estimate.
 async fn render_remote(
@@ -241,7 +249,7 @@ async fn render_remote(
     submission: Submission,
     wait: &cli::Wait,
 ) -> Result<Rendered> {
-    let bar = progress_bar(req.params.tile_count());
+    let bar = progress_bar(req.params.tile_count(), "tiles");
     let waiting = Instant::now();
     let manifest = cloud::wait(cloud, &submitted.job, &req.params, wait, &bar).await?;
     let waited = waiting.elapsed().as_secs_f64();
@@ -327,7 +335,7 @@ fn print_summary(req: &cli::Request, r: &Rendered, secs: f64) {
 }
 
 /// Samples the job through the kernel (tens of milliseconds of every core).
-async fn profile(params: &RenderParams) -> Profile {
+pub(crate) async fn profile(params: &RenderParams) -> Profile {
     let params = params.clone();
     tokio::task::spawn_blocking(move || estimate::profile(&params))
         .await
@@ -530,15 +538,15 @@ fn make_picture(
     Ok(())
 }
 
-pub(crate) fn progress_bar(total: u64) -> ProgressBar {
+/// A bar of `total` `unit`s (tiles, keyframes) on stderr when it is a
+/// terminal; hidden otherwise.
+pub(crate) fn progress_bar(total: u64, unit: &str) -> ProgressBar {
     let bar = ProgressBar::new(total);
     if std::io::stderr().is_terminal() {
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} tiles (ETA {eta})",
-            )
-            .expect("valid template"),
+        let template = format!(
+            "{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} {unit} (ETA {{eta}})"
         );
+        bar.set_style(ProgressStyle::with_template(&template).expect("valid template"));
     } else {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }

@@ -38,14 +38,11 @@ pub enum VideoError {
 /// An H.264 MP4 file being written, one RGB frame at a time.
 pub struct Mp4Writer {
     encoder: Encoder,
-    mp4: Option<mp4::Mp4Writer<BufWriter<File>>>,
+    mp4: mp4::Mp4Writer<BufWriter<File>>,
     width: u32,
     height: u32,
+    fps: u32,
     frames: u64,
-    track: bool,
-    sps_pps: Option<(Vec<u8>, Vec<u8>)>,
-    /// Samples held until the first frame's SPS and PPS make the track.
-    held: Vec<(Vec<u8>, bool)>,
 }
 
 impl Mp4Writer {
@@ -77,18 +74,16 @@ impl Mp4Writer {
             .map_err(|e| VideoError::Mux(e.to_string()))?;
         Ok(Mp4Writer {
             encoder,
-            mp4: Some(mp4),
+            mp4,
             width,
             height,
+            fps,
             frames: 0,
-            track: false,
-            sps_pps: None,
-            held: Vec::new(),
         })
     }
 
     /// Encodes one frame: `width·height` RGB pixels, top row first.
-    pub fn frame(&mut self, rgb: &[u8], fps: u32) -> Result<(), VideoError> {
+    pub fn frame(&mut self, rgb: &[u8]) -> Result<(), VideoError> {
         let (w, h) = (self.width as usize, self.height as usize);
         let yuv = YUVBuffer::from_rgb_source(RgbSliceU8::new(rgb, (w, h)));
         let stream = self
@@ -111,60 +106,46 @@ impl Mp4Writer {
                 None => {}
             }
         }
-        if self.sps_pps.is_none()
-            && let (Some(sps), Some(pps)) = (sps, pps)
-        {
-            self.sps_pps = Some((sps, pps));
-        }
-        self.held.push((sample, sync));
-        self.frames += 1;
-        self.flush(fps)
-    }
-
-    fn flush(&mut self, fps: u32) -> Result<(), VideoError> {
-        let Some((sps, pps)) = &self.sps_pps else {
-            return Ok(());
-        };
-        let mp4 = self.mp4.as_mut().expect("open until finished");
-        if !self.track {
-            self.track = true;
+        // The first frame is an IDR frame with the stream's parameter
+        // sets, which make the track.
+        if self.frames == 0 {
+            let (Some(sps), Some(pps)) = (sps, pps) else {
+                return Err(VideoError::Encode(
+                    "the first frame has no SPS and PPS".to_string(),
+                ));
+            };
             let track = mp4::TrackConfig {
                 track_type: mp4::TrackType::Video,
-                timescale: fps,
+                timescale: self.fps,
                 language: "und".to_string(),
                 media_conf: mp4::MediaConfig::AvcConfig(mp4::AvcConfig {
                     width: self.width as u16,
                     height: self.height as u16,
-                    seq_param_set: sps.clone(),
-                    pic_param_set: pps.clone(),
+                    seq_param_set: sps,
+                    pic_param_set: pps,
                 }),
             };
-            mp4.add_track(&track)
+            self.mp4
+                .add_track(&track)
                 .map_err(|e| VideoError::Mux(e.to_string()))?;
         }
-        let first = self.frames - self.held.len() as u64;
-        for (i, (bytes, sync)) in self.held.drain(..).enumerate() {
-            let sample = mp4::Mp4Sample {
-                start_time: first + i as u64,
-                duration: 1,
-                rendering_offset: 0,
-                is_sync: sync,
-                bytes: bytes.into(),
-            };
-            mp4.write_sample(1, &sample)
-                .map_err(|e| VideoError::Mux(e.to_string()))?;
-        }
+        let sample = mp4::Mp4Sample {
+            start_time: self.frames,
+            duration: 1,
+            rendering_offset: 0,
+            is_sync: sync,
+            bytes: sample.into(),
+        };
+        self.mp4
+            .write_sample(1, &sample)
+            .map_err(|e| VideoError::Mux(e.to_string()))?;
+        self.frames += 1;
         Ok(())
     }
 
     /// Writes the index; the file is complete.
-    pub fn finish(mut self) -> Result<u64, VideoError> {
-        let mut mp4 = self.mp4.take().expect("open until finished");
-        if !self.held.is_empty() {
-            return Err(VideoError::Encode(
-                "the encoder gave no SPS and PPS".to_string(),
-            ));
-        }
+    pub fn finish(self) -> Result<u64, VideoError> {
+        let mut mp4 = self.mp4;
         mp4.write_end()
             .map_err(|e| VideoError::Mux(e.to_string()))?;
         use std::io::Write;
@@ -257,7 +238,7 @@ impl Assembler {
                 self.draw(&outer, &rgb, i);
                 self.time.resampling += started.elapsed();
                 let started = Instant::now();
-                self.writer.frame(&self.frame, self.plan.fps)?;
+                self.writer.frame(&self.frame)?;
                 self.time.encoding += started.elapsed();
                 self.time.frames += 1;
             }
@@ -321,7 +302,7 @@ mod tests {
         let mut writer = Mp4Writer::create(&path, w, h, fps).unwrap();
         for i in 0..25u32 {
             let rgb: Vec<u8> = (0..w * h * 3).map(|p| (p + i * 8) as u8).collect();
-            writer.frame(&rgb, fps).unwrap();
+            writer.frame(&rgb).unwrap();
         }
         assert_eq!(writer.finish().unwrap(), 25);
         let bytes = std::fs::read(&path).unwrap();

@@ -1,12 +1,11 @@
 //! Making the video: keyframes rendered (or found kept) in order, frames
 //! written as they arrive. Built with the `video` feature only.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use mandel_core::video::{Plan, keyframe_rgb};
 use mandel_core::{CountsImage, RenderParams};
 use mandel_pipeline::JobId;
@@ -49,7 +48,7 @@ pub(super) async fn make(req: &Request, v: &VideoRequest, started: Instant) -> R
         }
         _ => unreachable!(),
     };
-    let bar = keyframe_bar(plan.keyframes());
+    let bar = crate::progress_bar(u64::from(plan.keyframes()), "keyframes");
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut assembler = Assembler::create(plan.clone(), &v.out, threads)
         .with_context(|| format!("writing {}", v.out.display()))?;
@@ -65,9 +64,10 @@ pub(super) async fn make(req: &Request, v: &VideoRequest, started: Instant) -> R
                 let took = t.elapsed().as_secs_f64();
                 tracing::info!(keyframe = k, seconds = took, "keyframe rendered");
                 rendering += took;
+                let counts = keyframe_counts(&npy, &params)
+                    .with_context(|| format!("keyframe {k} is not its job's counts"))?;
                 write_atomically(&path, &npy)?;
-                read_keyframe(&path, &params)
-                    .with_context(|| format!("reading back {}", path.display()))?
+                counts
             }
         };
         let side = plan.keyframe_side() as usize;
@@ -144,8 +144,12 @@ fn keyframe_path(v: &VideoRequest, params: &RenderParams) -> PathBuf {
 
 /// A kept keyframe's counts, if the file is there and has its shape.
 fn read_keyframe(path: &Path, params: &RenderParams) -> Option<Vec<u32>> {
-    let bytes = std::fs::read(path).ok()?;
-    let image = CountsImage::from_npy(&bytes).ok()?;
+    keyframe_counts(&std::fs::read(path).ok()?, params)
+}
+
+/// The counts of a keyframe's `.npy`, if it has the keyframe's shape.
+fn keyframe_counts(npy: &[u8], params: &RenderParams) -> Option<Vec<u32>> {
+    let image = CountsImage::from_npy(npy).ok()?;
     let side = params.image_side() as usize;
     (image.width() == side && image.height() == side).then(|| image.data().to_vec())
 }
@@ -208,21 +212,6 @@ async fn submit_keyframes(
         );
     }
     Ok(jobs)
-}
-
-fn keyframe_bar(total: u32) -> ProgressBar {
-    let bar = ProgressBar::new(u64::from(total));
-    if std::io::stderr().is_terminal() {
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} keyframes (ETA {eta})",
-            )
-            .expect("valid template"),
-        );
-    } else {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    bar
 }
 
 #[derive(Serialize)]

@@ -17,7 +17,7 @@ use std::time::Instant;
 use anyhow::Result;
 use mandel_core::RenderParams;
 use mandel_core::video::Plan;
-use mandel_pipeline::estimate::{self, Estimate};
+use mandel_pipeline::estimate::Estimate;
 use serde::Serialize;
 
 #[cfg(not(feature = "video"))]
@@ -72,23 +72,16 @@ async fn estimates(plan: &Plan, bucket: Option<&str>, workers: usize) -> Result<
     Ok(out)
 }
 
+/// A keyframe's estimate: on the deployment (its counts downloaded: the
+/// video is made from them), or embedded on `workers`.
 async fn estimate_of(
     params: &RenderParams,
     cloud: Option<&mandel_aws::Cloud>,
     workers: usize,
 ) -> Result<Estimate> {
-    let p = params.clone();
-    let profile = tokio::task::spawn_blocking(move || estimate::profile(&p))
-        .await
-        .expect("sampling panicked");
     Ok(match cloud {
-        Some(cloud) => {
-            cloud.deployment.check_capacity(params)?;
-            estimate::check_stitch_time(&profile, &cloud.deployment)?;
-            // The counts are downloaded: the video is made from them.
-            Estimate::lambda(&profile, &cloud.deployment, true)
-        }
-        None => Estimate::embedded(&profile, workers),
+        Some(cloud) => crate::lambda_estimate(params, cloud, true).await?,
+        None => Estimate::embedded(&crate::profile(params).await, workers),
     })
 }
 

@@ -49,6 +49,21 @@ async fn text(c: &Client, id: &str) -> String {
     c.find(Locator::Id(id)).await.unwrap().text().await.unwrap()
 }
 
+/// Clicking "+" draws only tiles of `level`, all loaded, moves the
+/// permalink there, and renders tiles the cache did not have.
+async fn zoom_in_renders_the_next_level(c: &Client, cache: &Path, level: u32) {
+    let before = cached_tiles(cache);
+    click(c, "zoom-in").await;
+    wait_for(
+        c,
+        &format!("mandel.drawn().length > 0 && mandel.drawn().every(t => t.level === {level})"),
+    )
+    .await;
+    wait_for(c, "document.body.dataset.missing === '0'").await;
+    wait_for(c, &format!("location.hash.includes('z={level}')")).await;
+    assert!(cached_tiles(cache) > before, "no new tile was rendered");
+}
+
 /// Every tile on screen, as the page placed it.
 struct Placed {
     level: u32,
@@ -203,19 +218,7 @@ async fn the_explorer_shows_the_kernels_tiles_zooms_and_opens_a_pyramid() {
     .unwrap();
 
     // Zooming in fetches the next level's tiles and moves the permalink.
-    let before = cached_tiles(&cache);
-    click(c, "zoom-in").await;
-    wait_for(
-        c,
-        &format!(
-            "mandel.drawn().length > 0 && mandel.drawn().every(t => t.level === {})",
-            zoom + 1
-        ),
-    )
-    .await;
-    wait_for(c, "document.body.dataset.missing === '0'").await;
-    wait_for(c, &format!("location.hash.includes('z={}')", zoom + 1)).await;
-    assert!(cached_tiles(&cache) > before, "no new tile was rendered");
+    zoom_in_renders_the_next_level(c, &cache, zoom + 1).await;
 
     // The command that renders this view as a still.
     click(c, "render").await;
@@ -402,19 +405,7 @@ async fn a_permalink_past_1e300_draws_the_deep_renders_and_dives() {
     );
 
     // Zooming in fetches the next level's deep tiles and moves the permalink.
-    let before = cached_tiles(&cache);
-    click(c, "zoom-in").await;
-    wait_for(
-        c,
-        &format!(
-            "mandel.drawn().length > 0 && mandel.drawn().every(t => t.level === {})",
-            zoom + 1
-        ),
-    )
-    .await;
-    wait_for(c, "document.body.dataset.missing === '0'").await;
-    wait_for(c, &format!("location.hash.includes('z={}')", zoom + 1)).await;
-    assert!(cached_tiles(&cache) > before, "no new tile was rendered");
+    zoom_in_renders_the_next_level(c, &cache, zoom + 1).await;
     assert_eq!(browser.console_errors().await, Vec::<String>::new());
     c.clone().close().await.unwrap();
 }

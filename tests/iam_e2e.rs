@@ -300,6 +300,17 @@ fn without_the_workers_write_of_the_reference_orbit_a_deep_job_fails_at_once_nam
     );
 }
 
+/// The explorer answered 200; else says why, with the worker's log.
+fn served(r: &mandel_e2e::Response, worker_log: &std::path::Path) {
+    assert_eq!(
+        r.status,
+        200,
+        "{}\nworker log:\n{}",
+        String::from_utf8_lossy(&r.body),
+        std::fs::read_to_string(worker_log).unwrap_or_default()
+    );
+}
+
 #[test]
 fn the_explorer_has_the_fleet_render_tiles_and_reads_pyramids_under_the_client_policy() {
     let cloud = IamCloud::start("iam-explore", policies("iam-explore"));
@@ -313,13 +324,7 @@ fn the_explorer_has_the_fleet_render_tiles_and_reads_pyramids_under_the_client_p
     );
     let tile = WorldTile::new(10, 450, 483).unwrap();
     let r = http_get(&format!("{url}tiles/10/450/483.png"));
-    assert_eq!(
-        r.status,
-        200,
-        "{}\nworker log:\n{}",
-        String::from_utf8_lossy(&r.body),
-        std::fs::read_to_string(dir.path().join("w.log")).unwrap_or_default()
-    );
+    served(&r, &dir.path().join("w.log"));
     assert_eq!(r.headers["x-mandel-tile"], "fleet");
     let counts = explore::render(&tile.params(max_iter_for(10)).unwrap());
     let direct = explore::tile_png(&counts, max_iter_for(10), Colormap::TwilightShifted).unwrap();
@@ -335,13 +340,7 @@ fn the_explorer_has_the_fleet_render_tiles_and_reads_pyramids_under_the_client_p
     .unwrap();
     let deep = mandel_core::explore::DeepTile::at(&view, 60).unwrap();
     let r = http_get(&format!("{url}tiles/{deep}.png?iter=3000"));
-    assert_eq!(
-        r.status,
-        200,
-        "{}\nworker log:\n{}",
-        String::from_utf8_lossy(&r.body),
-        std::fs::read_to_string(dir.path().join("w.log")).unwrap_or_default()
-    );
+    served(&r, &dir.path().join("w.log"));
     assert_eq!(r.headers["x-mandel-tile"], "fleet");
     let scratch = tempfile::tempdir().unwrap();
     let npy = tokio::runtime::Runtime::new().unwrap().block_on(async {

@@ -7,6 +7,7 @@
 
 use std::path::Path;
 
+use base64::Engine;
 use mandel_core::deep::DeepView;
 use mandel_core::video::{Plan, keyframe_rgb};
 use mandel_core::{Colormap, CountsImage};
@@ -50,7 +51,7 @@ fn dive(dir: &Path, zoom: &str, seconds: &str) -> Value {
 async fn play(browser: &Browser, video: &[u8], at: f64) -> (f64, u32, u32, Vec<u8>) {
     let c = &browser.client;
     c.goto("about:blank").await.unwrap();
-    let b64 = base64(video);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(video);
     let script = r#"
         const [b64, at, done] = arguments;
         const bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
@@ -91,27 +92,6 @@ async fn play(browser: &Browser, video: &[u8], at: f64) -> (f64, u32, u32, Vec<u
 
 fn luma(r: u8, g: u8, b: u8) -> f64 {
     0.299 * f64::from(r) + 0.587 * f64::from(g) + 0.114 * f64::from(b)
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                s.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                s.push('=');
-            }
-        }
-    }
-    s
 }
 
 #[tokio::test(flavor = "multi_thread")]

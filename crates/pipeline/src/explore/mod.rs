@@ -606,21 +606,13 @@ mod tests {
 
     /// A deep tile (past f64) is rendered here from its region's orbit,
     /// cached under its own key, then served from the cache: the same
-    /// bytes as the tile rendered directly. The fleet does not render
-    /// deep tiles yet, and says so.
+    /// bytes as the tile rendered directly.
     #[tokio::test]
     async fn a_deep_tile_is_rendered_from_its_regions_orbit_then_cached() {
         let cache = Arc::new(MemoryStore::new());
         let service =
             TileService::new(cache.clone(), Colormap::TwilightShifted, Renderer::local(2));
-        // Zoom 2^60 on the path to the seahorse valley's spiral.
-        let view = mandel_core::deep::DeepView::parse(
-            "-0.743643887037158704752191506114774",
-            "0.131825904205311970493132056385139",
-            "1",
-        )
-        .unwrap();
-        let tile = DeepTile::at(&view, 60).unwrap();
+        let tile = seahorse_deep_tile();
         let (png, source) = service.deep_tile(tile.clone(), 3000).await.unwrap();
         assert_eq!(source, Source::Rendered);
         let orbit = tile.region().orbit(3000);
@@ -652,20 +644,9 @@ mod tests {
         let service = TileService::new(
             cache.clone(),
             Colormap::TwilightShifted,
-            Renderer::Fleet {
-                store: store.clone(),
-                tiles_queue: tiles.clone(),
-                timeout: Duration::from_secs(30),
-                limit: Arc::new(SpendingLimit::unlimited()),
-            },
+            fleet_renderer(&store, &tiles),
         );
-        let view = mandel_core::deep::DeepView::parse(
-            "-0.743643887037158704752191506114774",
-            "0.131825904205311970493132056385139",
-            "1",
-        )
-        .unwrap();
-        let tile = DeepTile::at(&view, 60).unwrap();
+        let tile = seahorse_deep_tile();
         let (png, source) = service.deep_tile(tile.clone(), 3000).await.unwrap();
         assert_eq!(source, Source::Fleet);
         let params = tile.job(3000);
@@ -899,6 +880,27 @@ mod tests {
         assert!(err.to_string().contains("max_iter"), "{err}");
     }
 
+    /// The fleet of [`fleet`], without a spending limit, 30 s a tile.
+    fn fleet_renderer(store: &Arc<MemoryStore>, tiles: &Arc<MemoryQueue>) -> Renderer {
+        Renderer::Fleet {
+            store: store.clone(),
+            tiles_queue: tiles.clone(),
+            timeout: Duration::from_secs(30),
+            limit: Arc::new(SpendingLimit::unlimited()),
+        }
+    }
+
+    /// Zoom 2^60 on the path to the seahorse valley's spiral.
+    fn seahorse_deep_tile() -> DeepTile {
+        let view = mandel_core::deep::DeepView::parse(
+            "-0.743643887037158704752191506114774",
+            "0.131825904205311970493132056385139",
+            "1",
+        )
+        .unwrap();
+        DeepTile::at(&view, 60).unwrap()
+    }
+
     /// A fleet of one worker on in-memory queues, as the poller runs it.
     fn fleet() -> (Arc<MemoryStore>, Arc<MemoryQueue>, Arc<MemoryQueue>) {
         let store = Arc::new(MemoryStore::new());
@@ -925,12 +927,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn the_fleet_renders_a_missing_tile_once_and_stores_only_the_tile() {
         let (store, tiles, stitch) = fleet();
-        let renderer = || Renderer::Fleet {
-            store: store.clone(),
-            tiles_queue: tiles.clone(),
-            timeout: Duration::from_secs(30),
-            limit: Arc::new(SpendingLimit::unlimited()),
-        };
+        let renderer = || fleet_renderer(&store, &tiles);
         let service = TileService::new(
             Arc::new(MemoryStore::new()),
             Colormap::TwilightShifted,
@@ -1005,12 +1002,7 @@ mod tests {
         let service = TileService::new(
             cache.clone(),
             Colormap::TwilightShifted,
-            Renderer::Fleet {
-                store: store.clone(),
-                tiles_queue: tiles.clone(),
-                timeout: Duration::from_secs(30),
-                limit: Arc::new(SpendingLimit::unlimited()),
-            },
+            fleet_renderer(&store, &tiles),
         );
         assert!(service.tile(tile, 2000).await.is_err());
         assert!(store.list(&job.tile_prefix(ONLY)).await.unwrap().is_empty());

@@ -49,6 +49,20 @@ async fn text(c: &Client, id: &str) -> String {
     c.find(Locator::Id(id)).await.unwrap().text().await.unwrap()
 }
 
+/// Opens `link` and waits until every tile on screen is drawn, with no
+/// error in the console; returns the tiles as placed.
+async fn open_and_draw(browser: &Browser, link: &str) -> Vec<Placed> {
+    let c = &browser.client;
+    c.goto(link).await.unwrap();
+    wait_for(
+        c,
+        "window.mandel && mandel.drawn().length > 0 && document.body.dataset.missing === '0'",
+    )
+    .await;
+    assert_eq!(browser.console_errors().await, Vec::<String>::new());
+    placed(c).await
+}
+
 /// Clicking "+" draws only tiles of `level`, all loaded, moves the
 /// permalink there, and renders tiles the cache did not have.
 async fn zoom_in_renders_the_next_level(c: &Client, cache: &Path, level: u32) {
@@ -181,18 +195,8 @@ async fn the_explorer_shows_the_kernels_tiles_zooms_and_opens_a_pyramid() {
     // A permalink deep in seahorse valley, at a whole zoom, so each tile's
     // pixel is one screen pixel.
     let zoom = 12;
-    c.goto(&format!(
-        "{url}#re=-0.7436438&im=0.1318259&z={zoom}&iter=auto"
-    ))
-    .await
-    .unwrap();
-    wait_for(
-        c,
-        "window.mandel && mandel.drawn().length > 0 && document.body.dataset.missing === '0'",
-    )
-    .await;
-    assert_eq!(browser.console_errors().await, Vec::<String>::new());
-    let tiles = placed(c).await;
+    let link = format!("{url}#re=-0.7436438&im=0.1318259&z={zoom}&iter=auto");
+    let tiles = open_and_draw(&browser, &link).await;
     assert!(tiles.len() >= 6, "{} tiles on screen", tiles.len());
     assert!(tiles.iter().all(|t| t.level == zoom && t.width == 256));
     let shot = canvas_shot(c).await;
@@ -337,16 +341,8 @@ async fn a_permalink_past_1e300_draws_the_deep_renders_and_dives() {
     c.set_window_size(700, 500).await.unwrap();
 
     let (zoom, budget) = (1100u32, 20_000u32);
-    c.goto(&format!("{url}#re={re}&im={im}&z={zoom}&iter={budget}"))
-        .await
-        .unwrap();
-    wait_for(
-        c,
-        "window.mandel && mandel.drawn().length > 0 && document.body.dataset.missing === '0'",
-    )
-    .await;
-    assert_eq!(browser.console_errors().await, Vec::<String>::new());
-    let tiles = placed(c).await;
+    let link = format!("{url}#re={re}&im={im}&z={zoom}&iter={budget}");
+    let tiles = open_and_draw(&browser, &link).await;
     assert!(tiles.len() >= 4, "{} tiles on screen", tiles.len());
     assert!(tiles.iter().all(|t| t.level == zoom && t.width == 256));
     assert!(

@@ -285,7 +285,7 @@ impl TileService {
         let params = tile.params(max_iter)?;
         let key = cache_key(&params, self.inner.colormap);
         self.serve(key, move |inner, key| {
-            async move { inner.render(params, max_iter, key).await }.boxed()
+            async move { inner.render(Wanted::Flat(params), max_iter, key).await }.boxed()
         })
         .await
     }
@@ -305,7 +305,7 @@ impl TileService {
         let fleet = matches!(self.inner.renderer, Renderer::Fleet { .. });
         let key = deep_cache_key(&tile, max_iter, self.inner.colormap, fleet);
         self.serve(key, move |inner, key| {
-            async move { inner.render_deep(tile, max_iter, key).await }.boxed()
+            async move { inner.render(Wanted::Deep(tile), max_iter, key).await }.boxed()
         })
         .await
     }
@@ -370,20 +370,40 @@ pub fn deep_cache_key(tile: &DeepTile, max_iter: u32, colormap: Colormap, fleet:
     )
 }
 
+/// A tile to render: an f64 one-tile job, or a deep tile.
+enum Wanted {
+    Flat(RenderParams),
+    Deep(DeepTile),
+}
+
 impl Inner {
     /// Renders the tile (here or on the fleet), encodes it and caches it.
+    /// Here, a deep tile renders from its region's orbit; on the fleet,
+    /// every tile is a one-tile job (a deep one: [`DeepTile::job`]).
     async fn render(
         &self,
-        params: RenderParams,
+        wanted: Wanted,
         max_iter: u32,
         key: String,
     ) -> Result<(Bytes, Source), TileServiceError> {
+        let deep = matches!(wanted, Wanted::Deep(_));
         let (counts, source) = match &self.renderer {
             Renderer::Local { cores } => {
                 let _permit = cores.acquire().await.expect("never closed");
-                let counts = self
-                    .render_here(move |stop| kernel::render_tile_until(&params, ONLY, stop))
-                    .await;
+                let counts = match wanted {
+                    Wanted::Flat(params) => {
+                        self.render_here(move |stop| kernel::render_tile_until(&params, ONLY, stop))
+                            .await
+                    }
+                    Wanted::Deep(tile) => {
+                        let orbit = self.region_orbit(tile.region(), max_iter).await;
+                        self.render_here(move |stop| {
+                            let (counts, _) = tile.render_until(max_iter, &orbit, stop)?;
+                            Some(counts)
+                        })
+                        .await
+                    }
+                };
                 (counts, Source::Rendered)
             }
             Renderer::Fleet {
@@ -391,11 +411,21 @@ impl Inner {
                 tiles_queue,
                 timeout,
                 limit,
-            } => from_fleet(&**store, &**tiles_queue, *timeout, limit, &params).await?,
+            } => {
+                let params = match wanted {
+                    Wanted::Flat(params) => params,
+                    Wanted::Deep(tile) => tile.job(max_iter),
+                };
+                from_fleet(&**store, &**tiles_queue, *timeout, limit, &params).await?
+            }
         };
         let png = self
             .encode_and_cache(&key, move |colormap| {
-                explore::tile_png(&counts, max_iter, colormap)
+                if deep {
+                    explore::deep_tile_png(&counts, max_iter, colormap)
+                } else {
+                    explore::tile_png(&counts, max_iter, colormap)
+                }
             })
             .await?;
         Ok((png, source))
@@ -442,41 +472,6 @@ impl Inner {
         let png = Bytes::from(png);
         self.cache.put(key, png.clone()).await?;
         Ok(png)
-    }
-
-    /// A deep tile rendered here (on a core, stopping when nobody waits),
-    /// encoded and cached.
-    async fn render_deep(
-        &self,
-        tile: DeepTile,
-        max_iter: u32,
-        key: String,
-    ) -> Result<(Bytes, Source), TileServiceError> {
-        let (counts, source) = match &self.renderer {
-            Renderer::Local { cores } => {
-                let _permit = cores.acquire().await.expect("never closed");
-                let orbit = self.region_orbit(tile.region(), max_iter).await;
-                let counts = self
-                    .render_here(move |stop| tile.render_until(max_iter, &orbit, stop))
-                    .await;
-                (counts.0, Source::Rendered)
-            }
-            Renderer::Fleet {
-                store,
-                tiles_queue,
-                timeout,
-                limit,
-            } => {
-                let params = tile.job(max_iter);
-                from_fleet(&**store, &**tiles_queue, *timeout, limit, &params).await?
-            }
-        };
-        let png = self
-            .encode_and_cache(&key, move |colormap| {
-                explore::deep_tile_png(&counts, max_iter, colormap)
-            })
-            .await?;
-        Ok((png, source))
     }
 
     /// `region`'s orbit to `max_iter`, computed once (on a blocking

@@ -102,8 +102,8 @@ data "aws_iam_policy_document" "stitch" {
     ]
   }
   # Tiles: a corrupt blob is rendered again and put back. The stats, the
-  # report (with the client's estimate) and the Deep Zoom pyramid go beside
-  # the result.
+  # report (with the client's estimate) and the Deep Zoom pyramid (one
+  # pack) go beside the result.
   statement {
     sid     = "WriteResults"
     actions = ["s3:PutObject"]
@@ -116,7 +116,7 @@ data "aws_iam_policy_document" "stitch" {
       "${local.bucket_arn}/jobs/*/stitching.json",
       "${local.bucket_arn}/jobs/*/stats.json",
       "${local.bucket_arn}/jobs/*/report.html",
-      "${local.bucket_arn}/jobs/*/pyramid/*",
+      "${local.bucket_arn}/jobs/*/pyramid/image.pack",
     ]
   }
   # The outputs go up as multipart uploads (authorized as s3:PutObject);
@@ -127,6 +127,7 @@ data "aws_iam_policy_document" "stitch" {
     resources = [
       "${local.bucket_arn}/jobs/*/image.png",
       "${local.bucket_arn}/jobs/*/counts.npy",
+      "${local.bucket_arn}/jobs/*/pyramid/image.pack",
     ]
   }
   statement {

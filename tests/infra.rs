@@ -344,7 +344,7 @@ fn each_role_allows_what_its_function_does_and_no_more() {
         job.estimate_key(),
         job.stats_key(),
         job.report_key(),
-        job.pyramid_key(pyramid::VIEWER),
+        job.pyramid_pack_key(),
     ] {
         assert!(
             !allows(&worker, "s3:PutObject", &key),
@@ -381,9 +381,7 @@ fn each_role_allows_what_its_function_does_and_no_more() {
         job.stitching_key(),
         job.stats_key(),
         job.report_key(),
-        job.pyramid_key(&pyramid::tile_path(12, 3, 4)),
-        job.pyramid_key(pyramid::DESCRIPTOR),
-        job.pyramid_key(pyramid::VIEWER),
+        job.pyramid_pack_key(),
     ] {
         assert!(
             allows(&stitch, "s3:PutObject", &key),
@@ -401,9 +399,12 @@ fn each_role_allows_what_its_function_does_and_no_more() {
             "stitch may write {key}"
         );
     }
-    for key in [job.image_key(), job.counts_key()] {
+    for key in [job.image_key(), job.counts_key(), job.pyramid_pack_key()] {
         assert!(allows(&stitch, "s3:AbortMultipartUpload", &key));
     }
+    // The pyramid is one object: nothing else goes beside it.
+    let beside = format!("{}pyramid/{}", job.prefix(), pyramid::VIEWER);
+    assert!(!allows(&stitch, "s3:PutObject", &beside));
     assert!(!allows(&stitch, "s3:AbortMultipartUpload", &tile));
     assert!(!allows(&stitch, "s3:PutObject", &job.row_key(3, range)));
     assert!(!stitch.contains_key("sqs:SendMessage"));
@@ -419,7 +420,7 @@ fn each_role_allows_what_its_function_does_and_no_more() {
         &job.counts_key(),
         &job.failed_key(Failed::Stitch),
         &tile,
-        &job.pyramid_key(&pyramid::tile_path(12, 3, 4)),
+        &job.pyramid_pack_key(),
     ] {
         assert!(
             allows(&client, "s3:GetObject", key),
@@ -449,7 +450,7 @@ fn each_role_allows_what_its_function_does_and_no_more() {
         job.counts_key(),
         job.stats_key(),
         job.report_key(),
-        job.pyramid_key(pyramid::VIEWER),
+        job.pyramid_pack_key(),
     ] {
         assert!(
             !allows(&client, "s3:PutObject", &key),

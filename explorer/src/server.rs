@@ -1,6 +1,7 @@
 //! The HTTP side: the viewer page, the world's tiles, and a pyramid's
 //! files. Every rule about tiles lives in `mandel_pipeline::explore`.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,9 +16,11 @@ use axum::routing::get;
 use mandel_core::Colormap;
 use mandel_core::explore::{DeepTile, MAX_ZOOM, WorldTile, max_iter_for};
 use mandel_core::kernel::CONTRACT_VERSION;
-use mandel_core::viewer::{Source, page};
+use mandel_core::pyramid;
+use mandel_core::viewer::{Source, page, pyramid_files};
 use mandel_pipeline::explore::{Renderer, TileService, TileServiceError, tile_url_template};
-use mandel_pipeline::{FsStore, JobId, ObjectStore, StoreError};
+use mandel_pipeline::pyramid::StoredPyramid;
+use mandel_pipeline::{FsStore, JobId, ObjectStore, PipelineError};
 use serde::Deserialize;
 use tracing::info;
 
@@ -42,6 +45,29 @@ struct App {
     page: String,
     pyramid: Option<PathBuf>,
     bucket: Option<Arc<dyn ObjectStore>>,
+    /// Jobs' pyramids opened so far (a pack never changes once written).
+    opened: std::sync::Mutex<HashMap<JobId, StoredPyramid>>,
+}
+
+impl App {
+    /// `job`'s pyramid in the bucket, its footer read once.
+    async fn stored_pyramid(
+        &self,
+        store: &dyn ObjectStore,
+        job: &JobId,
+    ) -> Result<Option<StoredPyramid>, PipelineError> {
+        if let Some(p) = self.opened.lock().expect("unpoisoned").get(job) {
+            return Ok(Some(p.clone()));
+        }
+        let opened = StoredPyramid::open(store, job).await?;
+        if let Some(p) = &opened {
+            self.opened
+                .lock()
+                .expect("unpoisoned")
+                .insert(job.clone(), p.clone());
+        }
+        Ok(opened)
+    }
 }
 
 /// Serves until Ctrl-C.
@@ -61,6 +87,7 @@ pub async fn run(config: Config) -> Result<()> {
         colormap: config.colormap,
         pyramid: config.pyramid,
         bucket: config.bucket,
+        opened: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", config.port))
         .await
@@ -314,14 +341,14 @@ async fn bucket_pyramid_index(
     State(app): State<Arc<App>>,
     UrlPath(job): UrlPath<String>,
 ) -> Response {
-    serve_object(app.bucket.as_deref(), &job, "index.html").await
+    serve_object(&app, &job, pyramid::VIEWER).await
 }
 
 async fn bucket_pyramid_file(
     State(app): State<Arc<App>>,
     UrlPath((job, path)): UrlPath<(String, String)>,
 ) -> Response {
-    serve_object(app.bucket.as_deref(), &job, &path).await
+    serve_object(&app, &job, &path).await
 }
 
 /// Whether `path` is plain names (no `..`, nothing hidden), so it stays
@@ -360,22 +387,40 @@ async fn serve_file(dir: Option<&Path>, path: &str) -> Response {
     }
 }
 
-/// An object of a job's pyramid in the bucket.
-async fn serve_object(store: Option<&dyn ObjectStore>, job: &str, path: &str) -> Response {
-    let Some(store) = store else {
+/// A file of a job's pyramid in the bucket: its descriptor and viewer
+/// page, made from the picture's size, or a tile read from its pack.
+async fn serve_object(app: &App, job: &str, path: &str) -> Response {
+    let Some(store) = app.bucket.as_deref() else {
         return refuse(StatusCode::NOT_FOUND, "no --bucket was given".into());
     };
     let Ok(job) = JobId::parse(job) else {
         return refuse(StatusCode::NOT_FOUND, format!("no job {job}"));
     };
-    if !plain(path) {
-        return refuse(StatusCode::NOT_FOUND, format!("no file {path}"));
-    }
-    match store.get(&job.pyramid_key(path)).await {
-        Ok(object) => file_response(path, object.body),
-        Err(StoreError::NotFound { key }) => {
-            refuse(StatusCode::NOT_FOUND, format!("no object {key}"))
+    let gone = |e: PipelineError| refuse(StatusCode::BAD_GATEWAY, e.to_string());
+    let stored = match app.stored_pyramid(store, &job).await {
+        Ok(Some(stored)) => stored,
+        Ok(None) => {
+            return refuse(
+                StatusCode::NOT_FOUND,
+                format!("job {job} has no pyramid (not finished, or not stitched in the cloud)"),
+            );
         }
-        Err(e) => refuse(StatusCode::BAD_GATEWAY, e.to_string()),
+        Err(e) => return gone(e),
+    };
+    let (width, height) = stored.size();
+    if let Some((_, body)) = pyramid_files(width, height)
+        .into_iter()
+        .find(|(file, _)| *file == path)
+    {
+        return file_response(path, body);
+    }
+    let no_file = || refuse(StatusCode::NOT_FOUND, format!("no file {path}"));
+    let Some((level, col, row)) = pyramid::parse_tile_path(path) else {
+        return no_file();
+    };
+    match stored.tile(store, level, col, row).await {
+        Ok(Some(png)) => file_response(path, png),
+        Ok(None) => no_file(),
+        Err(e) => gone(e),
     }
 }

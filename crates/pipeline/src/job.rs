@@ -19,8 +19,8 @@
 //! jobs/<job>/estimate.json        Submission: the client's estimate, written at submit
 //! jobs/<job>/stats.json           [TileStat]: who rendered each tile and when (stitch)
 //! jobs/<job>/report.html          the report, written by the stitch before the result
-//! jobs/<job>/pyramid/             the Deep Zoom pyramid and its viewer (cloud stitch):
-//!                                 index.html, image.dzi, image_files/<level>/<col>_<row>.png
+//! jobs/<job>/pyramid/image.pack   the Deep Zoom pyramid in one object, read by byte
+//!                                 range (mandel_core::pyramid::pack; the cloud stitch)
 //! jobs/<job>/result.json          ResultManifest, written last, create-only
 //! jobs/<job>/failed/<row>-<col>.json  Failure: a tile that failed its last attempt
 //! jobs/<job>/failed/job.json      Failure: params.json unreadable, no tile can render
@@ -190,17 +190,14 @@ impl JobId {
         format!("{}report.html", self.prefix())
     }
 
-    /// The job's Deep Zoom pyramid and its viewer, written by the stitch:
-    /// `pyramid/index.html`, `pyramid/image.dzi`,
-    /// `pyramid/image_files/<level>/<col>_<row>.png`.
-    pub fn pyramid_prefix(&self) -> String {
-        format!("{}pyramid/", self.prefix())
-    }
-
-    /// The object at `path` (as [`mandel_core::pyramid`] names it) in the
-    /// job's pyramid.
-    pub fn pyramid_key(&self, path: &str) -> String {
-        format!("{}{path}", self.pyramid_prefix())
+    /// The job's Deep Zoom pyramid, written by the stitch as one pack
+    /// ([`crate::pyramid`]).
+    pub fn pyramid_pack_key(&self) -> String {
+        format!(
+            "{}pyramid/{}",
+            self.prefix(),
+            mandel_core::pyramid::pack::FILE
+        )
     }
 
     pub fn result_key(&self) -> String {
@@ -513,6 +510,9 @@ pub struct ResultManifest {
     pub stitch_started_ms: u64,
     #[serde(default)]
     pub image_bytes: u64,
+    /// The size of the pyramid's pack (0: the job has none).
+    #[serde(default)]
+    pub pyramid_bytes: u64,
     /// A deep job's reference orbit, as `reference.json` recorded it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<ReferenceManifest>,

@@ -80,6 +80,7 @@ mod poller;
 mod ports;
 pub mod process;
 pub mod progress;
+pub mod pyramid;
 mod queue;
 pub mod records;
 pub mod reference;

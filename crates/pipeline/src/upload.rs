@@ -8,10 +8,6 @@ use bytes::Bytes;
 
 use crate::store::{MIN_PART_SIZE, ObjectStore, PartTag, StoreError, UploadId};
 
-/// Small objects (a pyramid's tiles) a writer keeps going up at once in
-/// the background; the estimate's model of the stitch reads it too.
-pub(crate) const PARALLEL_PUTS: usize = 16;
-
 /// The part size of the outputs' uploads: comfortably above S3's minimum,
 /// and 10,000 parts (S3's maximum) hold 80 GiB, beyond the largest image.
 pub const PART_SIZE: usize = 8 << 20;

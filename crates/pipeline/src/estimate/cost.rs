@@ -2,7 +2,7 @@
 //! counts a job's requests ([`Usage::of_job`]) from its [`JobShape`],
 //! predicted or observed, and [`Usage::cost`] prices it at [`PRICES`].
 
-use mandel_core::{TileId, pyramid};
+use mandel_core::TileId;
 use serde::{Deserialize, Serialize};
 
 use super::lambda::{MODEL, rows_in};
@@ -82,8 +82,9 @@ pub struct JobShape {
     pub wait_seconds: f64,
     pub image_bytes: u64,
     pub counts_bytes: u64,
-    /// The objects of the job's Deep Zoom pyramid (the stitch's PUTs).
-    pub pyramid_objects: u64,
+    /// The size of the job's Deep Zoom pyramid, one pack written as a
+    /// multipart upload by the stitch (0: none).
+    pub pyramid_bytes: u64,
     /// The outputs the client downloads: how many, and their bytes.
     pub downloads: u64,
     pub downloaded_bytes: u64,
@@ -170,8 +171,8 @@ impl JobRequests {
         };
         // Stitch: its marker, one listing of the job (over a thousand
         // tiles, of `rows/` and of each row), two multipart uploads (start,
-        // parts, complete), the pyramid's objects, stats.json, report.html
-        // and result.json; params, estimate.json and every tile (over a
+        // parts, complete) and the pyramid's if it has one, stats.json,
+        // report.html and result.json; params, estimate.json and every tile (over a
         // thousand tiles, two HEADs too).
         let stitch_lists = if whole { 1 } else { 1 + s.rows };
         let stitch = S3Requests {
@@ -180,7 +181,11 @@ impl JobRequests {
                 + 2 * 2
                 + parts(s.image_bytes)
                 + parts(s.counts_bytes)
-                + s.pyramid_objects
+                + if s.pyramid_bytes > 0 {
+                    2 + parts(s.pyramid_bytes)
+                } else {
+                    0
+                }
                 + 3,
             get: 2 + s.tiles + if whole { 0 } else { 2 } + deep,
         };
@@ -219,11 +224,9 @@ impl Usage {
             // each reference segment's.
             sqs_requests: s.tiles.div_ceil(10) + 2 * s.invocations + 3 + 3 * s.reference_segments,
             transfer_out_gb: s.downloaded_bytes as f64 / 1e9,
-            // The tiles (as many bytes as the counts) and the outputs (the
-            // pyramid about a third more than the picture, its levels
-            // shrinking by four), kept for the retention period.
-            storage_gb_months: (2 * s.counts_bytes + s.image_bytes + s.image_bytes / 3) as f64
-                / 1e9
+            // The tiles (as many bytes as the counts) and the outputs,
+            // kept for the retention period.
+            storage_gb_months: (2 * s.counts_bytes + s.image_bytes + s.pyramid_bytes) as f64 / 1e9
                 * f64::from(deployment.fleet.job_retention_days)
                 / 30.0,
         }
@@ -307,7 +310,7 @@ impl JobShape {
             wait_seconds,
             image_bytes: m.image_bytes,
             counts_bytes,
-            pyramid_objects: pyramid::object_count(m.width as usize, m.height as usize),
+            pyramid_bytes: m.pyramid_bytes,
             downloads: 1 + u64::from(counts_downloaded),
             downloaded_bytes: m.image_bytes + if counts_downloaded { counts_bytes } else { 0 },
             reference_segments,
@@ -359,6 +362,7 @@ mod tests {
             stitch_us: 500_000,
             stitch_started_ms: 0,
             image_bytes: 1000,
+            pyramid_bytes: 0,
             reference: None,
         };
         let shape = JobShape::observed(&m, &stats, 2.0, false);

@@ -3,7 +3,7 @@
 //! list-scheduled onto invocations as the SQS trigger opens them, then
 //! the stitch.
 
-use mandel_core::{RenderParams, TileId, pyramid};
+use mandel_core::{RenderParams, TileId};
 
 use std::time::Duration;
 
@@ -50,6 +50,10 @@ pub struct Model {
     /// Bytes of PNG per pixel, for the transfer of the picture: an upper
     /// bound (the default job's PNG is 0.045 bytes a pixel).
     pub png_bytes_per_pixel: f64,
+    /// Bytes of the pyramid's pack per pixel of the picture (its tiles
+    /// are encoded fast, and its levels add a third): an upper bound, as
+    /// for the picture.
+    pub pyramid_bytes_per_pixel: f64,
 }
 
 /// The model the estimates use.
@@ -68,6 +72,7 @@ pub const MODEL: Model = Model {
     arm_core_speed: 0.5,
     mb_per_vcpu: 1769.0,
     png_bytes_per_pixel: 1.0,
+    pyramid_bytes_per_pixel: 1.0,
 };
 
 /// A job on Lambda as [`Estimate::lambda`](super::Estimate::lambda) models it, phase by phase, in
@@ -134,15 +139,13 @@ impl LambdaPhases {
         let stitch_cpu = Cpu::of(deployment.stitch.memory_mb, &fleet.architecture);
         let pixels = (params.image_side() * params.image_side()) as f64;
         // Encoding, fetching the tiles (a row at a time, the next while
-        // one encodes) and the pyramid's uploads (in the background)
+        // one encodes) and the pyramid's parts (in the background)
         // overlap: the slowest of the three sets the pace.
         let encode = stitch_seconds(params, stitch_cpu.speed)
             + pixels * MODEL.pyramid_s_per_pixel / stitch_cpu.speed;
         let per_row = (params.tiles_per_side as usize).div_ceil(crate::tiles::PARALLEL_GETS);
         let fetch = f64::from(params.tiles_per_side) * per_row as f64 * MODEL.request_s;
-        let side = params.image_side() as usize;
-        let uploads = pyramid::object_count(side, side)
-            .div_ceil(crate::upload::PARALLEL_PUTS as u64) as f64
+        let uploads = pyramid_bytes(params).div_ceil(crate::upload::PART_SIZE as u64) as f64
             * MODEL.request_s;
         let stitch = MODEL.cold_start_s + encode.max(fetch).max(uploads);
         let submit = (3 + params.tile_count().div_ceil(10) / 16) as f64 * MODEL.request_s;
@@ -168,6 +171,12 @@ impl LambdaPhases {
         };
         (phases, batches)
     }
+}
+
+/// The predicted size of a job's pyramid ([`Model::pyramid_bytes_per_pixel`]).
+pub(super) fn pyramid_bytes(params: &RenderParams) -> u64 {
+    let side = params.image_side() as f64;
+    (MODEL.pyramid_bytes_per_pixel * side * side) as u64
 }
 
 /// A function's cores and their speed against one core here.

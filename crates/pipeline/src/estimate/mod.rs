@@ -34,8 +34,7 @@ pub use sample::{ComputedOrbit, Profile, profile};
 
 use crate::deployment::Deployment;
 use crate::error::PipelineError;
-use lambda::{rows_in, schedule, stitch_seconds};
-use mandel_core::pyramid;
+use lambda::{pyramid_bytes, rows_in, schedule, stitch_seconds};
 
 /// Where a job runs, as an estimate names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,7 +165,7 @@ impl Estimate {
             wait_seconds: seconds,
             image_bytes,
             counts_bytes,
-            pyramid_objects: pyramid::object_count(side as usize, side as usize),
+            pyramid_bytes: pyramid_bytes(params),
             downloads: 1 + u64::from(counts_downloaded),
             downloaded_bytes: image_bytes + if counts_downloaded { counts_bytes } else { 0 },
             reference_segments: phases.reference_segments,

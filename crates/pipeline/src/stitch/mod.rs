@@ -26,8 +26,8 @@ use crate::store::{ObjectStore, PutOutcome};
 /// the client from `counts.npy`.
 pub const STORED_COLORMAP: Colormap = Colormap::TwilightShifted;
 
-/// Whether a stitch also writes the job's Deep Zoom pyramid
-/// (`jobs/<job>/pyramid/`, [`JobId::pyramid_prefix`]) as the picture
+/// Whether a stitch also writes the job's Deep Zoom pyramid (one pack,
+/// [`crate::pyramid`], at [`JobId::pyramid_pack_key`]) as the picture
 /// streams: the stitch function always does, so every cloud job can be
 /// explored; the embedded mode does not (its `--pyramid` is cut from the
 /// counts, in any colormap).
@@ -170,6 +170,7 @@ async fn stitch_job(
         stats: tile_stats,
         thumbnail,
         image_bytes,
+        pyramid_bytes,
     } = write_outputs(store, job, &params, rows, range, pyramid).await?;
 
     // A deep job's orbit, for the report's reference phase.
@@ -192,6 +193,7 @@ async fn stitch_job(
         stitch_us: started.elapsed().as_micros() as u64,
         stitch_started_ms: started_ms,
         image_bytes,
+        pyramid_bytes,
     };
     records::write_stats(&**store, job, &tile_stats).await?;
     // The report before the result, so a finished job always has one.

@@ -6,19 +6,18 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use futures::TryStreamExt;
 use mandel_core::counts::npy_header;
 use mandel_core::picture::{self, PictureRows};
 use mandel_core::png::PngRows;
-use mandel_core::{CountRange, RenderParams, blob, kernel, pyramid};
+use mandel_core::{CountRange, RenderParams, blob, kernel};
 
 use super::fetch::fetch_band;
 use super::{Pyramid, STORED_COLORMAP};
 use crate::error::PipelineError;
 use crate::job::{JobId, TileStat};
 use crate::progress::RowTiles;
-use crate::store::{Metadata, ObjectStore, PutMode};
+use crate::pyramid::PackUpload;
+use crate::store::ObjectStore;
 use crate::upload::{Appender, Prepender};
 
 /// What [`write_outputs`] wrote and gathered.
@@ -29,15 +28,16 @@ pub(super) struct Written {
     pub(super) stats: Vec<TileStat>,
     /// The report's picture (a PNG).
     pub(super) thumbnail: Vec<u8>,
-    /// The size of `image.png`.
+    /// The size of `image.png`, and of the pyramid's pack (0: none).
     pub(super) image_bytes: u64,
+    pub(super) pyramid_bytes: u64,
 }
 
 /// Where the outputs go as they are encoded.
 struct Outputs<'a> {
     png: Appender<'a>,
     npy: Prepender<'a>,
-    pyramid: Option<PyramidUploads>,
+    pyramid: Option<PackUpload>,
 }
 
 /// Writes the PNG (rows top first) and the `.npy` (back to front) of the
@@ -60,17 +60,24 @@ pub(super) async fn write_outputs(
     let mut out = Outputs {
         png: Appender::start(&**store, &job.image_key()).await?,
         npy: Prepender::start(&**store, &job.counts_key(), npy_size).await?,
-        pyramid: (pyramid == Pyramid::Write).then(|| PyramidUploads::start(store, job)),
+        pyramid: (pyramid == Pyramid::Write)
+            .then(|| PackUpload::start(store, job, side as usize, side as usize)),
     };
     match stream_bands(store, job, params, rows, range, &mut out).await {
         Ok(mut written) => {
             written.image_bytes = out.png.finish().await?;
             out.npy.finish().await?;
+            if let Some(pack) = out.pyramid {
+                written.pyramid_bytes = pack.finish().await?;
+            }
             Ok(written)
         }
         Err(e) => {
             out.png.abort().await;
             out.npy.abort().await;
+            if let Some(pack) = out.pyramid {
+                pack.abort().await;
+            }
             Err(e)
         }
     }
@@ -143,8 +150,8 @@ async fn stream_bands(
         stats.extend(band.stats);
         out.png.write(&png_bytes).await?;
         out.npy.write_front(&npy_bytes).await?;
-        if let Some(uploads) = &out.pyramid {
-            uploads.send(pyramid_tiles).await;
+        if let Some(pack) = &out.pyramid {
+            pack.send(pyramid_tiles).await;
         }
     }
     let (png_tail, pyramid_tail) = encoder.finish().map_err(encode_err)?;
@@ -152,15 +159,8 @@ async fn stream_bands(
     out.npy
         .write_front(&npy_header(side, side, params.count_width()))
         .await?;
-    if let Some(uploads) = out.pyramid.take() {
-        uploads.send(pyramid_tail).await;
-        uploads.finish().await?;
-        for (path, body) in mandel_core::viewer::pyramid_files(side, side) {
-            let key = job.pyramid_key(path);
-            store
-                .put(&key, Bytes::from(body), Metadata::new(), PutMode::Overwrite)
-                .await?;
-        }
+    if let Some(pack) = &out.pyramid {
+        pack.send(pyramid_tail).await;
     }
     stats.sort_by_key(|s| (s.row, s.col));
     Ok(Written {
@@ -168,61 +168,8 @@ async fn stream_bands(
         stats,
         thumbnail: thumbnail.encode(range).map_err(encode_err)?,
         image_bytes: 0,
+        pyramid_bytes: 0,
     })
-}
-
-/// The pyramid's tiles going up in the background, a few at a time, while
-/// the stitch goes on with the next band: keyed overwrites of
-/// deterministic bytes, so a stitch that dies and runs again writes the
-/// same objects.
-struct PyramidUploads {
-    tiles: tokio::sync::mpsc::Sender<pyramid::Tile>,
-    task: tokio::task::JoinHandle<Result<(), PipelineError>>,
-}
-
-impl PyramidUploads {
-    fn start(store: &Arc<dyn ObjectStore>, job: &JobId) -> Self {
-        // About a band's top-level tiles of the widest image waiting.
-        let (tiles, mut rx) = tokio::sync::mpsc::channel::<pyramid::Tile>(128);
-        let (store, job) = (Arc::clone(store), job.clone());
-        let task = tokio::spawn(async move {
-            let incoming = futures::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|t| t.map(Ok)));
-            incoming
-                .try_for_each_concurrent(crate::upload::PARALLEL_PUTS, |t: pyramid::Tile| {
-                    let (store, key) = (Arc::clone(&store), job.pyramid_key(&t.path()));
-                    async move {
-                        store
-                            .put(
-                                &key,
-                                Bytes::from(t.png),
-                                Metadata::new(),
-                                PutMode::Overwrite,
-                            )
-                            .await
-                            .map(drop)
-                            .map_err(PipelineError::from)
-                    }
-                })
-                .await
-        });
-        PyramidUploads { tiles, task }
-    }
-
-    /// Queues tiles; if the uploads have failed, [`finish`](Self::finish)
-    /// says why.
-    async fn send(&self, tiles: Vec<pyramid::Tile>) {
-        for t in tiles {
-            if self.tiles.send(t).await.is_err() {
-                return;
-            }
-        }
-    }
-
-    /// Waits for every queued tile to be stored.
-    async fn finish(self) -> Result<(), PipelineError> {
-        drop(self.tiles);
-        self.task.await.expect("pyramid uploads panicked")
-    }
 }
 
 /// The report's picture: at most this many pixels a side.

@@ -9,6 +9,8 @@
 //! down to level 0, one pixel. Tiles have no overlap, as OpenSeadragon
 //! and the Deep Zoom format allow: `<level>/<col>_<row>.png`.
 
+pub mod pack;
+
 use crate::png::EncodingError;
 
 /// A tile's side, in pixels.
@@ -28,6 +30,19 @@ pub fn tile_path(
     row: impl std::fmt::Display,
 ) -> String {
     format!("{FILES}{level}/{col}_{row}.png")
+}
+
+/// The tile at `path` ([`tile_path`]): its level, column and row.
+pub fn parse_tile_path(path: &str) -> Option<(u32, usize, usize)> {
+    let rest = path.strip_prefix(FILES)?.strip_suffix(".png")?;
+    let (level, place) = rest.split_once('/')?;
+    let (col, row) = place.split_once('_')?;
+    fn number<T: std::str::FromStr>(s: &str) -> Option<T> {
+        s.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| s.parse().ok())?
+    }
+    Some((number(level)?, number(col)?, number(row)?))
 }
 
 /// How many objects a `width`×`height` pyramid has: every level's tiles,
@@ -251,6 +266,15 @@ mod tests {
         assert_eq!(object_count(w, h), tiles as u64 + 2);
         assert_eq!(object_count(4096, 4096), 351);
         assert_eq!(tile_path(12, 3, 4), "image_files/12/3_4.png");
+        assert_eq!(parse_tile_path("image_files/12/3_4.png"), Some((12, 3, 4)));
+        for bad in [
+            "image_files/12/3_4",
+            "image_files/12/+3_4.png",
+            "x/12/3_4.png",
+            "image_files/12/3.png",
+        ] {
+            assert_eq!(parse_tile_path(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # --all-targets: the same feature resolution as the test command, so nothing rebuilds.
-cargo build --release --quiet --workspace --all-targets
+cargo build --release --quiet --workspace --all-targets --features mandel-orchestrate/video
 bin=target/release
 work=$(mktemp -d)
 pids=()
@@ -60,6 +60,22 @@ echo "# mandel-explore tile latencies ($(nproc) cores, $cpu; $(date -u +%F))"
 url=$(explorer --cache "$work/local")
 fetch_all "$url" | report "embedded, cold (rendered here)"
 fetch_all "$url" | report "embedded, cached"
+
+# Deep tiles at 2^332 (about 1e100) on the path to e1000, budget 10,000
+# (issue 24's target: 200 ms a 256-px tile once its reference exists):
+# the first tile computes its region's orbit; then 15 more tiles of the
+# same region, one request at a time, cold, then cached.
+saved=("${tiles[@]}")
+mapfile -t tiles < <("$bin/mandel-bench" deep-tiles locations/e1000.kfr 332 --tiles 16 --paths)
+url=$(explorer --cache "$work/deep")
+first=("${tiles[0]}")
+rest=("${tiles[@]:1}")
+tiles=("${first[@]}")
+fetch_all "$url" "?iter=10000" | report "deep 1e100, the region's first (its orbit)"
+tiles=("${rest[@]}")
+fetch_all "$url" "?iter=10000" | report "deep 1e100, cold, its orbit kept"
+fetch_all "$url" "?iter=10000" | report "deep 1e100, cached"
+tiles=("${saved[@]}")
 
 eval "$(localstack/up.sh)"
 for _ in 1 2; do

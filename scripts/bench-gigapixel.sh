@@ -12,7 +12,7 @@
 #   scripts/bench-gigapixel.sh [--no-localstack | --only-localstack]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet --workspace --all-targets
+cargo build --release --quiet --workspace --all-targets --features mandel-orchestrate/video
 bin=target/release
 # Scratch and outputs on disk, beside the repository (not a RAM-backed /tmp).
 work=$(mktemp -d -p "$PWD" .bench-gigapixel.XXXXXX)

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 runs=${1:-5}
 eval "$(localstack/up.sh)"
 # --all-targets: the same feature resolution as the test command, so nothing rebuilds.
-cargo build --release --quiet --workspace --all-targets
+cargo build --release --quiet --workspace --all-targets --features mandel-orchestrate/video
 bin=target/release
 work=$(mktemp -d)
 pids=()

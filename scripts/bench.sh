@@ -7,7 +7,7 @@ if [ ! -x .venv-bench/bin/python ]; then
   python3 -m venv .venv-bench
   .venv-bench/bin/pip install --quiet 'numpy==2.4.*'
 fi
-cargo build --release --workspace --all-targets
+cargo build --release --workspace --all-targets --features mandel-orchestrate/video
 cargo run --release -p mandel-bench -- --python .venv-bench/bin/python "$@"
 # The estimator's error on four views (docs/performance.md#estimator).
 target/release/mandel-bench estimator

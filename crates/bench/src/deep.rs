@@ -139,12 +139,24 @@ pub fn run(
 
 /// `mandel-bench deep-tiles`: what a cold deep explorer tile costs once its
 /// region's orbit exists.
-pub fn tiles(location: &Path, zoom_log2: u32, max_iter: u32, count: u32) -> Result<()> {
+pub fn tiles(
+    location: &Path,
+    zoom_log2: u32,
+    max_iter: u32,
+    count: u32,
+    paths: bool,
+) -> Result<()> {
     use mandel_core::explore::DeepTile;
     let text = std::fs::read_to_string(location)
         .with_context(|| format!("reading {}", location.display()))?;
     let loc = Location::from_kfr(&text)?;
     let first = DeepTile::at(&loc.view, zoom_log2)?;
+    if paths {
+        for k in 0..count {
+            println!("{}", first.right(k)?);
+        }
+        return Ok(());
+    }
     println!(
         "deep tiles of 2^{zoom_log2} (about 1e{:.0}) on the path to {}, max_iter {max_iter}, one core",
         f64::from(zoom_log2) * 2f64.log10(),

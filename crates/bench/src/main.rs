@@ -76,6 +76,10 @@ enum Bench {
         max_iter: u32,
         #[arg(long, default_value_t = 8)]
         tiles: u32,
+        /// Print only the tiles' `ZOOM/X/Y` (as the explorer's URLs have
+        /// them), for scripts/bench-explore.sh to fetch over HTTP.
+        #[arg(long)]
+        paths: bool,
     },
 }
 
@@ -114,7 +118,8 @@ fn main() -> Result<()> {
             zoom_log2,
             max_iter,
             tiles,
-        }) => return deep::tiles(&location, zoom_log2, max_iter, tiles),
+            paths,
+        }) => return deep::tiles(&location, zoom_log2, max_iter, tiles, paths),
         None => {}
     }
 

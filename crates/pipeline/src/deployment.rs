@@ -136,8 +136,9 @@ pub const KERNEL_RATE_FLOOR: f64 = 1.0e9;
 /// of the next band in flight (4), the band's `.npy` bytes (2, or 4 for a
 /// deep job) and PNG bytes (at most about 3), then
 /// the Deep Zoom pyramid's bands (256 RGB rows of every level, whose widths
-/// add up to about twice the side), two upload parts of 8 MiB each and the
-/// process itself. So it grows with the image's side, not its area: for
+/// add up to about twice the side), three upload parts of 8 MiB each (the
+/// picture, the counts, the pyramid's pack, whose index adds 12 bytes a
+/// pyramid tile: 256 KiB at 32768²) and the process itself. So it grows with the image's side, not its area: for
 /// the largest image the CLI accepts (32768² in 4096-px tiles) it gives
 /// about 1.5 GiB, an upper bound (the whole embedded process, without the
 /// pyramid, measured 743 MiB, 2026-11-26).
@@ -146,7 +147,7 @@ fn stitch_mib(params: &RenderParams) -> f64 {
     let band = f64::from(params.tile_pixels) * side;
     let per_pixel = 15.0 + params.count_width().bytes() as f64;
     let pyramid = (mandel_core::pyramid::TILE * 3 * 2) as f64 * side;
-    (per_pixel * band + pyramid) / f64::from(1 << 20) + 16.0 + 100.0
+    (per_pixel * band + pyramid) / f64::from(1 << 20) + 24.0 + 100.0
 }
 
 /// A worker's memory for a deep job's reference orbit, in MiB: at most

@@ -41,8 +41,9 @@ impl PackUpload {
         width: usize,
         height: usize,
     ) -> Self {
-        // About a band's top-level tiles of the widest image waiting.
-        let (tiles, mut rx) = mpsc::channel::<Batch>(8);
+        // One band's tiles waiting while the one before goes up, so the
+        // pack never holds more than two bands' tiles.
+        let (tiles, mut rx) = mpsc::channel::<Batch>(1);
         let (store, key) = (Arc::clone(store), job.pyramid_pack_key());
         let task = tokio::spawn(async move {
             let mut out = Appender::start(&*store, &key).await?;

@@ -48,11 +48,11 @@ pub struct Model {
     /// documentation), at most six.
     pub mb_per_vcpu: f64,
     /// Bytes of PNG per pixel, for the transfer of the picture: an upper
-    /// bound (the default job's PNG is 0.045 bytes a pixel).
+    /// bound (the default job's PNG is 0.58 bytes a pixel, 9.75 MB).
     pub png_bytes_per_pixel: f64,
-    /// Bytes of the pyramid's pack per pixel of the picture (its tiles
-    /// are encoded fast, and its levels add a third): an upper bound, as
-    /// for the picture.
+    /// Bytes of the pyramid's pack per pixel of the picture (its levels
+    /// add a third): an upper bound, as for the picture (the default
+    /// job's pack is 0.82 bytes a pixel, 13.7 MB, 2026-12-05).
     pub pyramid_bytes_per_pixel: f64,
 }
 

@@ -119,8 +119,9 @@ data "aws_iam_policy_document" "stitch" {
       "${local.bucket_arn}/jobs/*/pyramid/image.pack",
     ]
   }
-  # The outputs go up as multipart uploads (authorized as s3:PutObject);
-  # a stitch that fails part way discards its parts.
+  # The outputs go up as multipart uploads (authorized as s3:PutObject),
+  # and so does a large job's stats.json; a stitch that fails part way
+  # discards its parts.
   statement {
     sid     = "AbortOutputUploads"
     actions = ["s3:AbortMultipartUpload"]
@@ -128,6 +129,7 @@ data "aws_iam_policy_document" "stitch" {
       "${local.bucket_arn}/jobs/*/image.png",
       "${local.bucket_arn}/jobs/*/counts.npy",
       "${local.bucket_arn}/jobs/*/pyramid/image.pack",
+      "${local.bucket_arn}/jobs/*/stats.json",
     ]
   }
   statement {

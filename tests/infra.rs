@@ -399,7 +399,12 @@ fn each_role_allows_what_its_function_does_and_no_more() {
             "stitch may write {key}"
         );
     }
-    for key in [job.image_key(), job.counts_key(), job.pyramid_pack_key()] {
+    for key in [
+        job.image_key(),
+        job.counts_key(),
+        job.pyramid_pack_key(),
+        job.stats_key(),
+    ] {
         assert!(allows(&stitch, "s3:AbortMultipartUpload", &key));
     }
     // The pyramid is one object: nothing else goes beside it.

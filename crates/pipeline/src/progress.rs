@@ -65,7 +65,7 @@ enum Seen {
 
 impl<'a> Progress<'a> {
     /// One look at the job: one listing (of the job, or of its row
-    /// markers). A finished job's listing also pages through its pyramid.
+    /// markers).
     pub async fn read(
         store: &'a dyn ObjectStore,
         job: &'a JobId,

@@ -150,12 +150,40 @@ pub async fn restart_stitch(
 
 /// Writes every tile's [`TileStat`] (`stats.json`), compact: a
 /// million-tile job's stats are tens of megabytes.
+///
+/// The JSON is made and sent a thousand tiles at a time, so a million
+/// tiles' (about 125 MB of it) never sit in memory beside the stats
+/// themselves; up to one upload part of it is one PUT.
 pub async fn write_stats(
     store: &dyn ObjectStore,
     job: &JobId,
     stats: &[TileStat],
 ) -> Result<(), PipelineError> {
-    Ok(put_json(store, &job.stats_key(), stats).await?)
+    let mut out = crate::upload::Pieces::new(store, &job.stats_key());
+    let mut piece = Vec::new();
+    let written = async {
+        for (i, chunk) in stats.chunks(1000).enumerate() {
+            piece.clear();
+            piece.push(if i == 0 { b'[' } else { b',' });
+            for (j, stat) in chunk.iter().enumerate() {
+                if j > 0 {
+                    piece.push(b',');
+                }
+                serde_json::to_writer(&mut piece, stat).expect("stats serialise");
+            }
+            out.write(&piece).await?;
+        }
+        out.write(if stats.is_empty() { b"[]" } else { b"]" }).await
+    }
+    .await;
+    match written {
+        Ok(()) => out.finish().await?,
+        Err(e) => {
+            out.abort().await;
+            return Err(e.into());
+        }
+    };
+    Ok(())
 }
 
 /// Every tile's [`TileStat`] of a finished job (`stats.json`), at most
@@ -477,4 +505,37 @@ pub async fn tile_renderer(
             .await
             .expect("preparing a reference orbit panicked"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryStore;
+
+    /// `stats.json` is the JSON of the stats, however many: in one PUT or,
+    /// past an upload part (about 60,000 tiles), in a multipart upload.
+    #[tokio::test]
+    async fn stats_written_in_pieces_are_their_json() {
+        let store = MemoryStore::new();
+        let job = JobId::for_params(&RenderParams::default());
+        for n in [0usize, 1, 999, 1000, 1001, 70_000] {
+            let stats: Vec<TileStat> = (0..n)
+                .map(|i| TileStat {
+                    row: (i / 300) as u32,
+                    col: (i % 300) as u32,
+                    compute_us: i as u64 * 7,
+                    worker: format!("embedded-{}", i % 2),
+                    started_ms: 1_764_918_000_000 + i as u64,
+                    batch_ms: 1_764_918_000_000,
+                    boot_ms: 1_764_917_000_000,
+                })
+                .collect();
+            write_stats(&store, &job, &stats).await.unwrap();
+            let body = store.get(&job.stats_key()).await.unwrap().body;
+            assert_eq!(body, serde_json::to_vec(&stats).unwrap(), "{n} stats");
+        }
+        // The largest is more than a part: it went up in parts.
+        let size = store.head(&job.stats_key()).await.unwrap().unwrap().size;
+        assert!(size > crate::upload::PART_SIZE as u64, "{size}");
+    }
 }

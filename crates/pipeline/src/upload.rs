@@ -6,13 +6,76 @@
 
 use bytes::Bytes;
 
-use crate::store::{MIN_PART_SIZE, ObjectStore, PartTag, StoreError, UploadId};
+use crate::store::{MIN_PART_SIZE, Metadata, ObjectStore, PartTag, PutMode, StoreError, UploadId};
 
 /// The part size of the outputs' uploads: comfortably above S3's minimum,
 /// and 10,000 parts (S3's maximum) hold 80 GiB, beyond the largest image.
 pub const PART_SIZE: usize = 8 << 20;
 
 const _: () = assert!(PART_SIZE >= MIN_PART_SIZE);
+
+/// An object written in pieces without ever being held whole: one PUT if
+/// it fits in a part (so a small object costs one request, as a PUT
+/// does), else a multipart upload, part by part. Memory: one part.
+pub struct Pieces<'a> {
+    store: &'a dyn ObjectStore,
+    key: String,
+    first: Vec<u8>,
+    parts: Option<Appender<'a>>,
+}
+
+impl<'a> Pieces<'a> {
+    pub fn new(store: &'a dyn ObjectStore, key: &str) -> Self {
+        Pieces {
+            store,
+            key: key.to_string(),
+            first: Vec::new(),
+            parts: None,
+        }
+    }
+
+    /// Appends `bytes`; past a part, the upload starts.
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        if let Some(parts) = &mut self.parts {
+            return parts.write(bytes).await;
+        }
+        self.first.extend_from_slice(bytes);
+        if self.first.len() >= PART_SIZE {
+            let parts = Appender::start(self.store, &self.key).await?;
+            let first = std::mem::take(&mut self.first);
+            self.parts = Some(parts);
+            let parts = self.parts.as_mut().expect("just set");
+            parts.write(&first).await?;
+        }
+        Ok(())
+    }
+
+    /// Makes the object; returns its size.
+    pub async fn finish(self) -> Result<u64, StoreError> {
+        match self.parts {
+            Some(parts) => parts.finish().await,
+            None => {
+                let len = self.first.len() as u64;
+                self.store
+                    .put(
+                        &self.key,
+                        Bytes::from(self.first),
+                        Metadata::new(),
+                        PutMode::Overwrite,
+                    )
+                    .await?;
+                Ok(len)
+            }
+        }
+    }
+
+    /// Discards what was written (best effort).
+    pub async fn abort(self) {
+        if let Some(parts) = self.parts {
+            parts.abort().await;
+        }
+    }
+}
 
 /// An object written front to back.
 pub struct Appender<'a> {
@@ -189,6 +252,16 @@ mod tests {
             }
             p.finish().await.unwrap();
             assert_eq!(store.get("p").await.unwrap().body, want, "prepended {len}");
+
+            let mut q = Pieces::new(&store, "q");
+            for piece in want.chunks(chunk) {
+                q.write(piece).await.unwrap();
+            }
+            assert_eq!(q.finish().await.unwrap(), len as u64);
+            assert_eq!(store.get("q").await.unwrap().body, want, "in pieces {len}");
         }
+        let n = Pieces::new(&store, "empty").finish().await.unwrap();
+        assert_eq!(n, 0);
+        assert!(store.get("empty").await.unwrap().body.is_empty());
     }
 }

@@ -95,6 +95,10 @@ pub struct JobShape {
     pub reference_polls: u64,
 }
 
+/// A tile's entry in `stats.json`, about: 125 bytes embedded, more with a
+/// Lambda log stream's name for the worker (2026-12-05).
+const STAT_JSON_BYTES: u64 = 180;
+
 /// S3 requests by price class: PUT, COPY, POST and LIST; GET and HEAD
 /// (DELETE is free).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -117,6 +121,15 @@ pub struct JobRequests {
 impl JobRequests {
     pub fn of(s: &JobShape) -> JobRequests {
         let parts = |bytes: u64| bytes.div_ceil(crate::upload::PART_SIZE as u64).max(1);
+        // An object sent in pieces (`upload::Pieces`): one PUT up to a
+        // part, else a multipart upload.
+        let pieces = |bytes: u64| {
+            if bytes <= crate::upload::PART_SIZE as u64 {
+                1
+            } else {
+                2 + parts(bytes)
+            }
+        };
         // A job of at most a thousand tiles is seen in one listing of it;
         // a larger one through row markers (`crate::progress`).
         let whole = crate::progress::listed_whole(s.tiles);
@@ -171,8 +184,9 @@ impl JobRequests {
         };
         // Stitch: its marker, one listing of the job (over a thousand
         // tiles, of `rows/` and of each row), two multipart uploads (start,
-        // parts, complete) and the pyramid's if it has one, stats.json,
-        // report.html and result.json; params, estimate.json and every tile (over a
+        // parts, complete) and the pyramid's if it has one, stats.json (one
+        // PUT, or a multipart upload past a part), report.html and
+        // result.json; params, estimate.json and every tile (over a
         // thousand tiles, two HEADs too).
         let stitch_lists = if whole { 1 } else { 1 + s.rows };
         let stitch = S3Requests {
@@ -186,7 +200,8 @@ impl JobRequests {
                 } else {
                     0
                 }
-                + 3,
+                + pieces(s.tiles * STAT_JSON_BYTES)
+                + 2,
             get: 2 + s.tiles + if whole { 0 } else { 2 } + deep,
         };
         JobRequests {

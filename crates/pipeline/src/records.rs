@@ -152,7 +152,7 @@ pub async fn restart_stitch(
 /// million-tile job's stats are tens of megabytes.
 ///
 /// The JSON is made and sent a thousand tiles at a time, so a million
-/// tiles' (about 125 MB of it) never sit in memory beside the stats
+/// tiles' (about 137 MB of it) never sit in memory beside the stats
 /// themselves; up to one upload part of it is one PUT.
 pub async fn write_stats(
     store: &dyn ObjectStore,

@@ -41,11 +41,9 @@ impl<'a> Pieces<'a> {
         }
         self.first.extend_from_slice(bytes);
         if self.first.len() >= PART_SIZE {
-            let parts = Appender::start(self.store, &self.key).await?;
             let first = std::mem::take(&mut self.first);
-            self.parts = Some(parts);
-            let parts = self.parts.as_mut().expect("just set");
-            parts.write(&first).await?;
+            let parts = Appender::start(self.store, &self.key).await?;
+            self.parts.insert(parts).write(&first).await?;
         }
         Ok(())
     }

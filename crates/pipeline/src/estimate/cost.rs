@@ -95,8 +95,9 @@ pub struct JobShape {
     pub reference_polls: u64,
 }
 
-/// A tile's entry in `stats.json`, about: 125 bytes embedded, more with a
-/// Lambda log stream's name for the worker (2026-12-05).
+/// A tile's entry in `stats.json`, about: 137 bytes for an embedded
+/// worker's tile of a million-tile job (the entry's form, counted), more
+/// with a Lambda log stream's name for the worker.
 const STAT_JSON_BYTES: u64 = 180;
 
 /// S3 requests by price class: PUT, COPY, POST and LIST; GET and HEAD
